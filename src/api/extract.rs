@@ -1,0 +1,169 @@
+//! Request extractors whose every rejection is a problem body naming the field:
+//! JSON bodies (415 wrong type, 413 too large, 400 malformed, 422 wrong fields)
+//! and query strings (400).
+
+use axum::{
+    body::Bytes,
+    extract::{FromRequest, FromRequestParts, Request},
+    http::{StatusCode, header, request::Parts},
+};
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+use crate::domain::validation::FieldError;
+
+/// A JSON body, parsed strictly.
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if !is_json(req.headers().get(header::CONTENT_TYPE)) {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "Send the body as JSON with `Content-Type: application/json`.",
+            ));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                too_large()
+            } else {
+                ApiError::bad_request("unreadable_body", rejection.body_text())
+            }
+        })?;
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+pub fn too_large() -> ApiError {
+    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "The request body is larger than the limit (1 MiB by default).")
+}
+
+fn is_json(content_type: Option<&header::HeaderValue>) -> bool {
+    let Some(value) = content_type.and_then(|v| v.to_str().ok()) else { return false };
+    let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// Parses JSON, telling malformed syntax (400) from a body of the wrong shape (422).
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let malformed = |e: &serde_json::Error| {
+        ApiError::bad_request("malformed_json", format!("The body is not valid JSON (line {}, column {}).", e.line(), e.column()))
+    };
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| match e.inner().classify() {
+        serde_json::error::Category::Data => ApiError::invalid(vec![field_error(&e.path().to_string(), &e.inner().to_string())]),
+        _ => malformed(e.inner()),
+    })?;
+    de.end().map_err(|e| malformed(&e))?;
+    Ok(value)
+}
+
+/// Deserialises an already-parsed JSON document (e.g. after a merge patch).
+pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(value)
+        .map_err(|e| ApiError::invalid(vec![field_error(&e.path().to_string(), &e.inner().to_string())]))
+}
+
+/// Turns a serde message into a field error. serde reports unknown and missing
+/// fields at the parent's path, with the name in backticks; move it into the path.
+fn field_error(path: &str, message: &str) -> FieldError {
+    let message = message.split(" at line ").next().unwrap_or(message);
+    // serde_path_to_error already ends the path with an unknown field's name, but not a missing one's.
+    let join = |name: &str| match path {
+        "." | "" => name.to_string(),
+        p if p == name || p.ends_with(&format!(".{name}")) => p.to_string(),
+        p => format!("{p}.{name}"),
+    };
+    let named = |prefix: &str| message.strip_prefix(prefix).and_then(|rest| rest.split('`').next());
+    if let Some(name) = named("unknown field `") {
+        return FieldError::new(join(name), "is not a known field");
+    }
+    if let Some(name) = named("missing field `") {
+        return FieldError::new(join(name), "is required");
+    }
+    let field = if path == "." || path.is_empty() { "body".to_string() } else { path.to_string() };
+    FieldError::new(field, message.to_string())
+}
+
+/// A query string, parsed strictly.
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiQuery<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or("");
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(de).map(ApiQuery).map_err(|e| {
+            let fe = field_error(&e.path().to_string(), &e.inner().to_string());
+            let mut err = ApiError::bad_request("invalid_query", format!("{}: {}", fe.field, fe.message));
+            err.errors.push(fe);
+            err
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::Deserialize;
+
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Body {
+        name: String,
+        inner: Option<Inner>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Inner {
+        size: u32,
+    }
+
+    fn err(json: &str) -> ApiError {
+        parse_json::<Body>(json.as_bytes()).unwrap_err()
+    }
+
+    #[test]
+    fn malformed_json_is_400() {
+        let e = err("{\"name\": ");
+        assert_eq!(e.status, StatusCode::BAD_REQUEST);
+        assert_eq!(e.code, "malformed_json");
+    }
+
+    #[test]
+    fn wrong_shapes_are_422_naming_the_field() {
+        let cases = [
+            (r#"{"name": "a", "nmae": 1}"#, "nmae"),
+            (r#"{}"#, "name"),
+            (r#"{"name": 5}"#, "name"),
+            (r#"{"name": "a", "inner": {"size": "big"}}"#, "inner.size"),
+            (r#"{"name": "a", "inner": {"sise": 1}}"#, "inner.sise"),
+        ];
+        for (json, field) in cases {
+            let e = err(json);
+            assert_eq!(e.status, StatusCode::UNPROCESSABLE_ENTITY, "{json}");
+            assert_eq!(e.errors[0].field, field, "{json}");
+        }
+    }
+
+    #[test]
+    fn trailing_garbage_is_malformed() {
+        assert_eq!(err(r#"{"name": "a"} x"#).code, "malformed_json");
+    }
+}

@@ -1,0 +1,84 @@
+//! The HTTP layer: one module per resource, each with its `router()`, plus the
+//! cross-cutting pieces (errors, auth, pagination, idempotency, OpenAPI).
+
+pub mod audit;
+pub mod auth;
+pub mod clients;
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod idempotency;
+pub mod knowledge;
+pub mod middleware;
+pub mod openapi;
+pub mod pagination;
+pub mod rate_limit;
+pub mod tokens;
+
+use axum::{
+    Router,
+    extract::DefaultBodyLimit,
+    http::{HeaderName, HeaderValue, Method, Request, StatusCode},
+    middleware::{from_fn, from_fn_with_state},
+};
+use tower_http::{
+    compression::CompressionLayer,
+    cors::{AllowOrigin, Any, CorsLayer},
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    timeout::TimeoutLayer,
+    trace::TraceLayer,
+};
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::app::AppState;
+
+/// The complete application: API, docs, health and every middleware.
+pub fn app(state: AppState) -> Router {
+    let (v1, _) = openapi::routes()
+        .route_layer(from_fn_with_state(state.clone(), idempotency::idempotency))
+        .route_layer(from_fn_with_state(state.clone(), auth::authenticate))
+        .split_for_parts();
+    let (system, _) = health::router().split_for_parts();
+    let request_id = HeaderName::from_static("x-request-id");
+    let config = state.config.clone();
+
+    let mut router = Router::new()
+        .merge(v1)
+        .merge(system)
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi::document()))
+        .fallback(middleware::not_found)
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(config.body_limit_bytes))
+        .layer(from_fn(middleware::metrics))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, config.request_timeout()))
+        .layer(from_fn(middleware::problems))
+        .layer(CompressionLayer::new().gzip(true));
+    if let Some(cors) = cors(&config.cors_origins()) {
+        router = router.layer(cors);
+    }
+    router
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+            let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+        }))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
+
+fn cors(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
+            .allow_headers(Any)
+            .expose_headers(Any),
+    )
+}

@@ -1,0 +1,93 @@
+//! The OpenAPI document: collected from the handlers' `#[utoipa::path]`s, then
+//! completed here with what every `/v1` operation shares (security, 401/429/500).
+//! The committed `openapi/openapi.json` must equal [`document`]; a test checks it.
+
+use utoipa::{
+    OpenApi,
+    openapi::{
+        self, Content, Ref, RefOr, ResponseBuilder,
+        path::Operation,
+        security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityRequirement, SecurityScheme},
+    },
+};
+
+use super::{audit, clients, error::Problem, health, knowledge, tokens};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Switchboard API",
+        description = "Automation backend for a marketing agency: the client knowledge base, platform actions and \
+durable workflows, driven by Make.com HTTP modules, scripts and people.\n\n\
+Authenticate with `Authorization: Bearer <token>` or `X-API-Key: <token>` (click **Authorize**). \
+Create tokens with `switchboard token create` or `POST /v1/tokens`.\n\n\
+Conventions: JSON with snake_case fields; timestamps RFC 3339 UTC with milliseconds; lists take `limit` \
+(1-500, default 50) and `cursor` and answer `{\"data\": [...], \"next_cursor\": ...}`; errors are RFC 9457 \
+problem details with a stable `code` and the fields at fault in `errors`; every POST accepts `Idempotency-Key`.",
+    ),
+    tags(
+        (name = "clients", description = "The client knowledge base"),
+        (name = "knowledge", description = "Knowledge entries per client and full-text search"),
+        (name = "tokens", description = "API tokens"),
+        (name = "audit", description = "The audit log of every change"),
+        (name = "system", description = "Health, readiness and metrics"),
+    ),
+    components(schemas(Problem))
+)]
+struct ApiDoc;
+
+/// The routes that make up the document (and, with state and layers, the API).
+pub fn routes() -> utoipa_axum::router::OpenApiRouter<crate::app::AppState> {
+    utoipa_axum::router::OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(clients::router())
+        .merge(knowledge::router())
+        .merge(tokens::router())
+        .merge(audit::router())
+}
+
+/// Completes the collected document.
+pub fn finish(mut doc: openapi::OpenApi) -> openapi::OpenApi {
+    doc.info.version = env!("CARGO_PKG_VERSION").to_string();
+    let components = doc.components.get_or_insert_with(Default::default);
+    components.add_security_scheme("bearer", SecurityScheme::Http(Http::builder().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()));
+    components.add_security_scheme("api_key", SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))));
+    for (path, item) in doc.paths.paths.iter_mut() {
+        if !path.starts_with("/v1/") {
+            continue;
+        }
+        for op in [&mut item.get, &mut item.post, &mut item.patch, &mut item.put, &mut item.delete].into_iter().flatten() {
+            complete_operation(op);
+        }
+    }
+    doc
+}
+
+/// The whole document, as served at `/openapi.json` and committed.
+pub fn document() -> openapi::OpenApi {
+    let mut doc = routes().into_openapi();
+    doc.merge(health::router().into_openapi());
+    finish(doc)
+}
+
+fn problem(description: &str) -> RefOr<openapi::Response> {
+    ResponseBuilder::new()
+        .description(description)
+        .content("application/json", Content::new(Some(Ref::from_schema_name("Problem"))))
+        .build()
+        .into()
+}
+
+fn complete_operation(op: &mut Operation) {
+    op.security = Some(vec![
+        SecurityRequirement::new("bearer", Vec::<String>::new()),
+        SecurityRequirement::new("api_key", Vec::<String>::new()),
+    ]);
+    let shared = [
+        ("401", "Missing, malformed, expired or revoked token"),
+        ("429", "Rate limit of this token exceeded; see `Retry-After`"),
+        ("500", "Internal error (logged with the request id)"),
+    ];
+    for (status, description) in shared {
+        op.responses.responses.entry(status.to_string()).or_insert_with(|| problem(description));
+    }
+}

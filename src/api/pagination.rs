@@ -1,0 +1,92 @@
+//! Cursor pagination (DESIGN §3): `?limit=` (default 50, max 500) and `?cursor=`;
+//! answers `{"data": [...], "next_cursor": "...|null"}`. Cursors are opaque
+//! (base64url of a versioned key), stable under inserts, and a bad one is a 400.
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use serde::Serialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::error::ApiError;
+
+pub const DEFAULT_LIMIT: u32 = 50;
+pub const MAX_LIMIT: u32 = 500;
+
+/// A page of results.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Page<T> {
+    pub data: Vec<T>,
+    /// Pass as `cursor` to get the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Validates `limit` (1–500, default 50).
+pub fn limit(raw: Option<u32>) -> Result<u32, ApiError> {
+    match raw.unwrap_or(DEFAULT_LIMIT) {
+        n @ 1..=MAX_LIMIT => Ok(n),
+        _ => Err(ApiError::bad_request("invalid_limit", format!("limit must be between 1 and {MAX_LIMIT}"))
+            .with_field("limit", format!("must be between 1 and {MAX_LIMIT}"))),
+    }
+}
+
+pub fn encode(kind: &str, key: &str) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{kind}1:{key}"))
+}
+
+/// Decodes a cursor made by [`encode`] with the same `kind`.
+pub fn decode(kind: &str, cursor: &str) -> Result<String, ApiError> {
+    let bad = || ApiError::bad_request("invalid_cursor", "The cursor is not one this list returned.").with_field("cursor", "is invalid");
+    let bytes = URL_SAFE_NO_PAD.decode(cursor.trim()).map_err(|_| bad())?;
+    let text = String::from_utf8(bytes).map_err(|_| bad())?;
+    text.strip_prefix(&format!("{kind}1:")).map(str::to_string).ok_or_else(bad)
+}
+
+pub fn decode_uuid(kind: &str, cursor: Option<&str>) -> Result<Option<Uuid>, ApiError> {
+    cursor
+        .map(|c| {
+            let key = decode(kind, c)?;
+            Uuid::parse_str(&key).map_err(|_| decode(kind, "").unwrap_err())
+        })
+        .transpose()
+}
+
+/// Builds a page from `limit + 1` fetched rows: the extra row only says another page exists.
+pub fn page<T, K: ToString>(mut rows: Vec<T>, limit: u32, kind: &str, key: impl Fn(&T) -> K) -> Page<T> {
+    let next_cursor = if rows.len() > limit as usize {
+        rows.truncate(limit as usize);
+        rows.last().map(|last| encode(kind, &key(last).to_string()))
+    } else {
+        None
+    };
+    Page { data: rows, next_cursor }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_are_kind_checked() {
+        let id = Uuid::now_v7();
+        let c = encode("clients", &id.to_string());
+        assert_eq!(decode_uuid("clients", Some(&c)).unwrap(), Some(id));
+        assert_eq!(decode("tokens", &c).unwrap_err().code, "invalid_cursor");
+        assert_eq!(decode("clients", "!!!").unwrap_err().code, "invalid_cursor");
+    }
+
+    #[test]
+    fn limit_bounds() {
+        assert_eq!(limit(None).unwrap(), 50);
+        assert_eq!(limit(Some(500)).unwrap(), 500);
+        assert_eq!(limit(Some(0)).unwrap_err().errors[0].field, "limit");
+        assert!(limit(Some(501)).is_err());
+    }
+
+    #[test]
+    fn next_cursor_only_when_more_rows_exist() {
+        let p = page(vec![1, 2, 3], 2, "n", |n| *n);
+        assert_eq!(p.data, vec![1, 2]);
+        assert_eq!(decode("n", p.next_cursor.as_deref().unwrap()).unwrap(), "2");
+        assert!(page(vec![1, 2], 2, "n", |n| *n).next_cursor.is_none());
+    }
+}

@@ -1,0 +1,97 @@
+//! Command line: `serve` (default), `migrate`, `token create`, `openapi`.
+
+use clap::{Parser, Subcommand};
+
+use crate::{
+    config::Config,
+    domain::scope::Scope,
+    server::{self, Database},
+    store::audit::Actor,
+    telemetry,
+};
+
+#[derive(Debug, Parser)]
+#[command(name = "switchboard", version, about = "Automation backend for a marketing agency (REST API for Make.com).")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP API (the default). Without DATABASE_URL it runs its own Postgres under DATA_DIR.
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Print the OpenAPI document (JSON) to stdout.
+    Openapi,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token and print only the token on stdout (for scripts to capture).
+    Create {
+        /// What the token is for, e.g. `make-production`.
+        #[arg(long)]
+        name: String,
+        /// A scope to grant; repeat for several (e.g. --scope clients:read --scope workflows:run), or `admin`.
+        #[arg(long = "scope", required = true, value_parser = parse_scope)]
+        scopes: Vec<Scope>,
+        /// Lifetime such as 30d, 12h or 90m; without it the token does not expire.
+        #[arg(long)]
+        expires_in: Option<String>,
+    },
+}
+
+fn parse_scope(s: &str) -> Result<Scope, String> {
+    s.parse()
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Openapi => {
+            println!("{}", serde_json::to_string_pretty(&crate::api::openapi::document())?);
+            Ok(())
+        }
+        Command::Serve => {
+            let config = Config::load()?;
+            let _guard = telemetry::init_logging(&config, false)?;
+            server::serve(config).await
+        }
+        Command::Migrate => {
+            let config = Config::load()?;
+            let _guard = telemetry::init_logging(&config, true)?;
+            let mut db = Database::open(&config).await?;
+            let result = server::migrate(&db.pool).await;
+            db.close().await?;
+            result
+        }
+        Command::Token(TokenCommand::Create { name, scopes, expires_in }) => {
+            let config = Config::load()?;
+            let _guard = telemetry::init_logging(&quiet(&config), true)?;
+            let expires_at = expires_in
+                .as_deref()
+                .map(crate::api::tokens::expiry)
+                .transpose()
+                .map_err(|why| anyhow::anyhow!("--expires-in {why}"))?;
+            let mut db = Database::open(&config).await?;
+            let result = async {
+                server::migrate(&db.pool).await?;
+                let tokens = server::token_signer(&config)?;
+                tokens.issue(&db.pool, &Actor::cli(), &name, &scopes, expires_at).await
+            }
+            .await;
+            db.close().await?;
+            println!("{}", result?.token);
+            Ok(())
+        }
+    }
+}
+
+/// `token create` logs only warnings, so its stderr stays readable too.
+fn quiet(config: &Config) -> Config {
+    Config { log_level: "warn".into(), ..config.clone() }
+}

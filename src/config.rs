@@ -1,0 +1,224 @@
+//! Every setting, read once from the environment (and `.env` when present) and
+//! validated at start-up. `.env.example` documents each one; keep the two in step.
+
+use std::{net::IpAddr, path::PathBuf, time::Duration};
+
+use serde::Deserialize;
+
+/// Minimum length of `JWT_SECRET` outside local zero-setup mode.
+pub const MIN_JWT_SECRET_BYTES: usize = 32;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Postgres connection string. When absent the service runs its own cluster under `data_dir`.
+    pub database_url: Option<String>,
+    pub database_max_connections: u32,
+    pub bind: IpAddr,
+    pub port: u16,
+    /// Where the zero-setup cluster, the generated JWT secret and other local state live.
+    pub data_dir: PathBuf,
+    pub jwt_secret: Option<String>,
+    pub jwt_audience: String,
+    pub jwt_issuer: String,
+    pub log_format: LogFormat,
+    pub log_level: String,
+    pub log_file: Option<PathBuf>,
+    pub log_file_max_bytes: usize,
+    pub log_file_max_files: usize,
+    pub request_timeout_secs: u64,
+    pub body_limit_bytes: usize,
+    pub rate_limit_per_minute: u32,
+    pub rate_limit_burst: u32,
+    /// Comma-separated origins allowed by CORS; `*` allows any; empty disables CORS.
+    pub cors_allowed_origins: String,
+    pub idempotency_ttl_hours: u32,
+    pub token_last_used_flush_secs: u64,
+    pub shutdown_grace_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            database_url: None,
+            database_max_connections: 20,
+            bind: IpAddr::from([127, 0, 0, 1]),
+            port: 8080,
+            data_dir: PathBuf::from(".data"),
+            jwt_secret: None,
+            jwt_audience: "switchboard".into(),
+            jwt_issuer: "switchboard".into(),
+            log_format: LogFormat::Pretty,
+            log_level: "info".into(),
+            log_file: None,
+            log_file_max_bytes: 10 * 1024 * 1024,
+            log_file_max_files: 10,
+            request_timeout_secs: 30,
+            body_limit_bytes: 1024 * 1024,
+            rate_limit_per_minute: 600,
+            rate_limit_burst: 100,
+            cors_allowed_origins: String::new(),
+            idempotency_ttl_hours: 24,
+            token_last_used_flush_secs: 30,
+            shutdown_grace_secs: 20,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(String);
+
+impl Config {
+    /// Enum-valued settings, whose parse errors envy reports without the variable name.
+    const KNOWN: [&'static str; 1] = ["log_format"];
+
+    /// Reads `.env` (if present) and then the process environment.
+    pub fn load() -> Result<Self, ConfigError> {
+        let _ = dotenvy::dotenv();
+        Self::from_vars(std::env::vars())
+    }
+
+    /// Builds a config from explicit variables; empty values count as unset.
+    pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+        let vars: Vec<(String, String)> = vars.into_iter().filter(|(_, v)| !v.trim().is_empty()).collect();
+        let config: Config = envy::from_iter(vars.clone()).map_err(|e| ConfigError(describe_envy_error(e, &vars)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let fail = |name: &str, why: &str| Err(ConfigError(format!("{name}: {why}")));
+        if let Some(secret) = &self.jwt_secret
+            && secret.len() < MIN_JWT_SECRET_BYTES
+        {
+            return fail("JWT_SECRET", &format!("must be at least {MIN_JWT_SECRET_BYTES} bytes"));
+        }
+        if self.database_url.is_some() && self.jwt_secret.is_none() {
+            return fail(
+                "JWT_SECRET",
+                "required when DATABASE_URL is set (only the zero-setup mode generates one)",
+            );
+        }
+        if let Some(url) = &self.database_url
+            && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
+        {
+            return fail("DATABASE_URL", "must start with postgres:// or postgresql://");
+        }
+        if self.database_max_connections == 0 {
+            return fail("DATABASE_MAX_CONNECTIONS", "must be at least 1");
+        }
+        if self.rate_limit_per_minute == 0 || self.rate_limit_burst == 0 {
+            return fail("RATE_LIMIT_PER_MINUTE/RATE_LIMIT_BURST", "must be at least 1");
+        }
+        if self.idempotency_ttl_hours < 24 {
+            return fail("IDEMPOTENCY_TTL_HOURS", "must be at least 24");
+        }
+        if self.body_limit_bytes < 1024 {
+            return fail("BODY_LIMIT_BYTES", "must be at least 1024");
+        }
+        if self.request_timeout_secs == 0 {
+            return fail("REQUEST_TIMEOUT_SECS", "must be at least 1");
+        }
+        if self.log_file_max_bytes == 0 || self.log_file_max_files == 0 {
+            return fail("LOG_FILE_MAX_BYTES/LOG_FILE_MAX_FILES", "must be at least 1");
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log_level).is_err() {
+            return fail("LOG_LEVEL", "not a valid filter (e.g. info, debug, switchboard=debug)");
+        }
+        Ok(())
+    }
+
+    /// True when the service runs its own Postgres cluster (no `DATABASE_URL`).
+    pub fn zero_setup(&self) -> bool {
+        self.database_url.is_none()
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_secs)
+    }
+
+    pub fn cors_origins(&self) -> Vec<String> {
+        self.cors_allowed_origins
+            .split(',')
+            .map(str::trim)
+            .filter(|o| !o.is_empty())
+            .map(String::from)
+            .collect()
+    }
+}
+
+/// envy names fields in lower case, and names none for enum errors; users set
+/// upper-case variables and need to know which one is wrong.
+fn describe_envy_error(e: envy::Error, vars: &[(String, String)]) -> String {
+    match e {
+        envy::Error::MissingValue(field) => format!("{} is required", field.to_uppercase()),
+        envy::Error::Custom(msg) => match msg.rsplit_once(" provided by ") {
+            Some((why, var)) => format!("{}: {why}", var.to_uppercase()),
+            None => {
+                let culprit = vars
+                    .iter()
+                    .find(|(k, v)| Config::KNOWN.contains(&k.to_lowercase().as_str()) && msg.contains(&format!("`{v}`")));
+                match culprit {
+                    Some((k, _)) => format!("{}: {msg}", k.to_uppercase()),
+                    None => msg,
+                }
+            }
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_are_zero_setup() {
+        let c = Config::from_vars(vars(&[])).unwrap();
+        assert!(c.zero_setup());
+        assert_eq!(c.port, 8080);
+        assert_eq!(c.bind.to_string(), "127.0.0.1");
+    }
+
+    #[test]
+    fn bad_port_names_the_variable() {
+        let err = Config::from_vars(vars(&[("PORT", "eighty")])).unwrap_err().to_string();
+        assert!(err.contains("PORT"), "{err}");
+    }
+
+    #[test]
+    fn short_secret_is_refused() {
+        let err = Config::from_vars(vars(&[("JWT_SECRET", "short")])).unwrap_err().to_string();
+        assert!(err.contains("JWT_SECRET"), "{err}");
+    }
+
+    #[test]
+    fn database_url_requires_a_secret() {
+        let err = Config::from_vars(vars(&[("DATABASE_URL", "postgres://x/y")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("JWT_SECRET"), "{err}");
+        let ok = Config::from_vars(vars(&[
+            ("DATABASE_URL", "postgres://x/y"),
+            ("JWT_SECRET", "0123456789012345678901234567890123"),
+        ]));
+        assert!(ok.is_ok());
+    }
+
+    #[test]
+    fn bad_log_format_names_the_variable() {
+        let err = Config::from_vars(vars(&[("LOG_FORMAT", "xml")])).unwrap_err().to_string();
+        assert!(err.contains("LOG_FORMAT"), "{err}");
+    }
+}

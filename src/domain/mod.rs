@@ -1,0 +1,8 @@
+//! Types and rules of the business, free of HTTP and SQL: what a valid client,
+//! knowledge entry or scope is, and how inputs are normalised.
+
+pub mod client;
+pub mod knowledge;
+pub mod scope;
+pub mod timestamp;
+pub mod validation;

@@ -1,0 +1,12 @@
+//! Switchboard: the automation backend of a marketing agency. See `docs/ARCHITECTURE.md`.
+
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod embedded_pg;
+pub mod server;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,200 @@
+//! Starting and stopping the service: the database (given or embedded), the
+//! JWT secret, migrations, the first admin token, background upkeep, and a
+//! graceful shutdown that drains requests and stops the embedded Postgres.
+
+use std::{net::SocketAddr, os::unix::fs::OpenOptionsExt, path::Path, time::Duration};
+
+use anyhow::Context;
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use rand::RngCore;
+use sqlx::PgPool;
+use tokio::{net::TcpListener, task::JoinSet};
+
+use crate::{
+    api,
+    app::AppState,
+    auth::Tokens,
+    config::Config,
+    domain::scope::Scope,
+    embedded_pg::EmbeddedPostgres,
+    store::{self, audit::Actor},
+};
+
+/// The database connection, and the embedded cluster when the service runs its own.
+pub struct Database {
+    pub pool: PgPool,
+    embedded: Option<EmbeddedPostgres>,
+}
+
+impl Database {
+    pub async fn open(config: &Config) -> anyhow::Result<Self> {
+        let (url, embedded) = match &config.database_url {
+            Some(url) => (url.clone(), None),
+            None => {
+                let mut pg = EmbeddedPostgres::new(&config.data_dir)?;
+                let url = pg.start().await?;
+                (url, Some(pg))
+            }
+        };
+        let pool = match store::connect(&url, config.database_max_connections).await {
+            Ok(pool) => pool,
+            Err(e) => {
+                if let Some(mut pg) = embedded {
+                    pg.stop().await.ok();
+                }
+                return Err(e).context("connecting to the database (DATABASE_URL)");
+            }
+        };
+        Ok(Self { pool, embedded })
+    }
+
+    /// Closes the pool, then stops the embedded cluster if this process started it.
+    pub async fn close(&mut self) -> anyhow::Result<()> {
+        self.pool.close().await;
+        if let Some(pg) = &mut self.embedded {
+            pg.stop().await?;
+        }
+        Ok(())
+    }
+}
+
+pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
+    store::MIGRATOR.run(pool).await.context("applying migrations")?;
+    Ok(())
+}
+
+/// `JWT_SECRET`, or in zero-setup mode a generated one kept in `DATA_DIR/jwt_secret`.
+pub fn jwt_secret(config: &Config) -> anyhow::Result<Vec<u8>> {
+    if let Some(secret) = &config.jwt_secret {
+        return Ok(secret.as_bytes().to_vec());
+    }
+    anyhow::ensure!(config.zero_setup(), "JWT_SECRET is required when DATABASE_URL is set");
+    let path = config.data_dir.join("jwt_secret");
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        let existing = existing.trim();
+        anyhow::ensure!(existing.len() >= 32, "{} is too short; delete it to generate a new one", path.display());
+        return Ok(existing.as_bytes().to_vec());
+    }
+    let mut bytes = [0u8; 48];
+    rand::rng().fill_bytes(&mut bytes);
+    let secret = URL_SAFE_NO_PAD.encode(bytes);
+    write_private(&path, &secret)?;
+    Ok(secret.into_bytes())
+}
+
+fn write_private(path: &Path, content: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    file.write_all(content.as_bytes())?;
+    Ok(())
+}
+
+pub fn token_signer(config: &Config) -> anyhow::Result<Tokens> {
+    Tokens::new(&jwt_secret(config)?, &config.jwt_audience, &config.jwt_issuer)
+}
+
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let mut db = Database::open(&config).await?;
+    let result = run(&config, &db.pool).await;
+    if let Err(e) = db.close().await {
+        tracing::error!(error = %e, "stopping the database failed");
+    }
+    result
+}
+
+async fn run(config: &Config, pool: &PgPool) -> anyhow::Result<()> {
+    migrate(pool).await?;
+    let state = AppState::new(pool.clone(), config.clone(), &jwt_secret(config)?)?;
+    let addr = SocketAddr::new(config.bind, config.port);
+    let listener = TcpListener::bind(addr).await.with_context(|| format!("listening on {addr} (BIND/PORT)"))?;
+    let base = format!("http://{}", listener.local_addr()?);
+    tracing::info!(%base, "listening");
+    println!("Switchboard is listening on {base}");
+    println!("Swagger UI: {base}/docs");
+    if store::tokens::count(pool).await? == 0 {
+        let issued = state.tokens.issue(pool, &Actor::cli(), "bootstrap-admin", &[Scope::Admin], None).await?;
+        println!("No API token existed, so one admin token was created (shown once; keep it):\n{}", issued.token);
+    }
+
+    let mut upkeep = JoinSet::new();
+    spawn_upkeep(&mut upkeep, &state);
+    let grace = Duration::from_secs(config.shutdown_grace_secs);
+    let (stopping_tx, mut stopping) = tokio::sync::watch::channel(false);
+    let server = axum::serve(listener, api::app(state.clone())).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: draining in-flight requests");
+        let _ = stopping_tx.send(true);
+    });
+    // In-flight requests get `grace` to finish; idle keep-alive connections do not hold us up.
+    let deadline = async move {
+        let _ = stopping.wait_for(|s| *s).await;
+        tokio::time::sleep(grace).await;
+    };
+    let served = tokio::select! {
+        served = server => served.context("serving HTTP"),
+        () = deadline => {
+            tracing::warn!("grace period over; closing the remaining connections");
+            Ok(())
+        }
+    };
+    upkeep.abort_all();
+    // Last-use times collected since the last flush are still worth keeping.
+    let _ = tokio::time::timeout(Duration::from_secs(5), state.tokens.flush_last_used(&state.pool)).await;
+    served
+}
+
+/// Periodic work: last-use flushes, limiter cleanup, expired idempotency keys,
+/// and following token revocations from other replicas.
+fn spawn_upkeep(set: &mut JoinSet<()>, state: &AppState) {
+    let s = state.clone();
+    set.spawn(async move { s.tokens.cache.follow_revocations(s.pool.clone()).await });
+    let s = state.clone();
+    set.spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(s.config.token_last_used_flush_secs.max(1)));
+        loop {
+            tick.tick().await;
+            if let Err(e) = s.tokens.flush_last_used(&s.pool).await {
+                tracing::warn!(error = %e, "recording token last use failed");
+            }
+            s.rate_limit.forget_idle();
+        }
+    });
+    let s = state.clone();
+    set.spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            tick.tick().await;
+            match store::idempotency::purge_expired(&s.pool).await {
+                Ok(n) if n > 0 => tracing::info!(removed = n, "purged expired idempotency keys"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "purging idempotency keys failed"),
+            }
+        }
+    });
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

@@ -1,0 +1,113 @@
+//! `auth.api_tokens`: token records (never the JWT itself).
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+pub struct TokenRow {
+    pub id: Uuid,
+    pub name: String,
+    pub scopes: Vec<String>,
+    pub created_by: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+pub async fn insert(
+    conn: &mut PgConnection,
+    id: Uuid,
+    name: &str,
+    scopes: &[String],
+    created_by: Option<Uuid>,
+    expires_at: Option<DateTime<Utc>>,
+) -> Result<TokenRow, sqlx::Error> {
+    sqlx::query_as!(
+        TokenRow,
+        "INSERT INTO auth.api_tokens (id, name, scopes, created_by, expires_at) VALUES ($1, $2, $3, $4, $5)
+         RETURNING id, name, scopes, created_by, created_at, expires_at, revoked_at, last_used_at",
+        id,
+        name,
+        scopes,
+        created_by,
+        expires_at
+    )
+    .fetch_one(conn)
+    .await
+}
+
+pub async fn find(conn: &mut PgConnection, id: Uuid) -> Result<Option<TokenRow>, sqlx::Error> {
+    sqlx::query_as!(
+        TokenRow,
+        "SELECT id, name, scopes, created_by, created_at, expires_at, revoked_at, last_used_at
+         FROM auth.api_tokens WHERE id = $1",
+        id
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+pub async fn list(conn: &mut PgConnection, after: Option<Uuid>, limit: i64, include_revoked: bool) -> Result<Vec<TokenRow>, sqlx::Error> {
+    sqlx::query_as!(
+        TokenRow,
+        "SELECT id, name, scopes, created_by, created_at, expires_at, revoked_at, last_used_at
+         FROM auth.api_tokens
+         WHERE ($1::uuid IS NULL OR id > $1) AND ($2 OR revoked_at IS NULL)
+         ORDER BY id LIMIT $3",
+        after,
+        include_revoked,
+        limit
+    )
+    .fetch_all(conn)
+    .await
+}
+
+/// Marks a token revoked and tells every replica at once (the NOTIFY is sent on commit).
+pub async fn revoke(conn: &mut PgConnection, id: Uuid) -> Result<TokenRow, sqlx::Error> {
+    let row = sqlx::query_as!(
+        TokenRow,
+        "UPDATE auth.api_tokens SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1
+         RETURNING id, name, scopes, created_by, created_at, expires_at, revoked_at, last_used_at",
+        id
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    sqlx::query!("SELECT pg_notify($1, $2)", crate::auth::REVOCATION_CHANNEL, id.to_string())
+        .execute(conn)
+        .await?;
+    Ok(row)
+}
+
+pub async fn count(pool: &PgPool) -> Result<i64, sqlx::Error> {
+    let n = sqlx::query_scalar!(r#"SELECT count(*) AS "n!" FROM auth.api_tokens"#).fetch_one(pool).await?;
+    Ok(n)
+}
+
+/// What authentication needs to know about a token.
+pub struct TokenStatus {
+    pub revoked: bool,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+pub async fn status(pool: &PgPool, id: Uuid) -> Result<Option<TokenStatus>, sqlx::Error> {
+    let row = sqlx::query!("SELECT revoked_at, expires_at FROM auth.api_tokens WHERE id = $1", id)
+        .fetch_optional(pool)
+        .await?;
+    Ok(row.map(|r| TokenStatus { revoked: r.revoked_at.is_some(), expires_at: r.expires_at }))
+}
+
+/// Records last use for many tokens in one statement (batched, not per request).
+pub async fn touch_many(pool: &PgPool, ids: &[Uuid], at: &[DateTime<Utc>]) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "UPDATE auth.api_tokens t
+         SET last_used_at = greatest(coalesce(t.last_used_at, u.at), u.at)
+         FROM unnest($1::uuid[], $2::timestamptz[]) AS u(id, at)
+         WHERE t.id = u.id",
+        ids,
+        at
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}
