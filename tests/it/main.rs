@@ -1,0 +1,16 @@
+//! Integration tests through HTTP against a real Postgres: every test gets a fresh
+//! database from `#[sqlx::test]` (DATABASE_URL must point at a server whose user
+//! may CREATE DATABASE; `scripts/test` starts one).
+
+mod support;
+
+mod audit;
+mod auth;
+mod bad_input;
+mod clients;
+mod idempotency;
+mod knowledge;
+mod openapi;
+mod pagination;
+mod system;
+mod zero_setup;

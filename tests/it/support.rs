@@ -1,0 +1,175 @@
+//! The test harness: the real application router over a fresh database, called
+//! in-process (the same middleware stack a network client goes through).
+
+#![allow(dead_code)]
+
+use axum::{
+    Router,
+    body::{Body, Bytes},
+    http::{HeaderMap, Method, Request, StatusCode, header},
+};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use sqlx::PgPool;
+use switchboard::{
+    api,
+    app::AppState,
+    config::Config,
+    domain::scope::Scope,
+    store::audit::Actor,
+};
+use tower::ServiceExt;
+
+pub const JWT_SECRET: &str = "test-secret-that-is-long-enough-for-hs256-signing";
+
+pub struct TestApp {
+    pub router: Router,
+    pub state: AppState,
+    pub pool: PgPool,
+    /// A token with the `admin` scope.
+    pub admin: String,
+}
+
+pub fn test_config() -> Config {
+    Config {
+        database_url: Some("postgres://unused".into()),
+        jwt_secret: Some(JWT_SECRET.into()),
+        rate_limit_per_minute: 100_000,
+        rate_limit_burst: 100_000,
+        ..Config::default()
+    }
+}
+
+impl TestApp {
+    pub async fn new(pool: PgPool) -> Self {
+        Self::with_config(pool, test_config()).await
+    }
+
+    pub async fn with_config(pool: PgPool, config: Config) -> Self {
+        let secret = config.jwt_secret.clone().expect("test config has a secret");
+        let state = AppState::new(pool.clone(), config, secret.as_bytes()).expect("state");
+        let router = api::app(state.clone());
+        let mut app = Self { router, state, pool, admin: String::new() };
+        app.admin = app.token(&["admin"]).await;
+        app
+    }
+
+    /// Issues a token with these scopes (names as in the API, e.g. `clients:read`).
+    pub async fn token(&self, scopes: &[&str]) -> String {
+        self.token_named("test-token", scopes).await
+    }
+
+    pub async fn token_named(&self, name: &str, scopes: &[&str]) -> String {
+        let scopes: Vec<Scope> = scopes.iter().map(|s| s.parse().expect("known scope")).collect();
+        self.state.tokens.issue(&self.pool, &Actor::cli(), name, &scopes, None).await.expect("issue token").token
+    }
+
+    pub fn request(&self, method: Method, path: &str) -> TestRequest {
+        TestRequest { router: self.router.clone(), builder: Request::builder().method(method).uri(path), body: Body::empty() }
+    }
+
+    pub fn get(&self, path: &str) -> TestRequest {
+        self.request(Method::GET, path).token(&self.admin)
+    }
+
+    pub fn post(&self, path: &str, json: Value) -> TestRequest {
+        self.request(Method::POST, path).token(&self.admin).json(&json)
+    }
+
+    pub fn patch(&self, path: &str, json: Value) -> TestRequest {
+        self.request(Method::PATCH, path).token(&self.admin).json(&json)
+    }
+
+    pub fn delete(&self, path: &str) -> TestRequest {
+        self.request(Method::DELETE, path).token(&self.admin)
+    }
+
+    /// Creates a client as admin and returns its JSON.
+    pub async fn create_client(&self, body: Value) -> Value {
+        let res = self.post("/v1/clients", body).send().await;
+        assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+        res.json()
+    }
+
+    pub async fn count(&self, sql: &str) -> i64 {
+        sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql)).fetch_one(&self.pool).await.expect("count query")
+    }
+}
+
+pub struct TestRequest {
+    router: Router,
+    builder: axum::http::request::Builder,
+    body: Body,
+}
+
+impl TestRequest {
+    pub fn token(mut self, token: &str) -> Self {
+        self.builder = self.builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        self
+    }
+
+    /// Removes nothing: builds a request with no credentials when used on `app.request`.
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.builder = self.builder.header(name, value);
+        self
+    }
+
+    pub fn json(mut self, value: &Value) -> Self {
+        self.builder = self.builder.header(header::CONTENT_TYPE, "application/json");
+        self.body = Body::from(serde_json::to_vec(value).expect("json"));
+        self
+    }
+
+    pub fn raw_body(mut self, content_type: &str, body: impl Into<Bytes>) -> Self {
+        self.builder = self.builder.header(header::CONTENT_TYPE, content_type);
+        self.body = Body::from(body.into());
+        self
+    }
+
+    pub async fn send(self) -> TestResponse {
+        let request = self.builder.body(self.body).expect("request");
+        let response = self.router.oneshot(request).await.expect("infallible");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.into_body().collect().await.expect("body").to_bytes();
+        TestResponse { status, headers, body }
+    }
+}
+
+#[derive(Debug)]
+pub struct TestResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl TestResponse {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts a problem body with this status and code, returning it.
+    pub fn problem(&self, status: u16, code: &str) -> Value {
+        assert_eq!(self.status.as_u16(), status, "{}", self.text());
+        let body = self.json();
+        assert_eq!(body["code"], code, "{body}");
+        assert_eq!(body["status"], status, "{body}");
+        body
+    }
+
+    /// The `field` names of a problem's `errors`.
+    pub fn error_fields(&self) -> Vec<String> {
+        self.json()["errors"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|e| e["field"].as_str().map(String::from)).collect())
+            .unwrap_or_default()
+    }
+}
