@@ -68,7 +68,11 @@ pub fn jwt_secret(config: &Config) -> anyhow::Result<Vec<u8>> {
     if let Some(secret) = &config.jwt_secret {
         return Ok(secret.as_bytes().to_vec());
     }
-    anyhow::ensure!(config.zero_setup(), "JWT_SECRET is required when DATABASE_URL is set");
+    anyhow::ensure!(
+        config.zero_setup(),
+        "JWT_SECRET is required when DATABASE_URL is set (at least {} bytes; only the zero-setup mode generates one)",
+        crate::config::MIN_JWT_SECRET_BYTES
+    );
     let path = config.data_dir.join("jwt_secret");
     if let Ok(existing) = std::fs::read_to_string(&path) {
         let existing = existing.trim();
@@ -196,5 +200,28 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = term => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_given_database_needs_a_given_secret() {
+        let config = Config { database_url: Some("postgres://db/x".into()), ..Config::default() };
+        let err = jwt_secret(&config).unwrap_err().to_string();
+        assert!(err.contains("JWT_SECRET"), "{err}");
+    }
+
+    #[test]
+    fn zero_setup_generates_a_secret_once_and_keeps_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config { data_dir: dir.path().to_path_buf(), ..Config::default() };
+        let first = jwt_secret(&config).unwrap();
+        assert!(first.len() >= 32);
+        assert_eq!(jwt_secret(&config).unwrap(), first);
+        let mode = std::fs::metadata(dir.path().join("jwt_secret")).unwrap().permissions();
+        assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777, 0o600);
     }
 }

@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::{
     auth::Caller,
     error::{ApiError, ApiResult, Problem},
-    extract::{ApiJson, ApiQuery, from_value},
+    extract::{ApiJson, ApiQuery, NoQuery, from_value},
     pagination::{self, Page},
 };
 use crate::{
@@ -40,6 +40,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// Loads a client by id or slug, or answers 404.
 pub async fn load(conn: &mut PgConnection, raw: &str, for_update: bool) -> ApiResult<Client> {
+    if raw.contains('\0') {
+        // No slug holds NUL, and Postgres text cannot take it as a parameter.
+        return Err(ApiError::not_found("No client with this id or slug."));
+    }
     store::clients::find(conn, &ClientKey::parse(raw), for_update)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("No client with id or slug `{raw}`.")))
@@ -68,7 +72,12 @@ fn json_with<T: serde::Serialize>(status: StatusCode, body: &T) -> Response {
         (status = 422, description = "Invalid fields", body = Problem),
     )
 )]
-async fn create_client(State(state): State<AppState>, caller: Caller, ApiJson(input): ApiJson<ClientInput>) -> ApiResult<Response> {
+async fn create_client(
+    State(state): State<AppState>,
+    caller: Caller,
+    _: ApiQuery<NoQuery>,
+    ApiJson(input): ApiJson<ClientInput>,
+) -> ApiResult<Response> {
     caller.require(Scope::ClientsWrite)?;
     let fields = input.validate().map_err(ApiError::invalid)?;
     let mut tx = state.pool.begin().await?;
@@ -134,7 +143,7 @@ async fn list_clients(State(state): State<AppState>, caller: Caller, ApiQuery(q)
         (status = 404, description = "No such client", body = Problem),
     )
 )]
-async fn get_client(State(state): State<AppState>, caller: Caller, Path(client): Path<String>) -> ApiResult<axum::Json<Client>> {
+async fn get_client(State(state): State<AppState>, caller: Caller, Path(client): Path<String>, _: ApiQuery<NoQuery>) -> ApiResult<axum::Json<Client>> {
     caller.require(Scope::ClientsRead)?;
     let mut conn = state.pool.acquire().await?;
     Ok(axum::Json(load(&mut conn, &client, false).await?))
@@ -164,6 +173,7 @@ async fn update_client(
     State(state): State<AppState>,
     caller: Caller,
     Path(client): Path<String>,
+    _: ApiQuery<NoQuery>,
     ApiJson(patch): ApiJson<serde_json::Value>,
 ) -> ApiResult<axum::Json<Client>> {
     caller.require(Scope::ClientsWrite)?;

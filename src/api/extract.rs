@@ -52,17 +52,31 @@ fn is_json(content_type: Option<&header::HeaderValue>) -> bool {
 }
 
 /// Parses JSON, telling malformed syntax (400) from a body of the wrong shape (422).
+/// The syntax is checked in full first, so a truncated body is malformed even when
+/// an unknown field comes before the break.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let malformed = |e: &serde_json::Error| {
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
         ApiError::bad_request("malformed_json", format!("The body is not valid JSON (line {}, column {}).", e.line(), e.column()))
-    };
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| match e.inner().classify() {
-        serde_json::error::Category::Data => ApiError::invalid(vec![field_error(&e.path().to_string(), &e.inner().to_string())]),
-        _ => malformed(e.inner()),
     })?;
-    de.end().map_err(|e| malformed(&e))?;
-    Ok(value)
+    if let Some(field) = nul_field(&value, "") {
+        return Err(ApiError::invalid(vec![FieldError::new(field, "must not contain NUL (\\u0000) characters")]));
+    }
+    from_value(value)
+}
+
+/// The first field whose name or text holds a NUL character, which Postgres text and
+/// jsonb cannot store: refused here by name instead of failing in the database.
+fn nul_field(value: &serde_json::Value, path: &str) -> Option<String> {
+    use serde_json::Value;
+    match value {
+        Value::String(s) if s.contains('\0') => Some(if path.is_empty() { "body".to_string() } else { path.to_string() }),
+        Value::Array(items) => items.iter().enumerate().find_map(|(i, v)| nul_field(v, &format!("{path}[{i}]"))),
+        Value::Object(map) => map.iter().find_map(|(k, v)| {
+            let field = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+            if k.contains('\0') { Some(field) } else { nul_field(v, &field) }
+        }),
+        _ => None,
+    }
 }
 
 /// Deserialises an already-parsed JSON document (e.g. after a merge patch).
@@ -95,6 +109,11 @@ fn field_error(path: &str, message: &str) -> FieldError {
 /// A query string, parsed strictly.
 pub struct ApiQuery<T>(pub T);
 
+/// The query of an operation that takes no parameters: any parameter is unknown (400).
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoQuery {}
+
 impl<S, T> FromRequestParts<S> for ApiQuery<T>
 where
     S: Send + Sync,
@@ -104,6 +123,10 @@ where
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or("");
+        if let Some((key, _)) = form_urlencoded::parse(query.as_bytes()).find(|(k, v)| k.contains('\0') || v.contains('\0')) {
+            return Err(ApiError::bad_request("invalid_query", format!("{key}: must not contain NUL characters"))
+                .with_field(key.into_owned(), "must not contain NUL characters"));
+        }
         let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
         serde_path_to_error::deserialize(de).map(ApiQuery).map_err(|e| {
             let fe = field_error(&e.path().to_string(), &e.inner().to_string());
@@ -165,5 +188,18 @@ mod tests {
     #[test]
     fn trailing_garbage_is_malformed() {
         assert_eq!(err(r#"{"name": "a"} x"#).code, "malformed_json");
+    }
+
+    #[test]
+    fn nul_characters_are_refused_by_field() {
+        let e = err(r#"{"name": "a", "inner": {"size": 1, "x\u0000": 2}}"#);
+        assert_eq!(e.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(e.errors[0].field, "inner.x\u{0}");
+        assert_eq!(err(r#"{"name": "a\u0000"}"#).errors[0].field, "name");
+    }
+
+    #[test]
+    fn truncated_body_is_malformed_even_after_an_unknown_field() {
+        assert_eq!(err(r#"{"nmae": "#).code, "malformed_json");
     }
 }

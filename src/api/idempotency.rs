@@ -17,7 +17,11 @@ use axum::{
 };
 use sha2::{Digest, Sha256};
 
-use super::{auth::Caller, error::ApiError, extract::too_large};
+use super::{
+    auth::Caller,
+    error::{ApiError, ProblemMarker},
+    extract::too_large,
+};
 use crate::{
     app::AppState,
     store::idempotency::{self, Claim, StoredResponse},
@@ -117,6 +121,10 @@ fn replay(stored: StoredResponse) -> Response {
         }
     }
     response.headers_mut().insert(REPLAYED, HeaderValue::from_static("true"));
+    if response.status().is_client_error() || response.status().is_server_error() {
+        // A stored problem body: let the problem middleware complete it instead of replacing it.
+        response.extensions_mut().insert(ProblemMarker);
+    }
     response
 }
 

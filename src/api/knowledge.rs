@@ -15,7 +15,7 @@ use super::{
     auth::Caller,
     clients,
     error::{ApiError, ApiResult, Problem},
-    extract::{ApiJson, ApiQuery, from_value},
+    extract::{ApiJson, ApiQuery, NoQuery, from_value},
     pagination::{self, Page},
 };
 use crate::{
@@ -66,6 +66,7 @@ async fn create_entry(
     State(state): State<AppState>,
     caller: Caller,
     Path(client): Path<String>,
+    _: ApiQuery<NoQuery>,
     ApiJson(input): ApiJson<KnowledgeInput>,
 ) -> ApiResult<Response> {
     caller.require(Scope::ClientsWrite)?;
@@ -132,7 +133,12 @@ async fn list_entries(
         (status = 404, description = "No such client or entry", body = Problem),
     )
 )]
-async fn get_entry(State(state): State<AppState>, caller: Caller, Path((client, id)): Path<(String, String)>) -> ApiResult<axum::Json<KnowledgeEntry>> {
+async fn get_entry(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((client, id)): Path<(String, String)>,
+    _: ApiQuery<NoQuery>,
+) -> ApiResult<axum::Json<KnowledgeEntry>> {
     caller.require(Scope::ClientsRead)?;
     let mut conn = state.pool.acquire().await?;
     Ok(axum::Json(load_entry(&mut conn, &client, &id).await?))
@@ -158,6 +164,7 @@ async fn update_entry(
     State(state): State<AppState>,
     caller: Caller,
     Path((client, id)): Path<(String, String)>,
+    _: ApiQuery<NoQuery>,
     ApiJson(patch): ApiJson<serde_json::Value>,
 ) -> ApiResult<axum::Json<KnowledgeEntry>> {
     caller.require(Scope::ClientsWrite)?;
@@ -186,7 +193,12 @@ async fn update_entry(
         (status = 404, description = "No such client or entry", body = Problem),
     )
 )]
-async fn delete_entry(State(state): State<AppState>, caller: Caller, Path((client, id)): Path<(String, String)>) -> ApiResult<StatusCode> {
+async fn delete_entry(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((client, id)): Path<(String, String)>,
+    _: ApiQuery<NoQuery>,
+) -> ApiResult<StatusCode> {
     caller.require(Scope::ClientsWrite)?;
     let mut tx = state.pool.begin().await?;
     let before = load_entry(&mut tx, &client, &id).await?;

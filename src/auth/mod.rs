@@ -13,7 +13,7 @@ mod cache;
 use std::{collections::HashMap, sync::Mutex, time::Duration};
 
 use anyhow::Context;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
@@ -124,6 +124,8 @@ impl Tokens {
         expires_at: Option<DateTime<Utc>>,
     ) -> anyhow::Result<Issued> {
         let id = Uuid::now_v7();
+        // JWT `exp` has whole seconds; keep the record identical to what the token says.
+        let expires_at = expires_at.map(|at| at.trunc_subsecs(0));
         let scope_names: Vec<String> = scopes.iter().map(|s| s.as_str().to_string()).collect();
         let mut tx = pool.begin().await?;
         let record = store::tokens::insert(&mut tx, id, name, &scope_names, actor.token_id, expires_at).await?;
