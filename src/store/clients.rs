@@ -98,10 +98,18 @@ pub async fn insert(conn: &mut PgConnection, id: Uuid, f: &ClientFields) -> Resu
 }
 
 /// Finds a client by id or slug; `for_update` locks the row for the rest of the transaction.
+/// The row is always read by primary key: a slug is resolved to its id first. (One
+/// `id = $1 OR slug = $2` query would be re-planned on every execution, which
+/// dominated the read path's cost.)
 pub async fn find(conn: &mut PgConnection, key: &ClientKey, for_update: bool) -> Result<Option<Client>, sqlx::Error> {
-    let (id, slug) = match key {
-        ClientKey::Id(id) => (Some(*id), None),
-        ClientKey::Slug(slug) => (None, Some(slug.as_str())),
+    let id = match key {
+        ClientKey::Id(id) => *id,
+        ClientKey::Slug(slug) => {
+            match sqlx::query_scalar!("SELECT id FROM knowledge.clients WHERE slug = $1", slug).fetch_optional(&mut *conn).await? {
+                Some(id) => id,
+                None => return Ok(None),
+            }
+        }
     };
     let row = if for_update {
         sqlx::query_as!(
@@ -110,9 +118,8 @@ pub async fn find(conn: &mut PgConnection, key: &ClientKey, for_update: bool) ->
                       accounts AS "accounts: Json<Accounts>", budgets AS "budgets: Json<std::collections::BTreeMap<String, f64>>",
                       targets AS "targets: Json<Targets>", contacts AS "contacts: Json<Vec<Contact>>",
                       notes, created_at, updated_at
-               FROM knowledge.clients WHERE id = $1 OR slug = $2 FOR UPDATE"#,
-            id,
-            slug
+               FROM knowledge.clients WHERE id = $1 FOR UPDATE"#,
+            id
         )
         .fetch_optional(conn)
         .await?
@@ -123,9 +130,8 @@ pub async fn find(conn: &mut PgConnection, key: &ClientKey, for_update: bool) ->
                       accounts AS "accounts: Json<Accounts>", budgets AS "budgets: Json<std::collections::BTreeMap<String, f64>>",
                       targets AS "targets: Json<Targets>", contacts AS "contacts: Json<Vec<Contact>>",
                       notes, created_at, updated_at
-               FROM knowledge.clients WHERE id = $1 OR slug = $2"#,
-            id,
-            slug
+               FROM knowledge.clients WHERE id = $1"#,
+            id
         )
         .fetch_optional(conn)
         .await?

@@ -16,6 +16,9 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Er
     PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(std::time::Duration::from_secs(10))
+        // The default pings every connection on checkout: one extra round trip per
+        // request. A broken connection fails its query instead and is discarded.
+        .test_before_acquire(false)
         .connect(url)
         .await
 }
