@@ -5,7 +5,13 @@ use std::sync::Arc;
 use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
 
-use crate::{api::rate_limit::TokenRateLimit, auth::Tokens, config::Config};
+use crate::{
+    api::rate_limit::TokenRateLimit,
+    auth::Tokens,
+    cache::{ClientCache, Invalidate},
+    config::Config,
+    platforms::Platforms,
+};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -14,10 +20,12 @@ pub struct AppState {
     pub tokens: Arc<Tokens>,
     pub rate_limit: Arc<TokenRateLimit>,
     pub metrics: PrometheusHandle,
+    pub clients: Arc<ClientCache>,
+    pub platforms: Arc<Platforms>,
 }
 
 impl AppState {
-    pub fn new(pool: PgPool, config: Config, jwt_secret: &[u8]) -> anyhow::Result<Self> {
+    pub fn new(pool: PgPool, config: Config, jwt_secret: &[u8], platforms: Arc<Platforms>) -> anyhow::Result<Self> {
         let tokens = Tokens::new(jwt_secret, &config.jwt_audience, &config.jwt_issuer)?;
         Ok(Self {
             pool,
@@ -25,6 +33,14 @@ impl AppState {
             config: Arc::new(config),
             tokens: Arc::new(tokens),
             metrics: crate::telemetry::metrics_handle(),
+            clients: Arc::new(ClientCache::new(10_000, std::time::Duration::from_secs(60))),
+            platforms,
         })
+    }
+
+    /// Keeps this replica's caches true: follows the change announcements of every replica.
+    pub async fn follow_changes(&self) {
+        let subscribers: Vec<Arc<dyn Invalidate>> = vec![self.tokens.cache.clone(), self.clients.clone()];
+        crate::cache::follow(self.pool.clone(), subscribers).await
     }
 }

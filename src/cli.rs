@@ -28,6 +28,22 @@ pub enum Command {
     Token(TokenCommand),
     /// Print the OpenAPI document (JSON) to stdout.
     Openapi,
+    /// Run the platform simulator alone (all six platforms on their real paths).
+    Sim {
+        #[arg(long, default_value_t = 9090)]
+        port: u16,
+        #[arg(long, default_value = "127.0.0.1")]
+        bind: std::net::IpAddr,
+        /// Added to every answer, in milliseconds.
+        #[arg(long, default_value_t = 0)]
+        latency_ms: u64,
+        /// Requests per second per platform before its throttling error (default: unlimited).
+        #[arg(long)]
+        rate_per_second: Option<f64>,
+        /// Share of requests (0-1) answered with the platform's 5xx error.
+        #[arg(long, default_value_t = 0.0)]
+        fault_rate: f64,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -54,6 +70,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Openapi => {
             println!("{}", serde_json::to_string_pretty(&crate::api::openapi::document())?);
+            Ok(())
+        }
+        Command::Sim { port, bind, latency_ms, rate_per_second, fault_rate } => {
+            let config = Config::load()?;
+            let _guard = telemetry::init_logging(&config, false)?;
+            let behaviour = crate::sim::Behaviour { latency_ms, rate_per_second, fault_rate, timeout_rate: 0.0 };
+            let running = crate::sim::spawn(std::net::SocketAddr::new(bind, port), crate::sim::SimState::new(behaviour)).await?;
+            println!("Platform simulator on {} (stats: {}/_sim/stats)", running.base_url, running.base_url);
+            for p in crate::platforms::REGISTRY {
+                println!("  {:<13} {}{}", p.key, running.base_url, p.sim_prefix);
+            }
+            tokio::signal::ctrl_c().await?;
             Ok(())
         }
         Command::Serve => {

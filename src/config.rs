@@ -5,6 +5,8 @@ use std::{net::IpAddr, path::PathBuf, time::Duration};
 
 use serde::{Deserialize, Serialize};
 
+use crate::platforms::PlatformSettings;
+
 /// Minimum length of `JWT_SECRET` outside local zero-setup mode.
 pub const MIN_JWT_SECRET_BYTES: usize = 32;
 
@@ -36,6 +38,9 @@ pub struct Config {
     pub idempotency_ttl_hours: u32,
     pub token_last_used_flush_secs: u64,
     pub shutdown_grace_secs: u64,
+    /// Each platform's settings, read from its own prefixed variables (`META_*`, ...).
+    #[serde(skip)]
+    pub platforms: PlatformSettings,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -69,6 +74,7 @@ impl Default for Config {
             idempotency_ttl_hours: 24,
             token_last_used_flush_secs: 30,
             shutdown_grace_secs: 20,
+            platforms: PlatformSettings::default(),
         }
     }
 }
@@ -94,7 +100,8 @@ impl Config {
     /// Builds a config from explicit variables; empty values count as unset.
     pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
         let vars: Vec<(String, String)> = vars.into_iter().filter(|(_, v)| !v.trim().is_empty()).collect();
-        let config: Config = envy::from_iter(vars.clone()).map_err(|e| ConfigError(describe_envy_error(e, &vars)))?;
+        let mut config: Config = envy::from_iter(vars.clone()).map_err(|e| ConfigError(describe_envy_error(e, &vars)))?;
+        config.platforms = PlatformSettings::from_vars(&vars).map_err(ConfigError)?;
         config.validate()?;
         Ok(config)
     }

@@ -3,10 +3,14 @@
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod embedded_pg;
+pub mod platforms;
+pub mod prompts;
 pub mod server;
+pub mod sim;
 pub mod store;
 pub mod telemetry;

@@ -2,7 +2,7 @@
 //! JWT secret, migrations, the first admin token, background upkeep, and a
 //! graceful shutdown that drains requests and stops the embedded Postgres.
 
-use std::{net::SocketAddr, os::unix::fs::OpenOptionsExt, path::Path, time::Duration};
+use std::{net::SocketAddr, os::unix::fs::OpenOptionsExt, path::Path, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
@@ -17,6 +17,8 @@ use crate::{
     config::Config,
     domain::scope::Scope,
     embedded_pg::EmbeddedPostgres,
+    platforms::{Mode, Platforms},
+    sim,
     store::{self, audit::Actor},
 };
 
@@ -116,13 +118,17 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 
 async fn run(config: &Config, pool: &PgPool) -> anyhow::Result<()> {
     migrate(pool).await?;
-    let state = AppState::new(pool.clone(), config.clone(), &jwt_secret(config)?)?;
+    let (platforms, simulator) = platforms(config).await?;
+    let state = AppState::new(pool.clone(), config.clone(), &jwt_secret(config)?, platforms)?;
     let addr = SocketAddr::new(config.bind, config.port);
     let listener = TcpListener::bind(addr).await.with_context(|| format!("listening on {addr} (BIND/PORT)"))?;
     let base = format!("http://{}", listener.local_addr()?);
     tracing::info!(%base, "listening");
     println!("Switchboard is listening on {base}");
     println!("Swagger UI: {base}/docs");
+    if let Some(sim) = &simulator {
+        println!("Platforms: sandbox (built-in simulator at {}; set credentials or PLATFORM_MODE=live for real ones)", sim.base_url);
+    }
     if store::tokens::count(pool).await? == 0 {
         let issued = state.tokens.issue(pool, &Actor::cli(), "bootstrap-admin", &[Scope::Admin], None).await?;
         println!("No API token existed, so one admin token was created (shown once; keep it):\n{}", issued.token);
@@ -155,11 +161,30 @@ async fn run(config: &Config, pool: &PgPool) -> anyhow::Result<()> {
     served
 }
 
+/// The platform clients: live with the configured credentials, or sandbox against an
+/// in-process simulator. Explicit `PLATFORM_MODE=live` refuses to start with missing settings.
+pub async fn platforms(config: &Config) -> anyhow::Result<(Arc<Platforms>, Option<sim::Running>)> {
+    let settings = &config.platforms;
+    match settings.effective_mode() {
+        Mode::Live => {
+            if settings.mode == Some(Mode::Live) {
+                settings.check_live().map_err(|e| anyhow::anyhow!(e))?;
+            }
+            Ok((Arc::new(Platforms::new(Mode::Live, settings.clone())), None))
+        }
+        Mode::Sandbox => {
+            let sim = sim::spawn(SocketAddr::from(([127, 0, 0, 1], 0)), sim::SimState::default()).await?;
+            let sandboxed = settings.sandboxed(&sim.base_url);
+            Ok((Arc::new(Platforms::new(Mode::Sandbox, sandboxed)), Some(sim)))
+        }
+    }
+}
+
 /// Periodic work: last-use flushes, limiter cleanup, expired idempotency keys,
 /// and following token revocations from other replicas.
 fn spawn_upkeep(set: &mut JoinSet<()>, state: &AppState) {
     let s = state.clone();
-    set.spawn(async move { s.tokens.cache.follow_revocations(s.pool.clone()).await });
+    set.spawn(async move { s.follow_changes().await });
     let s = state.clone();
     set.spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(s.config.token_last_used_flush_secs.max(1)));

@@ -143,10 +143,22 @@ async fn list_clients(State(state): State<AppState>, caller: Caller, ApiQuery(q)
         (status = 404, description = "No such client", body = Problem),
     )
 )]
-async fn get_client(State(state): State<AppState>, caller: Caller, Path(client): Path<String>, _: ApiQuery<NoQuery>) -> ApiResult<axum::Json<Client>> {
+async fn get_client(State(state): State<AppState>, caller: Caller, Path(client): Path<String>, _: ApiQuery<NoQuery>) -> ApiResult<Response> {
     caller.require(Scope::ClientsRead)?;
+    // Served from this replica's cache when possible; every change invalidates it (src/cache.rs).
+    if let Some(json) = state.clients.get(&ClientKey::parse(&client)) {
+        return Ok(cached_json(json));
+    }
+    let seen = state.clients.generation.current();
     let mut conn = state.pool.acquire().await?;
-    Ok(axum::Json(load(&mut conn, &client, false).await?))
+    let found = load(&mut conn, &client, false).await?;
+    let json = axum::body::Bytes::from(serde_json::to_vec(&found).map_err(ApiError::internal)?);
+    state.clients.insert(seen, found.id, &found.slug, json.clone());
+    Ok(cached_json(json))
+}
+
+fn cached_json(json: axum::body::Bytes) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], json).into_response()
 }
 
 /// Update a client (JSON merge patch)
@@ -189,6 +201,8 @@ async fn update_client(
     let after = store::clients::update(&mut tx, before.id, &fields).await?;
     store::audit::record(&mut tx, &caller.actor(), "client.update", "client", &after.id.to_string(), Some(&before), Some(&after)).await?;
     tx.commit().await?;
+    // Other replicas hear of it from the trigger's NOTIFY; this one forgets at once.
+    state.clients.forget(after.id);
     Ok(axum::Json(after))
 }
 
@@ -238,5 +252,6 @@ async fn delete_client(
         json_with(StatusCode::OK, &after)
     };
     tx.commit().await?;
+    state.clients.forget(before.id);
     Ok(response)
 }

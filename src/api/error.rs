@@ -8,7 +8,11 @@ use axum::{
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::{auth::AuthError, domain::validation::FieldError};
+use crate::{
+    auth::AuthError,
+    domain::validation::FieldError,
+    platforms::{ErrorKind, PlatformError},
+};
 
 /// Problem details (RFC 9457). `instance` and `request_id` are filled in by the
 /// problem middleware, which knows the request.
@@ -34,6 +38,26 @@ pub struct Problem {
     pub code: String,
     pub request_id: Option<String>,
     pub errors: Vec<FieldError>,
+    /// For `code = platform_error`: what the platform said.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub platform: Option<PlatformProblem>,
+}
+
+/// A platform's failure, as told to the caller.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PlatformProblem {
+    #[schema(example = "meta")]
+    pub name: String,
+    /// What kind of failure (auth, throttled, invalid, unavailable, rejected...).
+    #[schema(example = "throttled")]
+    pub kind: String,
+    /// The HTTP status the platform answered, if it answered.
+    pub status: Option<u16>,
+    /// The platform's own error code.
+    #[schema(example = "80000/2446079")]
+    pub code: Option<String>,
+    /// Whether trying again later can help.
+    pub retryable: bool,
 }
 
 /// Marks a response as a problem so the middleware can complete and type it.
@@ -49,13 +73,14 @@ pub struct ApiError {
     pub headers: Vec<(HeaderName, HeaderValue)>,
     /// Logged, never shown.
     pub source: Option<anyhow::Error>,
+    pub platform: Option<PlatformProblem>,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
-        Self { status, code, detail: detail.into(), errors: vec![], headers: vec![], source: None }
+        Self { status, code, detail: detail.into(), errors: vec![], headers: vec![], source: None, platform: None }
     }
 
     pub fn with_field(mut self, field: impl Into<String>, message: impl Into<String>) -> Self {
@@ -118,6 +143,7 @@ impl ApiError {
             code: self.code.to_string(),
             request_id: None,
             errors: self.errors.clone(),
+            platform: self.platform.clone(),
         }
     }
 }
@@ -156,6 +182,28 @@ impl From<anyhow::Error> for ApiError {
             Ok(db) => db.into(),
             Err(e) => ApiError::internal(e),
         }
+    }
+}
+
+impl From<PlatformError> for ApiError {
+    /// 429 when the platform throttled us, 503 when it is down or not configured,
+    /// 502 for everything else it refused; `Retry-After` when waiting can help.
+    fn from(e: PlatformError) -> Self {
+        let status = match e.kind {
+            ErrorKind::Throttled => StatusCode::TOO_MANY_REQUESTS,
+            ErrorKind::Unavailable | ErrorKind::Timeout | ErrorKind::Transport | ErrorKind::NotConfigured => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            _ => StatusCode::BAD_GATEWAY,
+        };
+        let kind = serde_json::to_value(e.kind).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+        let mut err = ApiError::new(status, "platform_error", e.to_string());
+        if e.retryable {
+            let secs = e.retry_after.map(|d| d.as_secs_f64().ceil() as u64).unwrap_or(5).max(1);
+            err = err.with_header(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        err.platform = Some(PlatformProblem { name: e.platform.to_string(), kind, status: e.status, code: e.code, retryable: e.retryable });
+        err
     }
 }
 

@@ -9,9 +9,12 @@ pub mod extract;
 pub mod health;
 pub mod idempotency;
 pub mod knowledge;
+pub mod metrics;
 pub mod middleware;
 pub mod openapi;
 pub mod pagination;
+pub mod platform_actions;
+pub mod platforms;
 pub mod rate_limit;
 pub mod tokens;
 

@@ -11,7 +11,7 @@ use utoipa::{
     },
 };
 
-use super::{audit, clients, error::Problem, health, knowledge, tokens};
+use super::{audit, clients, error::Problem, health, knowledge, metrics, platforms, tokens};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -28,6 +28,8 @@ problem details with a stable `code` and the fields at fault in `errors`; every 
     tags(
         (name = "clients", description = "The client knowledge base"),
         (name = "knowledge", description = "Knowledge entries per client and full-text search"),
+        (name = "metrics", description = "Ad metrics per client: sync from the platforms, read, budget pacing"),
+        (name = "platforms", description = "Platform status and actions (Meta, Google Ads, Drive, ClickUp, WhatsApp, LLM)"),
         (name = "tokens", description = "API tokens"),
         (name = "audit", description = "The audit log of every change"),
         (name = "system", description = "Health, readiness and metrics"),
@@ -41,6 +43,8 @@ pub fn routes() -> utoipa_axum::router::OpenApiRouter<crate::app::AppState> {
     utoipa_axum::router::OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(clients::router())
         .merge(knowledge::router())
+        .merge(metrics::router())
+        .merge(platforms::router())
         .merge(tokens::router())
         .merge(audit::router())
 }

@@ -10,7 +10,11 @@
 
 mod cache;
 
-use std::{collections::HashMap, sync::Mutex, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use anyhow::Context;
 use chrono::{DateTime, SubsecRound, Utc};
@@ -82,7 +86,7 @@ pub struct Tokens {
     validation: Validation,
     audience: String,
     issuer: String,
-    pub cache: TokenCache,
+    pub cache: Arc<TokenCache>,
     last_used: Mutex<HashMap<Uuid, DateTime<Utc>>>,
 }
 
@@ -109,7 +113,7 @@ impl Tokens {
             validation,
             audience: audience.into(),
             issuer: issuer.into(),
-            cache: TokenCache::new(Duration::from_secs(60)),
+            cache: Arc::new(TokenCache::new(Duration::from_secs(60))),
             last_used: Mutex::new(HashMap::new()),
         })
     }

@@ -3,6 +3,8 @@
 
 pub mod client;
 pub mod knowledge;
+pub mod metrics;
+pub mod pacing;
 pub mod scope;
 pub mod timestamp;
 pub mod validation;

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod clients;
 pub mod idempotency;
 pub mod knowledge;
+pub mod metrics;
 pub mod tokens;
 
 use sqlx::postgres::{PgPool, PgPoolOptions};

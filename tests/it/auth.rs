@@ -154,8 +154,8 @@ async fn revoked_token_is_refused_at_once(pool: PgPool) {
 async fn revocation_reaches_another_replica(pool: PgPool) {
     let app = TestApp::new(pool.clone()).await;
     let replica = TestApp::new(pool.clone()).await;
-    let tokens = replica.state.tokens.clone();
-    let listener = tokio::spawn(async move { tokens.cache.follow_revocations(pool).await });
+    let state = replica.state.clone();
+    let listener = tokio::spawn(async move { state.follow_changes().await });
     // Wait until the replica's listener has run LISTEN.
     let mut listening = false;
     for _ in 0..100 {

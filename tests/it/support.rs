@@ -18,6 +18,9 @@ use switchboard::{
     domain::scope::Scope,
     store::audit::Actor,
 };
+use std::sync::Arc;
+
+use switchboard::platforms::{Mode, Platforms};
 use tower::ServiceExt;
 
 pub const JWT_SECRET: &str = "test-secret-that-is-long-enough-for-hs256-signing";
@@ -28,6 +31,8 @@ pub struct TestApp {
     pub pool: PgPool,
     /// A token with the `admin` scope.
     pub admin: String,
+    /// The in-process platform simulator the app's platforms point at.
+    pub sim: switchboard::sim::Running,
 }
 
 pub fn test_config() -> Config {
@@ -47,9 +52,14 @@ impl TestApp {
 
     pub async fn with_config(pool: PgPool, config: Config) -> Self {
         let secret = config.jwt_secret.clone().expect("test config has a secret");
-        let state = AppState::new(pool.clone(), config, secret.as_bytes()).expect("state");
+        let sim = switchboard::sim::spawn("127.0.0.1:0".parse().unwrap(), switchboard::sim::SimState::default())
+            .await
+            .expect("simulator");
+        let settings = config.platforms.sandboxed(&sim.base_url);
+        let platforms = Arc::new(Platforms::new(Mode::Sandbox, settings));
+        let state = AppState::new(pool.clone(), config, secret.as_bytes(), platforms).expect("state");
         let router = api::app(state.clone());
-        let mut app = Self { router, state, pool, admin: String::new() };
+        let mut app = Self { router, state, pool, admin: String::new(), sim };
         app.admin = app.token(&["admin"]).await;
         app
     }

@@ -1,0 +1,542 @@
+//! Meta Marketing API (Graph API) connector: ad account insights, normalised into
+//! [`DailyMetrics`], and campaigns. See `reference/platforms.md` §1.
+//!
+//! Auth is the `access_token` query parameter (plus `appsecret_proof` when the app
+//! secret is configured), as Meta's own SDKs send it. Meta limits per ad account
+//! (business use case quotas), so every call names its account: the shared HTTP layer
+//! keeps a limiter per account and pauses an account when its usage headers say so.
+
+mod graph;
+
+use std::{collections::BTreeMap, fmt, sync::Arc, time::Duration};
+
+use chrono::NaiveDate;
+use reqwest::Url;
+use serde::{Deserialize, Deserializer, Serialize, de::DeserializeOwned};
+use utoipa::ToSchema;
+
+pub use graph::appsecret_proof;
+pub(crate) use graph::GraphError;
+use graph::Graph;
+
+use super::{
+    ErrorKind, PlatformError, PlatformInfo,
+    http::{Call, HttpSettings, PlatformHttp},
+};
+use crate::domain::metrics::DailyMetrics;
+
+pub const INFO: PlatformInfo = PlatformInfo {
+    key: "meta",
+    title: "Meta Ads",
+    env_prefix: "META_",
+    sim_prefix: "/meta",
+    ads: true,
+};
+
+/// `META_*` settings.
+#[derive(Clone, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// System user (or long-lived user) token with `ads_read`.
+    pub access_token: Option<String>,
+    /// When set, every request carries `appsecret_proof` (required by apps that enforce it).
+    pub app_secret: Option<String>,
+    pub api_version: String,
+    pub base_url: String,
+    /// Requests per second to Meta as a whole.
+    pub rate_per_second: Option<f64>,
+    pub burst: Option<u32>,
+    /// Requests per second to one ad account.
+    pub account_rate_per_second: Option<f64>,
+    /// First retry backoff in milliseconds (doubles per attempt, with jitter).
+    pub retry_base_ms: Option<u64>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            access_token: None,
+            app_secret: None,
+            api_version: "v25.0".into(),
+            base_url: "https://graph.facebook.com".into(),
+            rate_per_second: None,
+            burst: None,
+            account_rate_per_second: None,
+            retry_base_ms: None,
+        }
+    }
+}
+
+// Hand-written so the token and secret never reach a log line.
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let set = |v: &Option<String>| v.as_ref().map(|_| "[set]");
+        f.debug_struct("Settings")
+            .field("access_token", &set(&self.access_token))
+            .field("app_secret", &set(&self.app_secret))
+            .field("api_version", &self.api_version)
+            .field("base_url", &self.base_url)
+            .field("rate_per_second", &self.rate_per_second)
+            .field("burst", &self.burst)
+            .field("account_rate_per_second", &self.account_rate_per_second)
+            .field("retry_base_ms", &self.retry_base_ms)
+            .finish()
+    }
+}
+
+/// Platform-wide default: Meta publishes no per-second app limit for the Marketing API
+/// (quotas are per ad account and hour), so this only smooths bursts.
+const DEFAULT_RATE: f64 = 10.0;
+const DEFAULT_BURST: u32 = 10;
+/// Ads Insights quota is `600 + 400 × active ads` calls per hour per ad account (Limited
+/// access); 1/s (3,600/h) suits an account with ~8 active ads. Usage headers pause earlier.
+const DEFAULT_ACCOUNT_RATE: f64 = 1.0;
+const PAGE_SIZE: u32 = 100;
+/// Guards against a platform that keeps answering with a `next` link.
+const MAX_PAGES: usize = 1_000;
+
+impl Settings {
+    pub fn missing(&self) -> Vec<&'static str> {
+        let unset = |v: &Option<String>| v.as_deref().is_none_or(|s| s.trim().is_empty());
+        if unset(&self.access_token) { vec!["META_ACCESS_TOKEN"] } else { vec![] }
+    }
+
+    pub fn sandboxed(&self, base: &str) -> Self {
+        Self {
+            base_url: base.to_string(),
+            access_token: Some("sandbox-token".into()),
+            app_secret: Some("sandbox-app-secret".into()),
+            ..self.clone()
+        }
+    }
+
+    fn http(&self) -> HttpSettings {
+        let base = HttpSettings::new(self.rate_per_second.unwrap_or(DEFAULT_RATE), self.burst.unwrap_or(DEFAULT_BURST))
+            .per_account(self.account_rate_per_second.unwrap_or(DEFAULT_ACCOUNT_RATE));
+        match self.retry_base_ms {
+            Some(ms) => HttpSettings { base_backoff: Duration::from_millis(ms), ..base },
+            None => base,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Response shapes
+
+/// A Graph number: insights metrics come as strings (`"100.50"`); numbers are accepted too.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct Num(f64);
+
+impl<'de> Deserialize<'de> for Num {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(f64),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(n) => Ok(Num(n)),
+            Raw::S(s) => s.trim().parse().map(Num).map_err(|_| serde::de::Error::custom(format!("not a number: {s:?}"))),
+        }
+    }
+}
+
+fn num(v: Option<Num>) -> f64 {
+    v.map(|n| n.0).filter(|n| n.is_finite()).unwrap_or(0.0)
+}
+
+#[derive(Debug, Deserialize)]
+struct Page<T> {
+    data: Vec<T>,
+    #[serde(default)]
+    paging: Option<Paging>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Paging {
+    #[serde(default)]
+    next: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ActionStat {
+    action_type: String,
+    value: Option<Num>,
+}
+
+/// Purchase action types, most inclusive first. Meta reports the same purchase under several
+/// overlapping types (`omni_purchase` = all channels, `purchase`, and the pixel-only
+/// `offsite_conversion.fb_pixel_purchase`), so adding them up double counts. We take the
+/// first type present in the row, for counts, values and ROAS alike.
+const PURCHASE_TYPES: [&str; 3] = ["omni_purchase", "purchase", "offsite_conversion.fb_pixel_purchase"];
+
+fn purchases(stats: &Option<Vec<ActionStat>>) -> Option<f64> {
+    let stats = stats.as_deref()?;
+    PURCHASE_TYPES
+        .iter()
+        .find_map(|t| stats.iter().find(|s| s.action_type == *t))
+        .map(|s| num(s.value))
+}
+
+#[derive(Debug, Deserialize)]
+struct RawRow {
+    date_start: NaiveDate,
+    #[serde(default)]
+    account_currency: Option<String>,
+    #[serde(default)]
+    campaign_id: Option<String>,
+    #[serde(default)]
+    campaign_name: Option<String>,
+    #[serde(default)]
+    spend: Option<Num>,
+    #[serde(default)]
+    impressions: Option<Num>,
+    #[serde(default)]
+    clicks: Option<Num>,
+    // Absent on rows without conversions.
+    #[serde(default)]
+    actions: Option<Vec<ActionStat>>,
+    #[serde(default)]
+    action_values: Option<Vec<ActionStat>>,
+    #[serde(default)]
+    purchase_roas: Option<Vec<ActionStat>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum InsightsLevel {
+    Account,
+    Campaign,
+}
+
+impl InsightsLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Account => "account",
+            Self::Campaign => "campaign",
+        }
+    }
+}
+
+/// One day of insights at the requested level (purchases as in [`PURCHASE_TYPES`]).
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct InsightsRow {
+    #[schema(value_type = String, example = "2026-06-01")]
+    pub date: NaiveDate,
+    /// Set at campaign level.
+    pub campaign_id: Option<String>,
+    pub campaign_name: Option<String>,
+    pub spend: f64,
+    pub impressions: i64,
+    pub clicks: i64,
+    pub conversions: f64,
+    pub conversion_value: f64,
+    pub purchase_roas: Option<f64>,
+    /// Empty when Meta did not say (then [`Meta::daily_insights`] asks the account).
+    pub currency: String,
+}
+
+impl From<RawRow> for InsightsRow {
+    fn from(r: RawRow) -> Self {
+        Self {
+            date: r.date_start,
+            spend: num(r.spend),
+            impressions: num(r.impressions).round() as i64,
+            clicks: num(r.clicks).round() as i64,
+            conversions: purchases(&r.actions).unwrap_or(0.0),
+            conversion_value: purchases(&r.action_values).unwrap_or(0.0),
+            purchase_roas: purchases(&r.purchase_roas),
+            currency: r.account_currency.unwrap_or_default(),
+            campaign_id: r.campaign_id,
+            campaign_name: r.campaign_name,
+        }
+    }
+}
+
+/// A campaign as `/act_{id}/campaigns` lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Campaign {
+    pub id: String,
+    #[serde(default)]
+    pub name: String,
+    /// `ACTIVE`, `PAUSED`, `DELETED`, `ARCHIVED`.
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub effective_status: Option<String>,
+    /// e.g. `OUTCOME_SALES`, `OUTCOME_TRAFFIC`.
+    #[serde(default)]
+    pub objective: Option<String>,
+    /// Budgets are in the account currency's minor units (cents), sent as strings.
+    #[serde(default, deserialize_with = "minor_units")]
+    pub daily_budget: Option<i64>,
+    #[serde(default, deserialize_with = "minor_units")]
+    pub lifetime_budget: Option<i64>,
+    /// Graph times, e.g. `2026-06-01T10:00:00+0000`, kept as sent.
+    #[serde(default)]
+    pub start_time: Option<String>,
+    #[serde(default)]
+    pub stop_time: Option<String>,
+    #[serde(default)]
+    pub created_time: Option<String>,
+}
+
+fn minor_units<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    Ok(Option::<Num>::deserialize(d)?.map(|n| n.0.round() as i64))
+}
+
+const CAMPAIGN_FIELDS: &str = "id,name,status,effective_status,objective,daily_budget,lifetime_budget,start_time,stop_time,created_time";
+
+/// An ad account (`GET /act_{id}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AdAccount {
+    /// `act_<digits>`.
+    pub id: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub currency: String,
+    #[serde(default)]
+    pub timezone_name: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------------
+// Client
+
+pub struct Meta {
+    http: PlatformHttp,
+    settings: Settings,
+    proof: Option<String>,
+}
+
+impl Meta {
+    pub fn new(settings: &Settings) -> Self {
+        let token = settings.access_token.clone().unwrap_or_default();
+        let proof = settings.app_secret.as_deref().filter(|s| !s.is_empty()).map(|secret| appsecret_proof(secret, &token));
+        let secrets = [settings.access_token.clone(), settings.app_secret.clone(), proof.clone()].into_iter().flatten().collect();
+        Self { http: PlatformHttp::new(INFO.key, settings.http(), Arc::new(Graph), secrets), settings: settings.clone(), proof }
+    }
+
+    pub fn http(&self) -> &PlatformHttp {
+        &self.http
+    }
+
+    /// One [`DailyMetrics`] per day from `from` to `to` (inclusive) for an ad account
+    /// (`act_<digits>` or the bare digits). Days Meta has no row for (no delivery) are zero.
+    pub async fn daily_insights(&self, account: &str, from: NaiveDate, to: NaiveDate) -> Result<Vec<DailyMetrics>, PlatformError> {
+        let rows = self.insights_report(account, from, to, InsightsLevel::Account).await?;
+        let currency = match rows.iter().find(|r| !r.currency.is_empty()) {
+            Some(row) => row.currency.clone(),
+            None => self.account(account).await?.currency,
+        };
+        let mut days: BTreeMap<NaiveDate, DailyMetrics> = from
+            .iter_days()
+            .take_while(|d| *d <= to)
+            .map(|date| {
+                let zero = DailyMetrics {
+                    date,
+                    spend: 0.0,
+                    impressions: 0,
+                    clicks: 0,
+                    conversions: 0.0,
+                    conversion_value: 0.0,
+                    currency: currency.clone(),
+                };
+                (date, zero)
+            })
+            .collect();
+        for row in rows {
+            if let Some(day) = days.get_mut(&row.date) {
+                day.spend += row.spend;
+                day.impressions += row.impressions;
+                day.clicks += row.clicks;
+                day.conversions += row.conversions;
+                day.conversion_value += row.conversion_value;
+            }
+        }
+        Ok(days.into_values().collect())
+    }
+
+    /// Daily insights rows (`time_increment=1`) at `level`, every page.
+    pub async fn insights_report(
+        &self,
+        account: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+        level: InsightsLevel,
+    ) -> Result<Vec<InsightsRow>, PlatformError> {
+        let node = account_node(account)?;
+        if from > to {
+            return Err(PlatformError::new(INFO.key, ErrorKind::Invalid, format!("empty date range {from}..{to}")));
+        }
+        let mut fields = String::from("spend,impressions,clicks,actions,action_values,purchase_roas,account_currency");
+        if level == InsightsLevel::Campaign {
+            fields.insert_str(0, "campaign_id,campaign_name,");
+        }
+        let time_range = serde_json::json!({"since": from.to_string(), "until": to.to_string()}).to_string();
+        let params = [
+            ("level", level.as_str().to_string()),
+            ("fields", fields),
+            ("time_range", time_range),
+            ("time_increment", "1".into()),
+            ("limit", PAGE_SIZE.to_string()),
+        ];
+        let rows: Vec<RawRow> = self.collect("insights", &node, &format!("{node}/insights"), &params).await?;
+        Ok(rows.into_iter().map(InsightsRow::from).collect())
+    }
+
+    /// Every campaign of the ad account, every page.
+    pub async fn campaigns(&self, account: &str) -> Result<Vec<Campaign>, PlatformError> {
+        let node = account_node(account)?;
+        let params = [("fields", CAMPAIGN_FIELDS.to_string()), ("limit", PAGE_SIZE.to_string())];
+        self.collect("campaigns", &node, &format!("{node}/campaigns"), &params).await
+    }
+
+    /// The ad account's name, currency and time zone.
+    pub async fn account(&self, account: &str) -> Result<AdAccount, PlatformError> {
+        let node = account_node(account)?;
+        let url = self.url(&node, &[("fields", "id,name,currency,timezone_name".to_string())])?;
+        self.http.send(Call::new("ad_account").account(&node), |c| c.get(url.clone())).await?.json()
+    }
+
+    /// Follows `paging.next` until it is absent (Meta's only end-of-list signal).
+    async fn collect<T: DeserializeOwned>(
+        &self,
+        endpoint: &'static str,
+        node: &str,
+        path: &str,
+        params: &[(&str, String)],
+    ) -> Result<Vec<T>, PlatformError> {
+        let mut url = self.url(path, params)?;
+        let mut out = Vec::new();
+        for _ in 0..MAX_PAGES {
+            let reply = self.http.send(Call::new(endpoint).account(node), |c| c.get(url.clone())).await?;
+            let page: Page<T> = reply.json()?;
+            out.extend(page.data);
+            match page.paging.and_then(|p| p.next) {
+                Some(next) => url = self.next_url(&next)?,
+                None => return Ok(out),
+            }
+        }
+        Err(PlatformError::malformed(INFO.key, format!("more than {MAX_PAGES} pages from {endpoint}")))
+    }
+
+    fn token(&self) -> Result<&str, PlatformError> {
+        match self.settings.access_token.as_deref() {
+            Some(token) if !token.trim().is_empty() => Ok(token),
+            _ => Err(PlatformError::not_configured(INFO.key, &self.settings.missing())),
+        }
+    }
+
+    fn url(&self, path: &str, params: &[(&str, String)]) -> Result<Url, PlatformError> {
+        let raw = format!("{}/{}/{path}", self.settings.base_url.trim_end_matches('/'), self.settings.api_version);
+        let mut url = Url::parse(&raw).map_err(|e| PlatformError::new(INFO.key, ErrorKind::NotConfigured, format!("META_BASE_URL: {e}")))?;
+        url.query_pairs_mut().extend_pairs(params.iter().map(|(k, v)| (*k, v.as_str())));
+        self.authorize(&mut url)?;
+        Ok(url)
+    }
+
+    /// `paging.next` already holds every parameter; we only make sure the credentials
+    /// in it are ours, and refuse to send them to another host.
+    fn next_url(&self, next: &str) -> Result<Url, PlatformError> {
+        let mut url = Url::parse(next).map_err(|e| PlatformError::malformed(INFO.key, format!("paging.next {e}")))?;
+        let base = Url::parse(&self.settings.base_url).map_err(|e| PlatformError::new(INFO.key, ErrorKind::NotConfigured, e.to_string()))?;
+        if url.origin() != base.origin() {
+            return Err(PlatformError::malformed(INFO.key, format!("paging.next points at another host ({})", url.origin().ascii_serialization())));
+        }
+        let kept: Vec<(String, String)> = url
+            .query_pairs()
+            .filter(|(k, _)| k != "access_token" && k != "appsecret_proof")
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        url.query_pairs_mut().clear().extend_pairs(kept);
+        self.authorize(&mut url)?;
+        Ok(url)
+    }
+
+    fn authorize(&self, url: &mut Url) -> Result<(), PlatformError> {
+        let token = self.token()?;
+        let mut query = url.query_pairs_mut();
+        query.append_pair("access_token", token);
+        if let Some(proof) = &self.proof {
+            query.append_pair("appsecret_proof", proof);
+        }
+        Ok(())
+    }
+}
+
+/// `act_<digits>` from `act_<digits>` or `<digits>`.
+fn account_node(account: &str) -> Result<String, PlatformError> {
+    let account = account.trim();
+    let digits = account.strip_prefix("act_").unwrap_or(account);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(PlatformError::new(INFO.key, ErrorKind::Invalid, format!("`{account}` is not an ad account id (act_<digits>)")));
+    }
+    Ok(format!("act_{digits}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_parse_strings_and_pick_one_purchase_family() {
+        let row: RawRow = serde_json::from_value(serde_json::json!({
+            "campaign_id": "1", "campaign_name": "Summer", "spend": "100.50", "impressions": "10000", "clicks": 250,
+            "actions": [{"action_type": "link_click", "value": "230"}, {"action_type": "purchase", "value": "20"},
+                        {"action_type": "omni_purchase", "value": "21"}, {"action_type": "offsite_conversion.fb_pixel_purchase", "value": "19"}],
+            "action_values": [{"action_type": "purchase", "value": "1500.00"}],
+            "purchase_roas": [{"action_type": "omni_purchase", "value": "14.925373"}],
+            "account_currency": "EUR", "date_start": "2026-06-01", "date_stop": "2026-06-01"
+        }))
+        .unwrap();
+        let row = InsightsRow::from(row);
+        assert_eq!((row.spend, row.impressions, row.clicks), (100.5, 10000, 250));
+        assert_eq!(row.conversions, 21.0, "omni_purchase only, never the sum");
+        assert_eq!(row.conversion_value, 1500.0);
+        assert_eq!(row.purchase_roas, Some(14.925373));
+        assert_eq!((row.currency.as_str(), row.campaign_id.as_deref()), ("EUR", Some("1")));
+        let bare: RawRow = serde_json::from_value(serde_json::json!({"date_start": "2026-06-02", "spend": "0"})).unwrap();
+        assert_eq!(InsightsRow::from(bare).conversions, 0.0);
+        assert!(serde_json::from_value::<RawRow>(serde_json::json!({"date_start": "2026-06-02", "spend": "lots"})).is_err());
+    }
+
+    #[test]
+    fn account_ids_are_normalised() {
+        assert_eq!(account_node("act_123").unwrap(), "act_123");
+        assert_eq!(account_node(" 123 ").unwrap(), "act_123");
+        assert_eq!(account_node("act_12a").unwrap_err().kind, ErrorKind::Invalid);
+        assert!(account_node("").is_err());
+    }
+
+    #[test]
+    fn next_links_carry_our_credentials_and_stay_on_the_host() {
+        let settings = Settings {
+            access_token: Some("tok".into()),
+            app_secret: Some("sec".into()),
+            base_url: "http://127.0.0.1:9/meta".into(),
+            ..Settings::default()
+        };
+        let meta = Meta::new(&settings);
+        let next = meta.next_url("http://127.0.0.1:9/meta/v25.0/act_1/insights?limit=2&access_token=old&after=QQ").unwrap();
+        let pairs: Vec<(String, String)> = next.query_pairs().into_owned().collect();
+        assert!(pairs.contains(&("after".into(), "QQ".into())));
+        assert_eq!(pairs.iter().filter(|(k, _)| k == "access_token").count(), 1);
+        assert!(pairs.contains(&("access_token".into(), "tok".into())));
+        assert!(pairs.contains(&("appsecret_proof".into(), appsecret_proof("sec", "tok"))));
+        let err = meta.next_url("https://evil.example/v25.0/act_1/insights").unwrap_err();
+        assert_eq!(err.kind, ErrorKind::MalformedResponse);
+    }
+
+    #[test]
+    fn settings_name_missing_credentials_and_hide_them() {
+        assert_eq!(Settings::default().missing(), vec!["META_ACCESS_TOKEN"]);
+        let set = Settings { access_token: Some("EAAsecret".into()), ..Settings::default() };
+        assert!(set.missing().is_empty());
+        assert!(!format!("{set:?}").contains("EAAsecret"));
+        let vars = [("META_ACCESS_TOKEN".to_string(), "t".to_string()), ("META_ACCOUNT_RATE_PER_SECOND".to_string(), "2.5".to_string())];
+        let parsed: Settings = envy::prefixed("META_").from_iter(vars).unwrap();
+        assert_eq!((parsed.account_rate_per_second, parsed.api_version.as_str()), (Some(2.5), "v25.0"));
+    }
+}
