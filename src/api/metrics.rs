@@ -159,6 +159,9 @@ async fn sync_metrics(
         Some(names) => {
             let mut picked = vec![];
             for (i, name) in names.iter().enumerate() {
+                if names[..i].contains(name) {
+                    return Err(ApiError::invalid(vec![]).with_field(format!("platforms[{i}]"), "is listed twice"));
+                }
                 match linked.iter().find(|(key, _)| key == name) {
                     Some(found) => picked.push(found.clone()),
                     None => {
@@ -174,6 +177,9 @@ async fn sync_metrics(
             picked
         }
     };
+    if wanted.is_empty() {
+        return Err(ApiError::invalid(vec![]).with_field("platforms", "the client has no ad account linked (set accounts.meta or accounts.google_ads)"));
+    }
 
     let fetches = wanted.iter().map(|(platform, account)| fetch(&state, platform, account, req.from, req.to));
     let results = futures::future::join_all(fetches).await;

@@ -193,3 +193,58 @@ impl Platforms {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `pub field:` names of a module's `Settings` struct.
+    fn settings_fields(source: &str) -> Vec<String> {
+        let start = source.find("pub struct Settings {").expect("Settings struct");
+        let body = &source[start..source[start..].find("\n}").map(|e| start + e).expect("end of Settings")];
+        body.lines()
+            .filter_map(|l| l.trim().strip_prefix("pub ")?.split_once(':').map(|(name, _)| name.trim().to_string()))
+            .filter(|name| !name.contains(' '))
+            .collect()
+    }
+
+    /// Every platform setting is documented in `.env.example`, and its values load.
+    #[test]
+    fn env_example_documents_every_platform_setting() {
+        let example = include_str!("../../.env.example");
+        let sources = [
+            (meta::INFO.env_prefix, include_str!("meta/mod.rs")),
+            (google_ads::INFO.env_prefix, include_str!("google_ads.rs")),
+            (google_drive::INFO.env_prefix, include_str!("google_drive.rs")),
+            (clickup::INFO.env_prefix, include_str!("clickup.rs")),
+            (whatsapp::INFO.env_prefix, include_str!("whatsapp.rs")),
+            (llm::INFO.env_prefix, include_str!("llm.rs")),
+        ];
+        for (prefix, source) in sources {
+            let fields = settings_fields(source);
+            assert!(fields.len() >= 3, "{prefix}: Settings fields not found");
+            for field in fields {
+                let var = format!("{prefix}{}", field.to_uppercase());
+                assert!(example.contains(&format!("{var}=")), ".env.example does not document {var}");
+            }
+        }
+        let active: Vec<(String, String)> = example
+            .lines()
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            .collect();
+        let settings = PlatformSettings::from_vars(&active).expect(".env.example platform values load");
+        assert_eq!(settings.effective_mode(), Mode::Sandbox, "no credentials: sandbox");
+    }
+
+    #[test]
+    fn live_mode_names_the_missing_settings() {
+        let vars = vec![("PLATFORM_MODE".to_string(), "live".to_string()), ("META_ACCESS_TOKEN".to_string(), "t".to_string())];
+        let settings = PlatformSettings::from_vars(&vars).unwrap();
+        let err = settings.check_live().unwrap_err();
+        assert!(err.contains("CLICKUP_TOKEN") && err.contains("GOOGLE_ADS_DEVELOPER_TOKEN"), "{err}");
+        assert!(!err.contains("META_ACCESS_TOKEN"), "{err}");
+        assert!(PlatformSettings::from_vars(&[("PLATFORM_MODE".into(), "maybe".into())]).is_err());
+    }
+}
