@@ -11,6 +11,7 @@ use crate::{
     cache::{ClientCache, Invalidate},
     config::Config,
     platforms::Platforms,
+    workflows::Registry,
 };
 
 #[derive(Clone)]
@@ -22,6 +23,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     pub clients: Arc<ClientCache>,
     pub platforms: Arc<Platforms>,
+    /// The workflows this build runs.
+    pub workflows: Arc<Registry>,
 }
 
 impl AppState {
@@ -35,6 +38,7 @@ impl AppState {
             metrics: crate::telemetry::metrics_handle(),
             clients: Arc::new(ClientCache::new(10_000, std::time::Duration::from_secs(60))),
             platforms,
+            workflows: Arc::new(Registry::builtin()),
         })
     }
 

@@ -19,8 +19,12 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the HTTP API (the default). Without DATABASE_URL it runs its own Postgres under DATA_DIR.
-    Serve,
+    /// Run the service (the default). Without DATABASE_URL it runs its own Postgres under DATA_DIR.
+    Serve {
+        /// What this process does; run any number of each against one database.
+        #[arg(long, value_enum, default_value = "all")]
+        role: crate::server::Role,
+    },
     /// Apply database migrations and exit.
     Migrate,
     /// Manage API tokens.
@@ -67,7 +71,7 @@ fn parse_scope(s: &str) -> Result<Scope, String> {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command.unwrap_or(Command::Serve) {
+    match cli.command.unwrap_or(Command::Serve { role: crate::server::Role::All }) {
         Command::Openapi => {
             println!("{}", serde_json::to_string_pretty(&crate::api::openapi::document())?);
             Ok(())
@@ -84,10 +88,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             tokio::signal::ctrl_c().await?;
             Ok(())
         }
-        Command::Serve => {
+        Command::Serve { role } => {
             let config = Config::load()?;
             let _guard = telemetry::init_logging(&config, false)?;
-            server::serve(config).await
+            server::serve(config, role).await
         }
         Command::Migrate => {
             let config = Config::load()?;

@@ -38,6 +38,16 @@ pub struct Config {
     pub idempotency_ttl_hours: u32,
     pub token_last_used_flush_secs: u64,
     pub shutdown_grace_secs: u64,
+    /// Workflow tasks one worker process runs at once.
+    pub worker_concurrency: usize,
+    /// How long a worker holds a task without a heartbeat before another may take it.
+    pub task_lease_secs: u64,
+    /// First retry delay of a failed task (doubles per attempt).
+    pub task_retry_base_secs: u64,
+    /// How often the scheduler looks for due schedules.
+    pub scheduler_tick_secs: u64,
+    /// Comma-separated E.164 numbers whose WhatsApp messages are taken as commands.
+    pub whatsapp_command_senders: String,
     /// Each platform's settings, read from its own prefixed variables (`META_*`, ...).
     #[serde(skip)]
     pub platforms: PlatformSettings,
@@ -74,6 +84,11 @@ impl Default for Config {
             idempotency_ttl_hours: 24,
             token_last_used_flush_secs: 30,
             shutdown_grace_secs: 20,
+            worker_concurrency: 32,
+            task_lease_secs: 30,
+            task_retry_base_secs: 5,
+            scheduler_tick_secs: 5,
+            whatsapp_command_senders: String::new(),
             platforms: PlatformSettings::default(),
         }
     }
@@ -130,11 +145,17 @@ impl Config {
         if self.body_limit_bytes < 1024 {
             return fail("BODY_LIMIT_BYTES", "must be at least 1024");
         }
+        if self.worker_concurrency == 0 || self.task_lease_secs < 3 || self.scheduler_tick_secs == 0 {
+            return fail("WORKER_CONCURRENCY/TASK_LEASE_SECS/SCHEDULER_TICK_SECS", "concurrency and tick at least 1, lease at least 3 seconds");
+        }
         if self.request_timeout_secs == 0 {
             return fail("REQUEST_TIMEOUT_SECS", "must be at least 1");
         }
         if self.log_file_max_bytes == 0 || self.log_file_max_files == 0 {
             return fail("LOG_FILE_MAX_BYTES/LOG_FILE_MAX_FILES", "must be at least 1");
+        }
+        if let Some(bad) = self.whatsapp_command_senders.split(',').map(str::trim).find(|n| !n.is_empty() && crate::domain::client::e164(n).is_none()) {
+            return fail("WHATSAPP_COMMAND_SENDERS", &format!("`{bad}` is not an E.164 number (e.g. +5511999990000)"));
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log_level).is_err() {
             return fail("LOG_LEVEL", "not a valid filter (e.g. info, debug, switchboard=debug)");
@@ -147,8 +168,22 @@ impl Config {
         self.database_url.is_none()
     }
 
+    pub fn worker_settings(&self) -> crate::workflows::engine::WorkerSettings {
+        crate::workflows::engine::WorkerSettings {
+            concurrency: self.worker_concurrency,
+            lease: Duration::from_secs(self.task_lease_secs),
+            poll: Duration::from_secs(1),
+            retry_base: Duration::from_secs(self.task_retry_base_secs),
+        }
+    }
+
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.request_timeout_secs)
+    }
+
+    /// The allow-listed WhatsApp command senders, normalised to E.164 (`+` and digits).
+    pub fn command_senders(&self) -> Vec<String> {
+        self.whatsapp_command_senders.split(',').filter_map(crate::domain::client::e164).collect()
     }
 
     pub fn cors_origins(&self) -> Vec<String> {
@@ -201,6 +236,14 @@ mod tests {
     fn bad_port_names_the_variable() {
         let err = Config::from_vars(vars(&[("PORT", "eighty")])).unwrap_err().to_string();
         assert!(err.contains("PORT"), "{err}");
+    }
+
+    #[test]
+    fn command_senders_are_e164_numbers() {
+        let c = Config::from_vars(vars(&[("WHATSAPP_COMMAND_SENDERS", "+55 11 99999-0000, +14155550100,")])).unwrap();
+        assert_eq!(c.command_senders(), vec!["+5511999990000", "+14155550100"]);
+        let err = Config::from_vars(vars(&[("WHATSAPP_COMMAND_SENDERS", "+14155550100,5511")])).unwrap_err().to_string();
+        assert!(err.contains("WHATSAPP_COMMAND_SENDERS") && err.contains("5511"), "{err}");
     }
 
     #[test]

@@ -12,6 +12,7 @@ use tokio::{net::TcpListener, task::JoinSet};
 
 use crate::{
     api,
+    workflows::{engine::Worker, scheduler},
     app::AppState,
     auth::Tokens,
     config::Config,
@@ -107,26 +108,80 @@ pub fn token_signer(config: &Config) -> anyhow::Result<Tokens> {
     Tokens::new(&jwt_secret(config)?, &config.jwt_audience, &config.jwt_issuer)
 }
 
-pub async fn serve(config: Config) -> anyhow::Result<()> {
+/// What a process does; any number of each can share one database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    /// API, workers and scheduler in one process.
+    All,
+    /// The HTTP API only.
+    Api,
+    /// Runs workflow tasks only.
+    Worker,
+    /// Fires schedules only.
+    Scheduler,
+}
+
+impl Role {
+    fn api(self) -> bool {
+        matches!(self, Role::All | Role::Api)
+    }
+    fn worker(self) -> bool {
+        matches!(self, Role::All | Role::Worker)
+    }
+    fn scheduler(self) -> bool {
+        matches!(self, Role::All | Role::Scheduler)
+    }
+}
+
+pub async fn serve(config: Config, role: Role) -> anyhow::Result<()> {
     let mut db = Database::open(&config).await?;
-    let result = run(&config, &db.pool).await;
+    let result = run(&config, &db.pool, role).await;
     if let Err(e) = db.close().await {
         tracing::error!(error = %e, "stopping the database failed");
     }
     result
 }
 
-async fn run(config: &Config, pool: &PgPool) -> anyhow::Result<()> {
+async fn run(config: &Config, pool: &PgPool, role: Role) -> anyhow::Result<()> {
     migrate(pool).await?;
+    store::prompt_templates::seed_defaults(pool).await.context("seeding the default prompt templates")?;
     let (platforms, simulator) = platforms(config).await?;
     let state = AppState::new(pool.clone(), config.clone(), &jwt_secret(config)?, platforms)?;
+    scheduler::seed_defaults(pool, &state.workflows).await?;
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let mut background = JoinSet::new();
+    background.spawn(crate::costs::flush_every(pool.clone(), crate::costs::FLUSH_EVERY, stop.clone()));
+    if role.worker() {
+        let worker = Arc::new(Worker::new(state.clone(), state.workflows.clone(), config.worker_settings()));
+        background.spawn(worker.run(stop.clone()));
+    }
+    if role.scheduler() {
+        background.spawn(scheduler::run(state.clone(), Duration::from_secs(config.scheduler_tick_secs), stop.clone()));
+    }
+    let served = if role.api() { serve_http(config, &state, simulator.as_ref()).await } else {
+        println!("Switchboard {role:?} running (no HTTP API in this role); Ctrl-C or SIGTERM stops it");
+        shutdown_signal().await;
+        Ok(())
+    };
+    let _ = stop_tx.send(true);
+    // Workers finish their running tasks; anything left after the grace period is
+    // picked up by another worker when its lease expires.
+    let grace = Duration::from_secs(config.shutdown_grace_secs);
+    if tokio::time::timeout(grace, async { while background.join_next().await.is_some() {} }).await.is_err() {
+        tracing::warn!("background work did not stop within the grace period");
+    }
+    served
+}
+
+async fn serve_http(config: &Config, state: &AppState, simulator: Option<&sim::Running>) -> anyhow::Result<()> {
+    let pool = &state.pool;
     let addr = SocketAddr::new(config.bind, config.port);
     let listener = TcpListener::bind(addr).await.with_context(|| format!("listening on {addr} (BIND/PORT)"))?;
     let base = format!("http://{}", listener.local_addr()?);
     tracing::info!(%base, "listening");
     println!("Switchboard is listening on {base}");
     println!("Swagger UI: {base}/docs");
-    if let Some(sim) = &simulator {
+    if let Some(sim) = simulator {
         println!("Platforms: sandbox (built-in simulator at {}; set credentials or PLATFORM_MODE=live for real ones)", sim.base_url);
     }
     if store::tokens::count(pool).await? == 0 {
@@ -135,7 +190,7 @@ async fn run(config: &Config, pool: &PgPool) -> anyhow::Result<()> {
     }
 
     let mut upkeep = JoinSet::new();
-    spawn_upkeep(&mut upkeep, &state);
+    spawn_upkeep(&mut upkeep, state);
     let grace = Duration::from_secs(config.shutdown_grace_secs);
     let (stopping_tx, mut stopping) = tokio::sync::watch::channel(false);
     let server = axum::serve(listener, api::app(state.clone())).with_graceful_shutdown(async move {

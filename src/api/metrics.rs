@@ -182,7 +182,7 @@ async fn sync_metrics(
     }
 
     let fetches = wanted.iter().map(|(platform, account)| fetch(&state, platform, account, req.from, req.to));
-    let results = futures::future::join_all(fetches).await;
+    let results = crate::costs::for_client(client.id, futures::future::join_all(fetches)).await;
 
     let mut outcomes = vec![];
     let mut tx = state.pool.begin().await?;
@@ -365,10 +365,18 @@ async fn get_pacing(State(state): State<AppState>, caller: Caller, Path(client):
     caller.require(Scope::ClientsRead)?;
     let mut conn = state.pool.acquire().await?;
     let client = clients::load(&mut conn, &client, false).await?;
+    drop(conn);
+    pacing_for(&state, &client, q.month.as_deref()).await.map(axum::Json)
+}
+
+/// Pacing of `client` for `month` (`YYYY-MM`, default the current month in the
+/// client's time zone): also what the WhatsApp `status` command reports.
+pub async fn pacing_for(state: &AppState, client: &Client, month: Option<&str>) -> ApiResult<PacingView> {
+    let mut conn = state.pool.acquire().await?;
     let tz: chrono_tz::Tz = client.timezone.parse().unwrap_or(chrono_tz::UTC);
     let today = Utc::now().with_timezone(&tz).date_naive();
     let bad_month = || ApiError::bad_request("invalid_query", "month: must be YYYY-MM, not in the future").with_field("month", "must be YYYY-MM, not in the future");
-    let first = match q.month.as_deref() {
+    let first = match month {
         Some(m) => NaiveDate::parse_from_str(&format!("{m}-01"), "%Y-%m-%d").map_err(|_| bad_month())?,
         None => today.with_day(1).expect("day 1"),
     };
@@ -389,5 +397,5 @@ async fn get_pacing(State(state): State<AppState>, caller: Caller, Path(client):
     let total_budget: f64 = client.budgets.values().sum();
     let total_spend: f64 = spend.values().sum();
     out.push(pacing::pace("total", (total_budget > 0.0).then_some(total_budget), total_spend, as_of));
-    Ok(axum::Json(PacingView { client_id: client.id, month: first.format("%Y-%m").to_string(), as_of, currency: client.currency, platforms: out }))
+    Ok(PacingView { client_id: client.id, month: first.format("%Y-%m").to_string(), as_of, currency: client.currency.clone(), platforms: out })
 }

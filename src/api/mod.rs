@@ -1,13 +1,16 @@
 //! The HTTP layer: one module per resource, each with its `router()`, plus the
 //! cross-cutting pieces (errors, auth, pagination, idempotency, OpenAPI).
 
+pub mod alerts;
 pub mod audit;
 pub mod auth;
 pub mod clients;
+pub mod costs;
 pub mod error;
 pub mod extract;
 pub mod health;
 pub mod idempotency;
+pub mod inbound;
 pub mod knowledge;
 pub mod metrics;
 pub mod middleware;
@@ -15,7 +18,11 @@ pub mod openapi;
 pub mod pagination;
 pub mod platform_actions;
 pub mod platforms;
+pub mod prompt_templates;
 pub mod rate_limit;
+pub mod reports;
+pub mod runs;
+pub mod schedules;
 pub mod tokens;
 
 use axum::{
@@ -42,12 +49,15 @@ pub fn app(state: AppState) -> Router {
         .route_layer(from_fn_with_state(state.clone(), auth::authenticate))
         .split_for_parts();
     let (system, _) = health::router().split_for_parts();
+    // Meta calls the webhook: no token auth (the signature is checked instead).
+    let (webhooks, _) = inbound::router().split_for_parts();
     let request_id = HeaderName::from_static("x-request-id");
     let config = state.config.clone();
 
     let mut router = Router::new()
         .merge(v1)
         .merge(system)
+        .merge(webhooks)
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi::document()))
         .fallback(middleware::not_found)
         .with_state(state)
@@ -80,7 +90,7 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
     Some(
         CorsLayer::new()
             .allow_origin(allow)
-            .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
+            .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
             .allow_headers(Any)
             .expose_headers(Any),
     )

@@ -11,7 +11,7 @@ use utoipa::{
     },
 };
 
-use super::{audit, clients, error::Problem, health, knowledge, metrics, platforms, tokens};
+use super::{alerts, audit, clients, costs, error::Problem, health, inbound, knowledge, metrics, platforms, prompt_templates, reports, runs, schedules, tokens};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -30,6 +30,13 @@ problem details with a stable `code` and the fields at fault in `errors`; every 
         (name = "knowledge", description = "Knowledge entries per client and full-text search"),
         (name = "metrics", description = "Ad metrics per client: sync from the platforms, read, budget pacing"),
         (name = "platforms", description = "Platform status and actions (Meta, Google Ads, Drive, ClickUp, WhatsApp, LLM)"),
+        (name = "workflows", description = "Workflows and their runs: start, follow, cancel, retry"),
+        (name = "schedules", description = "When workflows run on their own"),
+        (name = "alerts", description = "Alerts raised by the monitoring: list, acknowledge, resolve"),
+        (name = "reports", description = "Reports the workflows wrote (weekly report), with figures and token usage"),
+        (name = "prompt-templates", description = "Versioned minijinja prompt templates the workflows and LLM actions render"),
+        (name = "costs", description = "LLM token usage and platform calls per client and day"),
+        (name = "inbound", description = "Webhooks the platforms call (WhatsApp commands); signed, no token"),
         (name = "tokens", description = "API tokens"),
         (name = "audit", description = "The audit log of every change"),
         (name = "system", description = "Health, readiness and metrics"),
@@ -45,8 +52,14 @@ pub fn routes() -> utoipa_axum::router::OpenApiRouter<crate::app::AppState> {
         .merge(knowledge::router())
         .merge(metrics::router())
         .merge(platforms::router())
+        .merge(runs::router())
+        .merge(schedules::router())
         .merge(tokens::router())
         .merge(audit::router())
+        .merge(costs::router())
+        .merge(alerts::router())
+        .merge(prompt_templates::router())
+        .merge(reports::router())
 }
 
 /// Completes the collected document.
@@ -59,7 +72,8 @@ pub fn finish(mut doc: openapi::OpenApi) -> openapi::OpenApi {
         if !path.starts_with("/v1/") {
             continue;
         }
-        for op in [&mut item.get, &mut item.post, &mut item.patch, &mut item.put, &mut item.delete].into_iter().flatten() {
+        // Operations that declare their own security (the webhooks: `security(())`) are not token-authenticated.
+        for op in [&mut item.get, &mut item.post, &mut item.patch, &mut item.put, &mut item.delete].into_iter().flatten().filter(|op| op.security.is_none()) {
             complete_operation(op);
         }
     }
@@ -70,6 +84,7 @@ pub fn finish(mut doc: openapi::OpenApi) -> openapi::OpenApi {
 pub fn document() -> openapi::OpenApi {
     let mut doc = routes().into_openapi();
     doc.merge(health::router().into_openapi());
+    doc.merge(inbound::router().into_openapi());
     finish(doc)
 }
 

@@ -133,7 +133,7 @@ async fn meta_insights(State(state): State<AppState>, caller: Caller, ApiJson(re
     let account = client.accounts.meta.clone().ok_or_else(|| missing_account("Meta", "meta"))?;
     state.platforms.ensure_configured("meta")?;
     let level = req.level.unwrap_or(InsightsLevel::Account);
-    let rows = state.platforms.meta.insights_report(&account, req.from, req.to, level).await?;
+    let rows = crate::costs::for_client(client.id, state.platforms.meta.insights_report(&account, req.from, req.to, level)).await?;
     audit(&state, &caller, "platform.meta.insights", Some(&client), &json!({"account": account, "from": req.from, "to": req.to, "rows": rows.len()})).await?;
     Ok(axum::Json(ReportResponse { account, rows: serde_json::to_value(rows).map_err(ApiError::internal)? }))
 }
@@ -162,7 +162,7 @@ async fn google_ads_report(State(state): State<AppState>, caller: Caller, ApiJso
     let client = client_for(&state, &req.client).await?;
     let account = client.accounts.google_ads.clone().ok_or_else(|| missing_account("Google Ads", "google_ads"))?;
     state.platforms.ensure_configured("google_ads")?;
-    let rows = state.platforms.google_ads.campaign_report(&account, req.from, req.to).await?;
+    let rows = crate::costs::for_client(client.id, state.platforms.google_ads.campaign_report(&account, req.from, req.to)).await?;
     audit(&state, &caller, "platform.google_ads.report", Some(&client), &json!({"account": account, "from": req.from, "to": req.to, "rows": rows.len()})).await?;
     Ok(axum::Json(ReportResponse { account, rows: serde_json::to_value(rows).map_err(ApiError::internal)? }))
 }
@@ -204,7 +204,7 @@ async fn drive_client_folders(State(state): State<AppState>, caller: Caller, Api
     caller.require(Scope::PlatformsAct)?;
     let client = client_for(&state, &req.client).await?;
     state.platforms.ensure_configured("google_drive")?;
-    let tree = state.platforms.google_drive.ensure_client_folders(&client.name).await?;
+    let tree = crate::costs::for_client(client.id, state.platforms.google_drive.ensure_client_folders(&client.name)).await?;
     let root = tree.root.id.clone();
     link_account(&state, &caller, &client, |a| a.drive_folder = Some(root)).await?;
     audit(&state, &caller, "platform.google_drive.client_folders", Some(&client), &tree).await?;
@@ -282,8 +282,8 @@ async fn clickup_onboarding_project(
     let client = client_for(&state, &req.client).await?;
     state.platforms.ensure_configured("clickup")?;
     let clickup = &state.platforms.clickup;
-    let (list, list_created) = clickup.find_or_create_list(&format!("{} — Onboarding", client.name), location).await?;
-    let tasks = clickup.ensure_tasks(&list.id, &template, Utc::now().date_naive()).await?;
+    let (list, list_created) = crate::costs::for_client(client.id, clickup.find_or_create_list(&format!("{} — Onboarding", client.name), location)).await?;
+    let tasks = crate::costs::for_client(client.id, clickup.ensure_tasks(&list.id, &template, Utc::now().date_naive())).await?;
     let list_id = list.id.clone();
     link_account(&state, &caller, &client, |a| a.clickup_list = Some(list_id)).await?;
     let response = OnboardingProjectResponse { list_id: list.id, list_created, task_ids: tasks.task_ids, tasks_created: tasks.created };
@@ -372,11 +372,14 @@ async fn whatsapp_message(State(state): State<AppState>, caller: Caller, ApiJson
     }
     state.platforms.ensure_configured("whatsapp")?;
     let whatsapp = &state.platforms.whatsapp;
-    let sent = match (&req.text, &req.template) {
-        (Some(text), _) => whatsapp.send_text(&to, text).await?,
-        (_, Some(t)) => whatsapp.send_template(&to, &t.name, &t.language, &t.params).await?,
-        _ => unreachable!("checked above"),
-    };
+    let sent = crate::costs::for_maybe_client(client.as_ref().map(|c| c.id), async {
+        match (&req.text, &req.template) {
+            (Some(text), _) => whatsapp.send_text(&to, text).await,
+            (_, Some(t)) => whatsapp.send_template(&to, &t.name, &t.language, &t.params).await,
+            _ => unreachable!("checked above"),
+        }
+    })
+    .await?;
     let response = MessageResponse { message_id: sent.id, to: sent.to };
     audit(&state, &caller, "platform.whatsapp.message", client.as_ref(), &json!({"message_id": response.message_id, "to": response.to, "template": req.template.as_ref().map(|t| &t.name)})).await?;
     Ok(axum::Json(response))
@@ -384,12 +387,12 @@ async fn whatsapp_message(State(state): State<AppState>, caller: Caller, ApiJson
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(example = json!({"template_key": "client_brief", "client": "acme-coffee", "variables": {"focus": "Meta campaigns"}}))]
+#[schema(example = json!({"template_key": "client-brief", "client": "acme-coffee", "variables": {"focus": "Meta campaigns"}}))]
 pub struct CompletionBody {
     /// A free prompt...
     #[serde(default)]
     pub prompt: Option<String>,
-    /// ...or a built-in template: `weekly_summary`, `client_brief`, `alert_digest`.
+    /// ...or a stored prompt template's key (`GET /v1/prompt-templates`), rendered in its current version.
     #[serde(default)]
     pub template_key: Option<String>,
     /// The client the prompt is about (its fields are available to templates as `client`).
@@ -421,7 +424,7 @@ pub struct CompletionResponse {
 /// LLM completion
 ///
 /// A completion from the configured provider (Anthropic, or OpenAI), from a free
-/// prompt or a built-in template rendered with the client and `variables`. Token
+/// prompt or a stored prompt template (current version) rendered with the client, its knowledge and `variables`. Token
 /// usage is recorded per client.
 #[utoipa::path(
     post, path = "/v1/platforms/llm/completions", operation_id = "llmCompletion", tag = TAG,
@@ -430,7 +433,7 @@ pub struct CompletionResponse {
         (status = 200, description = "The completion and its token usage", body = CompletionResponse),
         (status = 403, description = "Missing scope `platforms:act`", body = Problem),
         (status = 404, description = "No such client", body = Problem),
-        (status = 422, description = "Neither or both of prompt/template_key, unknown template, bad max_tokens", body = Problem),
+        (status = 422, description = "Neither or both of prompt/template_key, unknown template, missing variables (named), bad max_tokens", body = Problem),
         (status = 429, description = "Provider throttled (platform_error, Retry-After)", body = Problem),
         (status = 502, description = "Provider refused (platform_error)", body = Problem),
         (status = 503, description = "Provider overloaded or not configured (platform_error)", body = Problem),
@@ -454,22 +457,26 @@ async fn llm_completion(State(state): State<AppState>, caller: Caller, ApiJson(r
         }
         (Some(p), None) => (req.system.clone(), p.clone(), "prompt".to_string()),
         (None, Some(key)) => {
-            let template = prompts::find(key).ok_or_else(|| {
-                let known: Vec<&str> = prompts::TEMPLATES.iter().map(|t| t.key).collect();
-                ApiError::invalid(vec![]).with_field("template_key", format!("unknown template (known: {})", known.join(", ")))
-            })?;
-            let mut context = req.variables.clone().unwrap_or_default();
-            context.insert("client".into(), serde_json::to_value(&client).map_err(ApiError::internal)?);
-            let (system, prompt) = prompts::render(template, &Value::Object(context)).map_err(|e| ApiError::invalid(vec![]).with_field("variables", e))?;
+            // The stored current version (GET/PUT /v1/prompt-templates); legacy built-in names still resolve.
+            let mut conn = state.pool.acquire().await?;
+            let stored_key = prompts::canonical_key(key);
+            let template = match prompts::valid_key(stored_key) {
+                true => store::prompt_templates::current(&mut conn, stored_key, false).await?,
+                false => None,
+            };
+            let Some(template) = template else {
+                let known: Vec<String> = store::prompt_templates::list_current(&mut conn, None, 50).await?.into_iter().map(|t| t.key).collect();
+                return Err(ApiError::invalid(vec![]).with_field("template_key", format!("unknown template (known: {})", known.join(", "))));
+            };
+            let context = super::prompt_templates::render_context(&mut conn, client.as_ref(), req.variables.clone()).await?;
+            drop(conn);
+            let (system, prompt) = prompts::render(&template.system, &template.body, &context).map_err(super::prompt_templates::render_problem)?;
             (Some(system), prompt, format!("template:{key}"))
         }
     };
     state.platforms.ensure_configured("llm")?;
-    let completion = state
-        .platforms
-        .llm
-        .complete(&CompletionRequest { system, prompt, max_tokens: req.max_tokens, temperature: None })
-        .await?;
+    let request = CompletionRequest { system, prompt, max_tokens: req.max_tokens, temperature: None };
+    let completion = crate::costs::for_maybe_client(client.as_ref().map(|c| c.id), state.platforms.llm.complete(&request)).await?;
     let provider = serde_json::to_value(completion.provider).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
     let mut tx = state.pool.begin().await?;
     let usage = store::metrics::LlmUsage {

@@ -252,6 +252,7 @@ impl PlatformHttp {
             let outcome = self.attempt(call, &build).instrument(span.clone()).await;
             let labels = [("platform", self.platform), ("endpoint", call.endpoint)];
             metrics::counter!("platform_calls_total", &labels).increment(1);
+            crate::costs::count_call(self.platform);
             let error = match outcome {
                 Ok(reply) => {
                     span.record("status", reply.status.as_u16());

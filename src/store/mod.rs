@@ -1,11 +1,17 @@
 //! Postgres access, one module per concern. Functions take a connection or a
 //! transaction so a change and its audit row commit together.
 
+pub mod alerts;
 pub mod audit;
 pub mod clients;
+pub mod costs;
 pub mod idempotency;
+pub mod inbound;
 pub mod knowledge;
 pub mod metrics;
+pub mod prompt_templates;
+pub mod reports;
+pub mod runs;
 pub mod tokens;
 
 use sqlx::postgres::{PgPool, PgPoolOptions};

@@ -58,6 +58,7 @@ impl TestApp {
         let settings = config.platforms.sandboxed(&sim.base_url);
         let platforms = Arc::new(Platforms::new(Mode::Sandbox, settings));
         let state = AppState::new(pool.clone(), config, secret.as_bytes(), platforms).expect("state");
+        switchboard::store::prompt_templates::seed_defaults(&pool).await.expect("seed prompt templates");
         let router = api::app(state.clone());
         let mut app = Self { router, state, pool, admin: String::new(), sim };
         app.admin = app.token(&["admin"]).await;

@@ -1,0 +1,421 @@
+//! `engine.runs`, `engine.tasks` and `engine.effects`: the durable queue.
+//!
+//! Claiming is one short statement (`FOR UPDATE SKIP LOCKED` + lease); no
+//! transaction is held while a task runs. Finishing checks the lease holder, so a
+//! worker that lost its lease cannot overwrite the task's new owner.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+pub const TASKS_CHANNEL: &str = "switchboard_tasks";
+
+#[derive(Debug, Clone)]
+pub struct RunRow {
+    pub id: Uuid,
+    pub workflow: String,
+    pub workflow_version: i32,
+    pub status: String,
+    pub trigger: String,
+    pub params: Value,
+    pub dry_run: bool,
+    pub callback_url: Option<String>,
+    pub schedule_id: Option<Uuid>,
+    pub created_by: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+pub struct NewRun<'a> {
+    pub workflow: &'a str,
+    pub workflow_version: i32,
+    pub trigger: &'a str,
+    pub params: &'a Value,
+    pub dry_run: bool,
+    pub callback_url: Option<&'a str>,
+    pub schedule_id: Option<Uuid>,
+    pub created_by: Option<Uuid>,
+    /// Only these clients; all `active` clients when `None`.
+    pub client_ids: Option<&'a [Uuid]>,
+    pub max_attempts: i32,
+}
+
+/// Creates a run and one queued task per client, and wakes the workers (on commit).
+pub async fn create(conn: &mut PgConnection, new: &NewRun<'_>) -> Result<RunRow, sqlx::Error> {
+    let id = Uuid::now_v7();
+    let run = sqlx::query_as!(
+        RunRow,
+        "INSERT INTO engine.runs (id, workflow, workflow_version, trigger, params, dry_run, callback_url, schedule_id, created_by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+         RETURNING id, workflow, workflow_version, status, trigger, params, dry_run, callback_url, schedule_id,
+                   created_by, created_at, started_at, finished_at",
+        id,
+        new.workflow,
+        new.workflow_version,
+        new.trigger,
+        new.params,
+        new.dry_run,
+        new.callback_url,
+        new.schedule_id,
+        new.created_by
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    let tasks = sqlx::query!(
+        "INSERT INTO engine.tasks (id, run_id, client_id, max_attempts)
+         SELECT gen_random_uuid(), $1, c.id, $3
+         FROM knowledge.clients c
+         WHERE CASE WHEN $2::uuid[] IS NULL THEN c.status = 'active' ELSE c.id = ANY ($2) END",
+        id,
+        new.client_ids as Option<&[Uuid]>,
+        new.max_attempts
+    )
+    .execute(&mut *conn)
+    .await?;
+    if tasks.rows_affected() == 0 {
+        // Nothing to do: the run is born finished.
+        sqlx::query!("UPDATE engine.runs SET status = 'succeeded', started_at = now(), finished_at = now() WHERE id = $1", id)
+            .execute(&mut *conn)
+            .await?;
+        return find(conn, id).await.map(|r| r.expect("just created"));
+    }
+    sqlx::query!("SELECT pg_notify($1, $2)", TASKS_CHANNEL, id.to_string()).execute(conn).await?;
+    Ok(run)
+}
+
+pub async fn find(conn: &mut PgConnection, id: Uuid) -> Result<Option<RunRow>, sqlx::Error> {
+    sqlx::query_as!(
+        RunRow,
+        "SELECT id, workflow, workflow_version, status, trigger, params, dry_run, callback_url, schedule_id,
+                created_by, created_at, started_at, finished_at
+         FROM engine.runs WHERE id = $1",
+        id
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+#[derive(Debug, Default)]
+pub struct RunFilter {
+    pub workflow: Option<String>,
+    pub status: Option<String>,
+    pub client_id: Option<Uuid>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+}
+
+/// Newest first, before the `before` id.
+pub async fn list(conn: &mut PgConnection, f: &RunFilter, before: Option<Uuid>, limit: i64) -> Result<Vec<RunRow>, sqlx::Error> {
+    sqlx::query_as!(
+        RunRow,
+        "SELECT id, workflow, workflow_version, status, trigger, params, dry_run, callback_url, schedule_id,
+                created_by, created_at, started_at, finished_at
+         FROM engine.runs r
+         WHERE ($1::text IS NULL OR workflow = $1)
+           AND ($2::text IS NULL OR status = $2)
+           AND ($3::uuid IS NULL OR EXISTS (SELECT 1 FROM engine.tasks t WHERE t.run_id = r.id AND t.client_id = $3))
+           AND ($4::timestamptz IS NULL OR created_at >= $4)
+           AND ($5::timestamptz IS NULL OR created_at < $5)
+           AND ($6::uuid IS NULL OR id < $6)
+         ORDER BY id DESC
+         LIMIT $7",
+        f.workflow,
+        f.status,
+        f.client_id,
+        f.from,
+        f.to,
+        before,
+        limit
+    )
+    .fetch_all(conn)
+    .await
+}
+
+/// Task counts of a run by status.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize, utoipa::ToSchema)]
+pub struct TaskCounts {
+    pub queued: i64,
+    pub running: i64,
+    pub succeeded: i64,
+    pub failed: i64,
+    pub canceled: i64,
+}
+
+impl TaskCounts {
+    pub fn total(&self) -> i64 {
+        self.queued + self.running + self.succeeded + self.failed + self.canceled
+    }
+
+    pub fn open(&self) -> i64 {
+        self.queued + self.running
+    }
+}
+
+pub async fn counts(conn: &mut PgConnection, run_id: Uuid) -> Result<TaskCounts, sqlx::Error> {
+    let r = sqlx::query!(
+        r#"SELECT count(*) FILTER (WHERE status = 'queued') AS "queued!",
+                  count(*) FILTER (WHERE status = 'running') AS "running!",
+                  count(*) FILTER (WHERE status = 'succeeded') AS "succeeded!",
+                  count(*) FILTER (WHERE status = 'failed') AS "failed!",
+                  count(*) FILTER (WHERE status = 'canceled') AS "canceled!"
+           FROM engine.tasks WHERE run_id = $1"#,
+        run_id
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(TaskCounts { queued: r.queued, running: r.running, succeeded: r.succeeded, failed: r.failed, canceled: r.canceled })
+}
+
+#[derive(Debug, Clone)]
+pub struct TaskRow {
+    pub id: Uuid,
+    pub run_id: Uuid,
+    pub client_id: Uuid,
+    pub status: String,
+    pub attempt: i32,
+    pub max_attempts: i32,
+    pub result: Option<Value>,
+    pub error: Option<String>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+pub async fn tasks(conn: &mut PgConnection, run_id: Uuid, after: Option<Uuid>, limit: i64) -> Result<Vec<TaskRow>, sqlx::Error> {
+    sqlx::query_as!(
+        TaskRow,
+        "SELECT id, run_id, client_id, status, attempt, max_attempts, result, error, started_at, finished_at
+         FROM engine.tasks WHERE run_id = $1 AND ($2::uuid IS NULL OR id > $2) ORDER BY id LIMIT $3",
+        run_id,
+        after,
+        limit
+    )
+    .fetch_all(conn)
+    .await
+}
+
+/// A task a worker now holds under a lease.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub id: Uuid,
+    pub run_id: Uuid,
+    pub client_id: Uuid,
+    pub attempt: i32,
+    pub max_attempts: i32,
+}
+
+/// Claims up to `limit` ready tasks for `worker` with a lease of `lease_secs`.
+pub async fn claim(pool: &PgPool, worker: &str, lease_secs: f64, limit: i64) -> Result<Vec<Claimed>, sqlx::Error> {
+    let claimed = sqlx::query_as!(
+        Claimed,
+        "UPDATE engine.tasks t
+         SET status = 'running', attempt = t.attempt + 1, locked_by = $1,
+             locked_until = now() + make_interval(secs => $2), started_at = coalesce(t.started_at, now())
+         FROM (SELECT id FROM engine.tasks
+               WHERE status = 'queued' AND run_at <= now()
+               ORDER BY run_at, id
+               LIMIT $3
+               FOR UPDATE SKIP LOCKED) ready
+         WHERE t.id = ready.id
+         RETURNING t.id, t.run_id, t.client_id, t.attempt, t.max_attempts",
+        worker,
+        lease_secs,
+        limit
+    )
+    .fetch_all(pool)
+    .await?;
+    if !claimed.is_empty() {
+        let runs: Vec<Uuid> = claimed.iter().map(|c| c.run_id).collect();
+        sqlx::query!(
+            "UPDATE engine.runs SET status = 'running', started_at = coalesce(started_at, now())
+             WHERE id = ANY ($1) AND status = 'queued'",
+            &runs
+        )
+        .execute(pool)
+        .await?;
+    }
+    Ok(claimed)
+}
+
+/// Extends a held lease. `None` when the lease was lost; `Some(true)` when the run was canceled.
+pub async fn heartbeat(pool: &PgPool, task_id: Uuid, worker: &str, lease_secs: f64) -> Result<Option<bool>, sqlx::Error> {
+    let row = sqlx::query_scalar!(
+        r#"UPDATE engine.tasks t SET locked_until = now() + make_interval(secs => $3)
+           WHERE t.id = $1 AND t.locked_by = $2 AND t.status = 'running'
+           RETURNING (SELECT r.status = 'canceled' FROM engine.runs r WHERE r.id = t.run_id) AS "canceled!""#,
+        task_id,
+        worker,
+        lease_secs
+    )
+    .fetch_optional(pool)
+    .await?;
+    Ok(row)
+}
+
+/// Marks a held task succeeded. False when the lease was lost meanwhile.
+pub async fn succeed(pool: &PgPool, task_id: Uuid, worker: &str, result: &Value) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query!(
+        "UPDATE engine.tasks SET status = 'succeeded', result = $3, error = NULL, locked_by = NULL,
+                locked_until = NULL, finished_at = now()
+         WHERE id = $1 AND locked_by = $2 AND status = 'running'",
+        task_id,
+        worker,
+        result
+    )
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Records a failure: back to the queue after `retry_in_secs` while attempts remain
+/// (and the error is retryable), else `failed`. False when the lease was lost.
+pub async fn fail(pool: &PgPool, task_id: Uuid, worker: &str, error: &str, retryable: bool, retry_in_secs: f64) -> Result<bool, sqlx::Error> {
+    // A task of a canceled run ends canceled: never back in the queue.
+    let done = sqlx::query!(
+        "UPDATE engine.tasks t
+         SET status = CASE WHEN r.status = 'canceled' THEN 'canceled'
+                           WHEN $4 AND t.attempt < t.max_attempts THEN 'queued' ELSE 'failed' END,
+             run_at = now() + make_interval(secs => $5),
+             error = $3, locked_by = NULL, locked_until = NULL,
+             finished_at = CASE WHEN r.status <> 'canceled' AND $4 AND t.attempt < t.max_attempts THEN NULL ELSE now() END
+         FROM engine.runs r
+         WHERE t.id = $1 AND t.locked_by = $2 AND t.status = 'running' AND r.id = t.run_id",
+        task_id,
+        worker,
+        error,
+        retryable,
+        retry_in_secs
+    )
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Returns tasks whose lease expired (their worker died) to the queue, or fails
+/// them when their attempts are used up (cancels them when their run was canceled).
+/// Returns the runs touched.
+pub async fn reap_expired(pool: &PgPool) -> Result<Vec<Uuid>, sqlx::Error> {
+    let runs = sqlx::query_scalar!(
+        "UPDATE engine.tasks t
+         SET status = CASE WHEN r.status = 'canceled' THEN 'canceled'
+                           WHEN t.attempt < t.max_attempts THEN 'queued' ELSE 'failed' END,
+             run_at = now(), locked_by = NULL, locked_until = NULL,
+             error = 'the worker holding this task stopped (lease expired)',
+             finished_at = CASE WHEN r.status <> 'canceled' AND t.attempt < t.max_attempts THEN NULL ELSE now() END
+         FROM engine.runs r
+         WHERE t.status = 'running' AND t.locked_until < now() AND r.id = t.run_id
+         RETURNING t.run_id"
+    )
+    .fetch_all(pool)
+    .await?;
+    if !runs.is_empty() {
+        sqlx::query!("SELECT pg_notify($1, 'reaped')", TASKS_CHANNEL).execute(pool).await?;
+    }
+    Ok(runs)
+}
+
+/// Settles a run's status from its tasks once none is open. Returns the run when
+/// this call finished it (so the caller announces it once).
+pub async fn settle(pool: &PgPool, run_id: Uuid) -> Result<Option<RunRow>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let status: Option<String> = sqlx::query_scalar!("SELECT status FROM engine.runs WHERE id = $1 FOR UPDATE", run_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let Some(status) = status else { return Ok(None) };
+    if !matches!(status.as_str(), "queued" | "running") {
+        return Ok(None);
+    }
+    let c = counts(&mut tx, run_id).await?;
+    if c.open() > 0 {
+        return Ok(None);
+    }
+    let final_status = if c.failed == 0 && c.succeeded > 0 || c.total() == 0 {
+        "succeeded"
+    } else if c.succeeded > 0 {
+        "partially_failed"
+    } else if c.failed > 0 {
+        "failed"
+    } else {
+        "canceled"
+    };
+    sqlx::query!(
+        "UPDATE engine.runs SET status = $2, started_at = coalesce(started_at, now()), finished_at = now() WHERE id = $1",
+        run_id,
+        final_status
+    )
+    .execute(&mut *tx)
+    .await?;
+    let run = find(&mut tx, run_id).await?;
+    tx.commit().await?;
+    Ok(run)
+}
+
+/// Cancels a run: queued tasks are canceled now, running ones stop at their next heartbeat.
+pub async fn cancel(conn: &mut PgConnection, run_id: Uuid) -> Result<bool, sqlx::Error> {
+    let changed = sqlx::query!(
+        "UPDATE engine.runs SET status = 'canceled', finished_at = now()
+         WHERE id = $1 AND status IN ('queued', 'running')",
+        run_id
+    )
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query!(
+        "UPDATE engine.tasks SET status = 'canceled', finished_at = now() WHERE run_id = $1 AND status = 'queued'",
+        run_id
+    )
+    .execute(conn)
+    .await?;
+    Ok(changed.rows_affected() == 1)
+}
+
+/// Puts a finished run's failed tasks back in the queue as a new attempt of the same run.
+pub async fn retry_failed(conn: &mut PgConnection, run_id: Uuid) -> Result<u64, sqlx::Error> {
+    let requeued = sqlx::query!(
+        "UPDATE engine.tasks SET status = 'queued', attempt = 0, run_at = now(), finished_at = NULL
+         WHERE run_id = $1 AND status = 'failed'",
+        run_id
+    )
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if requeued > 0 {
+        sqlx::query!("UPDATE engine.runs SET status = 'running', finished_at = NULL WHERE id = $1", run_id)
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query!("SELECT pg_notify($1, $2)", TASKS_CHANNEL, run_id.to_string()).execute(conn).await?;
+    }
+    Ok(requeued)
+}
+
+pub struct Effect {
+    pub result: Value,
+    pub dry_run: bool,
+}
+
+pub async fn effect(conn: &mut PgConnection, run_id: Uuid, client_id: Uuid, step: &str) -> Result<Option<Effect>, sqlx::Error> {
+    let row = sqlx::query!(
+        "SELECT result, dry_run FROM engine.effects WHERE run_id = $1 AND client_id = $2 AND step = $3",
+        run_id,
+        client_id,
+        step
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|r| Effect { result: r.result, dry_run: r.dry_run }))
+}
+
+pub async fn record_effect(conn: &mut PgConnection, run_id: Uuid, client_id: Uuid, step: &str, result: &Value, dry_run: bool) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "INSERT INTO engine.effects (run_id, client_id, step, result, dry_run) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (run_id, client_id, step) DO NOTHING",
+        run_id,
+        client_id,
+        step,
+        result,
+        dry_run
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}

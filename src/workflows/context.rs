@@ -1,0 +1,100 @@
+//! What a workflow's step function gets: the client, the run, the platforms, and
+//! the side-effect ledger.
+
+use std::future::Future;
+
+use serde::{Serialize, de::DeserializeOwned};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::{app::AppState, domain::client::Client, platforms::PlatformError, store};
+
+/// Why a client's task failed, and whether trying again can help.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct StepError {
+    pub message: String,
+    pub retryable: bool,
+}
+
+impl StepError {
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Self { message: message.into(), retryable: false }
+    }
+
+    pub fn transient(message: impl Into<String>) -> Self {
+        Self { message: message.into(), retryable: true }
+    }
+}
+
+impl From<PlatformError> for StepError {
+    fn from(e: PlatformError) -> Self {
+        Self { retryable: e.retryable, message: e.to_string() }
+    }
+}
+
+impl From<sqlx::Error> for StepError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::transient(format!("database: {e}"))
+    }
+}
+
+/// The run a task belongs to.
+#[derive(Debug, Clone)]
+pub struct RunInfo {
+    pub id: Uuid,
+    pub workflow: String,
+    pub params: Value,
+    pub dry_run: bool,
+}
+
+pub struct TaskContext {
+    pub state: AppState,
+    pub run: RunInfo,
+    pub client: Client,
+    pub task_id: Uuid,
+    pub attempt: i32,
+}
+
+impl TaskContext {
+    /// Performs an external effect (a Drive folder, a ClickUp task, a WhatsApp
+    /// message, an LLM call) at most once per (run, client, step): if this step
+    /// already completed in an earlier attempt, its recorded result is returned and
+    /// `act` is not called. The result is recorded as soon as the effect returns.
+    /// In a dry run nothing is sent: the step is recorded as skipped and `None`
+    /// comes back.
+    pub async fn effect<T, F, Fut>(&self, step: &str, act: F) -> Result<Option<T>, StepError>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, StepError>>,
+    {
+        let mut conn = self.state.pool.acquire().await?;
+        if let Some(recorded) = store::runs::effect(&mut conn, self.run.id, self.client.id, step).await? {
+            if recorded.dry_run {
+                return Ok(None);
+            }
+            return serde_json::from_value(recorded.result)
+                .map(Some)
+                .map_err(|e| StepError::permanent(format!("recorded result of `{step}` is unreadable: {e}")));
+        }
+        drop(conn);
+        if self.run.dry_run {
+            let mut conn = self.state.pool.acquire().await?;
+            store::runs::record_effect(&mut conn, self.run.id, self.client.id, step, &serde_json::json!({"skipped": "dry run"}), true).await?;
+            return Ok(None);
+        }
+        let result = act().await?;
+        let value = serde_json::to_value(&result).map_err(|e| StepError::permanent(e.to_string()))?;
+        let mut conn = self.state.pool.acquire().await?;
+        store::runs::record_effect(&mut conn, self.run.id, self.client.id, step, &value, false).await?;
+        Ok(Some(result))
+    }
+
+    /// Parameters as the workflow's typed struct (they were validated when the run was created).
+    pub fn params<P: DeserializeOwned + Serialize>(&self) -> Result<P, StepError> {
+        super::parse_params::<P>(&self.run.params)
+            .map(|(p, _)| p)
+            .map_err(|e| StepError::permanent(format!("invalid parameters: {e:?}")))
+    }
+}

@@ -1,0 +1,203 @@
+//! The worker: claims ready tasks (`FOR UPDATE SKIP LOCKED` + lease), runs them
+//! concurrently up to a global cap, heartbeats their leases, records the outcome,
+//! and settles runs. A reaper returns tasks of dead workers to the queue. Workers
+//! wake on `LISTEN switchboard_tasks`, with polling as the fallback, so any number
+//! of replicas can share one database.
+
+use std::{sync::Arc, time::Duration};
+
+use rand::Rng;
+use serde_json::Value;
+use sqlx::postgres::PgListener;
+use tokio::{sync::watch, task::JoinSet};
+use uuid::Uuid;
+
+use super::{Registry, StepError, TaskContext, context::RunInfo};
+use crate::{
+    app::AppState,
+    store::{self, runs::Claimed},
+};
+
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// Tasks this process runs at once.
+    pub concurrency: usize,
+    pub lease: Duration,
+    /// Polling interval when no notification arrives.
+    pub poll: Duration,
+    /// First retry delay of a failed task (doubles per attempt).
+    pub retry_base: Duration,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        Self { concurrency: 32, lease: Duration::from_secs(30), poll: Duration::from_secs(1), retry_base: Duration::from_secs(5) }
+    }
+}
+
+pub struct Worker {
+    state: AppState,
+    registry: Arc<Registry>,
+    settings: WorkerSettings,
+    id: String,
+}
+
+impl Worker {
+    pub fn new(state: AppState, registry: Arc<Registry>, settings: WorkerSettings) -> Self {
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "local".into());
+        let id = format!("{host}-{}-{}", std::process::id(), &Uuid::new_v4().simple().to_string()[..8]);
+        Self { state, registry, settings, id }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Runs until `stop` turns true; then stops claiming and lets running tasks
+    /// finish (their leases expire and another worker takes them if we are killed).
+    pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let (wake_tx, mut wake) = watch::channel(());
+        let listener = tokio::spawn(listen(self.state.pool.clone(), wake_tx));
+        let reaper = tokio::spawn(reap(self.state.clone(), self.settings.lease));
+        let mut running: JoinSet<()> = JoinSet::new();
+        tracing::info!(worker = %self.id, concurrency = self.settings.concurrency, "worker started");
+        while !*stop.borrow() {
+            while running.try_join_next().is_some() {}
+            let free = self.settings.concurrency.saturating_sub(running.len());
+            let mut claimed = 0;
+            if free > 0 {
+                match store::runs::claim(&self.state.pool, &self.id, self.settings.lease.as_secs_f64(), free as i64).await {
+                    Ok(tasks) => {
+                        claimed = tasks.len();
+                        for task in tasks {
+                            let me = self.clone();
+                            running.spawn(async move { me.execute(task).await });
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "claiming tasks failed"),
+                }
+            }
+            if claimed == free && free > 0 {
+                continue; // there may be more ready right away
+            }
+            let jitter = Duration::from_millis(rand::rng().random_range(0..200));
+            tokio::select! {
+                _ = wake.changed() => {}
+                Some(_) = running.join_next(), if !running.is_empty() => {}
+                _ = tokio::time::sleep(self.settings.poll + jitter) => {}
+                _ = stop.changed() => {}
+            }
+        }
+        listener.abort();
+        reaper.abort();
+        tracing::info!(worker = %self.id, in_flight = running.len(), "worker stopping; finishing running tasks");
+        while running.join_next().await.is_some() {}
+    }
+
+    async fn execute(&self, task: Claimed) {
+        let span = tracing::info_span!("task", task = %task.id, run = %task.run_id, client = %task.client_id, attempt = task.attempt);
+        let _enter = span.enter();
+        drop(_enter);
+        let outcome = self.perform(&task).await;
+        let pool = &self.state.pool;
+        let recorded = match &outcome {
+            Ok(summary) => store::runs::succeed(pool, task.id, &self.id, summary).await,
+            Err(e) => {
+                let delay = self.settings.retry_base.as_secs_f64() * 2f64.powi(task.attempt.saturating_sub(1).min(10));
+                tracing::warn!(task = %task.id, error = %e.message, retryable = e.retryable, "task failed");
+                store::runs::fail(pool, task.id, &self.id, &e.message, e.retryable, delay).await
+            }
+        };
+        match recorded {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(task = %task.id, "lease lost before the outcome was recorded; another worker owns it"),
+            Err(e) => tracing::error!(task = %task.id, error = %e, "recording the outcome failed; the lease will expire and the task rerun"),
+        }
+        settle_and_announce(&self.state, task.run_id).await;
+    }
+
+    /// Loads what the task needs and runs the workflow step, heartbeating the lease.
+    async fn perform(&self, task: &Claimed) -> Result<Value, StepError> {
+        let mut conn = self.state.pool.acquire().await?;
+        let run = store::runs::find(&mut conn, task.run_id).await?.ok_or_else(|| StepError::permanent("run not found"))?;
+        let client = store::clients::find(&mut conn, &store::clients::ClientKey::Id(task.client_id), false)
+            .await?
+            .ok_or_else(|| StepError::permanent("the client no longer exists"))?;
+        drop(conn);
+        let workflow = self
+            .registry
+            .get(&run.workflow)
+            .cloned()
+            .ok_or_else(|| StepError::permanent(format!("no workflow `{}` in this build", run.workflow)))?;
+        let ctx = TaskContext {
+            state: self.state.clone(),
+            run: RunInfo { id: run.id, workflow: run.workflow.clone(), params: run.params.clone(), dry_run: run.dry_run },
+            client,
+            task_id: task.id,
+            attempt: task.attempt,
+        };
+        let lease = self.settings.lease;
+        let heartbeat = async {
+            loop {
+                tokio::time::sleep(lease / 3).await;
+                match store::runs::heartbeat(&self.state.pool, task.id, &self.id, lease.as_secs_f64()).await {
+                    Ok(Some(false)) => {}
+                    Ok(Some(true)) => return StepError::permanent("the run was canceled"),
+                    Ok(None) => return StepError::permanent("lease lost"),
+                    Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
+                }
+            }
+        };
+        tokio::select! {
+            result = crate::costs::for_client(ctx.client.id, workflow.run(&ctx)) => result,
+            stopped = heartbeat => Err(stopped),
+        }
+    }
+}
+
+/// Settles the run if this was its last open task, and announces the end once.
+pub async fn settle_and_announce(state: &AppState, run_id: Uuid) {
+    match store::runs::settle(&state.pool, run_id).await {
+        Ok(Some(run)) => {
+            tracing::info!(run = %run.id, status = %run.status, "run finished");
+            if let Some(url) = run.callback_url.clone() {
+                let state = state.clone();
+                tokio::spawn(async move { super::callback::deliver(&state, &url, run.id).await });
+            }
+        }
+        Ok(None) => {}
+        Err(e) => tracing::warn!(run = %run_id, error = %e, "settling the run failed"),
+    }
+}
+
+/// Wakes the worker loop on every task notification, reconnecting as needed.
+async fn listen(pool: sqlx::PgPool, wake: watch::Sender<()>) {
+    loop {
+        if let Ok(mut listener) = PgListener::connect_with(&pool).await
+            && listener.listen(store::runs::TASKS_CHANNEL).await.is_ok()
+        {
+            while let Ok(Some(_)) = listener.try_recv().await {
+                let _ = wake.send(());
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Returns tasks of dead workers to the queue, every few seconds.
+async fn reap(state: AppState, lease: Duration) {
+    let every = (lease / 3).clamp(Duration::from_secs(1), Duration::from_secs(10));
+    loop {
+        tokio::time::sleep(every).await;
+        match store::runs::reap_expired(&state.pool).await {
+            Ok(runs) if !runs.is_empty() => {
+                tracing::warn!(tasks = runs.len(), "requeued tasks whose worker stopped");
+                for run in runs {
+                    settle_and_announce(&state, run).await;
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "reaping expired leases failed"),
+        }
+    }
+}

@@ -1,0 +1,186 @@
+//! Schedules: cron expressions (croner) with IANA time zones, fired exactly once
+//! per slot however many scheduler replicas run. Each replica takes a due
+//! schedule with `FOR UPDATE SKIP LOCKED`, records the slot in
+//! `engine.schedule_firings` (primary key (schedule, fire time)) and creates the
+//! run in the same transaction, then moves `next_fire_at` past now. Misfire
+//! policy: after downtime a schedule fires once (recorded under the first missed
+//! slot), not once per missed slot.
+
+use std::{str::FromStr, time::Duration};
+
+use chrono::{DateTime, Utc};
+use croner::Cron;
+use serde_json::Value;
+use sqlx::PgPool;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use super::Registry;
+use crate::{app::AppState, store};
+
+/// Parses a cron expression (5 fields, or 6 with seconds).
+pub fn parse_cron(expr: &str) -> Result<Cron, String> {
+    let mut cron = Cron::new(expr.trim());
+    cron.with_seconds_optional();
+    cron.parse().map_err(|e| format!("not a valid cron expression: {e}"))
+}
+
+pub fn parse_timezone(tz: &str) -> Result<chrono_tz::Tz, String> {
+    chrono_tz::Tz::from_str(tz).map_err(|_| "must be an IANA time zone (e.g. Europe/Lisbon, UTC)".to_string())
+}
+
+/// The first slot strictly after `after`, in the schedule's time zone.
+pub fn next_after(expr: &str, tz: &str, after: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
+    let cron = parse_cron(expr)?;
+    let tz = parse_timezone(tz)?;
+    let local = after.with_timezone(&tz);
+    cron.find_next_occurrence(&local, false)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| format!("no next occurrence: {e}"))
+}
+
+/// Advisory lock key serialising `seed_defaults` across replicas.
+const SEED_LOCK: i64 = 0x5357_5343_4845_4400; // "SWSCHED"
+
+/// Creates the disabled default schedule of every workflow that has none.
+pub async fn seed_defaults(pool: &PgPool, registry: &Registry) -> Result<(), sqlx::Error> {
+    // Replicas starting together would each find no schedule and insert one: one at a time.
+    let mut tx = pool.begin().await?;
+    sqlx::query!("SELECT pg_advisory_xact_lock($1)", SEED_LOCK).execute(&mut *tx).await?;
+    for workflow in registry.all() {
+        let info = workflow.info();
+        let next = next_after(info.default_cron, info.default_timezone, Utc::now()).ok();
+        sqlx::query!(
+            "INSERT INTO engine.schedules (id, workflow, cron, timezone, params, enabled, next_fire_at)
+             SELECT $1, $2, $3, $4, '{}'::jsonb, false, $5
+             WHERE NOT EXISTS (SELECT 1 FROM engine.schedules WHERE workflow = $2)",
+            Uuid::now_v7(),
+            info.key,
+            info.default_cron,
+            info.default_timezone,
+            next
+        )
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await
+}
+
+/// Fires every due schedule once; returns the runs created.
+pub async fn fire_due(state: &AppState) -> Result<Vec<Uuid>, sqlx::Error> {
+    let mut created = vec![];
+    loop {
+        let mut tx = state.pool.begin().await?;
+        let due = sqlx::query!(
+            "SELECT id, workflow, cron, timezone, params, next_fire_at AS \"next_fire_at!\"
+             FROM engine.schedules
+             WHERE enabled AND next_fire_at <= now()
+             ORDER BY next_fire_at
+             LIMIT 1
+             FOR UPDATE SKIP LOCKED"
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(due) = due else { break };
+        let now = Utc::now();
+        let next = next_after(&due.cron, &due.timezone, now).ok();
+        let run_id = match state.workflows.get(&due.workflow) {
+            Some(workflow) => {
+                let info = workflow.info();
+                let params: Value = workflow.check_params(&due.params).unwrap_or(due.params.clone());
+                let run = store::runs::create(&mut tx, &store::runs::NewRun {
+                    workflow: info.key,
+                    workflow_version: info.version as i32,
+                    trigger: "schedule",
+                    params: &params,
+                    dry_run: false,
+                    callback_url: None,
+                    schedule_id: Some(due.id),
+                    created_by: None,
+                    client_ids: None,
+                    max_attempts: info.max_attempts as i32,
+                })
+                .await?;
+                Some(run.id)
+            }
+            None => {
+                tracing::warn!(schedule = %due.id, workflow = %due.workflow, "schedule names an unknown workflow; skipped");
+                None
+            }
+        };
+        if let Some(run_id) = run_id {
+            // The slot's primary key is what makes a firing happen once.
+            let fired = sqlx::query!(
+                "INSERT INTO engine.schedule_firings (schedule_id, fire_at, run_id) VALUES ($1, $2, $3)
+                 ON CONFLICT DO NOTHING",
+                due.id,
+                due.next_fire_at,
+                run_id
+            )
+            .execute(&mut *tx)
+            .await?;
+            if fired.rows_affected() == 0 {
+                // This slot already fired (the run just created is discarded); move on.
+                tx.rollback().await?;
+                sqlx::query!(
+                    "UPDATE engine.schedules SET next_fire_at = $2 WHERE id = $1 AND next_fire_at = $3",
+                    due.id,
+                    next,
+                    due.next_fire_at
+                )
+                .execute(&state.pool)
+                .await?;
+                continue;
+            }
+            created.push(run_id);
+        }
+        sqlx::query!(
+            "UPDATE engine.schedules SET next_fire_at = $2, last_fired_at = $3, updated_at = now() WHERE id = $1",
+            due.id,
+            next,
+            due.next_fire_at
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+    }
+    Ok(created)
+}
+
+/// The scheduler loop: checks for due schedules every `tick` until `stop`.
+pub async fn run(state: AppState, tick: Duration, mut stop: watch::Receiver<bool>) {
+    tracing::info!(tick_secs = tick.as_secs_f64(), "scheduler started");
+    while !*stop.borrow() {
+        match fire_due(&state).await {
+            Ok(runs) if !runs.is_empty() => tracing::info!(runs = runs.len(), "schedules fired"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "firing schedules failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(tick) => {}
+            _ = stop.changed() => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_slot_in_the_schedules_time_zone() {
+        let after: DateTime<Utc> = "2026-06-01T12:00:00Z".parse().unwrap();
+        // 07:00 in São Paulo (UTC-3) is 10:00 UTC, so the next is the following day.
+        let next = next_after("0 7 * * *", "America/Sao_Paulo", after).unwrap();
+        assert_eq!(next.to_rfc3339(), "2026-06-02T10:00:00+00:00");
+        assert_eq!(next_after("0 7 * * *", "UTC", after).unwrap().to_rfc3339(), "2026-06-02T07:00:00+00:00");
+    }
+
+    #[test]
+    fn bad_expressions_and_zones_are_refused() {
+        assert!(parse_cron("61 * * * *").is_err());
+        assert!(parse_cron("every day").is_err());
+        assert!(parse_timezone("Mars/Base").is_err());
+        assert!(parse_cron("*/5 * * * *").is_ok());
+    }
+}
