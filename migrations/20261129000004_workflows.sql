@@ -42,6 +42,8 @@ CREATE TABLE engine.tasks (
 CREATE INDEX tasks_ready_idx ON engine.tasks (run_at, id) WHERE status = 'queued';
 CREATE INDEX tasks_leases_idx ON engine.tasks (locked_until) WHERE status = 'running';
 CREATE INDEX tasks_client_idx ON engine.tasks (client_id);
+-- "Is anything of this run still open?" after every task, without counting the run.
+CREATE INDEX tasks_run_status_idx ON engine.tasks (run_id, status);
 
 -- Side-effect ledger: one row per external effect, written as the effect completes.
 CREATE TABLE engine.effects (

@@ -48,6 +48,17 @@ pub struct Config {
     pub scheduler_tick_secs: u64,
     /// Comma-separated E.164 numbers whose WhatsApp messages are taken as commands.
     pub whatsapp_command_senders: String,
+    /// Webhook endpoints may use `http://` (local use only).
+    pub webhook_allow_http: bool,
+    /// Webhook endpoints may resolve to loopback, private or link-local addresses (local use only).
+    pub webhook_allow_private: bool,
+    /// Timeout of one webhook delivery attempt.
+    pub webhook_timeout_secs: u64,
+    /// Deliveries per second to one endpoint, per delivery worker process (burst the same).
+    pub webhook_rate_per_second: u32,
+    /// `whsec_...` key signing `callback_url` requests (Standard Webhooks); unsigned when unset.
+    #[serde(serialize_with = "redacted")]
+    pub callback_secret: Option<String>,
     /// Each platform's settings, read from its own prefixed variables (`META_*`, ...).
     #[serde(skip)]
     pub platforms: PlatformSettings,
@@ -89,6 +100,11 @@ impl Default for Config {
             task_retry_base_secs: 5,
             scheduler_tick_secs: 5,
             whatsapp_command_senders: String::new(),
+            webhook_allow_http: false,
+            webhook_allow_private: false,
+            webhook_timeout_secs: 10,
+            webhook_rate_per_second: 25,
+            callback_secret: None,
             platforms: PlatformSettings::default(),
         }
     }
@@ -157,6 +173,14 @@ impl Config {
         if let Some(bad) = self.whatsapp_command_senders.split(',').map(str::trim).find(|n| !n.is_empty() && crate::domain::client::e164(n).is_none()) {
             return fail("WHATSAPP_COMMAND_SENDERS", &format!("`{bad}` is not an E.164 number (e.g. +5511999990000)"));
         }
+        if !(1..=60).contains(&self.webhook_timeout_secs) || self.webhook_rate_per_second == 0 {
+            return fail("WEBHOOK_TIMEOUT_SECS/WEBHOOK_RATE_PER_SECOND", "timeout 1-60 seconds, rate at least 1");
+        }
+        if let Some(secret) = &self.callback_secret
+            && !(secret.starts_with("whsec_") && crate::events::signing::key(secret).is_ok_and(|k| (24..=64).contains(&k.len())))
+        {
+            return fail("CALLBACK_SECRET", "must be `whsec_` followed by base64 of 24-64 random bytes (e.g. from `openssl rand -base64 32`)");
+        }
         if tracing_subscriber::EnvFilter::try_new(&self.log_level).is_err() {
             return fail("LOG_LEVEL", "not a valid filter (e.g. info, debug, switchboard=debug)");
         }
@@ -174,6 +198,20 @@ impl Config {
             lease: Duration::from_secs(self.task_lease_secs),
             poll: Duration::from_secs(1),
             retry_base: Duration::from_secs(self.task_retry_base_secs),
+        }
+    }
+
+    pub fn webhook_policy(&self) -> crate::events::ssrf::Policy {
+        crate::events::ssrf::Policy { allow_http: self.webhook_allow_http, allow_private: self.webhook_allow_private }
+    }
+
+    pub fn delivery_settings(&self) -> crate::events::delivery::DeliverySettings {
+        crate::events::delivery::DeliverySettings {
+            timeout: Duration::from_secs(self.webhook_timeout_secs),
+            rate_per_second: self.webhook_rate_per_second,
+            burst: self.webhook_rate_per_second,
+            policy: self.webhook_policy(),
+            ..Default::default()
         }
     }
 
@@ -267,6 +305,14 @@ mod tests {
             .filter_map(|l| l.split_once('='))
             .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()));
         Config::from_vars(active).expect(".env.example values are valid");
+    }
+
+    #[test]
+    fn callback_secret_must_be_a_whsec_key() {
+        let err = Config::from_vars(vars(&[("CALLBACK_SECRET", "hunter2")])).unwrap_err().to_string();
+        assert!(err.contains("CALLBACK_SECRET") && !err.contains("hunter2"), "{err}");
+        let ok = crate::events::signing::new_secret();
+        assert_eq!(Config::from_vars(vars(&[("CALLBACK_SECRET", &ok)])).unwrap().callback_secret, Some(ok));
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod config;
 pub mod costs;
 pub mod domain;
 pub mod embedded_pg;
+pub mod events;
 pub mod platforms;
 pub mod prompts;
 pub mod server;

@@ -154,6 +154,8 @@ async fn run(config: &Config, pool: &PgPool, role: Role) -> anyhow::Result<()> {
     if role.worker() {
         let worker = Arc::new(Worker::new(state.clone(), state.workflows.clone(), config.worker_settings()));
         background.spawn(worker.run(stop.clone()));
+        let deliverer = Arc::new(crate::events::delivery::Deliverer::new(pool.clone(), config.delivery_settings()));
+        background.spawn(deliverer.run(stop.clone()));
     }
     if role.scheduler() {
         background.spawn(scheduler::run(state.clone(), Duration::from_secs(config.scheduler_tick_secs), stop.clone()));

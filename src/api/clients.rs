@@ -82,6 +82,7 @@ async fn create_client(
     let fields = input.validate().map_err(ApiError::invalid)?;
     let mut tx = state.pool.begin().await?;
     let client = store::clients::insert(&mut tx, Uuid::now_v7(), &fields).await?;
+    crate::events::emit(&mut tx, "client.created", &client).await?;
     store::audit::record(&mut tx, &caller.actor(), "client.create", "client", &client.id.to_string(), None::<&()>, Some(&client)).await?;
     tx.commit().await?;
     let mut response = json_with(StatusCode::CREATED, &client);
@@ -199,6 +200,7 @@ async fn update_client(
     let input: ClientInput = from_value(doc)?;
     let fields = input.validate().map_err(ApiError::invalid)?;
     let after = store::clients::update(&mut tx, before.id, &fields).await?;
+    crate::events::emit(&mut tx, "client.updated", &after).await?;
     store::audit::record(&mut tx, &caller.actor(), "client.update", "client", &after.id.to_string(), Some(&before), Some(&after)).await?;
     tx.commit().await?;
     // Other replicas hear of it from the trigger's NOTIFY; this one forgets at once.
@@ -248,6 +250,7 @@ async fn delete_client(
         input.status = Some(ClientStatus::Archived);
         let fields = input.validate().map_err(ApiError::invalid)?;
         let after = store::clients::update(&mut tx, before.id, &fields).await?;
+        crate::events::emit(&mut tx, "client.updated", &after).await?;
         store::audit::record(&mut tx, &caller.actor(), "client.archive", "client", &id, Some(&before), Some(&after)).await?;
         json_with(StatusCode::OK, &after)
     };

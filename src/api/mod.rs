@@ -7,6 +7,7 @@ pub mod auth;
 pub mod clients;
 pub mod costs;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod health;
 pub mod idempotency;
@@ -24,6 +25,7 @@ pub mod reports;
 pub mod runs;
 pub mod schedules;
 pub mod tokens;
+pub mod webhooks;
 
 use axum::{
     Router,

@@ -11,7 +11,7 @@ use utoipa::{
     },
 };
 
-use super::{alerts, audit, clients, costs, error::Problem, health, inbound, knowledge, metrics, platforms, prompt_templates, reports, runs, schedules, tokens};
+use super::{alerts, audit, clients, costs, error::Problem, events, health, inbound, knowledge, metrics, platforms, prompt_templates, reports, runs, schedules, tokens, webhooks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -36,12 +36,14 @@ problem details with a stable `code` and the fields at fault in `errors`; every 
         (name = "reports", description = "Reports the workflows wrote (weekly report), with figures and token usage"),
         (name = "prompt-templates", description = "Versioned minijinja prompt templates the workflows and LLM actions render"),
         (name = "costs", description = "LLM token usage and platform calls per client and day"),
+        (name = "events", description = "The event feed: what happened, oldest first, for polling triggers"),
+        (name = "webhooks", description = "Webhook endpoints that receive the events, signed (Standard Webhooks), with their delivery log"),
         (name = "inbound", description = "Webhooks the platforms call (WhatsApp commands); signed, no token"),
         (name = "tokens", description = "API tokens"),
         (name = "audit", description = "The audit log of every change"),
         (name = "system", description = "Health, readiness and metrics"),
     ),
-    components(schemas(Problem))
+    components(schemas(Problem, metrics::Granularity))
 )]
 struct ApiDoc;
 
@@ -60,6 +62,8 @@ pub fn routes() -> utoipa_axum::router::OpenApiRouter<crate::app::AppState> {
         .merge(alerts::router())
         .merge(prompt_templates::router())
         .merge(reports::router())
+        .merge(events::router())
+        .merge(webhooks::router())
 }
 
 /// Completes the collected document.

@@ -81,6 +81,7 @@ async fn link_account(state: &AppState, caller: &Caller, client: &Client, set: i
     }
     let fields = input.validate().map_err(ApiError::invalid)?;
     let after = store::clients::update(&mut tx, before.id, &fields).await?;
+    crate::events::emit(&mut tx, "client.updated", &after).await?;
     store::audit::record(&mut tx, &caller.actor(), "client.update", "client", &after.id.to_string(), Some(&before), Some(&after)).await?;
     tx.commit().await?;
     state.clients.forget(after.id);

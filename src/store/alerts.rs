@@ -177,9 +177,14 @@ pub async fn record(conn: &mut PgConnection, client_id: Uuid, run_id: Option<Uui
         &messages,
         &data
     )
-    .fetch_all(conn)
+    .fetch_all(&mut *conn)
     .await?;
-    Ok(rows.into_iter().map(Alert::from).collect())
+    let alerts: Vec<Alert> = rows.into_iter().map(Alert::from).collect();
+    // A row that kept an id other than the one offered was already there (deduplicated): not new.
+    for alert in alerts.iter().filter(|a| ids.contains(&a.id)) {
+        crate::events::emit(&mut *conn, "alert.created", alert).await?;
+    }
+    Ok(alerts)
 }
 
 pub async fn find(conn: &mut PgConnection, id: Uuid) -> Result<Option<Alert>, sqlx::Error> {

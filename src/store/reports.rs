@@ -34,8 +34,11 @@ pub struct NewReport<'a> {
     pub output_tokens: Option<i32>,
 }
 
+/// Stores a report and announces it (`report.ready`) atomically, also when `conn`
+/// is not in a transaction (a savepoint when it is).
 pub async fn insert(conn: &mut PgConnection, r: &NewReport<'_>) -> Result<ReportRow, sqlx::Error> {
-    sqlx::query_as!(
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    let report = sqlx::query_as!(
         ReportRow,
         "INSERT INTO engine.reports
              (id, client_id, run_id, kind, period_start, period_end, body, figures, model, input_tokens, output_tokens)
@@ -54,8 +57,19 @@ pub async fn insert(conn: &mut PgConnection, r: &NewReport<'_>) -> Result<Report
         r.input_tokens,
         r.output_tokens
     )
-    .fetch_one(conn)
-    .await
+    .fetch_one(&mut *tx)
+    .await?;
+    let data = serde_json::json!({
+        "id": report.id,
+        "client_id": report.client_id,
+        "run_id": report.run_id,
+        "kind": report.kind,
+        "period_start": report.period_start,
+        "period_end": report.period_end,
+    });
+    crate::events::emit(&mut tx, "report.ready", &data).await?;
+    tx.commit().await?;
+    Ok(report)
 }
 
 pub async fn find(conn: &mut PgConnection, id: Uuid) -> Result<Option<ReportRow>, sqlx::Error> {

@@ -74,12 +74,15 @@ pub async fn create(conn: &mut PgConnection, new: &NewRun<'_>) -> Result<RunRow,
     )
     .execute(&mut *conn)
     .await?;
+    crate::events::emit(&mut *conn, "run.started", &event_data(&run, None)).await?;
     if tasks.rows_affected() == 0 {
         // Nothing to do: the run is born finished.
         sqlx::query!("UPDATE engine.runs SET status = 'succeeded', started_at = now(), finished_at = now() WHERE id = $1", id)
             .execute(&mut *conn)
             .await?;
-        return find(conn, id).await.map(|r| r.expect("just created"));
+        let run = find(&mut *conn, id).await?.expect("just created");
+        crate::events::emit(&mut *conn, "run.succeeded", &event_data(&run, Some(TaskCounts::default()))).await?;
+        return Ok(run);
     }
     sqlx::query!("SELECT pg_notify($1, $2)", TASKS_CHANNEL, id.to_string()).execute(conn).await?;
     Ok(run)
@@ -318,6 +321,16 @@ pub async fn reap_expired(pool: &PgPool) -> Result<Vec<Uuid>, sqlx::Error> {
 /// Settles a run's status from its tasks once none is open. Returns the run when
 /// this call finished it (so the caller announces it once).
 pub async fn settle(pool: &PgPool, run_id: Uuid) -> Result<Option<RunRow>, sqlx::Error> {
+    // Cheap check first (an index probe, no lock): most finishing tasks are not the last.
+    let open = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM engine.tasks WHERE run_id = $1 AND status IN ('queued', 'running')) AS "open!""#,
+        run_id
+    )
+    .fetch_one(pool)
+    .await?;
+    if open {
+        return Ok(None);
+    }
     let mut tx = pool.begin().await?;
     let status: Option<String> = sqlx::query_scalar!("SELECT status FROM engine.runs WHERE id = $1 FOR UPDATE", run_id)
         .fetch_optional(&mut *tx)
@@ -347,8 +360,36 @@ pub async fn settle(pool: &PgPool, run_id: Uuid) -> Result<Option<RunRow>, sqlx:
     .execute(&mut *tx)
     .await?;
     let run = find(&mut tx, run_id).await?;
+    if let Some(run) = &run
+        && final_status != "canceled"
+    {
+        crate::events::emit(&mut tx, &format!("run.{final_status}"), &event_data(run, Some(c))).await?;
+    }
     tx.commit().await?;
     Ok(run)
+}
+
+/// The `data` of the `run.*` events: the run's identity, status and, once it has
+/// finished, its task counts.
+fn event_data(run: &RunRow, counts: Option<TaskCounts>) -> Value {
+    use crate::domain::timestamp::format;
+    let mut data = serde_json::json!({
+        "id": run.id,
+        "workflow": run.workflow,
+        "workflow_version": run.workflow_version,
+        "status": run.status,
+        "trigger": run.trigger,
+        "dry_run": run.dry_run,
+        "params": run.params,
+        "schedule_id": run.schedule_id,
+        "created_at": format(&run.created_at),
+        "started_at": run.started_at.as_ref().map(format),
+        "finished_at": run.finished_at.as_ref().map(format),
+    });
+    if let Some(c) = counts {
+        data["tasks"] = serde_json::to_value(c).unwrap_or_default();
+    }
+    data
 }
 
 /// Cancels a run: queued tasks are canceled now, running ones stop at their next heartbeat.

@@ -239,6 +239,7 @@ async fn update_client(ctx: &TaskContext, change: impl FnOnce(&mut ClientInput))
     }
     let fields = input.validate().map_err(|e| StepError::permanent(format!("the client update was refused: {e:?}")))?;
     let after = store::clients::update(&mut tx, before.id, &fields).await?;
+    crate::events::emit(&mut tx, "client.updated", &after).await?;
     let actor = Actor { token_id: None, name: format!("workflow:{}", ctx.run.workflow), request_id: Some(ctx.run.id.to_string()) };
     store::audit::record(&mut tx, &actor, "client.update", "client", &after.id.to_string(), Some(&before), Some(&after)).await?;
     tx.commit().await?;

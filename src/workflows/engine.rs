@@ -40,13 +40,17 @@ pub struct Worker {
     registry: Arc<Registry>,
     settings: WorkerSettings,
     id: String,
+    /// A run's workflow, params and dry-run flag never change: read them once per run,
+    /// not once per task.
+    runs: moka::sync::Cache<Uuid, Arc<store::runs::RunRow>>,
 }
 
 impl Worker {
     pub fn new(state: AppState, registry: Arc<Registry>, settings: WorkerSettings) -> Self {
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "local".into());
         let id = format!("{host}-{}-{}", std::process::id(), &Uuid::new_v4().simple().to_string()[..8]);
-        Self { state, registry, settings, id }
+        let runs = moka::sync::Cache::builder().max_capacity(1000).time_to_live(Duration::from_secs(60)).build();
+        Self { state, registry, settings, id, runs }
     }
 
     pub fn id(&self) -> &str {
@@ -119,7 +123,14 @@ impl Worker {
     /// Loads what the task needs and runs the workflow step, heartbeating the lease.
     async fn perform(&self, task: &Claimed) -> Result<Value, StepError> {
         let mut conn = self.state.pool.acquire().await?;
-        let run = store::runs::find(&mut conn, task.run_id).await?.ok_or_else(|| StepError::permanent("run not found"))?;
+        let run = match self.runs.get(&task.run_id) {
+            Some(run) => run,
+            None => {
+                let run = Arc::new(store::runs::find(&mut conn, task.run_id).await?.ok_or_else(|| StepError::permanent("run not found"))?);
+                self.runs.insert(task.run_id, run.clone());
+                run
+            }
+        };
         let client = store::clients::find(&mut conn, &store::clients::ClientKey::Id(task.client_id), false)
             .await?
             .ok_or_else(|| StepError::permanent("the client no longer exists"))?;

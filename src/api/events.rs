@@ -1,0 +1,125 @@
+//! `GET /v1/events`: the outbox as a feed, oldest first, for Make polling triggers.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use super::{
+    auth::Caller,
+    error::{ApiError, ApiResult, Problem},
+    extract::ApiQuery,
+    pagination,
+};
+use crate::{
+    app::AppState,
+    domain::scope::Scope,
+    events::{self, Event},
+};
+
+pub const TAG: &str = "events";
+
+/// Events younger than this are not listed yet: an event's id is taken before its
+/// transaction commits, so a slower transaction can commit an event with a smaller
+/// id a moment later; holding the newest second back keeps `after` from skipping it.
+pub const SETTLE: Duration = Duration::from_secs(1);
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list_events))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct EventsQuery {
+    /// The `id` of the last event you have (`last_id` of the previous answer); omit to start from the oldest.
+    after: Option<String>,
+    /// Comma-separated types, with wildcards: e.g. `run.*,alert.created`. Default: every type.
+    types: Option<String>,
+    /// Page size, 1–500 (default 50).
+    limit: Option<u32>,
+}
+
+/// A page of the feed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventFeed {
+    /// Oldest first.
+    pub data: Vec<Event>,
+    /// Pass as `after` next time: the id of the last event here, or the `after` you sent
+    /// when there is nothing new (`null` only when there are no events at all yet).
+    pub last_id: Option<Uuid>,
+    /// More events are waiting: ask again right away.
+    pub has_more: bool,
+}
+
+/// List events
+///
+/// The events also delivered to webhook endpoints (`{id, type, created_at, data}`),
+/// oldest first, for polling: keep `last_id` and send it as `after` on the next call.
+/// Events become visible about a second after they happen. Needs `workflows:read`.
+#[utoipa::path(
+    get, path = "/v1/events", operation_id = "listEvents", tag = TAG,
+    params(EventsQuery),
+    responses(
+        (status = 200, description = "Events after `after`, oldest first", body = EventFeed,
+            example = json!({"data": [{"id": "0192f0c4-5d7e-7c1a-9f4e-2b8d6a1c3e5f", "type": "alert.created", "created_at": "2026-06-15T07:00:03.120Z",
+                "data": {"id": "0192f0c4-5d7e-7c1a-9f4e-000000000001", "kind": "spend_anomaly", "severity": "warning"}}],
+                "last_id": "0192f0c4-5d7e-7c1a-9f4e-2b8d6a1c3e5f", "has_more": false})),
+        (status = 400, description = "Bad query parameter (after, types, limit)", body = Problem),
+        (status = 403, description = "Missing scope `workflows:read`", body = Problem),
+    )
+)]
+async fn list_events(State(state): State<AppState>, caller: Caller, ApiQuery(q): ApiQuery<EventsQuery>) -> ApiResult<axum::Json<EventFeed>> {
+    caller.require(Scope::WorkflowsRead)?;
+    let limit = pagination::limit(q.limit)?;
+    let after = match q.after.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        Some(raw) => Some(Uuid::parse_str(raw).map_err(|_| {
+            ApiError::bad_request("invalid_query", "after: must be the id of an event (a UUID)").with_field("after", "must be the id of an event (a UUID)")
+        })?),
+        None => None,
+    };
+    let types = match q.types.as_deref() {
+        Some(raw) => parse_types(raw)?,
+        None => None,
+    };
+    let mut conn = state.pool.acquire().await?;
+    let mut rows = events::store::feed(&mut conn, after, horizon(), types.as_deref(), i64::from(limit) + 1).await?;
+    let has_more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let last_id = rows.last().map(|e| e.id).or(after);
+    Ok(axum::Json(EventFeed { data: rows, last_id, has_more }))
+}
+
+/// The known types a `types` parameter selects (`None`: every type); 400 naming
+/// `types` for anything unknown.
+fn parse_types(raw: &str) -> ApiResult<Option<Vec<&'static str>>> {
+    let patterns: Vec<String> = raw.split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect();
+    if let Some(message) = patterns.iter().find_map(|p| events::check_pattern(p).err()) {
+        return Err(ApiError::bad_request("invalid_query", format!("types: {message}")).with_field("types", message));
+    }
+    Ok((!patterns.is_empty()).then(|| events::expand(&patterns)))
+}
+
+/// The smallest UUIDv7 of the instant [`SETTLE`] ago: only events before it are listed.
+fn horizon() -> Uuid {
+    let ms = (chrono::Utc::now() - SETTLE).timestamp_millis().max(0) as u128;
+    Uuid::from_u128((ms << 80) | (0x7 << 76) | (0b10 << 62))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_horizon_sorts_between_older_and_newer_events() {
+        let old = Uuid::now_v7();
+        std::thread::sleep(SETTLE + Duration::from_millis(5));
+        let h = horizon();
+        assert_eq!(h.get_version_num(), 7);
+        assert!(old < h);
+        assert!(h < Uuid::now_v7());
+    }
+}

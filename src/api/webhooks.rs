@@ -1,0 +1,598 @@
+//! `/v1/webhook-endpoints` and `/v1/deliveries`: where Switchboard pushes its
+//! events (Make custom webhooks), the delivery log, manual redelivery. Every
+//! operation needs `webhooks:write` and every change is audited. The signing
+//! secret is shown only by create and rotate-secret.
+
+use axum::{
+    extract::{Path, State},
+    http::{StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use super::{
+    auth::Caller,
+    error::{ApiError, ApiResult, Problem},
+    extract::{ApiJson, ApiQuery, NoQuery},
+    pagination::{self, Page},
+};
+use crate::{
+    app::AppState,
+    domain::{scope::Scope, validation::FieldError},
+    events::{
+        self, Event, delivery, signing, ssrf,
+        store::{self as es, DeliveryRow, EndpointFields, EndpointRow},
+    },
+    store,
+};
+
+pub const TAG: &str = "webhooks";
+const CURSOR: &str = "webhook_endpoints";
+const DELIVERY_CURSOR: &str = "deliveries";
+const MAX_PATTERNS: usize = 20;
+const MAX_DESCRIPTION: usize = 500;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_endpoint, list_endpoints))
+        .routes(routes!(get_endpoint, update_endpoint, delete_endpoint))
+        .routes(routes!(rotate_secret))
+        .routes(routes!(test_endpoint))
+        .routes(routes!(list_deliveries))
+        .routes(routes!(retry_delivery))
+}
+
+/// A webhook endpoint (without its secret).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EndpointView {
+    pub id: Uuid,
+    #[schema(example = "https://hook.eu1.make.com/abc123")]
+    pub url: String,
+    pub description: String,
+    /// Event types sent here; wildcards like `run.*`, `*` for all.
+    #[schema(example = json!(["run.*", "alert.created"]))]
+    pub events: Vec<String>,
+    pub enabled: bool,
+    /// Why it is disabled: `410 Gone`, failing for over a day, or disabled through the API.
+    pub disabled_reason: Option<String>,
+    /// Since when every delivery has failed (`null` while deliveries succeed).
+    #[serde(with = "crate::domain::timestamp::option")]
+    #[schema(value_type = Option<String>)]
+    pub failing_since: Option<DateTime<Utc>>,
+    #[serde(with = "crate::domain::timestamp")]
+    #[schema(value_type = String)]
+    pub created_at: DateTime<Utc>,
+    #[serde(with = "crate::domain::timestamp")]
+    #[schema(value_type = String)]
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<&EndpointRow> for EndpointView {
+    fn from(r: &EndpointRow) -> Self {
+        EndpointView {
+            id: r.id,
+            url: r.url.clone(),
+            description: r.description.clone(),
+            events: r.events.clone(),
+            enabled: r.enabled,
+            disabled_reason: r.disabled_reason.clone(),
+            failing_since: r.failing_since,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+/// A webhook endpoint with its signing secret (answered only by create and rotate-secret).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EndpointWithSecret {
+    #[serde(flatten)]
+    pub endpoint: EndpointView,
+    /// Standard Webhooks key: verify `webhook-signature` (`v1,<base64 HMAC-SHA256 of
+    /// "{webhook-id}.{webhook-timestamp}.{body}">`) with the base64-decoded part after `whsec_`.
+    #[schema(example = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")]
+    pub secret: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"url": "https://hook.eu1.make.com/abc123", "events": ["alert.created"], "description": "Make: alerts receiver"}))]
+pub struct CreateEndpoint {
+    /// `https` URL that must not resolve to a private, loopback or link-local address.
+    pub url: String,
+    /// Event types to send; wildcards like `run.*`; default `["*"]` (all).
+    #[serde(default)]
+    pub events: Option<Vec<String>>,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Default `true`.
+    #[serde(default)]
+    pub enabled: Option<bool>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"enabled": true}))]
+pub struct UpdateEndpoint {
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub events: Option<Vec<String>>,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// `true` re-enables a disabled endpoint (clearing its reason and failure streak).
+    #[serde(default)]
+    pub enabled: Option<bool>,
+}
+
+/// Validates and normalises an endpoint's fields; 422 naming each bad one.
+async fn checked(state: &AppState, url: &str, events: Vec<String>, description: String) -> ApiResult<(String, Vec<String>, String)> {
+    let mut errors = vec![];
+    let url = match ssrf::check(url, state.config.webhook_policy()).await {
+        Ok(u) => u.to_string(),
+        Err(e) => {
+            errors.push(FieldError::new("url", e));
+            String::new()
+        }
+    };
+    let mut patterns: Vec<String> = vec![];
+    if events.is_empty() {
+        errors.push(FieldError::new("events", "must name at least one event type (`*` for all)"));
+    } else if events.len() > MAX_PATTERNS {
+        errors.push(FieldError::new("events", format!("at most {MAX_PATTERNS} patterns")));
+    }
+    for (i, p) in events.iter().enumerate() {
+        let p = p.trim();
+        match events::check_pattern(p) {
+            Ok(()) if !patterns.iter().any(|q| q == p) => patterns.push(p.to_string()),
+            Ok(()) => {}
+            Err(e) => errors.push(FieldError::new(format!("events[{i}]"), e)),
+        }
+    }
+    let description = description.trim().to_string();
+    if description.chars().count() > MAX_DESCRIPTION {
+        errors.push(FieldError::new("description", format!("at most {MAX_DESCRIPTION} characters")));
+    }
+    if errors.is_empty() { Ok((url, patterns, description)) } else { Err(ApiError::invalid(errors)) }
+}
+
+fn parse_id(raw: &str, what: &str) -> ApiResult<Uuid> {
+    Uuid::parse_str(raw).map_err(|_| ApiError::not_found(format!("No {what} `{raw}`.")))
+}
+
+async fn load(conn: &mut sqlx::PgConnection, raw: &str, for_update: bool) -> ApiResult<EndpointRow> {
+    let id = parse_id(raw, "webhook endpoint")?;
+    es::find_endpoint(conn, id, for_update).await?.ok_or_else(|| ApiError::not_found(format!("No webhook endpoint `{raw}`.")))
+}
+
+/// Create a webhook endpoint
+///
+/// Switchboard POSTs every matching event here (`{id, type, created_at, data}`), signed
+/// with the returned `secret` the Standard Webhooks way (`webhook-id`, `webhook-timestamp`,
+/// `webhook-signature`), retrying non-2xx answers for about a day (immediately, 5 s,
+/// 5 min, 30 min, 2 h, 5 h, 10 h, 10 h); `410 Gone`, or a day without a success, disables
+/// it. Events from now on are sent. Keep the secret: it is shown only here and by
+/// rotate-secret.
+#[utoipa::path(
+    post, path = "/v1/webhook-endpoints", operation_id = "createWebhookEndpoint", tag = TAG,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry return the first response instead of creating again.")),
+    request_body(content = CreateEndpoint, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Created, with its secret", body = EndpointWithSecret, headers(("Location" = String, description = "URL of the endpoint"))),
+        (status = 400, description = "Malformed JSON", body = Problem),
+        (status = 403, description = "Missing scope `webhooks:write`", body = Problem),
+        (status = 415, description = "Not JSON", body = Problem),
+        (status = 422, description = "Invalid fields: `url` not https or resolving to an internal address, unknown event type", body = Problem),
+    )
+)]
+async fn create_endpoint(State(state): State<AppState>, caller: Caller, _: ApiQuery<NoQuery>, ApiJson(input): ApiJson<CreateEndpoint>) -> ApiResult<Response> {
+    caller.require(Scope::WebhooksWrite)?;
+    let events = input.events.unwrap_or_else(|| vec!["*".into()]);
+    let (url, events, description) = checked(&state, &input.url, events, input.description.unwrap_or_default()).await?;
+    let fields = EndpointFields { url: &url, description: &description, events: &events, enabled: input.enabled.unwrap_or(true) };
+    let secret = signing::new_secret();
+    let mut tx = state.pool.begin().await?;
+    let row = es::insert_endpoint(&mut tx, Uuid::now_v7(), &fields, &secret, Some(caller.principal.token_id)).await?;
+    let view = EndpointView::from(&row);
+    store::audit::record(&mut tx, &caller.actor(), "webhook_endpoint.create", "webhook_endpoint", &row.id.to_string(), None::<&()>, Some(&view)).await?;
+    tx.commit().await?;
+    let mut response = (StatusCode::CREATED, axum::Json(EndpointWithSecret { endpoint: view, secret })).into_response();
+    if let Ok(location) = format!("/v1/webhook-endpoints/{}", row.id).parse() {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Page size, 1–500 (default 50).
+    limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// List webhook endpoints
+///
+/// In creation order. Secrets are not shown.
+#[utoipa::path(
+    get, path = "/v1/webhook-endpoints", operation_id = "listWebhookEndpoints", tag = TAG,
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of endpoints", body = Page<EndpointView>),
+        (status = 400, description = "Bad query parameter (limit, cursor)", body = Problem),
+        (status = 403, description = "Missing scope `webhooks:write`", body = Problem),
+    )
+)]
+async fn list_endpoints(State(state): State<AppState>, caller: Caller, ApiQuery(q): ApiQuery<ListQuery>) -> ApiResult<axum::Json<Page<EndpointView>>> {
+    caller.require(Scope::WebhooksWrite)?;
+    let limit = pagination::limit(q.limit)?;
+    let after = pagination::decode_uuid(CURSOR, q.cursor.as_deref())?;
+    let mut conn = state.pool.acquire().await?;
+    let rows = es::list_endpoints(&mut conn, after, i64::from(limit) + 1).await?;
+    let page = pagination::page(rows, limit, CURSOR, |r| r.id);
+    Ok(axum::Json(Page { data: page.data.iter().map(EndpointView::from).collect(), next_cursor: page.next_cursor }))
+}
+
+/// Get a webhook endpoint
+#[utoipa::path(
+    get, path = "/v1/webhook-endpoints/{id}", operation_id = "getWebhookEndpoint", tag = TAG,
+    params(("id" = Uuid, Path, description = "Endpoint id")),
+    responses(
+        (status = 200, description = "The endpoint (without its secret)", body = EndpointView),
+        (status = 403, description = "Missing scope `webhooks:write`", body = Problem),
+        (status = 404, description = "No such endpoint", body = Problem),
+    )
+)]
+async fn get_endpoint(State(state): State<AppState>, caller: Caller, Path(id): Path<String>, _: ApiQuery<NoQuery>) -> ApiResult<axum::Json<EndpointView>> {
+    caller.require(Scope::WebhooksWrite)?;
+    let mut conn = state.pool.acquire().await?;
+    Ok(axum::Json(EndpointView::from(&load(&mut conn, &id, false).await?)))
+}
+
+/// Update a webhook endpoint
+///
+/// Fields present replace; absent ones stay. `enabled: true` re-enables an endpoint
+/// Switchboard disabled (after a 410, or a day of failures). The URL is checked again.
+#[utoipa::path(
+    patch, path = "/v1/webhook-endpoints/{id}", operation_id = "updateWebhookEndpoint", tag = TAG,
+    params(("id" = Uuid, Path, description = "Endpoint id")),
+    request_body(content = UpdateEndpoint, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The updated endpoint", body = EndpointView),
+        (status = 400, description = "Malformed JSON", body = Problem),
+        (status = 403, description = "Missing scope `webhooks:write`", body = Problem),
+        (status = 404, description = "No such endpoint", body = Problem),
+        (status = 415, description = "Not JSON", body = Problem),
+        (status = 422, description = "Invalid fields (`url`, `events`, `description`)", body = Problem),
+    )
+)]
+async fn update_endpoint(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    _: ApiQuery<NoQuery>,
+    ApiJson(patch): ApiJson<UpdateEndpoint>,
+) -> ApiResult<axum::Json<EndpointView>> {
+    caller.require(Scope::WebhooksWrite)?;
+    let mut conn = state.pool.acquire().await?;
+    let current = load(&mut conn, &id, false).await?;
+    drop(conn);
+    // Resolving the host may take a moment: done before the row is locked.
+    let url = patch.url.unwrap_or_else(|| current.url.clone());
+    let events = patch.events.unwrap_or_else(|| current.events.clone());
+    let (url, events, description) = checked(&state, &url, events, patch.description.unwrap_or_else(|| current.description.clone())).await?;
+    let mut tx = state.pool.begin().await?;
+    let before = load(&mut tx, &id, true).await?;
+    let fields = EndpointFields { url: &url, description: &description, events: &events, enabled: patch.enabled.unwrap_or(before.enabled) };
+    let after = es::update_endpoint(&mut tx, before.id, &fields).await?;
+    let view = EndpointView::from(&after);
+    store::audit::record(
+        &mut tx,
+        &caller.actor(),
+        "webhook_endpoint.update",
+        "webhook_endpoint",
+        &after.id.to_string(),
+        Some(&EndpointView::from(&before)),
+        Some(&view),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(axum::Json(view))
+}
+
+/// Delete a webhook endpoint
+///
+/// With its delivery log. Nothing more is sent to it.
+#[utoipa::path(
+    delete, path = "/v1/webhook-endpoints/{id}", operation_id = "deleteWebhookEndpoint", tag = TAG,
+    params(("id" = Uuid, Path, description = "Endpoint id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 403, description = "Missing scope `webhooks:write`", body = Problem),
+        (status = 404, description = "No such endpoint", body = Problem),
+    )
+)]
+async fn delete_endpoint(State(state): State<AppState>, caller: Caller, Path(id): Path<String>, _: ApiQuery<NoQuery>) -> ApiResult<StatusCode> {
+    caller.require(Scope::WebhooksWrite)?;
+    let mut tx = state.pool.begin().await?;
+    let before = load(&mut tx, &id, true).await?;
+    es::delete_endpoint(&mut tx, before.id).await?;
+    store::audit::record(
+        &mut tx,
+        &caller.actor(),
+        "webhook_endpoint.delete",
+        "webhook_endpoint",
+        &before.id.to_string(),
+        Some(&EndpointView::from(&before)),
+        None::<&()>,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Rotate an endpoint's secret
+///
+/// Answers the endpoint with its new secret; deliveries from now on are signed with it.
+#[utoipa::path(
+    post, path = "/v1/webhook-endpoints/{id}/rotate-secret", operation_id = "rotateWebhookSecret", tag = TAG,
+    params(("id" = Uuid, Path, description = "Endpoint id")),
+    responses(
+        (status = 200, description = "The endpoint with its new secret", body = EndpointWithSecret),
+        (status = 403, description = "Missing scope `webhooks:write`", body = Problem),
+        (status = 404, description = "No such endpoint", body = Problem),
+    )
+)]
+async fn rotate_secret(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    _: ApiQuery<NoQuery>,
+) -> ApiResult<axum::Json<EndpointWithSecret>> {
+    caller.require(Scope::WebhooksWrite)?;
+    let mut tx = state.pool.begin().await?;
+    let before = load(&mut tx, &id, true).await?;
+    let secret = signing::new_secret();
+    let after = es::set_secret(&mut tx, before.id, &secret).await?;
+    store::audit::record(&mut tx, &caller.actor(), "webhook_endpoint.rotate_secret", "webhook_endpoint", &after.id.to_string(), None::<&()>, None::<&()>)
+        .await?;
+    tx.commit().await?;
+    Ok(axum::Json(EndpointWithSecret { endpoint: EndpointView::from(&after), secret }))
+}
+
+/// What a test delivery saw.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TestResult {
+    /// The `webhook-id` of the test event.
+    pub event_id: Uuid,
+    /// The endpoint answered 2xx.
+    pub succeeded: bool,
+    /// The HTTP status the endpoint answered (`null` when it did not answer).
+    pub status: Option<u16>,
+    pub latency_ms: i32,
+    /// The first 500 characters of the answer.
+    pub response_excerpt: Option<String>,
+    pub error: Option<String>,
+}
+
+/// Send a test event
+///
+/// Sends a signed `webhook.test` event (`data`: the endpoint id and a message) now,
+/// whatever the endpoint's event filter and even when it is disabled, and answers what
+/// the endpoint said. The test is not stored as a delivery.
+#[utoipa::path(
+    post, path = "/v1/webhook-endpoints/{id}/test", operation_id = "testWebhookEndpoint", tag = TAG,
+    params(("id" = Uuid, Path, description = "Endpoint id")),
+    responses(
+        (status = 200, description = "The attempt (also when the endpoint refused it: see `succeeded`)", body = TestResult,
+            example = json!({"event_id": "0192f0c4-5d7e-7c1a-9f4e-2b8d6a1c3e5f", "succeeded": true, "status": 200, "latency_ms": 182, "response_excerpt": "Accepted", "error": null})),
+        (status = 403, description = "Missing scope `webhooks:write`", body = Problem),
+        (status = 404, description = "No such endpoint", body = Problem),
+    )
+)]
+async fn test_endpoint(State(state): State<AppState>, caller: Caller, Path(id): Path<String>, _: ApiQuery<NoQuery>) -> ApiResult<axum::Json<TestResult>> {
+    caller.require(Scope::WebhooksWrite)?;
+    let mut conn = state.pool.acquire().await?;
+    let endpoint = load(&mut conn, &id, false).await?;
+    drop(conn);
+    let event = Event {
+        id: Uuid::now_v7(),
+        kind: events::TEST_TYPE.to_string(),
+        created_at: Utc::now(),
+        data: json!({"endpoint_id": endpoint.id, "message": "A test event from Switchboard."}),
+    };
+    let settings = state.config.delivery_settings();
+    let attempt = delivery::send(&delivery::http_client(&settings), &endpoint.url, &endpoint.secret, &event, settings.policy).await;
+    let result = TestResult {
+        event_id: event.id,
+        succeeded: attempt.succeeded(),
+        status: attempt.status,
+        latency_ms: attempt.latency_ms,
+        response_excerpt: attempt.response_excerpt,
+        error: attempt.error,
+    };
+    let mut tx = state.pool.begin().await?;
+    store::audit::record(&mut tx, &caller.actor(), "webhook_endpoint.test", "webhook_endpoint", &endpoint.id.to_string(), None::<&()>, Some(&result)).await?;
+    tx.commit().await?;
+    Ok(axum::Json(result))
+}
+
+/// One attempt of a delivery.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AttemptView {
+    #[serde(with = "crate::domain::timestamp")]
+    #[schema(value_type = String)]
+    pub attempted_at: DateTime<Utc>,
+    /// The HTTP status answered (`null`: no answer, see `error`).
+    pub status: Option<i32>,
+    pub latency_ms: i32,
+    pub error: Option<String>,
+    /// The first 500 characters of the answer.
+    pub response_excerpt: Option<String>,
+}
+
+/// One event's delivery to one endpoint.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryView {
+    pub id: Uuid,
+    pub endpoint_id: Uuid,
+    pub event_id: Uuid,
+    #[schema(example = "alert.created")]
+    pub event_type: String,
+    /// `pending` (waiting for its next attempt), `delivering` (an attempt in flight),
+    /// `succeeded` or `failed` (out of attempts, or the endpoint was disabled).
+    #[schema(example = "succeeded")]
+    pub status: String,
+    /// Attempts made so far.
+    pub attempts: i32,
+    /// When it is tried next (`pending` only).
+    #[serde(with = "crate::domain::timestamp::option")]
+    #[schema(value_type = Option<String>)]
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub last_status: Option<i32>,
+    pub last_error: Option<String>,
+    #[serde(with = "crate::domain::timestamp")]
+    #[schema(value_type = String)]
+    pub created_at: DateTime<Utc>,
+    #[serde(with = "crate::domain::timestamp::option")]
+    #[schema(value_type = Option<String>)]
+    pub delivered_at: Option<DateTime<Utc>>,
+    /// Every attempt, oldest first.
+    pub attempt_log: Vec<AttemptView>,
+}
+
+async fn views(conn: &mut sqlx::PgConnection, rows: Vec<DeliveryRow>) -> ApiResult<Vec<DeliveryView>> {
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+    let mut attempts = es::attempts(conn, &ids).await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let log = attempts
+                .extract_if(.., |a| a.delivery_id == r.id)
+                .map(|a| AttemptView {
+                    attempted_at: a.attempted_at,
+                    status: a.status,
+                    latency_ms: a.latency_ms,
+                    error: a.error,
+                    response_excerpt: a.response_excerpt,
+                })
+                .collect();
+            let in_flight = r.status == "pending" && r.locked_until.is_some();
+            DeliveryView {
+                id: r.id,
+                endpoint_id: r.endpoint_id,
+                event_id: r.event_id,
+                event_type: r.event_type,
+                status: if in_flight { "delivering".into() } else { r.status.clone() },
+                attempts: r.attempts,
+                next_attempt_at: (r.status == "pending" && !in_flight).then_some(r.next_attempt_at),
+                last_status: r.last_status,
+                last_error: r.last_error,
+                created_at: r.created_at,
+                delivered_at: r.delivered_at,
+                attempt_log: log,
+            }
+        })
+        .collect())
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DeliveriesQuery {
+    /// `pending`, `succeeded` or `failed`.
+    status: Option<String>,
+    /// Page size, 1–500 (default 50).
+    limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// An endpoint's deliveries
+///
+/// Newest event first: status, attempts, the last answer and every attempt (status,
+/// latency, the start of the answer).
+#[utoipa::path(
+    get, path = "/v1/webhook-endpoints/{id}/deliveries", operation_id = "listWebhookDeliveries", tag = TAG,
+    params(("id" = Uuid, Path, description = "Endpoint id"), DeliveriesQuery),
+    responses(
+        (status = 200, description = "A page of deliveries", body = Page<DeliveryView>),
+        (status = 400, description = "Bad query parameter (status, limit, cursor)", body = Problem),
+        (status = 403, description = "Missing scope `webhooks:write`", body = Problem),
+        (status = 404, description = "No such endpoint", body = Problem),
+    )
+)]
+async fn list_deliveries(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<DeliveriesQuery>,
+) -> ApiResult<axum::Json<Page<DeliveryView>>> {
+    caller.require(Scope::WebhooksWrite)?;
+    const STATUSES: [&str; 3] = ["pending", "succeeded", "failed"];
+    if let Some(s) = &q.status
+        && !STATUSES.contains(&s.as_str())
+    {
+        return Err(ApiError::bad_request("invalid_query", format!("status: one of {}", STATUSES.join(", ")))
+            .with_field("status", format!("one of {}", STATUSES.join(", "))));
+    }
+    let limit = pagination::limit(q.limit)?;
+    let before = pagination::decode_uuid(DELIVERY_CURSOR, q.cursor.as_deref())?;
+    let mut conn = state.pool.acquire().await?;
+    let endpoint = load(&mut conn, &id, false).await?;
+    let rows = es::list_deliveries(&mut conn, endpoint.id, q.status.as_deref(), before, i64::from(limit) + 1).await?;
+    let page = pagination::page(rows, limit, DELIVERY_CURSOR, |d| d.event_id);
+    Ok(axum::Json(Page { data: views(&mut conn, page.data).await?, next_cursor: page.next_cursor }))
+}
+
+/// Redeliver now
+///
+/// Puts the delivery back in the queue for an attempt right away, whatever its status
+/// (also to send a succeeded one again). If that attempt fails, the delivery goes on
+/// with the rest of its retry schedule, or fails when it had used it all. 409 while an
+/// attempt is in flight or when the endpoint is disabled (enable it first).
+#[utoipa::path(
+    post, path = "/v1/deliveries/{id}/retry", operation_id = "retryWebhookDelivery", tag = TAG,
+    params(("id" = Uuid, Path, description = "Delivery id")),
+    responses(
+        (status = 202, description = "Queued", body = DeliveryView),
+        (status = 403, description = "Missing scope `webhooks:write`", body = Problem),
+        (status = 404, description = "No such delivery", body = Problem),
+        (status = 409, description = "An attempt is in flight, or the endpoint is disabled", body = Problem),
+    )
+)]
+async fn retry_delivery(State(state): State<AppState>, caller: Caller, Path(id): Path<String>, _: ApiQuery<NoQuery>) -> ApiResult<Response> {
+    caller.require(Scope::WebhooksWrite)?;
+    let id = parse_id(&id, "delivery")?;
+    let mut tx = state.pool.begin().await?;
+    let delivery = es::find_delivery(&mut tx, id, true).await?.ok_or_else(|| ApiError::not_found(format!("No delivery `{id}`.")))?;
+    if delivery.status == "pending" && delivery.locked_until.is_some() {
+        return Err(ApiError::conflict("delivery_in_flight", "An attempt of this delivery is in flight; wait for its outcome."));
+    }
+    let endpoint = es::find_endpoint(&mut tx, delivery.endpoint_id, false).await?.ok_or_else(|| ApiError::not_found(format!("No delivery `{id}`.")))?;
+    if !endpoint.enabled {
+        return Err(ApiError::conflict("endpoint_disabled", "The endpoint is disabled; enable it (PATCH enabled: true) first."));
+    }
+    es::requeue(&mut tx, id).await?;
+    store::audit::record(
+        &mut tx,
+        &caller.actor(),
+        "delivery.retry",
+        "delivery",
+        &id.to_string(),
+        None::<&()>,
+        Some(&json!({"event_id": delivery.event_id, "endpoint_id": delivery.endpoint_id})),
+    )
+    .await?;
+    let row = es::find_delivery(&mut tx, id, false).await?.ok_or_else(|| ApiError::not_found(format!("No delivery `{id}`.")))?;
+    let view = views(&mut tx, vec![row]).await?.pop().ok_or_else(|| ApiError::not_found(format!("No delivery `{id}`.")))?;
+    tx.commit().await?;
+    Ok((StatusCode::ACCEPTED, axum::Json(view)).into_response())
+}

@@ -1,0 +1,282 @@
+//! The delivery worker: claims due deliveries (`FOR UPDATE SKIP LOCKED` + lease,
+//! so any number of replicas share the work and a crash only delays it), POSTs the
+//! event signed the Standard Webhooks way, logs every attempt, and schedules the
+//! next one on the Standard Webhooks retry schedule. 410 Gone disables the
+//! endpoint at once; an endpoint that has failed without a break for a day
+//! (`failing_since`) is disabled too, and nothing more is sent to it.
+//!
+//! Deliveries to one endpoint are paced (a keyed governor limiter, 25/s with a
+//! burst of 25 by default) to stay under Make's 300 requests per 10 s per hook:
+//! at most 25 + 25 × 10 = 275 in any 10 s. The limiter is per replica: with N
+//! delivery workers, set `WEBHOOK_RATE_PER_SECOND` to about 25 / N.
+//!
+//! Workers wake on `LISTEN switchboard_events` (sent by `emit` and by a manual
+//! retry), with polling as the fallback.
+
+use std::{num::NonZeroU32, sync::Arc, time::Duration};
+
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use rand::Rng;
+use sqlx::postgres::PgListener;
+use tokio::{sync::watch, task::JoinSet, time::Instant};
+use uuid::Uuid;
+
+use super::{
+    EVENTS_CHANNEL, Event, signing,
+    ssrf::{self, GuardedResolver, Policy},
+    store::{self, Attempt, Claimed, Next},
+};
+
+/// Longest response excerpt kept in the attempt log, in characters.
+pub const EXCERPT_CHARS: usize = 500;
+
+#[derive(Debug, Clone)]
+pub struct DeliverySettings {
+    /// The wait before each attempt; its length is the number of attempts, after the
+    /// last of which the delivery fails. The first attempt is made as soon as the event
+    /// commits (its entry is 0). Default: the Standard Webhooks schedule (immediately,
+    /// 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h: about a day).
+    pub schedule: Vec<Duration>,
+    /// Deliveries one worker sends at once.
+    pub concurrency: usize,
+    /// How long a claimed delivery stays with its worker before another may take it.
+    pub lease: Duration,
+    /// Polling interval when no notification arrives.
+    pub poll: Duration,
+    /// Per request.
+    pub timeout: Duration,
+    /// Pacing per endpoint (per replica).
+    pub rate_per_second: u32,
+    pub burst: u32,
+    /// An endpoint failing without a success for this long is disabled.
+    pub disable_after: Duration,
+    pub policy: Policy,
+}
+
+impl Default for DeliverySettings {
+    fn default() -> Self {
+        let (s, m, h) = (1, 60, 3600);
+        Self {
+            schedule: [0, 5 * s, 5 * m, 30 * m, 2 * h, 5 * h, 10 * h, 10 * h].into_iter().map(Duration::from_secs).collect(),
+            concurrency: 16,
+            lease: Duration::from_secs(60),
+            poll: Duration::from_secs(1),
+            timeout: Duration::from_secs(10),
+            rate_per_second: 25,
+            burst: 25,
+            disable_after: Duration::from_secs(24 * h),
+            policy: Policy::default(),
+        }
+    }
+}
+
+impl DeliverySettings {
+    /// What follows a failed attempt number `attempt` (1-based).
+    pub fn after_failure(&self, attempt: i32) -> Next {
+        match self.schedule.get(attempt.max(0) as usize) {
+            Some(wait) => Next::Retry(*wait),
+            None => Next::Failed,
+        }
+    }
+}
+
+/// The HTTP client for deliveries: the timeout, no redirects, no proxy, and (unless
+/// private addresses are allowed) the resolver that refuses internal addresses.
+pub fn http_client(settings: &DeliverySettings) -> reqwest::Client {
+    let mut builder = reqwest::Client::builder()
+        .timeout(settings.timeout)
+        .connect_timeout(settings.timeout.min(Duration::from_secs(5)))
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .user_agent(concat!("Switchboard-Webhooks/", env!("CARGO_PKG_VERSION")));
+    if !settings.policy.allow_private {
+        builder = builder.dns_resolver(Arc::new(GuardedResolver));
+    }
+    builder.build().expect("reqwest client")
+}
+
+/// Sends one signed event to `url` and reports what happened (never fails).
+pub async fn send(client: &reqwest::Client, url: &str, secret: &str, event: &Event, policy: Policy) -> Attempt {
+    let started = Instant::now();
+    let failed = |error: String| Attempt { status: None, latency_ms: elapsed_ms(started), error: Some(error), response_excerpt: None };
+    // Checked again now: DNS may have changed since the endpoint was saved.
+    if let Err(e) = ssrf::check(url, policy).await {
+        return failed(format!("blocked: url {e}"));
+    }
+    let body = event.body();
+    let timestamp = chrono::Utc::now().timestamp();
+    let signature = match signing::sign(secret, &event.id.to_string(), timestamp, &body) {
+        Ok(s) => s,
+        Err(e) => return failed(format!("cannot sign: {e}")),
+    };
+    let request = client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("webhook-id", event.id.to_string())
+        .header("webhook-timestamp", timestamp.to_string())
+        .header("webhook-signature", signature)
+        .body(body);
+    match request.send().await {
+        Ok(mut res) => {
+            let status = res.status().as_u16();
+            let excerpt = read_excerpt(&mut res).await;
+            let error = (!res.status().is_success()).then(|| format!("HTTP {status}"));
+            Attempt { status: Some(status), latency_ms: elapsed_ms(started), error, response_excerpt: excerpt }
+        }
+        Err(e) => {
+            let why = if e.is_timeout() { "timed out".to_string() } else { describe(&e) };
+            failed(why)
+        }
+    }
+}
+
+fn elapsed_ms(started: Instant) -> i32 {
+    started.elapsed().as_millis().min(i32::MAX as u128) as i32
+}
+
+/// The error chain without the URL (which may carry a token in its path).
+fn describe(e: &reqwest::Error) -> String {
+    let mut text = if e.is_connect() { "connection failed".to_string() } else { "request failed".to_string() };
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text.chars().take(EXCERPT_CHARS).collect()
+}
+
+/// The first 500 characters of the response body (reading at most a few KB).
+async fn read_excerpt(res: &mut reqwest::Response) -> Option<String> {
+    let mut bytes = Vec::new();
+    while bytes.len() < 4 * EXCERPT_CHARS {
+        match res.chunk().await {
+            Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
+            _ => break,
+        }
+    }
+    let text: String = String::from_utf8_lossy(&bytes).chars().take(EXCERPT_CHARS).collect();
+    (!text.is_empty()).then_some(text)
+}
+
+/// A delivery worker; run any number, on any number of replicas.
+pub struct Deliverer {
+    pool: sqlx::PgPool,
+    settings: DeliverySettings,
+    client: reqwest::Client,
+    pacing: DefaultKeyedRateLimiter<Uuid>,
+    id: String,
+}
+
+impl Deliverer {
+    pub fn new(pool: sqlx::PgPool, settings: DeliverySettings) -> Self {
+        let rate = NonZeroU32::new(settings.rate_per_second.max(1)).expect("non-zero");
+        let burst = NonZeroU32::new(settings.burst.max(1)).expect("non-zero");
+        let pacing = RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst));
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "local".into());
+        let id = format!("{host}-{}-webhooks-{}", std::process::id(), &Uuid::new_v4().simple().to_string()[..8]);
+        Self { client: http_client(&settings), pool, settings, pacing, id }
+    }
+
+    /// Runs until `stop` turns true, then lets the attempts in flight finish.
+    pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let (wake_tx, mut wake) = watch::channel(());
+        let listener = tokio::spawn(listen(self.pool.clone(), wake_tx));
+        let mut running: JoinSet<()> = JoinSet::new();
+        let mut tick = 0u32;
+        tracing::info!(worker = %self.id, "webhook delivery worker started");
+        while !*stop.borrow() {
+            while running.try_join_next().is_some() {}
+            tick = tick.wrapping_add(1);
+            if tick.is_multiple_of(600) {
+                self.pacing.retain_recent();
+            }
+            let free = self.settings.concurrency.saturating_sub(running.len());
+            let mut claimed = 0;
+            if free > 0 {
+                match store::claim(&self.pool, &self.id, self.settings.lease, free as i64).await {
+                    Ok(due) => {
+                        claimed = due.len();
+                        for delivery in due {
+                            let me = self.clone();
+                            running.spawn(async move { me.deliver(delivery).await });
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "claiming webhook deliveries failed"),
+                }
+            }
+            if claimed == free && free > 0 {
+                continue;
+            }
+            let jitter = Duration::from_millis(rand::rng().random_range(0..100));
+            tokio::select! {
+                _ = wake.changed() => {}
+                Some(_) = running.join_next(), if !running.is_empty() => {}
+                _ = tokio::time::sleep(self.settings.poll + jitter) => {}
+                _ = stop.changed() => {}
+            }
+        }
+        listener.abort();
+        while running.join_next().await.is_some() {}
+        tracing::info!(worker = %self.id, "webhook delivery worker stopped");
+    }
+
+    async fn deliver(&self, delivery: Claimed) {
+        self.pacing.until_key_ready(&delivery.endpoint_id).await;
+        let attempt = send(&self.client, &delivery.url, &delivery.secret, &delivery.event(), self.settings.policy).await;
+        let next = if attempt.succeeded() {
+            Next::Succeeded
+        } else if attempt.status == Some(410) {
+            Next::Gone
+        } else {
+            self.settings.after_failure(delivery.attempts)
+        };
+        tracing::info!(
+            delivery = %delivery.id, endpoint = %delivery.endpoint_id, event = %delivery.event_id, attempt = delivery.attempts,
+            status = ?attempt.status, latency_ms = attempt.latency_ms, error = ?attempt.error, next = ?next, "webhook attempt"
+        );
+        metrics::counter!("switchboard_webhook_attempts_total", "outcome" => if attempt.succeeded() { "success" } else { "failure" }).increment(1);
+        match store::finish(&self.pool, &delivery, &self.id, &attempt, next, self.settings.disable_after).await {
+            Ok(Some(reason)) => tracing::warn!(endpoint = %delivery.endpoint_id, %reason, "webhook endpoint disabled"),
+            Ok(None) => {}
+            Err(e) => tracing::error!(delivery = %delivery.id, error = %e, "recording the webhook attempt failed; the lease will expire and it is sent again"),
+        }
+    }
+}
+
+/// Wakes the worker loop on every event notification, reconnecting as needed.
+async fn listen(pool: sqlx::PgPool, wake: watch::Sender<()>) {
+    loop {
+        if let Ok(mut listener) = PgListener::connect_with(&pool).await
+            && listener.listen(EVENTS_CHANNEL).await.is_ok()
+        {
+            while let Ok(Some(_)) = listener.try_recv().await {
+                let _ = wake.send(());
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_schedule_is_the_standard_webhooks_one() {
+        let s = DeliverySettings::default();
+        let secs: Vec<u64> = s.schedule.iter().map(Duration::as_secs).collect();
+        assert_eq!(secs, vec![0, 5, 300, 1800, 7200, 18000, 36000, 36000]);
+        assert_eq!(s.after_failure(1), Next::Retry(Duration::from_secs(5)));
+        assert_eq!(s.after_failure(7), Next::Retry(Duration::from_secs(36000)));
+        assert_eq!(s.after_failure(8), Next::Failed);
+        // About a day from the first attempt to the last.
+        assert!((Duration::from_secs(20 * 3600)..Duration::from_secs(30 * 3600)).contains(&s.schedule.iter().sum::<Duration>()));
+    }
+
+    #[test]
+    fn default_pacing_stays_under_makes_300_per_10_seconds() {
+        let s = DeliverySettings::default();
+        assert!(s.burst + s.rate_per_second * 10 < 300);
+    }
+}
