@@ -249,10 +249,11 @@ async fn start_run(
             Value::Null
         }
     };
+    // The same guard as webhook endpoints: https only (unless allowed), no internal addresses.
     if let Some(url) = &req.callback_url
-        && !(url.starts_with("https://") || url.starts_with("http://"))
+        && let Err(why) = crate::events::ssrf::check(url, state.config.webhook_policy()).await
     {
-        errors.push(FieldError::new("callback_url", "must be an http(s) URL"));
+        errors.push(FieldError::new("callback_url", why));
     }
     let mut tx = state.pool.begin().await?;
     let mut client_ids = None;

@@ -193,6 +193,9 @@ async fn bad_params_clients_and_callbacks_are_422_naming_the_field(pool: PgPool)
     invalid(&start(&app, "daily-monitoring", json!({"client_ids": [client["slug"], "ghost"]})).await, "client_ids[1]");
     invalid(&start(&app, "daily-monitoring", json!({"client_ids": []})).await, "client_ids");
     invalid(&start(&app, "daily-monitoring", json!({"callback_url": "ftp://example.com/x"})).await, "callback_url");
+    // The SSRF guard of webhook endpoints applies: no plain http, no internal addresses.
+    invalid(&start(&app, "daily-monitoring", json!({"callback_url": "http://hooks.example.com/x"})).await, "callback_url");
+    invalid(&start(&app, "daily-monitoring", json!({"callback_url": "https://169.254.169.254/latest"})).await, "callback_url");
     start(&app, "daily-monitoring", json!({"surprise": true})).await.problem(422, "validation_failed");
     assert_eq!(app.count("SELECT count(*) FROM engine.runs").await, 0, "nothing started");
 
@@ -350,7 +353,8 @@ async fn the_callback_url_receives_the_finished_run(pool: PgPool) {
     let hook = MockServer::start().await;
     Mock::given(matchers::method("POST")).and(matchers::path("/run-finished")).respond_with(ResponseTemplate::new(204)).mount(&hook).await;
     let (w, _) = probe("probe", 50);
-    let app = app_with(pool, vec![w]).await;
+    // The hook is wiremock on 127.0.0.1: allow it as a local deployment would.
+    let app = app_with_config(pool, vec![w], switchboard::config::Config { webhook_allow_http: true, webhook_allow_private: true, ..test_config() }).await;
     let ids = clients(&app, "Called", 2).await;
     let worker = start_worker(&app.state, settings(8, Duration::from_secs(30)));
     let url = format!("{}/run-finished", hook.uri());
@@ -385,7 +389,7 @@ async fn a_canceled_run_is_announced_to_its_callback_url(pool: PgPool) {
     let hook = MockServer::start().await;
     Mock::given(matchers::method("POST")).respond_with(ResponseTemplate::new(200)).mount(&hook).await;
     let (w, _) = probe("probe", 0);
-    let app = app_with(pool, vec![w]).await;
+    let app = app_with_config(pool, vec![w], switchboard::config::Config { webhook_allow_http: true, webhook_allow_private: true, ..test_config() }).await;
     let ids = clients(&app, "Dropped", 2).await;
     // No worker: the run is still queued when it is canceled.
     let run = started(&app, "probe", json!({"client_ids": ids_json(&ids), "callback_url": format!("{}/hook", hook.uri())})).await;
