@@ -271,6 +271,24 @@ pub async fn succeed(pool: &PgPool, task_id: Uuid, worker: &str, result: &Value)
     Ok(done.rows_affected() == 1)
 }
 
+/// Marks many held tasks succeeded in one statement (one commit for the batch).
+/// Returns (task, run) of those whose lease was still held.
+pub async fn succeed_many(pool: &PgPool, worker: &str, ids: &[Uuid], results: &[Value]) -> Result<Vec<(Uuid, Uuid)>, sqlx::Error> {
+    let rows = sqlx::query!(
+        "UPDATE engine.tasks t SET status = 'succeeded', result = u.result, error = NULL, locked_by = NULL,
+                locked_until = NULL, finished_at = now()
+         FROM unnest($1::uuid[], $2::jsonb[]) AS u(id, result)
+         WHERE t.id = u.id AND t.locked_by = $3 AND t.status = 'running'
+         RETURNING t.id, t.run_id",
+        ids,
+        results,
+        worker
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.id, r.run_id)).collect())
+}
+
 /// Records a failure: back to the queue after `retry_in_secs` while attempts remain
 /// (and the error is retryable), else `failed`. False when the lease was lost.
 pub async fn fail(pool: &PgPool, task_id: Uuid, worker: &str, error: &str, retryable: bool, retry_in_secs: f64) -> Result<bool, sqlx::Error> {

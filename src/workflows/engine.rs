@@ -10,6 +10,7 @@ use rand::Rng;
 use serde_json::Value;
 use sqlx::postgres::PgListener;
 use tokio::{sync::watch, task::JoinSet};
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::{Registry, StepError, TaskContext, context::RunInfo};
@@ -62,6 +63,8 @@ impl Worker {
     pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         let (wake_tx, mut wake) = watch::channel(());
         let listener = tokio::spawn(listen(self.state.pool.clone(), wake_tx));
+        let (record_tx, record_rx) = tokio::sync::mpsc::channel::<Success>(4096);
+        let recorder = tokio::spawn(record_successes(self.state.clone(), self.id.clone(), record_rx));
         let reaper = tokio::spawn(reap(self.state.clone(), self.settings.lease));
         let mut running: JoinSet<()> = JoinSet::new();
         tracing::info!(worker = %self.id, concurrency = self.settings.concurrency, "worker started");
@@ -75,7 +78,8 @@ impl Worker {
                         claimed = tasks.len();
                         for task in tasks {
                             let me = self.clone();
-                            running.spawn(async move { me.execute(task).await });
+                            let record = record_tx.clone();
+                            running.spawn(async move { me.execute(task, record).await });
                         }
                     }
                     Err(e) => tracing::warn!(error = %e, "claiming tasks failed"),
@@ -96,23 +100,27 @@ impl Worker {
         reaper.abort();
         tracing::info!(worker = %self.id, in_flight = running.len(), "worker stopping; finishing running tasks");
         while running.join_next().await.is_some() {}
+        drop(record_tx);
+        let _ = recorder.await;
     }
 
-    async fn execute(&self, task: Claimed) {
+    async fn execute(&self, task: Claimed, record: tokio::sync::mpsc::Sender<Success>) {
         let span = tracing::info_span!("task", task = %task.id, run = %task.run_id, client = %task.client_id, attempt = task.attempt);
-        let _enter = span.enter();
-        drop(_enter);
-        let outcome = self.perform(&task).await;
-        let pool = &self.state.pool;
-        let recorded = match &outcome {
-            Ok(summary) => store::runs::succeed(pool, task.id, &self.id, summary).await,
-            Err(e) => {
-                let delay = self.settings.retry_base.as_secs_f64() * 2f64.powi(task.attempt.saturating_sub(1).min(10));
-                tracing::warn!(task = %task.id, error = %e.message, retryable = e.retryable, "task failed");
-                store::runs::fail(pool, task.id, &self.id, &e.message, e.retryable, delay).await
+        let error = match self.perform(&task).instrument(span).await {
+            Ok(summary) => {
+                // Successes are recorded in batches by `record_successes` (one commit for
+                // many tasks), which also settles their runs.
+                let (done, recorded) = tokio::sync::oneshot::channel();
+                if record.send(Success { task: task.id, result: summary, done }).await.is_ok() && recorded.await != Ok(true) {
+                    tracing::warn!(task = %task.id, "lease lost before the outcome was recorded; another worker owns it");
+                }
+                return;
             }
+            Err(e) => e,
         };
-        match recorded {
+        let delay = self.settings.retry_base.as_secs_f64() * 2f64.powi(task.attempt.saturating_sub(1).min(10));
+        tracing::warn!(task = %task.id, error = %error.message, retryable = error.retryable, "task failed");
+        match store::runs::fail(&self.state.pool, task.id, &self.id, &error.message, error.retryable, delay).await {
             Ok(true) => {}
             Ok(false) => tracing::warn!(task = %task.id, "lease lost before the outcome was recorded; another worker owns it"),
             Err(e) => tracing::error!(task = %task.id, error = %e, "recording the outcome failed; the lease will expire and the task rerun"),
@@ -162,6 +170,47 @@ impl Worker {
         tokio::select! {
             result = crate::costs::for_client(ctx.client.id, workflow.run(&ctx)) => result,
             stopped = heartbeat => Err(stopped),
+        }
+    }
+}
+
+/// A finished task waiting to be recorded.
+struct Success {
+    task: Uuid,
+    result: Value,
+    /// Told whether the lease was still ours.
+    done: tokio::sync::oneshot::Sender<bool>,
+}
+
+/// Records successes in batches: whatever has queued up while the previous
+/// statement ran goes into the next one. Then settles each run touched.
+async fn record_successes(state: AppState, worker: String, mut rx: tokio::sync::mpsc::Receiver<Success>) {
+    let mut batch: Vec<Success> = Vec::new();
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        while batch.len() < 500 {
+            match rx.try_recv() {
+                Ok(s) => batch.push(s),
+                Err(_) => break,
+            }
+        }
+        let ids: Vec<Uuid> = batch.iter().map(|s| s.task).collect();
+        let results: Vec<Value> = batch.iter().map(|s| s.result.clone()).collect();
+        let recorded = match store::runs::succeed_many(&state.pool, &worker, &ids, &results).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::error!(error = %e, tasks = ids.len(), "recording outcomes failed; the leases will expire and the tasks rerun");
+                vec![]
+            }
+        };
+        for s in batch.drain(..) {
+            let _ = s.done.send(recorded.iter().any(|(task, _)| *task == s.task));
+        }
+        let mut runs: Vec<Uuid> = recorded.into_iter().map(|(_, run)| run).collect();
+        runs.sort();
+        runs.dedup();
+        for run in runs {
+            settle_and_announce(&state, run).await;
         }
     }
 }
