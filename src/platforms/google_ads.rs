@@ -13,8 +13,8 @@ use serde::{Deserialize, Deserializer, Serialize, de::Error as _};
 use super::{
     PlatformInfo,
     error::{ErrorKind, PlatformError},
-    google_auth::{Overrides, RefreshTokenSource, TOKEN_URL, non_empty, parse_duration},
-    http::{Call, Dialect, HttpSettings, PlatformHttp, Reply, Verdict},
+    google_auth::{RefreshTokenSource, TOKEN_URL, non_empty, parse_duration},
+    http::{Call, Dialect, HttpSettings, Overrides, PlatformHttp, Reply, Verdict},
 };
 use crate::domain::metrics::DailyMetrics;
 

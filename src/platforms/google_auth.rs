@@ -43,35 +43,6 @@ pub(crate) fn non_empty(value: &Option<String>) -> Option<&str> {
     value.as_deref().map(str::trim).filter(|v| !v.is_empty())
 }
 
-/// The HTTP policy of a connector with the environment's overrides applied.
-pub(crate) struct Overrides {
-    pub rate_per_second: Option<f64>,
-    pub burst: Option<u32>,
-    pub account_rate_per_second: Option<f64>,
-    pub max_attempts: Option<u32>,
-    pub retry_base_ms: Option<u64>,
-    pub max_wait_secs: Option<f64>,
-}
-
-impl Overrides {
-    pub fn apply(&self, mut s: HttpSettings) -> HttpSettings {
-        s.rate_per_second = self.rate_per_second.filter(|r| *r > 0.0).unwrap_or(s.rate_per_second);
-        s.burst = self.burst.filter(|b| *b > 0).unwrap_or(s.burst);
-        if let Some(rate) = self.account_rate_per_second.filter(|r| *r > 0.0) {
-            s.account_rate_per_second = Some(rate);
-        }
-        s.max_attempts = self.max_attempts.filter(|a| *a > 0).unwrap_or(s.max_attempts);
-        if let Some(ms) = self.retry_base_ms {
-            s.base_backoff = Duration::from_millis(ms);
-            s.max_backoff = s.max_backoff.max(s.base_backoff);
-        }
-        if let Some(secs) = self.max_wait_secs.filter(|s| s.is_finite() && *s >= 0.0) {
-            s.max_total = Duration::from_secs_f64(secs);
-        }
-        s
-    }
-}
-
 /// The token endpoint's own policy: the connector's retries and timeouts, a small rate.
 fn token_http(platform: &'static str, connector: &HttpSettings, secrets: Vec<String>) -> PlatformHttp {
     let settings = HttpSettings {

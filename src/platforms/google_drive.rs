@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use super::{
     PlatformInfo,
     error::{ErrorKind, PlatformError},
-    google_auth::{DRIVE_SCOPE, Overrides, ServiceAccountKey, ServiceAccountSource, non_empty},
-    http::{Call, Dialect, HttpSettings, PlatformHttp, Reply, Verdict},
+    google_auth::{DRIVE_SCOPE, ServiceAccountKey, ServiceAccountSource, non_empty},
+    http::{Call, Dialect, HttpSettings, Overrides, PlatformHttp, Reply, Verdict},
 };
 
 pub const INFO: PlatformInfo = PlatformInfo {

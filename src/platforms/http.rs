@@ -64,6 +64,36 @@ impl HttpSettings {
     }
 }
 
+/// A connector's limiter and retry settings from its environment (`<PREFIX>RATE_PER_SECOND`,
+/// `..._BURST`, ...), applied over its defaults. Unset, zero or negative values keep the default.
+pub struct Overrides {
+    pub rate_per_second: Option<f64>,
+    pub burst: Option<u32>,
+    pub account_rate_per_second: Option<f64>,
+    pub max_attempts: Option<u32>,
+    pub retry_base_ms: Option<u64>,
+    pub max_wait_secs: Option<f64>,
+}
+
+impl Overrides {
+    pub fn apply(&self, mut s: HttpSettings) -> HttpSettings {
+        s.rate_per_second = self.rate_per_second.filter(|r| *r > 0.0).unwrap_or(s.rate_per_second);
+        s.burst = self.burst.filter(|b| *b > 0).unwrap_or(s.burst);
+        if let Some(rate) = self.account_rate_per_second.filter(|r| *r > 0.0) {
+            s.account_rate_per_second = Some(rate);
+        }
+        s.max_attempts = self.max_attempts.filter(|a| *a > 0).unwrap_or(s.max_attempts);
+        if let Some(ms) = self.retry_base_ms {
+            s.base_backoff = Duration::from_millis(ms);
+            s.max_backoff = s.max_backoff.max(s.base_backoff);
+        }
+        if let Some(secs) = self.max_wait_secs.filter(|s| s.is_finite() && *s >= 0.0) {
+            s.max_total = Duration::from_secs_f64(secs);
+        }
+        s
+    }
+}
+
 /// What a platform's answer means.
 pub enum Verdict {
     Success,
@@ -429,6 +459,19 @@ mod tests {
         }
         // 11 calls at 50/s with burst 1 need at least 10 intervals of 20 ms.
         assert!(started.elapsed() >= Duration::from_millis(190), "took {:?}", started.elapsed());
+    }
+
+    #[test]
+    fn overrides_replace_only_what_is_set_and_sane() {
+        let base = HttpSettings::new(10.0, 10).per_account(2.0);
+        let none = Overrides { rate_per_second: None, burst: Some(0), account_rate_per_second: Some(-1.0), max_attempts: None, retry_base_ms: None, max_wait_secs: None };
+        let kept = none.apply(base.clone());
+        assert_eq!((kept.rate_per_second, kept.burst, kept.account_rate_per_second), (10.0, 10, Some(2.0)));
+        let set = Overrides { rate_per_second: Some(200.0), burst: None, account_rate_per_second: None, max_attempts: Some(2), retry_base_ms: Some(60_000), max_wait_secs: Some(5.0) };
+        let s = set.apply(base);
+        assert_eq!((s.rate_per_second, s.max_attempts, s.max_total), (200.0, 2, Duration::from_secs(5)));
+        assert_eq!(s.base_backoff, Duration::from_secs(60));
+        assert!(s.max_backoff >= s.base_backoff, "the cap never undercuts the first backoff");
     }
 
     #[test]

@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 
 use super::{
     ErrorKind, PlatformError, PlatformInfo,
-    http::{Call, Dialect, HttpSettings, PlatformHttp, Verdict, default_classify, retry_after},
+    http::{Call, Dialect, HttpSettings, Overrides, PlatformHttp, Verdict, default_classify, retry_after},
     meta::GraphError,
 };
 
@@ -114,11 +114,15 @@ impl Settings {
     }
 
     fn http(&self) -> HttpSettings {
-        let base = HttpSettings::new(self.rate_per_second.unwrap_or(DEFAULT_RATE), self.burst.unwrap_or(DEFAULT_BURST));
-        match self.retry_base_ms {
-            Some(ms) => HttpSettings { base_backoff: Duration::from_millis(ms), ..base },
-            None => base,
+        Overrides {
+            rate_per_second: self.rate_per_second,
+            burst: self.burst,
+            account_rate_per_second: None,
+            max_attempts: None,
+            retry_base_ms: self.retry_base_ms,
+            max_wait_secs: None,
         }
+        .apply(HttpSettings::new(DEFAULT_RATE, DEFAULT_BURST))
     }
 }
 

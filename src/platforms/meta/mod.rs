@@ -8,7 +8,7 @@
 
 mod graph;
 
-use std::{collections::BTreeMap, fmt, sync::Arc, time::Duration};
+use std::{collections::BTreeMap, fmt, sync::Arc};
 
 use chrono::NaiveDate;
 use reqwest::Url;
@@ -21,7 +21,7 @@ use graph::Graph;
 
 use super::{
     ErrorKind, PlatformError, PlatformInfo,
-    http::{Call, HttpSettings, PlatformHttp},
+    http::{Call, HttpSettings, Overrides, PlatformHttp},
 };
 use crate::domain::metrics::DailyMetrics;
 
@@ -111,12 +111,15 @@ impl Settings {
     }
 
     fn http(&self) -> HttpSettings {
-        let base = HttpSettings::new(self.rate_per_second.unwrap_or(DEFAULT_RATE), self.burst.unwrap_or(DEFAULT_BURST))
-            .per_account(self.account_rate_per_second.unwrap_or(DEFAULT_ACCOUNT_RATE));
-        match self.retry_base_ms {
-            Some(ms) => HttpSettings { base_backoff: Duration::from_millis(ms), ..base },
-            None => base,
+        Overrides {
+            rate_per_second: self.rate_per_second,
+            burst: self.burst,
+            account_rate_per_second: self.account_rate_per_second,
+            max_attempts: None,
+            retry_base_ms: self.retry_base_ms,
+            max_wait_secs: None,
         }
+        .apply(HttpSettings::new(DEFAULT_RATE, DEFAULT_BURST).per_account(DEFAULT_ACCOUNT_RATE))
     }
 }
 
