@@ -76,17 +76,23 @@ pub fn jwt_secret(config: &Config) -> anyhow::Result<Vec<u8>> {
         "JWT_SECRET is required when DATABASE_URL is set (at least {} bytes; only the zero-setup mode generates one)",
         crate::config::MIN_JWT_SECRET_BYTES
     );
-    let path = config.data_dir.join("jwt_secret");
+    Ok(local_secret(&config.data_dir, "jwt_secret")?.into_bytes())
+}
+
+/// A random secret generated once for this installation and kept (0600) in
+/// `DATA_DIR/<name>`; the same value on every later start.
+pub fn local_secret(data_dir: &Path, name: &str) -> anyhow::Result<String> {
+    let path = data_dir.join(name);
     if let Ok(existing) = std::fs::read_to_string(&path) {
         let existing = existing.trim();
         anyhow::ensure!(existing.len() >= 32, "{} is too short; delete it to generate a new one", path.display());
-        return Ok(existing.as_bytes().to_vec());
+        return Ok(existing.to_string());
     }
     let mut bytes = [0u8; 48];
     rand::rng().fill_bytes(&mut bytes);
     let secret = URL_SAFE_NO_PAD.encode(bytes);
     write_private(&path, &secret)?;
-    Ok(secret.into_bytes())
+    Ok(secret)
 }
 
 fn write_private(path: &Path, content: &str) -> anyhow::Result<()> {
@@ -231,10 +237,31 @@ pub async fn platforms(config: &Config) -> anyhow::Result<(Arc<Platforms>, Optio
         }
         Mode::Sandbox => {
             let sim = sim::spawn(SocketAddr::from(([127, 0, 0, 1], 0)), sim::SimState::default()).await?;
-            let sandboxed = settings.sandboxed(&sim.base_url);
+            let mut sandboxed = settings.sandboxed(&sim.base_url);
+            sandbox_webhook_secrets(&mut sandboxed.whatsapp, &config.data_dir)?;
             Ok((Arc::new(Platforms::new(Mode::Sandbox, sandboxed)), Some(sim)))
         }
     }
+}
+
+/// WhatsApp's inbound webhook secrets in sandbox mode, unless configured: generated per
+/// installation under `DATA_DIR` (a fixed one would let anyone forge webhooks that start
+/// runs). Says where they are and how to sign a test delivery, never the values.
+fn sandbox_webhook_secrets(whatsapp: &mut crate::platforms::whatsapp::Settings, data_dir: &Path) -> anyhow::Result<()> {
+    const APP_SECRET: &str = "whatsapp_sandbox_app_secret";
+    const VERIFY_TOKEN: &str = "whatsapp_sandbox_verify_token";
+    if whatsapp.app_secret.is_none() {
+        whatsapp.app_secret = Some(local_secret(data_dir, APP_SECRET)?);
+        let path = data_dir.join(APP_SECRET);
+        println!(
+            "WhatsApp sandbox: POST /v1/inbound/whatsapp needs `X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the raw body>` keyed with the secret in {} (or set WHATSAPP_APP_SECRET)",
+            path.display()
+        );
+    }
+    if whatsapp.verify_token.is_none() {
+        whatsapp.verify_token = Some(local_secret(data_dir, VERIFY_TOKEN)?);
+    }
+    Ok(())
 }
 
 /// Periodic work: last-use flushes, limiter cleanup, expired idempotency keys,
@@ -294,6 +321,27 @@ mod tests {
         let config = Config { database_url: Some("postgres://db/x".into()), ..Config::default() };
         let err = jwt_secret(&config).unwrap_err().to_string();
         assert!(err.contains("JWT_SECRET"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn sandbox_webhook_secrets_are_generated_per_installation() {
+        let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let secret = |dir: &tempfile::TempDir| {
+            let mut settings = crate::platforms::whatsapp::Settings::default();
+            sandbox_webhook_secrets(&mut settings, dir.path()).unwrap();
+            (settings.app_secret.unwrap(), settings.verify_token.unwrap())
+        };
+        let (app_secret, verify_token) = secret(&one);
+        assert!(app_secret.len() >= 32 && verify_token.len() >= 32 && app_secret != verify_token);
+        assert_eq!(secret(&one), (app_secret.clone(), verify_token), "kept across restarts");
+        assert_ne!(secret(&two).0, app_secret, "each installation has its own");
+        let mode = std::fs::metadata(one.path().join("whatsapp_sandbox_app_secret")).unwrap().permissions();
+        assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777, 0o600);
+
+        // The sandbox the service builds uses them.
+        let config = Config { data_dir: one.path().to_path_buf(), ..Config::default() };
+        let (platforms, _sim) = platforms(&config).await.unwrap();
+        assert_eq!(platforms.whatsapp.settings().app_secret.as_deref(), Some(app_secret.as_str()));
     }
 
     #[test]

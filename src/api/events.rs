@@ -59,7 +59,10 @@ pub struct EventFeed {
 ///
 /// The events also delivered to webhook endpoints (`{id, type, created_at, data}`),
 /// oldest first, for polling: keep `last_id` and send it as `after` on the next call.
-/// Events become visible about a second after they happen. Needs `workflows:read`.
+/// Events become visible about a second after they happen. Each type needs the scope
+/// that reads what it carries: `client.*` events need `clients:read`; `run.*`,
+/// `alert.created` and `report.ready` need `workflows:read`. Without `types`, the feed
+/// lists the types the token may read; naming a type it may not read is 403.
 #[utoipa::path(
     get, path = "/v1/events", operation_id = "listEvents", tag = TAG,
     params(EventsQuery),
@@ -69,11 +72,10 @@ pub struct EventFeed {
                 "data": {"id": "0192f0c4-5d7e-7c1a-9f4e-000000000001", "kind": "spend_anomaly", "severity": "warning"}}],
                 "last_id": "0192f0c4-5d7e-7c1a-9f4e-2b8d6a1c3e5f", "has_more": false})),
         (status = 400, description = "Bad query parameter (after, types, limit)", body = Problem),
-        (status = 403, description = "Missing scope `workflows:read`", body = Problem),
+        (status = 403, description = "Missing scope: `workflows:read` or `clients:read`, as the requested types need", body = Problem),
     )
 )]
 async fn list_events(State(state): State<AppState>, caller: Caller, ApiQuery(q): ApiQuery<EventsQuery>) -> ApiResult<axum::Json<EventFeed>> {
-    caller.require(Scope::WorkflowsRead)?;
     let limit = pagination::limit(q.limit)?;
     let after = match q.after.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         Some(raw) => Some(Uuid::parse_str(raw).map_err(|_| {
@@ -81,12 +83,9 @@ async fn list_events(State(state): State<AppState>, caller: Caller, ApiQuery(q):
         })?),
         None => None,
     };
-    let types = match q.types.as_deref() {
-        Some(raw) => parse_types(raw)?,
-        None => None,
-    };
+    let types = readable_types(&caller, q.types.as_deref())?;
     let mut conn = state.pool.acquire().await?;
-    let mut rows = events::store::feed(&mut conn, after, horizon(), types.as_deref(), i64::from(limit) + 1).await?;
+    let mut rows = events::store::feed(&mut conn, after, horizon(), Some(&types), i64::from(limit) + 1).await?;
     let has_more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
     let last_id = rows.last().map(|e| e.id).or(after);
@@ -101,6 +100,26 @@ fn parse_types(raw: &str) -> ApiResult<Option<Vec<&'static str>>> {
         return Err(ApiError::bad_request("invalid_query", format!("types: {message}")).with_field("types", message));
     }
     Ok((!patterns.is_empty()).then(|| events::expand(&patterns)))
+}
+
+/// The types to list: those asked for (every type when `types` is absent) that the
+/// caller may read. Asking for a type the token may not read is 403 naming its scope;
+/// without `types`, unreadable types are left out (403 when nothing is left).
+fn readable_types(caller: &Caller, raw: Option<&str>) -> ApiResult<Vec<&'static str>> {
+    let asked = match raw {
+        Some(raw) => parse_types(raw)?,
+        None => None,
+    };
+    if let Some(asked) = &asked
+        && let Some(denied) = asked.iter().find(|t| !caller.principal.has(events::read_scope(t)))
+    {
+        return Err(ApiError::forbidden_scope(events::read_scope(denied)));
+    }
+    let readable: Vec<&'static str> = asked.unwrap_or_else(|| events::TYPES.to_vec()).into_iter().filter(|t| caller.principal.has(events::read_scope(t))).collect();
+    if readable.is_empty() {
+        return Err(ApiError::forbidden_scope(Scope::WorkflowsRead));
+    }
+    Ok(readable)
 }
 
 /// The smallest UUIDv7 of the instant [`SETTLE`] ago: only events before it are listed.

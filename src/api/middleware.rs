@@ -75,6 +75,23 @@ pub async fn metrics(req: Request, next: Next) -> Response {
     response
 }
 
+/// Longest `X-Request-Id` taken from a caller.
+pub const MAX_REQUEST_ID: usize = 128;
+
+/// Drops a caller's `X-Request-Id` that is too long or holds anything but letters,
+/// digits and `-_.:/+=`, so a fresh one is generated instead: the id is written to
+/// logs and audit rows, which must not take arbitrary text from a caller.
+pub async fn request_id_guard(mut req: Request, next: Next) -> Response {
+    let acceptable = |v: &HeaderValue| {
+        let b = v.as_bytes();
+        !b.is_empty() && b.len() <= MAX_REQUEST_ID && b.iter().all(|c| c.is_ascii_alphanumeric() || b"-_.:/+=".contains(c))
+    };
+    if req.headers().get_all("x-request-id").iter().count() > 1 || req.headers().get("x-request-id").is_some_and(|v| !acceptable(v)) {
+        req.headers_mut().remove("x-request-id");
+    }
+    next.run(req).await
+}
+
 /// Fallback for unknown routes.
 pub async fn not_found() -> impl IntoResponse {
     ApiError::not_found("No such route. The API lives under /v1; see /docs.")

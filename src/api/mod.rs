@@ -78,6 +78,7 @@ pub fn app(state: AppState) -> Router {
             tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
         }))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(from_fn(middleware::request_id_guard))
 }
 
 fn cors(origins: &[String]) -> Option<CorsLayer> {

@@ -131,7 +131,8 @@ pub struct UpdateEndpoint {
 }
 
 /// Validates and normalises an endpoint's fields; 422 naming each bad one.
-async fn checked(state: &AppState, url: &str, events: Vec<String>, description: String) -> ApiResult<(String, Vec<String>, String)> {
+/// 403 naming `events` when the caller may not read a type they select.
+async fn checked(state: &AppState, caller: &Caller, url: &str, events: Vec<String>, description: String) -> ApiResult<(String, Vec<String>, String)> {
     let mut errors = vec![];
     let url = match ssrf::check(url, state.config.webhook_policy()).await {
         Ok(u) => u.to_string(),
@@ -158,7 +159,23 @@ async fn checked(state: &AppState, url: &str, events: Vec<String>, description: 
     if description.chars().count() > MAX_DESCRIPTION {
         errors.push(FieldError::new("description", format!("at most {MAX_DESCRIPTION} characters")));
     }
-    if errors.is_empty() { Ok((url, patterns, description)) } else { Err(ApiError::invalid(errors)) }
+    if !errors.is_empty() {
+        return Err(ApiError::invalid(errors));
+    }
+    may_subscribe(caller, &patterns)?;
+    Ok((url, patterns, description))
+}
+
+/// An endpoint pushes what it subscribes to anywhere its URL points, so subscribing
+/// needs the scope that reads each selected type (`client.*`: `clients:read`).
+fn may_subscribe(caller: &Caller, patterns: &[String]) -> ApiResult<()> {
+    match events::expand(patterns).into_iter().find(|t| !caller.principal.has(events::read_scope(t))) {
+        Some(denied) => {
+            let scope = events::read_scope(denied);
+            Err(ApiError::forbidden_scope(scope).with_field("events", format!("`{denied}` events need the `{scope}` scope to subscribe to")))
+        }
+        None => Ok(()),
+    }
 }
 
 fn parse_id(raw: &str, what: &str) -> ApiResult<Uuid> {
@@ -185,7 +202,7 @@ async fn load(conn: &mut sqlx::PgConnection, raw: &str, for_update: bool) -> Api
     responses(
         (status = 201, description = "Created, with its secret", body = EndpointWithSecret, headers(("Location" = String, description = "URL of the endpoint"))),
         (status = 400, description = "Malformed JSON", body = Problem),
-        (status = 403, description = "Missing scope `webhooks:write`", body = Problem),
+        (status = 403, description = "Missing scope `webhooks:write`, or the read scope of a subscribed event type (`client.*`: `clients:read`; others: `workflows:read`)", body = Problem),
         (status = 415, description = "Not JSON", body = Problem),
         (status = 422, description = "Invalid fields: `url` not https or resolving to an internal address, unknown event type", body = Problem),
     )
@@ -193,7 +210,7 @@ async fn load(conn: &mut sqlx::PgConnection, raw: &str, for_update: bool) -> Api
 async fn create_endpoint(State(state): State<AppState>, caller: Caller, _: ApiQuery<NoQuery>, ApiJson(input): ApiJson<CreateEndpoint>) -> ApiResult<Response> {
     caller.require(Scope::WebhooksWrite)?;
     let events = input.events.unwrap_or_else(|| vec!["*".into()]);
-    let (url, events, description) = checked(&state, &input.url, events, input.description.unwrap_or_default()).await?;
+    let (url, events, description) = checked(&state, &caller, &input.url, events, input.description.unwrap_or_default()).await?;
     let fields = EndpointFields { url: &url, description: &description, events: &events, enabled: input.enabled.unwrap_or(true) };
     let secret = signing::new_secret();
     let mut tx = state.pool.begin().await?;
@@ -267,7 +284,7 @@ async fn get_endpoint(State(state): State<AppState>, caller: Caller, Path(id): P
     responses(
         (status = 200, description = "The updated endpoint", body = EndpointView),
         (status = 400, description = "Malformed JSON", body = Problem),
-        (status = 403, description = "Missing scope `webhooks:write`", body = Problem),
+        (status = 403, description = "Missing scope `webhooks:write`, or the read scope of a subscribed event type (`client.*`: `clients:read`; others: `workflows:read`)", body = Problem),
         (status = 404, description = "No such endpoint", body = Problem),
         (status = 415, description = "Not JSON", body = Problem),
         (status = 422, description = "Invalid fields (`url`, `events`, `description`)", body = Problem),
@@ -287,7 +304,7 @@ async fn update_endpoint(
     // Resolving the host may take a moment: done before the row is locked.
     let url = patch.url.unwrap_or_else(|| current.url.clone());
     let events = patch.events.unwrap_or_else(|| current.events.clone());
-    let (url, events, description) = checked(&state, &url, events, patch.description.unwrap_or_else(|| current.description.clone())).await?;
+    let (url, events, description) = checked(&state, &caller, &url, events, patch.description.unwrap_or_else(|| current.description.clone())).await?;
     let mut tx = state.pool.begin().await?;
     let before = load(&mut tx, &id, true).await?;
     let fields = EndpointFields { url: &url, description: &description, events: &events, enabled: patch.enabled.unwrap_or(before.enabled) };

@@ -8,6 +8,7 @@
 //! that will be delivered, whatever happens to the process afterwards (the delivery
 //! workers find the rows; see [`delivery`]), and an event rolled back leaves nothing.
 
+pub mod callbacks;
 pub mod delivery;
 pub mod signing;
 pub mod ssrf;
@@ -20,9 +21,19 @@ use sqlx::PgConnection;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::domain::scope::Scope;
+
 /// Event types Switchboard emits.
 pub const TYPES: [&str; 8] =
     ["client.created", "client.updated", "run.started", "run.succeeded", "run.failed", "run.partially_failed", "alert.created", "report.ready"];
+
+/// The scope that reads what an event type carries: `client.*` events hold whole
+/// client records (contacts, notes, accounts), so reading them in the feed or
+/// subscribing an endpoint to them needs `clients:read`, like `GET /v1/clients`;
+/// runs, alerts and reports are workflow output (`workflows:read`).
+pub fn read_scope(event_type: &str) -> Scope {
+    if event_type.starts_with("client.") { Scope::ClientsRead } else { Scope::WorkflowsRead }
+}
 
 /// The type of the event `POST /v1/webhook-endpoints/{id}/test` sends (never stored).
 pub const TEST_TYPE: &str = "webhook.test";

@@ -1,7 +1,10 @@
-//! The SSRF guard for webhook endpoint URLs: `https` only (`http` with
-//! `WEBHOOK_ALLOW_HTTP=true`), and no address the host resolves to may be
+//! The SSRF guard for webhook endpoint and run callback URLs: `https` only (`http`
+//! with `WEBHOOK_ALLOW_HTTP=true`), and no address the host resolves to may be
 //! loopback, private, link-local (cloud metadata at 169.254.169.254 included),
-//! CGNAT, unspecified, multicast or broadcast, unless `WEBHOOK_ALLOW_PRIVATE=true`.
+//! CGNAT, unspecified, multicast, broadcast, reserved or special-purpose (IANA's
+//! registries), nor an IPv6 form that tunnels to IPv4 (NAT64, 6to4, Teredo), unless
+//! `WEBHOOK_ALLOW_PRIVATE=true`. Errors never say which address a name resolved to:
+//! that would let a caller map the internal network through the guard.
 //!
 //! Checked when an endpoint is created or changed, again before every delivery
 //! (DNS can change), and, through [`GuardedResolver`], on the connection itself,
@@ -39,8 +42,20 @@ pub fn forbidden(ip: IpAddr) -> Option<&'static str> {
                 Some("private (unique local fc00::/7)")
             } else if s[0] & 0xffc0 == 0xfe80 {
                 Some("link-local")
+            } else if s[0] & 0xffc0 == 0xfec0 {
+                Some("site-local (fec0::/10)")
             } else if s[0..6] == [0, 0, 0, 0, 0, 0] {
                 forbidden_v4(Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8)).or(Some("IPv4-compatible"))
+            } else if s[0] == 0x64 && s[1] == 0xff9b {
+                // 64:ff9b::/96 (well-known) and 64:ff9b:1::/48 (local-use): a NAT64 gateway
+                // reaches the IPv4 address inside, internal ones included.
+                Some("NAT64 (64:ff9b::/96)")
+            } else if s[0] == 0x2002 {
+                Some("6to4 (2002::/16)")
+            } else if s[0] == 0x2001 && s[1] == 0 {
+                Some("Teredo (2001::/32)")
+            } else if s[0..4] == [0x100, 0, 0, 0] {
+                Some("discard-only (100::/64)")
             } else {
                 None
             }
@@ -64,10 +79,19 @@ fn forbidden_v4(ip: Ipv4Addr) -> Option<&'static str> {
         Some("multicast")
     } else if a == 100 && (64..128).contains(&b) {
         Some("carrier-grade NAT (100.64.0.0/10)")
+    } else if a == 192 && b == 0 && ip.octets()[2] == 0 {
+        Some("IETF protocol assignments (192.0.0.0/24)")
+    } else if a == 198 && (b == 18 || b == 19) {
+        Some("benchmarking (198.18.0.0/15)")
+    } else if a >= 240 {
+        Some("reserved (240.0.0.0/4)")
     } else {
         None
     }
 }
+
+/// What the guard says of a refused address: not which address, nor its kind.
+const NOT_ALLOWED: &str = "must not point at an internal, private or reserved address; set WEBHOOK_ALLOW_PRIVATE=true for local use";
 
 /// Checks a URL's form (scheme, host) without resolving it.
 pub fn parse(raw: &str, policy: Policy) -> Result<Url, String> {
@@ -106,10 +130,8 @@ pub async fn check(raw: &str, policy: Policy) -> Result<Url, String> {
     if addrs.is_empty() {
         return Err(format!("host `{host}` does not resolve"));
     }
-    for addr in &addrs {
-        if let Some(why) = forbidden(addr.ip()) {
-            return Err(format!("must not point at a {why} address (`{host}` is {}); set WEBHOOK_ALLOW_PRIVATE=true for local use", addr.ip()));
-        }
+    if addrs.iter().any(|a| forbidden(a.ip()).is_some()) {
+        return Err(NOT_ALLOWED.into());
     }
     Ok(url)
 }
@@ -122,8 +144,8 @@ impl reqwest::dns::Resolve for GuardedResolver {
         let host = name.as_str().to_string();
         Box::pin(async move {
             let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            if let Some(bad) = addrs.iter().find(|a| forbidden(a.ip()).is_some()) {
-                return Err(format!("`{host}` resolves to {}, which webhooks may not call", bad.ip()).into());
+            if addrs.iter().any(|a| forbidden(a.ip()).is_some()) {
+                return Err(format!("`{host}` resolves to an address webhooks may not call").into());
             }
             let addrs: reqwest::dns::Addrs = Box::new(addrs.into_iter());
             Ok(addrs)
@@ -164,10 +186,35 @@ mod tests {
             "::ffff:127.0.0.1",
             "::ffff:169.254.169.254",
             "::ffff:10.1.2.3",
+            "64:ff9b::7f00:1",
+            "64:ff9b::a9fe:a9fe",
+            "64:ff9b:1::1",
+            "2002:7f00:1::1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "fec0::1",
+            "100::1",
+            "192.0.0.1",
+            "192.0.0.170",
+            "198.18.0.1",
+            "198.19.255.255",
+            "240.0.0.1",
+            "250.1.2.3",
         ] {
             assert!(bad(ip), "{ip} should be forbidden");
         }
-        for ip in ["8.8.8.8", "1.1.1.1", "172.32.0.1", "100.128.0.1", "100.63.255.255", "2606:4700:4700::1111", "::ffff:8.8.8.8"] {
+        for ip in [
+            "8.8.8.8",
+            "1.1.1.1",
+            "172.32.0.1",
+            "100.128.0.1",
+            "100.63.255.255",
+            "192.0.1.1",
+            "198.17.0.1",
+            "198.20.0.1",
+            "2606:4700:4700::1111",
+            "2001:4860:4860::8888",
+            "::ffff:8.8.8.8",
+        ] {
             assert!(!bad(ip), "{ip} should be allowed");
         }
         assert_eq!(forbidden("169.254.169.254".parse().unwrap()), Some("link-local (cloud metadata)"));
@@ -187,9 +234,18 @@ mod tests {
     #[tokio::test]
     async fn literal_addresses_are_checked_without_dns() {
         let local = Policy { allow_http: true, allow_private: false };
-        for url in ["http://127.0.0.1/x", "http://169.254.169.254/latest/meta-data", "http://10.0.0.1", "https://[::1]:8443/", "http://[::ffff:7f00:1]/"] {
+        for (url, ip) in [
+            ("http://127.0.0.1/x", "127.0.0.1"),
+            ("http://169.254.169.254/latest/meta-data", "169.254.169.254"),
+            ("http://10.0.0.1", "10.0.0.1"),
+            ("https://[::1]:8443/", "::1"),
+            ("http://[::ffff:7f00:1]/", "7f00"),
+            ("http://[64:ff9b::a9fe:a9fe]/", "a9fe"),
+        ] {
             let err = check(url, local).await.unwrap_err();
             assert!(err.contains("must not point at"), "{url}: {err}");
+            // The refusal names neither the address nor its kind.
+            assert!(!err.contains(ip) && !err.contains("loopback") && !err.contains("link-local"), "{url}: {err}");
         }
         assert!(check("http://127.0.0.1/x", Policy { allow_http: true, allow_private: true }).await.is_ok());
     }

@@ -107,8 +107,8 @@ impl Settings {
             base_url: base.to_string(),
             access_token: Some("sandbox-token".into()),
             phone_number_id: Some("100000000000001".into()),
-            app_secret: Some("sandbox-app-secret".into()),
-            verify_token: Some("sandbox-verify-token".into()),
+            // No fixed webhook secrets: a known one would let anyone forge inbound
+            // webhooks. The service generates them per installation (`server::platforms`).
             ..self.clone()
         }
     }

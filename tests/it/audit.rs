@@ -228,3 +228,23 @@ async fn the_log_is_append_only(pool: PgPool) {
     assert_eq!(app.count("SELECT count(*) FROM audit.log").await, rows);
     assert_eq!(app.count("SELECT count(*) FROM audit.log WHERE action = 'tampered'").await, 0);
 }
+
+#[sqlx::test]
+async fn a_hostile_request_id_is_replaced_not_recorded(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let long = "a".repeat(200);
+    let hostile = ["<script>alert(1)</script>", "id with spaces", "x\tinjected=1", long.as_str()];
+    for (i, request_id) in hostile.iter().enumerate() {
+        let res = send(&app, Method::POST, "/v1/clients", &app.admin, request_id, Some(json!({"name": format!("Hostile {i}")}))).await;
+        assert_eq!(res.status, StatusCode::CREATED);
+        let echoed = res.headers.get("x-request-id").unwrap().to_str().unwrap().to_string();
+        assert!(uuid::Uuid::parse_str(&echoed).is_ok(), "a fresh id replaces {request_id:?}: {echoed}");
+        let id = res.json()["id"].as_str().unwrap().to_string();
+        let recorded = entries(&app, &format!("resource_type=client&resource_id={id}")).await;
+        assert_eq!(recorded[0]["request_id"], echoed.as_str());
+    }
+    // An ordinary id from a caller (Make's execution id, a trace id) is kept as it is.
+    let res = send(&app, Method::POST, "/v1/clients", &app.admin, "make-exec:4f2a.9/b+c=", Some(json!({"name": "Traced"}))).await;
+    assert_eq!(res.headers.get("x-request-id").unwrap(), "make-exec:4f2a.9/b+c=");
+    assert_eq!(app.count("SELECT count(*) FROM audit.log WHERE request_id LIKE '%<%' OR request_id LIKE '% %' OR length(request_id) > 128").await, 0);
+}

@@ -109,10 +109,10 @@ async fn the_feed_lists_events_oldest_first_after_an_id_filtered_by_type(pool: P
     tokio::time::sleep(SETTLE + Duration::from_millis(100)).await;
     assert_eq!(ids(&feed(&app, &format!("?after={}", all_ids[3])).await), vec![fresh]);
 
-    // Scope: workflows:read.
+    // Scope: workflows:read or clients:read (see the test below for which types each reads).
     let reader = app.token(&["workflows:read"]).await;
     assert_eq!(app.request(Method::GET, "/v1/events").token(&reader).send().await.status, StatusCode::OK);
-    let other = app.token(&["clients:read"]).await;
+    let other = app.token(&["audit:read"]).await;
     app.request(Method::GET, "/v1/events").token(&other).send().await.problem(403, "missing_scope");
 }
 
@@ -267,4 +267,74 @@ async fn every_client_change_emits_client_updated(pool: PgPool) {
     let updates = app.count("SELECT count(*) FROM engine.events WHERE type = 'client.updated'").await;
     assert!(updates >= 2, "{updates}");
     assert_eq!(updates, app.count("SELECT count(*) FROM audit.log WHERE action = 'client.update'").await, "one event per recorded change");
+}
+
+#[sqlx::test]
+async fn reading_an_event_type_needs_the_scope_that_reads_its_resource(pool: PgPool) {
+    let app = TestApp::new(pool.clone()).await;
+    app.create_client(json!({"name": "Private Co", "contacts": [{"name": "Ana", "email": "ana@private.example"}]})).await;
+    let res = app.post("/v1/workflows/daily-monitoring/runs", json!({"client_ids": ["private-co"], "dry_run": true})).send().await;
+    assert_eq!(res.status, StatusCode::ACCEPTED, "{}", res.text());
+    tokio::time::sleep(SETTLE + Duration::from_millis(100)).await;
+    let get = |token: String, query: &'static str| {
+        let app = &app;
+        async move { app.request(Method::GET, &format!("/v1/events{query}")).token(&token).send().await }
+    };
+
+    // workflows:read sees runs, never client records.
+    let runs_only = app.token(&["workflows:read"]).await;
+    let res = get(runs_only.clone(), "").await;
+    assert_eq!(res.status, StatusCode::OK);
+    let kinds: Vec<String> = res.json()["data"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap().to_string()).collect();
+    assert_eq!(kinds, vec!["run.started"]);
+    assert!(!res.text().contains("ana@private.example"));
+    for query in ["?types=client.created", "?types=client.*", "?types=*", "?types=run.*,client.updated"] {
+        let res = get(runs_only.clone(), query).await;
+        assert_eq!(res.problem(403, "missing_scope")["detail"], "This token lacks the `clients:read` scope.", "{query}");
+    }
+
+    // clients:read sees client events, not runs; both scopes see everything.
+    let clients_only = app.token(&["clients:read"]).await;
+    let kinds = |res: &crate::support::TestResponse| -> Vec<String> {
+        res.json()["data"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap().to_string()).collect()
+    };
+    assert_eq!(kinds(&get(clients_only.clone(), "").await), vec!["client.created"]);
+    get(clients_only, "?types=run.started").await.problem(403, "missing_scope");
+    let both = app.token(&["clients:read", "workflows:read"]).await;
+    assert_eq!(kinds(&get(both, "").await), vec!["client.created", "run.started"]);
+
+    // A token that reads neither gets nothing.
+    get(app.token(&["webhooks:write"]).await, "").await.problem(403, "missing_scope");
+}
+
+#[sqlx::test]
+async fn subscribing_an_endpoint_needs_the_scope_that_reads_each_type(pool: PgPool) {
+    let app = crate::webhooks::local_app(pool.clone()).await;
+    let hooks_only = app.token(&["webhooks:write"]).await;
+    let create = |token: String, events: Value| {
+        let app = &app;
+        async move {
+            app.request(Method::POST, "/v1/webhook-endpoints")
+                .token(&token)
+                .json(&json!({"url": "https://hook.eu1.make.com/abc", "events": events}))
+                .send()
+                .await
+        }
+    };
+    for events in [json!(["client.*"]), json!(["*"]), json!(["client.created"]), json!(["run.*"]), json!(["alert.created"])] {
+        let res = create(hooks_only.clone(), events.clone()).await;
+        res.problem(403, "missing_scope");
+        assert_eq!(res.error_fields(), vec!["events"], "{events}");
+    }
+    let runs = app.token(&["webhooks:write", "workflows:read"]).await;
+    create(runs.clone(), json!(["client.updated", "run.failed"])).await.problem(403, "missing_scope");
+    assert_eq!(app.count("SELECT count(*) FROM engine.webhook_endpoints").await, 0, "nothing written");
+    let res = create(runs.clone(), json!(["run.*", "report.ready"])).await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+    // Widening a subscription later is checked the same way.
+    let id = res.json()["id"].as_str().unwrap().to_string();
+    let res = app.request(Method::PATCH, &format!("/v1/webhook-endpoints/{id}")).token(&runs).json(&json!({"events": ["*"]})).send().await;
+    res.problem(403, "missing_scope");
+    let all = app.token(&["webhooks:write", "workflows:read", "clients:read"]).await;
+    assert_eq!(create(all, json!(["*"])).await.status, StatusCode::CREATED);
 }

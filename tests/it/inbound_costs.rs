@@ -13,8 +13,7 @@ use crate::support::{TestApp, TestResponse, test_config};
 
 const PATH: &str = "/v1/inbound/whatsapp";
 /// The sandbox WhatsApp app secret and verify token.
-const APP_SECRET: &str = "sandbox-app-secret";
-const VERIFY_TOKEN: &str = "sandbox-verify-token";
+use crate::support::{WHATSAPP_APP_SECRET as APP_SECRET, WHATSAPP_VERIFY_TOKEN as VERIFY_TOKEN};
 /// On the allow-list (as Meta sends it: digits only).
 const BOSS: &str = "5511999990000";
 const STRANGER: &str = "14155550100";

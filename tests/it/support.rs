@@ -24,6 +24,9 @@ use switchboard::platforms::{Mode, Platforms};
 use tower::ServiceExt;
 
 pub const JWT_SECRET: &str = "test-secret-that-is-long-enough-for-hs256-signing";
+/// The WhatsApp webhook secrets of test apps (the service generates its own per installation).
+pub const WHATSAPP_APP_SECRET: &str = "test-whatsapp-app-secret";
+pub const WHATSAPP_VERIFY_TOKEN: &str = "test-whatsapp-verify-token";
 
 pub struct TestApp {
     pub router: Router,
@@ -55,7 +58,9 @@ impl TestApp {
         let sim = switchboard::sim::spawn("127.0.0.1:0".parse().unwrap(), switchboard::sim::SimState::default())
             .await
             .expect("simulator");
-        let settings = config.platforms.sandboxed(&sim.base_url);
+        let mut settings = config.platforms.sandboxed(&sim.base_url);
+        settings.whatsapp.app_secret.get_or_insert_with(|| WHATSAPP_APP_SECRET.into());
+        settings.whatsapp.verify_token.get_or_insert_with(|| WHATSAPP_VERIFY_TOKEN.into());
         let platforms = Arc::new(Platforms::new(Mode::Sandbox, settings));
         let state = AppState::new(pool.clone(), config, secret.as_bytes(), platforms).expect("state");
         switchboard::store::prompt_templates::seed_defaults(&pool).await.expect("seed prompt templates");
