@@ -211,6 +211,7 @@ impl Config {
             rate_per_second: self.webhook_rate_per_second,
             burst: self.webhook_rate_per_second,
             policy: self.webhook_policy(),
+            callback_secret: self.callback_secret.clone(),
             ..Default::default()
         }
     }

@@ -26,10 +26,13 @@ use crate::{
     domain::{scope::Scope, validation::FieldError},
     store::{
         self,
-        runs::{RunFilter, RunRow, TaskCounts},
+        run_view::to_view,
+        runs::RunFilter,
     },
     workflows::{WorkflowInfo, scheduler},
 };
+
+pub use crate::store::run_view::{RunLinks, RunView};
 
 pub const TAG: &str = "workflows";
 const CURSOR: &str = "runs";
@@ -99,87 +102,10 @@ fn unknown_workflow(state: &AppState, key: &str) -> ApiError {
     ApiError::not_found(format!("No workflow `{key}` (known: {}).", state.workflows.keys().join(", ")))
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RunLinks {
-    #[serde(rename = "self")]
-    #[schema(example = "/v1/runs/0192f0c4-5d7e-7c1a-9f4e-2b8d6a1c3e5f")]
-    pub self_: String,
-    pub tasks: String,
-}
-
-/// A run and where it stands.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RunView {
-    pub id: Uuid,
-    #[schema(example = "daily-monitoring")]
-    pub workflow: String,
-    pub workflow_version: i32,
-    /// `queued`, `running`, `succeeded`, `partially_failed`, `failed` or `canceled`.
-    #[schema(example = "running")]
-    pub status: String,
-    /// `api`, `schedule` or `whatsapp`.
-    #[schema(example = "api")]
-    pub trigger: String,
-    #[schema(value_type = Object)]
-    pub params: Value,
-    pub dry_run: bool,
-    pub callback_url: Option<String>,
-    pub schedule_id: Option<Uuid>,
-    /// Tasks (one per client) by status.
-    pub tasks: TaskCounts,
-    /// Share of tasks finished, 0–100.
-    #[schema(example = 40)]
-    pub progress: u8,
-    #[serde(with = "crate::domain::timestamp")]
-    #[schema(value_type = String)]
-    pub created_at: DateTime<Utc>,
-    #[serde(with = "crate::domain::timestamp::option")]
-    #[schema(value_type = Option<String>)]
-    pub started_at: Option<DateTime<Utc>>,
-    #[serde(with = "crate::domain::timestamp::option")]
-    #[schema(value_type = Option<String>)]
-    pub finished_at: Option<DateTime<Utc>>,
-    pub duration_ms: Option<i64>,
-    pub links: RunLinks,
-}
-
-impl RunView {
-    pub fn is_finished(&self) -> bool {
-        !matches!(self.status.as_str(), "queued" | "running")
-    }
-}
-
-fn to_view(run: RunRow, counts: TaskCounts) -> RunView {
-    let total = counts.total();
-    let done = total - counts.open();
-    let progress = if total == 0 { 100 } else { (done * 100 / total) as u8 };
-    let duration_ms = run.started_at.map(|s| (run.finished_at.unwrap_or_else(Utc::now) - s).num_milliseconds());
-    RunView {
-        links: RunLinks { self_: format!("/v1/runs/{}", run.id), tasks: format!("/v1/runs/{}/tasks", run.id) },
-        id: run.id,
-        workflow: run.workflow,
-        workflow_version: run.workflow_version,
-        status: run.status,
-        trigger: run.trigger,
-        params: run.params,
-        dry_run: run.dry_run,
-        callback_url: run.callback_url,
-        schedule_id: run.schedule_id,
-        tasks: counts,
-        progress,
-        created_at: run.created_at,
-        started_at: run.started_at,
-        finished_at: run.finished_at,
-        duration_ms,
-    }
-}
-
 /// The run as the API shows it (also what `callback_url` receives).
 pub async fn run_view(state: &AppState, id: Uuid) -> ApiResult<RunView> {
     let mut conn = state.pool.acquire().await?;
-    let run = store::runs::find(&mut conn, id).await?.ok_or_else(|| ApiError::not_found(format!("No run `{id}`.")))?;
-    let counts = store::runs::counts(&mut conn, id).await?;
-    Ok(to_view(run, counts))
+    store::run_view::find(&mut conn, id).await?.ok_or_else(|| ApiError::not_found(format!("No run `{id}`.")))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -478,17 +404,12 @@ async fn cancel_run(State(state): State<AppState>, caller: Caller, Path(id): Pat
     caller.require(Scope::WorkflowsRun)?;
     let id = parse_run_id(&id)?;
     let mut tx = state.pool.begin().await?;
-    let run = store::runs::find(&mut tx, id).await?.ok_or_else(|| ApiError::not_found(format!("No run `{id}`.")))?;
+    store::runs::find(&mut tx, id).await?.ok_or_else(|| ApiError::not_found(format!("No run `{id}`.")))?;
     if !store::runs::cancel(&mut tx, id).await? {
         return Err(ApiError::conflict("run_finished", "The run already finished; nothing to cancel."));
     }
     store::audit::record(&mut tx, &caller.actor(), "run.cancel", "run", &id.to_string(), None::<&()>, None::<&()>).await?;
     tx.commit().await?;
-    // Canceling ends the run here (the engine never settles it), so it is announced here.
-    if let Some(url) = run.callback_url {
-        let state = state.clone();
-        tokio::spawn(async move { crate::workflows::callback::deliver(&state, &url, id).await });
-    }
     Ok(axum::Json(run_view(&state, id).await?))
 }
 

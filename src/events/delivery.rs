@@ -10,8 +10,12 @@
 //! at most 25 + 25 × 10 = 275 in any 10 s. The limiter is per replica: with N
 //! delivery workers, set `WEBHOOK_RATE_PER_SECOND` to about 25 / N.
 //!
-//! Workers wake on `LISTEN switchboard_events` (sent by `emit` and by a manual
-//! retry), with polling as the fallback.
+//! The same workers send run callbacks (`callback_url`, [`super::callbacks`]): the
+//! run's view, through the same guarded client, on the same retry schedule, signed
+//! with `CALLBACK_SECRET` when it is set.
+//!
+//! Workers wake on `LISTEN switchboard_events` (sent by `emit`, a queued callback
+//! and a manual retry), with polling as the fallback.
 
 use std::{num::NonZeroU32, sync::Arc, time::Duration};
 
@@ -22,7 +26,9 @@ use tokio::{sync::watch, task::JoinSet, time::Instant};
 use uuid::Uuid;
 
 use super::{
-    EVENTS_CHANNEL, Event, signing,
+    EVENTS_CHANNEL, Event,
+    callbacks::{self, ClaimedCallback},
+    signing,
     ssrf::{self, GuardedResolver, Policy},
     store::{self, Attempt, Claimed, Next},
 };
@@ -51,6 +57,8 @@ pub struct DeliverySettings {
     /// An endpoint failing without a success for this long is disabled.
     pub disable_after: Duration,
     pub policy: Policy,
+    /// `whsec_...` key signing run callbacks; unsigned when `None`.
+    pub callback_secret: Option<String>,
 }
 
 impl Default for DeliverySettings {
@@ -66,6 +74,7 @@ impl Default for DeliverySettings {
             burst: 25,
             disable_after: Duration::from_secs(24 * h),
             policy: Policy::default(),
+            callback_secret: None,
         }
     }
 }
@@ -97,26 +106,30 @@ pub fn http_client(settings: &DeliverySettings) -> reqwest::Client {
 
 /// Sends one signed event to `url` and reports what happened (never fails).
 pub async fn send(client: &reqwest::Client, url: &str, secret: &str, event: &Event, policy: Policy) -> Attempt {
+    post(client, url, &event.id.to_string(), Some(secret), event.body(), policy).await
+}
+
+/// POSTs `body` with the Standard Webhooks headers (`webhook-signature` when there
+/// is a `secret`), after checking the URL again: DNS may have changed since it was saved.
+async fn post(client: &reqwest::Client, url: &str, message_id: &str, secret: Option<&str>, body: Vec<u8>, policy: Policy) -> Attempt {
     let started = Instant::now();
     let failed = |error: String| Attempt { status: None, latency_ms: elapsed_ms(started), error: Some(error), response_excerpt: None };
-    // Checked again now: DNS may have changed since the endpoint was saved.
     if let Err(e) = ssrf::check(url, policy).await {
         return failed(format!("blocked: url {e}"));
     }
-    let body = event.body();
     let timestamp = chrono::Utc::now().timestamp();
-    let signature = match signing::sign(secret, &event.id.to_string(), timestamp, &body) {
-        Ok(s) => s,
-        Err(e) => return failed(format!("cannot sign: {e}")),
-    };
-    let request = client
+    let mut request = client
         .post(url)
         .header("content-type", "application/json")
-        .header("webhook-id", event.id.to_string())
-        .header("webhook-timestamp", timestamp.to_string())
-        .header("webhook-signature", signature)
-        .body(body);
-    match request.send().await {
+        .header("webhook-id", message_id)
+        .header("webhook-timestamp", timestamp.to_string());
+    if let Some(secret) = secret {
+        match signing::sign(secret, message_id, timestamp, &body) {
+            Ok(signature) => request = request.header("webhook-signature", signature),
+            Err(e) => return failed(format!("cannot sign: {e}")),
+        }
+    }
+    match request.body(body).send().await {
         Ok(mut res) => {
             let status = res.status().as_u16();
             let excerpt = read_excerpt(&mut res).await;
@@ -205,6 +218,18 @@ impl Deliverer {
                     Err(e) => tracing::warn!(error = %e, "claiming webhook deliveries failed"),
                 }
             }
+            if free > claimed {
+                match callbacks::claim(&self.pool, &self.id, self.settings.lease, (free - claimed) as i64).await {
+                    Ok(due) => {
+                        claimed += due.len();
+                        for callback in due {
+                            let me = self.clone();
+                            running.spawn(async move { me.call_back(callback).await });
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "claiming run callbacks failed"),
+                }
+            }
             if claimed == free && free > 0 {
                 continue;
             }
@@ -240,6 +265,40 @@ impl Deliverer {
             Ok(Some(reason)) => tracing::warn!(endpoint = %delivery.endpoint_id, %reason, "webhook endpoint disabled"),
             Ok(None) => {}
             Err(e) => tracing::error!(delivery = %delivery.id, error = %e, "recording the webhook attempt failed; the lease will expire and it is sent again"),
+        }
+    }
+
+    /// POSTs a finished run's view to its `callback_url`.
+    async fn call_back(&self, callback: ClaimedCallback) {
+        let view = match self.pool.acquire().await {
+            Ok(mut conn) => crate::store::run_view::find(&mut conn, callback.run_id).await,
+            Err(e) => Err(e),
+        };
+        let attempt = match view {
+            Ok(Some(view)) => {
+                let body = serde_json::to_vec(&view).unwrap_or_default();
+                post(&self.client, &callback.url, &callback.id.to_string(), self.settings.callback_secret.as_deref(), body, self.settings.policy).await
+            }
+            Ok(None) => return, // the run was deleted, and its callbacks with it
+            Err(e) => {
+                tracing::warn!(run = %callback.run_id, error = %e, "cannot build the run callback; the lease will expire and it is tried again");
+                return;
+            }
+        };
+        let next = if attempt.succeeded() {
+            Next::Succeeded
+        } else if attempt.status == Some(410) {
+            Next::Failed
+        } else {
+            self.settings.after_failure(callback.attempts)
+        };
+        tracing::info!(
+            callback = %callback.id, run = %callback.run_id, attempt = callback.attempts,
+            status = ?attempt.status, latency_ms = attempt.latency_ms, error = ?attempt.error, next = ?next, "run callback attempt"
+        );
+        metrics::counter!("switchboard_callback_attempts_total", "outcome" => if attempt.succeeded() { "success" } else { "failure" }).increment(1);
+        if let Err(e) = callbacks::finish(&self.pool, &callback, &self.id, &attempt, next).await {
+            tracing::error!(callback = %callback.id, error = %e, "recording the callback attempt failed; the lease will expire and it is sent again");
         }
     }
 }

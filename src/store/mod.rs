@@ -11,6 +11,7 @@ pub mod knowledge;
 pub mod metrics;
 pub mod prompt_templates;
 pub mod reports;
+pub mod run_view;
 pub mod runs;
 pub mod tokens;
 

@@ -82,6 +82,7 @@ pub async fn create(conn: &mut PgConnection, new: &NewRun<'_>) -> Result<RunRow,
             .await?;
         let run = find(&mut *conn, id).await?.expect("just created");
         crate::events::emit(&mut *conn, "run.succeeded", &event_data(&run, Some(TaskCounts::default()))).await?;
+        announce(conn, &run).await?;
         return Ok(run);
     }
     sqlx::query!("SELECT pg_notify($1, $2)", TASKS_CHANNEL, id.to_string()).execute(conn).await?;
@@ -378,10 +379,11 @@ pub async fn settle(pool: &PgPool, run_id: Uuid) -> Result<Option<RunRow>, sqlx:
     .execute(&mut *tx)
     .await?;
     let run = find(&mut tx, run_id).await?;
-    if let Some(run) = &run
-        && final_status != "canceled"
-    {
-        crate::events::emit(&mut tx, &format!("run.{final_status}"), &event_data(run, Some(c))).await?;
+    if let Some(run) = &run {
+        if final_status != "canceled" {
+            crate::events::emit(&mut tx, &format!("run.{final_status}"), &event_data(run, Some(c))).await?;
+        }
+        announce(&mut tx, run).await?;
     }
     tx.commit().await?;
     Ok(run)
@@ -423,9 +425,22 @@ pub async fn cancel(conn: &mut PgConnection, run_id: Uuid) -> Result<bool, sqlx:
         "UPDATE engine.tasks SET status = 'canceled', finished_at = now() WHERE run_id = $1 AND status = 'queued'",
         run_id
     )
-    .execute(conn)
+    .execute(&mut *conn)
     .await?;
-    Ok(changed.rows_affected() == 1)
+    let canceled = changed.rows_affected() == 1;
+    // Canceling ends the run here (the engine never settles it), so it is announced here.
+    if canceled && let Some(run) = find(&mut *conn, run_id).await? {
+        announce(conn, &run).await?;
+    }
+    Ok(canceled)
+}
+
+/// Queues the run's callback, if it has a `callback_url`; in the transaction that ends it.
+async fn announce(conn: &mut PgConnection, run: &RunRow) -> Result<(), sqlx::Error> {
+    match &run.callback_url {
+        Some(url) => crate::events::callbacks::enqueue(conn, run.id, url).await,
+        None => Ok(()),
+    }
 }
 
 /// Puts a finished run's failed tasks back in the queue as a new attempt of the same run.

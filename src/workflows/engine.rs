@@ -215,16 +215,11 @@ async fn record_successes(state: AppState, worker: String, mut rx: tokio::sync::
     }
 }
 
-/// Settles the run if this was its last open task, and announces the end once.
+/// Settles the run if this was its last open task (its end event and callback are
+/// written in the same transaction, once).
 pub async fn settle_and_announce(state: &AppState, run_id: Uuid) {
     match store::runs::settle(&state.pool, run_id).await {
-        Ok(Some(run)) => {
-            tracing::info!(run = %run.id, status = %run.status, "run finished");
-            if let Some(url) = run.callback_url.clone() {
-                let state = state.clone();
-                tokio::spawn(async move { super::callback::deliver(&state, &url, run.id).await });
-            }
-        }
+        Ok(Some(run)) => tracing::info!(run = %run.id, status = %run.status, "run finished"),
         Ok(None) => {}
         Err(e) => tracing::warn!(run = %run_id, error = %e, "settling the run failed"),
     }

@@ -4,7 +4,6 @@
 //! Adding a workflow: one module with a type implementing [`Workflow`] and one
 //! line in [`Registry::builtin`] (and its section in docs/WORKFLOWS.md).
 
-pub mod callback;
 pub mod client_onboarding;
 pub mod commands;
 pub mod context;

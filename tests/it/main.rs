@@ -19,6 +19,7 @@ mod make_blueprints;
 mod openapi;
 mod pagination;
 mod platform_api;
+mod run_callbacks;
 mod runs_api;
 mod system;
 mod webhooks;

@@ -357,10 +357,12 @@ async fn the_callback_url_receives_the_finished_run(pool: PgPool) {
     let app = app_with_config(pool, vec![w], switchboard::config::Config { webhook_allow_http: true, webhook_allow_private: true, ..test_config() }).await;
     let ids = clients(&app, "Called", 2).await;
     let worker = start_worker(&app.state, settings(8, Duration::from_secs(30)));
+    let deliverer = crate::webhooks::RunningDeliverer::start(&app.pool, crate::webhooks::fast(1, Duration::ZERO));
     let url = format!("{}/run-finished", hook.uri());
     let run = started(&app, "probe", json!({"client_ids": ids_json(&ids), "callback_url": url})).await;
     assert_eq!(finished(&app.pool, run, Duration::from_secs(10)).await, "succeeded");
     let (body, content_type) = callback(&hook).await;
+    deliverer.stop().await;
     assert_eq!((&body["id"], &body["status"], &body["callback_url"]), (&json!(run.to_string()), &json!("succeeded"), &json!(url)));
     assert_eq!(body["tasks"]["succeeded"], 2);
     assert_eq!(content_type, "application/json");
@@ -394,7 +396,9 @@ async fn a_canceled_run_is_announced_to_its_callback_url(pool: PgPool) {
     // No worker: the run is still queued when it is canceled.
     let run = started(&app, "probe", json!({"client_ids": ids_json(&ids), "callback_url": format!("{}/hook", hook.uri())})).await;
     ok(&app.post(&format!("/v1/runs/{run}/cancel"), json!({})).send().await);
+    let deliverer = crate::webhooks::RunningDeliverer::start(&app.pool, crate::webhooks::fast(1, Duration::ZERO));
     let (body, _) = callback(&hook).await;
+    deliverer.stop().await;
     assert_eq!((&body["id"], &body["status"], &body["tasks"]["canceled"]), (&json!(run.to_string()), &json!("canceled"), &json!(2)));
 }
 

@@ -1,0 +1,81 @@
+//! SQL of run callbacks (`engine.run_callbacks`): a run's `callback_url` is an
+//! outbox row written in the transaction that ends the run; the delivery workers
+//! claim it under a lease and send it like a webhook (see [`super::delivery`]).
+
+use std::time::Duration;
+
+use sqlx::{FromRow, PgConnection, PgPool};
+use uuid::Uuid;
+
+use super::store::{Attempt, Next};
+
+/// Queues the announcement of a finished run to `url`; call inside the
+/// transaction that ends the run. Wakes the delivery workers on commit.
+pub async fn enqueue(conn: &mut PgConnection, run_id: Uuid, url: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO engine.run_callbacks (id, run_id, url) VALUES ($1, $2, $3)")
+        .bind(Uuid::now_v7())
+        .bind(run_id)
+        .bind(url)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("SELECT pg_notify($1, $2)").bind(super::EVENTS_CHANNEL).bind(run_id.to_string()).execute(conn).await?;
+    Ok(())
+}
+
+/// A callback a worker holds under a lease.
+#[derive(Debug, Clone, FromRow)]
+pub struct ClaimedCallback {
+    /// Also the `webhook-id` header.
+    pub id: Uuid,
+    pub run_id: Uuid,
+    pub url: String,
+    /// This attempt's number (1 = the first).
+    pub attempts: i32,
+}
+
+/// Claims up to `limit` due callbacks; the lease is also the next attempt time, so
+/// a callback whose worker died is due again when its lease runs out.
+pub async fn claim(pool: &PgPool, worker: &str, lease: Duration, limit: i64) -> Result<Vec<ClaimedCallback>, sqlx::Error> {
+    sqlx::query_as(
+        "WITH due AS (
+             SELECT id FROM engine.run_callbacks
+             WHERE status = 'pending' AND next_attempt_at <= now()
+             ORDER BY next_attempt_at, id
+             LIMIT $3
+             FOR UPDATE SKIP LOCKED)
+         UPDATE engine.run_callbacks c
+         SET attempts = c.attempts + 1, locked_by = $1,
+             locked_until = now() + make_interval(secs => $2), next_attempt_at = now() + make_interval(secs => $2)
+         FROM due WHERE c.id = due.id
+         RETURNING c.id, c.run_id, c.url, c.attempts",
+    )
+    .bind(worker)
+    .bind(lease.as_secs_f64())
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// Records an attempt's outcome, when `worker` still holds the callback.
+pub async fn finish(pool: &PgPool, c: &ClaimedCallback, worker: &str, attempt: &Attempt, next: Next) -> Result<(), sqlx::Error> {
+    let (status, retry_secs) = match next {
+        Next::Succeeded => ("succeeded", 0.0),
+        Next::Retry(after) => ("pending", after.as_secs_f64()),
+        Next::Failed | Next::Gone => ("failed", 0.0),
+    };
+    sqlx::query(
+        "UPDATE engine.run_callbacks
+         SET status = $3, next_attempt_at = now() + make_interval(secs => $4), last_status = $5, last_error = $6,
+             locked_by = NULL, locked_until = NULL, delivered_at = CASE WHEN $3 = 'succeeded' THEN now() END
+         WHERE id = $1 AND locked_by = $2 AND status = 'pending'",
+    )
+    .bind(c.id)
+    .bind(worker)
+    .bind(status)
+    .bind(retry_secs)
+    .bind(attempt.status.map(i32::from))
+    .bind(&attempt.error)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
