@@ -17,12 +17,13 @@ use std::{num::NonZeroU32, sync::Arc, time::Duration};
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use rand::Rng;
+use secrecy::ExposeSecret;
 use sqlx::postgres::PgListener;
 use tokio::{sync::watch, task::JoinSet, time::Instant};
 use uuid::Uuid;
 
 use super::{
-    EVENTS_CHANNEL, Event, signing,
+    EVENTS_CHANNEL, Event, secret, signing,
     ssrf::{self, GuardedResolver, Policy},
     store::{self, Attempt, Claimed, Next},
 };
@@ -163,19 +164,21 @@ async fn read_excerpt(res: &mut reqwest::Response) -> Option<String> {
 pub struct Deliverer {
     pool: sqlx::PgPool,
     settings: DeliverySettings,
+    /// Opens the endpoints' sealed signing secrets.
+    keys: Arc<crate::crypto::KeyRing>,
     client: reqwest::Client,
     pacing: DefaultKeyedRateLimiter<Uuid>,
     id: String,
 }
 
 impl Deliverer {
-    pub fn new(pool: sqlx::PgPool, settings: DeliverySettings) -> Self {
+    pub fn new(pool: sqlx::PgPool, settings: DeliverySettings, keys: Arc<crate::crypto::KeyRing>) -> Self {
         let rate = NonZeroU32::new(settings.rate_per_second.max(1)).expect("non-zero");
         let burst = NonZeroU32::new(settings.burst.max(1)).expect("non-zero");
         let pacing = RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst));
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "local".into());
         let id = format!("{host}-{}-webhooks-{}", std::process::id(), &Uuid::new_v4().simple().to_string()[..8]);
-        Self { client: http_client(&settings), pool, settings, pacing, id }
+        Self { client: http_client(&settings), pool, settings, keys, pacing, id }
     }
 
     /// Runs until `stop` turns true, then lets the attempts in flight finish.
@@ -223,7 +226,11 @@ impl Deliverer {
 
     async fn deliver(&self, delivery: Claimed) {
         self.pacing.until_key_ready(&delivery.endpoint_id).await;
-        let attempt = send(&self.client, &delivery.url, &delivery.secret, &delivery.event(), self.settings.policy).await;
+        let attempt = match secret::open(&self.keys, delivery.endpoint_id, &delivery.secret) {
+            Ok(key) => send(&self.client, &delivery.url, key.expose_secret(), &delivery.event(), self.settings.policy).await,
+            // Logged and retried like a failed attempt: the key may be restored (ENCRYPTION_KEYS_OLD).
+            Err(e) => Attempt { status: None, latency_ms: 0, error: Some(format!("cannot open the signing secret: {e}")), response_excerpt: None },
+        };
         let next = if attempt.succeeded() {
             Next::Succeeded
         } else if attempt.status == Some(410) {

@@ -9,6 +9,7 @@
 //! workers find the rows; see [`delivery`]), and an event rolled back leaves nothing.
 
 pub mod delivery;
+pub mod secret;
 pub mod signing;
 pub mod ssrf;
 pub mod store;

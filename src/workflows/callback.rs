@@ -37,7 +37,7 @@ pub async fn deliver_with_backoff(state: &AppState, url: &str, run_id: Uuid, bac
         let timestamp = chrono::Utc::now().timestamp();
         let mut request =
             client.post(url).header("content-type", "application/json").header("webhook-id", &message_id).header("webhook-timestamp", timestamp.to_string());
-        if let Some(secret) = &state.config.callback_secret {
+        if let Some(secret) = state.config.callback_secret.as_ref().map(secrecy::ExposeSecret::expose_secret) {
             match signing::sign(secret, &message_id, timestamp, &body) {
                 Ok(signature) => request = request.header("webhook-signature", signature),
                 Err(e) => tracing::warn!(error = %e, "CALLBACK_SECRET cannot sign; sending the callback unsigned"),

@@ -24,6 +24,13 @@ use switchboard::platforms::{Mode, Platforms};
 use tower::ServiceExt;
 
 pub const JWT_SECRET: &str = "test-secret-that-is-long-enough-for-hs256-signing";
+/// Base64 of 32 bytes: seals secrets at rest in tests.
+pub const ENCRYPTION_KEY: &str = "dGVzdC1lbmNyeXB0aW9uLWtleS0zMi1ieXRlcy0hISE=";
+
+/// The key ring of `test_config()`.
+pub fn test_keys() -> Arc<switchboard::crypto::KeyRing> {
+    Arc::new(switchboard::crypto::KeyRing::parse(ENCRYPTION_KEY, None).expect("test key"))
+}
 
 pub struct TestApp {
     pub router: Router,
@@ -39,6 +46,7 @@ pub fn test_config() -> Config {
     Config {
         database_url: Some("postgres://unused".into()),
         jwt_secret: Some(JWT_SECRET.into()),
+        encryption_key: Some(ENCRYPTION_KEY.into()),
         rate_limit_per_minute: 100_000,
         rate_limit_burst: 100_000,
         ..Config::default()
@@ -51,13 +59,14 @@ impl TestApp {
     }
 
     pub async fn with_config(pool: PgPool, config: Config) -> Self {
-        let secret = config.jwt_secret.clone().expect("test config has a secret");
+        let secret = config.jwt_secret.as_ref().map(|s| secrecy::ExposeSecret::expose_secret(s).to_string()).expect("test config has a secret");
+        let keys = Arc::new(switchboard::server::key_ring(&config).expect("test config has an encryption key"));
         let sim = switchboard::sim::spawn("127.0.0.1:0".parse().unwrap(), switchboard::sim::SimState::default())
             .await
             .expect("simulator");
         let settings = config.platforms.sandboxed(&sim.base_url);
         let platforms = Arc::new(Platforms::new(Mode::Sandbox, settings));
-        let state = AppState::new(pool.clone(), config, secret.as_bytes(), platforms).expect("state");
+        let state = AppState::new(pool.clone(), config, secret.as_bytes(), keys, platforms).expect("state");
         switchboard::store::prompt_templates::seed_defaults(&pool).await.expect("seed prompt templates");
         let router = api::app(state.clone());
         let mut app = Self { router, state, pool, admin: String::new(), sim };
