@@ -371,6 +371,16 @@ mod tests {
     }
 
     #[test]
+    fn a_bad_encryption_key_names_the_variable_not_the_value() {
+        let err = Config::from_vars(vars(&[("ENCRYPTION_KEY", "c2hvcnQta2V5")])).unwrap_err().to_string();
+        assert!(err.contains("ENCRYPTION_KEY") && err.contains("openssl rand -base64 32") && !err.contains("c2hvcnQta2V5"), "{err}");
+        let key = crate::crypto::generate_key();
+        let err = Config::from_vars(vars(&[("ENCRYPTION_KEY", &key), ("ENCRYPTION_KEYS_OLD", "oops")])).unwrap_err().to_string();
+        assert!(err.contains("ENCRYPTION_KEYS_OLD") && !err.contains("oops"), "{err}");
+        assert!(Config::from_vars(vars(&[("ENCRYPTION_KEYS_OLD", &key)])).is_ok(), "zero-setup: old keys without a current one");
+    }
+
+    #[test]
     fn bad_log_format_names_the_variable() {
         let err = Config::from_vars(vars(&[("LOG_FORMAT", "xml")])).unwrap_err().to_string();
         assert!(err.contains("LOG_FORMAT"), "{err}");
