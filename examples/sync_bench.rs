@@ -68,7 +68,7 @@ async fn main() -> anyhow::Result<()> {
     config.rate_limit_per_minute = 100_000_000;
     config.rate_limit_burst = 100_000_000;
     let platforms = Arc::new(Platforms::new(Mode::Sandbox, config.platforms.sandboxed(&simulator.base_url)));
-    let state = AppState::new(pool.clone(), config, b"benchmark-secret-benchmark-secret-benchmark", platforms)?;
+    let state = AppState::new(pool.clone(), config, b"benchmark-secret-benchmark-secret-benchmark", bench_keys(), platforms)?;
     let token = state.tokens.issue(&pool, &Actor::cli(), "bench", &[Scope::Admin], None).await?.token;
     let router = api::app(state);
 
@@ -123,4 +123,9 @@ async fn main() -> anyhow::Result<()> {
     println!("wall: {wall:.2} s; rate-limit bound: {bound:.2} s; wall / bound = {:.3} (target <= 1.15)", wall / bound);
     println!("throttled answers: {throttled} (target 0); peak RSS: {:.0} MB", peak_rss_mb());
     Ok(())
+}
+
+/// A throwaway key ring: the benchmark's database is thrown away too.
+fn bench_keys() -> Arc<switchboard::crypto::KeyRing> {
+    Arc::new(switchboard::crypto::KeyRing::parse(&switchboard::crypto::generate_key(), None).expect("generated key"))
 }

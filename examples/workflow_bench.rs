@@ -109,7 +109,7 @@ async fn main() -> anyhow::Result<()> {
     config.platforms.meta.rate_per_second = Some(rate);
     config.platforms.google_ads.rate_per_second = Some(rate);
     let platforms = Arc::new(Platforms::new(Mode::Sandbox, config.platforms.sandboxed(&simulator.base_url)));
-    let mut state = AppState::new(pool.clone(), config, b"benchmark-secret-benchmark-secret-benchmark", platforms)?;
+    let mut state = AppState::new(pool.clone(), config, b"benchmark-secret-benchmark-secret-benchmark", bench_keys(), platforms)?;
     state.workflows = Arc::new(Registry::new(vec![Arc::new(Noop), Arc::new(DailyMonitoring)]));
     let settings = WorkerSettings { concurrency, poll: std::time::Duration::from_millis(100), ..WorkerSettings::default() };
 
@@ -175,4 +175,9 @@ async fn main() -> anyhow::Result<()> {
     );
     println!("peak RSS: {:.0} MB", peak_rss_mb());
     Ok(())
+}
+
+/// A throwaway key ring: the benchmark's database is thrown away too.
+fn bench_keys() -> Arc<switchboard::crypto::KeyRing> {
+    Arc::new(switchboard::crypto::KeyRing::parse(&switchboard::crypto::generate_key(), None).expect("generated key"))
 }

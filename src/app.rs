@@ -10,6 +10,7 @@ use crate::{
     auth::Tokens,
     cache::{ClientCache, Invalidate},
     config::Config,
+    crypto::KeyRing,
     platforms::Platforms,
     workflows::Registry,
 };
@@ -19,6 +20,8 @@ pub struct AppState {
     pub pool: PgPool,
     pub config: Arc<Config>,
     pub tokens: Arc<Tokens>,
+    /// Seals secrets at rest (webhook signing secrets, stored idempotent responses).
+    pub keys: Arc<KeyRing>,
     pub rate_limit: Arc<TokenRateLimit>,
     pub metrics: PrometheusHandle,
     pub clients: Arc<ClientCache>,
@@ -28,13 +31,14 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(pool: PgPool, config: Config, jwt_secret: &[u8], platforms: Arc<Platforms>) -> anyhow::Result<Self> {
+    pub fn new(pool: PgPool, config: Config, jwt_secret: &[u8], keys: Arc<KeyRing>, platforms: Arc<Platforms>) -> anyhow::Result<Self> {
         let tokens = Tokens::new(jwt_secret, &config.jwt_audience, &config.jwt_issuer)?;
         Ok(Self {
             pool,
             rate_limit: Arc::new(TokenRateLimit::new(config.rate_limit_per_minute, config.rate_limit_burst)),
             config: Arc::new(config),
             tokens: Arc::new(tokens),
+            keys,
             metrics: crate::telemetry::metrics_handle(),
             clients: Arc::new(ClientCache::new(10_000, std::time::Duration::from_secs(60))),
             platforms,

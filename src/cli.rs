@@ -1,4 +1,4 @@
-//! Command line: `serve` (default), `migrate`, `token create`, `openapi`.
+//! Command line: `serve` (default), `migrate`, `token create`, `secrets rotate`, `openapi`.
 
 use clap::{Parser, Subcommand};
 
@@ -30,6 +30,9 @@ pub enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Manage the secrets stored in the database (sealed with ENCRYPTION_KEY).
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
     /// Print the OpenAPI document (JSON) to stdout.
     Openapi,
     /// Run the platform simulator alone (all six platforms on their real paths).
@@ -66,6 +69,14 @@ pub enum TokenCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// Re-seal every stored secret with the current ENCRYPTION_KEY (after rotating it; see
+    /// docs/OPERATIONS.md). Values sealed under ENCRYPTION_KEYS_OLD keys are moved; it can
+    /// run while the service runs.
+    Rotate,
+}
+
 fn parse_scope(s: &str) -> Result<Scope, String> {
     s.parse()
 }
@@ -100,6 +111,30 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let result = server::migrate(&db.pool).await;
             db.close().await?;
             result
+        }
+        Command::Secrets(SecretsCommand::Rotate) => {
+            let config = Config::load()?;
+            let _guard = telemetry::init_logging(&quiet(&config), true)?;
+            let mut db = Database::open(&config).await?;
+            let result = async {
+                server::migrate(&db.pool).await?;
+                let keys = server::key_ring(&config)?;
+                let done = crate::reseal::run(&db.pool, &keys, true).await?;
+                anyhow::Ok((keys.current_id().to_string(), done))
+            }
+            .await;
+            db.close().await?;
+            let (key_id, done) = result?;
+            println!(
+                "Re-sealed with key {key_id}: {} webhook signing secrets, {} stored responses.",
+                done.webhook_secrets, done.idempotent_responses
+            );
+            anyhow::ensure!(
+                done.failed == 0,
+                "{} values did not open with ENCRYPTION_KEY or ENCRYPTION_KEYS_OLD (see the log); keep the old keys until they do",
+                done.failed
+            );
+            Ok(())
         }
         Command::Token(TokenCommand::Create { name, scopes, expires_in }) => {
             let config = Config::load()?;

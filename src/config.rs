@@ -3,6 +3,7 @@
 
 use std::{net::IpAddr, path::PathBuf, time::Duration};
 
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 use crate::platforms::PlatformSettings;
@@ -10,18 +11,20 @@ use crate::platforms::PlatformSettings;
 /// Minimum length of `JWT_SECRET` outside local zero-setup mode.
 pub const MIN_JWT_SECRET_BYTES: usize = 32;
 
+/// Secrets are `SecretString`s: `{:?}` shows `[REDACTED]`, and serializing shows `[redacted]`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default)]
 pub struct Config {
-    /// Postgres connection string. When absent the service runs its own cluster under `data_dir`.
-    pub database_url: Option<String>,
+    /// Postgres connection string (it may hold a password). When absent the service runs its own cluster under `data_dir`.
+    #[serde(serialize_with = "redacted")]
+    pub database_url: Option<SecretString>,
     pub database_max_connections: u32,
     pub bind: IpAddr,
     pub port: u16,
     /// Where the zero-setup cluster, the generated JWT secret and other local state live.
     pub data_dir: PathBuf,
     #[serde(serialize_with = "redacted")]
-    pub jwt_secret: Option<String>,
+    pub jwt_secret: Option<SecretString>,
     pub jwt_audience: String,
     pub jwt_issuer: String,
     pub log_format: LogFormat,
@@ -58,7 +61,14 @@ pub struct Config {
     pub webhook_rate_per_second: u32,
     /// `whsec_...` key signing `callback_url` requests (Standard Webhooks); unsigned when unset.
     #[serde(serialize_with = "redacted")]
-    pub callback_secret: Option<String>,
+    pub callback_secret: Option<SecretString>,
+    // --- Secrets at rest (docs/decisions/0014-secrets-at-rest.md)
+    /// Base64 of 32 bytes: seals webhook signing secrets and stored idempotent responses.
+    #[serde(serialize_with = "redacted")]
+    pub encryption_key: Option<SecretString>,
+    /// Comma-separated previous keys: values sealed with them still open (key rotation).
+    #[serde(serialize_with = "redacted")]
+    pub encryption_keys_old: Option<SecretString>,
     /// Each platform's settings, read from its own prefixed variables (`META_*`, ...).
     #[serde(skip)]
     pub platforms: PlatformSettings,
@@ -105,12 +115,14 @@ impl Default for Config {
             webhook_timeout_secs: 10,
             webhook_rate_per_second: 25,
             callback_secret: None,
+            encryption_key: None,
+            encryption_keys_old: None,
             platforms: PlatformSettings::default(),
         }
     }
 }
 
-fn redacted<S: serde::Serializer>(secret: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+fn redacted<S: serde::Serializer>(secret: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_some(&secret.as_ref().map(|_| "[redacted]"))
 }
 
@@ -140,11 +152,11 @@ impl Config {
     fn validate(&self) -> Result<(), ConfigError> {
         let fail = |name: &str, why: &str| Err(ConfigError(format!("{name}: {why}")));
         if let Some(secret) = &self.jwt_secret
-            && secret.len() < MIN_JWT_SECRET_BYTES
+            && secret.expose_secret().len() < MIN_JWT_SECRET_BYTES
         {
             return fail("JWT_SECRET", &format!("must be at least {MIN_JWT_SECRET_BYTES} bytes"));
         }
-        if let Some(url) = &self.database_url
+        if let Some(url) = self.database_url.as_ref().map(ExposeSecret::expose_secret)
             && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
         {
             return fail("DATABASE_URL", "must start with postgres:// or postgresql://");
@@ -176,10 +188,17 @@ impl Config {
         if !(1..=60).contains(&self.webhook_timeout_secs) || self.webhook_rate_per_second == 0 {
             return fail("WEBHOOK_TIMEOUT_SECS/WEBHOOK_RATE_PER_SECOND", "timeout 1-60 seconds, rate at least 1");
         }
-        if let Some(secret) = &self.callback_secret
+        if let Some(secret) = self.callback_secret.as_ref().map(ExposeSecret::expose_secret)
             && !(secret.starts_with("whsec_") && crate::events::signing::key(secret).is_ok_and(|k| (24..=64).contains(&k.len())))
         {
             return fail("CALLBACK_SECRET", "must be `whsec_` followed by base64 of 24-64 random bytes (e.g. from `openssl rand -base64 32`)");
+        }
+        if let Some(key) = &self.encryption_key {
+            crate::crypto::KeyRing::parse(key.expose_secret(), self.encryption_keys_old.as_ref().map(ExposeSecret::expose_secret))
+                .map_err(|why| ConfigError(format!("{why} (make one with `openssl rand -base64 32`)")))?;
+        } else if let Some(old) = &self.encryption_keys_old {
+            // Zero-setup mode generates the current key; the old ones must still parse.
+            crate::crypto::KeyRing::parse(&crate::crypto::generate_key(), Some(old.expose_secret())).map_err(ConfigError)?;
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log_level).is_err() {
             return fail("LOG_LEVEL", "not a valid filter (e.g. info, debug, switchboard=debug)");
@@ -313,7 +332,53 @@ mod tests {
         let err = Config::from_vars(vars(&[("CALLBACK_SECRET", "hunter2")])).unwrap_err().to_string();
         assert!(err.contains("CALLBACK_SECRET") && !err.contains("hunter2"), "{err}");
         let ok = crate::events::signing::new_secret();
-        assert_eq!(Config::from_vars(vars(&[("CALLBACK_SECRET", &ok)])).unwrap().callback_secret, Some(ok));
+        let config = Config::from_vars(vars(&[("CALLBACK_SECRET", &ok)])).unwrap();
+        assert_eq!(config.callback_secret.as_ref().map(ExposeSecret::expose_secret), Some(ok.as_str()));
+    }
+
+    /// Issue #10 finding 16: no secret setting reaches `{:?}` (or the serialized config).
+    #[test]
+    fn debug_and_serialize_show_no_secret() {
+        let whsec = crate::events::signing::new_secret();
+        let (key, old) = (crate::crypto::generate_key(), crate::crypto::generate_key());
+        let secrets: Vec<(&str, String)> = vec![
+            ("DATABASE_URL", "postgres://switchboard:db-password-4411@db.internal/switchboard".into()),
+            ("JWT_SECRET", "jwt-secret-value-that-is-long-enough-0001".into()),
+            ("CALLBACK_SECRET", whsec),
+            ("ENCRYPTION_KEY", key),
+            ("ENCRYPTION_KEYS_OLD", old),
+            ("META_ACCESS_TOKEN", "meta-access-token-0002".into()),
+            ("META_APP_SECRET", "meta-app-secret-0003".into()),
+            ("GOOGLE_ADS_DEVELOPER_TOKEN", "gads-developer-token-0004".into()),
+            ("GOOGLE_ADS_CLIENT_SECRET", "gads-client-secret-0005".into()),
+            ("GOOGLE_ADS_REFRESH_TOKEN", "gads-refresh-token-0006".into()),
+            ("GOOGLE_DRIVE_SERVICE_ACCOUNT_JSON", r#"{"private_key": "drive-private-key-0007"}"#.into()),
+            ("CLICKUP_TOKEN", "pk_clickup-token-0008".into()),
+            ("WHATSAPP_ACCESS_TOKEN", "whatsapp-access-token-0009".into()),
+            ("WHATSAPP_APP_SECRET", "whatsapp-app-secret-0010".into()),
+            ("WHATSAPP_VERIFY_TOKEN", "whatsapp-verify-token-0011".into()),
+            ("LLM_ANTHROPIC_API_KEY", "anthropic-api-key-0012".into()),
+            ("LLM_OPENAI_API_KEY", "openai-api-key-0013".into()),
+        ];
+        let config = Config::from_vars(secrets.iter().map(|(k, v)| (k.to_string(), v.clone()))).unwrap();
+        let shown = [format!("{config:?}"), format!("{config:#?}"), serde_json::to_string(&config).unwrap()];
+        for (name, value) in &secrets {
+            let needle = if *name == "DATABASE_URL" { "db-password-4411" } else if name.contains("SERVICE_ACCOUNT") { "drive-private-key-0007" } else { value.as_str() };
+            for text in &shown {
+                assert!(!text.contains(needle), "{name} shown: {text}");
+            }
+        }
+        assert_eq!(config.platforms.clickup.token.as_ref().map(ExposeSecret::expose_secret), Some("pk_clickup-token-0008"), "still usable");
+    }
+
+    #[test]
+    fn a_bad_encryption_key_names_the_variable_not_the_value() {
+        let err = Config::from_vars(vars(&[("ENCRYPTION_KEY", "c2hvcnQta2V5")])).unwrap_err().to_string();
+        assert!(err.contains("ENCRYPTION_KEY") && err.contains("openssl rand -base64 32") && !err.contains("c2hvcnQta2V5"), "{err}");
+        let key = crate::crypto::generate_key();
+        let err = Config::from_vars(vars(&[("ENCRYPTION_KEY", &key), ("ENCRYPTION_KEYS_OLD", "oops")])).unwrap_err().to_string();
+        assert!(err.contains("ENCRYPTION_KEYS_OLD") && !err.contains("oops"), "{err}");
+        assert!(Config::from_vars(vars(&[("ENCRYPTION_KEYS_OLD", &key)])).is_ok(), "zero-setup: old keys without a current one");
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::{net::SocketAddr, os::unix::fs::OpenOptionsExt, path::Path, sync::Arc, 
 use anyhow::Context;
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use rand::RngCore;
+use secrecy::ExposeSecret;
 use sqlx::PgPool;
 use tokio::{net::TcpListener, task::JoinSet};
 
@@ -16,6 +17,7 @@ use crate::{
     app::AppState,
     auth::Tokens,
     config::Config,
+    crypto::{self, KeyRing},
     domain::scope::Scope,
     embedded_pg::EmbeddedPostgres,
     platforms::{Mode, Platforms},
@@ -32,7 +34,7 @@ pub struct Database {
 impl Database {
     pub async fn open(config: &Config) -> anyhow::Result<Self> {
         let (url, embedded) = match &config.database_url {
-            Some(url) => (url.clone(), None),
+            Some(url) => (url.expose_secret().to_string(), None),
             None => {
                 let mut pg = EmbeddedPostgres::new(&config.data_dir)?;
                 let url = pg.start().await?;
@@ -69,7 +71,7 @@ pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
 /// `JWT_SECRET`, or in zero-setup mode a generated one kept in `DATA_DIR/jwt_secret`.
 pub fn jwt_secret(config: &Config) -> anyhow::Result<Vec<u8>> {
     if let Some(secret) = &config.jwt_secret {
-        return Ok(secret.as_bytes().to_vec());
+        return Ok(secret.expose_secret().as_bytes().to_vec());
     }
     anyhow::ensure!(
         config.zero_setup(),
@@ -93,6 +95,30 @@ pub fn local_secret(data_dir: &Path, name: &str) -> anyhow::Result<String> {
     let secret = URL_SAFE_NO_PAD.encode(bytes);
     write_private(&path, &secret)?;
     Ok(secret)
+}
+
+/// `ENCRYPTION_KEY` (with `ENCRYPTION_KEYS_OLD`), or in zero-setup mode a generated key
+/// kept in `DATA_DIR/encryption_key`.
+pub fn key_ring(config: &Config) -> anyhow::Result<KeyRing> {
+    let old = config.encryption_keys_old.as_ref().map(ExposeSecret::expose_secret);
+    if let Some(key) = &config.encryption_key {
+        return KeyRing::parse(key.expose_secret(), old).map_err(|why| anyhow::anyhow!(why));
+    }
+    anyhow::ensure!(
+        config.zero_setup(),
+        "ENCRYPTION_KEY is required when DATABASE_URL is set (base64 of 32 random bytes, e.g. `openssl rand -base64 32`; \
+         every replica needs the same one; only the zero-setup mode generates one)"
+    );
+    let path = config.data_dir.join("encryption_key");
+    let key = match std::fs::read_to_string(&path) {
+        Ok(existing) => existing.trim().to_string(),
+        Err(_) => {
+            let key = crypto::generate_key();
+            write_private(&path, &key)?;
+            key
+        }
+    };
+    KeyRing::parse(&key, old).map_err(|why| anyhow::anyhow!("{}: {why}", path.display()))
 }
 
 fn write_private(path: &Path, content: &str) -> anyhow::Result<()> {
@@ -151,8 +177,10 @@ pub async fn serve(config: Config, role: Role) -> anyhow::Result<()> {
 async fn run(config: &Config, pool: &PgPool, role: Role) -> anyhow::Result<()> {
     migrate(pool).await?;
     store::prompt_templates::seed_defaults(pool).await.context("seeding the default prompt templates")?;
+    let keys = Arc::new(key_ring(config)?);
+    seal_plaintext(pool, &keys).await?;
     let (platforms, simulator) = platforms(config).await?;
-    let state = AppState::new(pool.clone(), config.clone(), &jwt_secret(config)?, platforms)?;
+    let state = AppState::new(pool.clone(), config.clone(), &jwt_secret(config)?, keys.clone(), platforms)?;
     scheduler::seed_defaults(pool, &state.workflows).await?;
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let mut background = JoinSet::new();
@@ -160,7 +188,7 @@ async fn run(config: &Config, pool: &PgPool, role: Role) -> anyhow::Result<()> {
     if role.worker() {
         let worker = Arc::new(Worker::new(state.clone(), state.workflows.clone(), config.worker_settings()));
         background.spawn(worker.run(stop.clone()));
-        let deliverer = Arc::new(crate::events::delivery::Deliverer::new(pool.clone(), config.delivery_settings()));
+        let deliverer = Arc::new(crate::events::delivery::Deliverer::new(pool.clone(), config.delivery_settings(), keys.clone()));
         background.spawn(deliverer.run(stop.clone()));
     }
     if role.scheduler() {
@@ -179,6 +207,15 @@ async fn run(config: &Config, pool: &PgPool, role: Role) -> anyhow::Result<()> {
         tracing::warn!("background work did not stop within the grace period");
     }
     served
+}
+
+/// Seals secrets stored in plaintext before they were sealed (a no-op once done).
+async fn seal_plaintext(pool: &PgPool, keys: &KeyRing) -> anyhow::Result<()> {
+    let done = crate::reseal::run(pool, keys, false).await.context("sealing stored secrets")?;
+    if done != crate::reseal::Resealed::default() {
+        tracing::info!(webhook_secrets = done.webhook_secrets, idempotent_responses = done.idempotent_responses, failed = done.failed, "sealed secrets stored in plaintext");
+    }
+    Ok(())
 }
 
 async fn serve_http(config: &Config, state: &AppState, simulator: Option<&sim::Running>) -> anyhow::Result<()> {
@@ -251,7 +288,7 @@ fn sandbox_webhook_secrets(whatsapp: &mut crate::platforms::whatsapp::Settings, 
     const APP_SECRET: &str = "whatsapp_sandbox_app_secret";
     const VERIFY_TOKEN: &str = "whatsapp_sandbox_verify_token";
     if whatsapp.app_secret.is_none() {
-        whatsapp.app_secret = Some(local_secret(data_dir, APP_SECRET)?);
+        whatsapp.app_secret = Some(local_secret(data_dir, APP_SECRET)?.into());
         let path = data_dir.join(APP_SECRET);
         println!(
             "WhatsApp sandbox: POST /v1/inbound/whatsapp needs `X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the raw body>` keyed with the secret in {} (or set WHATSAPP_APP_SECRET)",
@@ -259,7 +296,7 @@ fn sandbox_webhook_secrets(whatsapp: &mut crate::platforms::whatsapp::Settings, 
         );
     }
     if whatsapp.verify_token.is_none() {
-        whatsapp.verify_token = Some(local_secret(data_dir, VERIFY_TOKEN)?);
+        whatsapp.verify_token = Some(local_secret(data_dir, VERIFY_TOKEN)?.into());
     }
     Ok(())
 }
@@ -329,7 +366,8 @@ mod tests {
         let secret = |dir: &tempfile::TempDir| {
             let mut settings = crate::platforms::whatsapp::Settings::default();
             sandbox_webhook_secrets(&mut settings, dir.path()).unwrap();
-            (settings.app_secret.unwrap(), settings.verify_token.unwrap())
+            let expose = |s: Option<secrecy::SecretString>| secrecy::ExposeSecret::expose_secret(&s.unwrap()).to_string();
+            (expose(settings.app_secret), expose(settings.verify_token))
         };
         let (app_secret, verify_token) = secret(&one);
         assert!(app_secret.len() >= 32 && verify_token.len() >= 32 && app_secret != verify_token);
@@ -341,7 +379,8 @@ mod tests {
         // The sandbox the service builds uses them.
         let config = Config { data_dir: one.path().to_path_buf(), ..Config::default() };
         let (platforms, _sim) = platforms(&config).await.unwrap();
-        assert_eq!(platforms.whatsapp.settings().app_secret.as_deref(), Some(app_secret.as_str()));
+        let used = platforms.whatsapp.settings().app_secret.as_ref().map(|s| secrecy::ExposeSecret::expose_secret(s).to_string());
+        assert_eq!(used, Some(app_secret));
     }
 
     #[test]
@@ -352,6 +391,23 @@ mod tests {
         assert!(first.len() >= 32);
         assert_eq!(jwt_secret(&config).unwrap(), first);
         let mode = std::fs::metadata(dir.path().join("jwt_secret")).unwrap().permissions();
+        assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777, 0o600);
+    }
+
+    #[test]
+    fn a_given_database_needs_a_given_encryption_key() {
+        let config = Config { database_url: Some("postgres://db/x".into()), ..Config::default() };
+        let err = key_ring(&config).unwrap_err().to_string();
+        assert!(err.contains("ENCRYPTION_KEY") && err.contains("openssl rand -base64 32"), "{err}");
+    }
+
+    #[test]
+    fn zero_setup_generates_an_encryption_key_once_and_keeps_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config { data_dir: dir.path().to_path_buf(), ..Config::default() };
+        let sealed = key_ring(&config).unwrap().seal(b"secret", b"row");
+        assert_eq!(key_ring(&config).unwrap().open(&sealed, b"row").unwrap(), b"secret");
+        let mode = std::fs::metadata(dir.path().join("encryption_key")).unwrap().permissions();
         assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777, 0o600);
     }
 }

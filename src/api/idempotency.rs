@@ -7,6 +7,9 @@
 //! `Idempotent-Replayed: true`. The same key with a different request is 422; a
 //! duplicate while the first is still running is 409. Responses worth retrying
 //! (5xx, 409, 429) are not stored, so the retry runs again.
+//!
+//! Stored bodies may hold secrets (a new API token, a webhook signing secret), so
+//! every body is sealed with the key ring, bound to its token and key (decision 0014).
 
 use axum::{
     body::Body,
@@ -24,7 +27,8 @@ use super::{
 };
 use crate::{
     app::AppState,
-    store::idempotency::{self, Claim, StoredResponse},
+    crypto::KeyRing,
+    store::idempotency::{self, Claim, StoredBody, StoredResponse},
 };
 
 pub const HEADER: &str = "idempotency-key";
@@ -71,7 +75,7 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
             "A request with this Idempotency-Key is still being processed; retry shortly.",
         )
         .with_header(header::RETRY_AFTER, HeaderValue::from(1u32))),
-        Claim::Completed(stored) => Ok(replay(stored)),
+        Claim::Completed(stored) => replay(&state.keys, token_id, &key, stored),
         Claim::Acquired => {
             let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
             let status = response.status();
@@ -81,12 +85,8 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
             }
             let (parts, body) = response.into_parts();
             let body = axum::body::to_bytes(body, usize::MAX).await.map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?;
-            let stored = StoredResponse {
-                status: status.as_u16() as i16,
-                headers: kept_headers(&parts.headers),
-                body: body.to_vec(),
-            };
-            idempotency::complete(&state.pool, token_id, &key, &stored).await?;
+            let sealed = state.keys.seal(&body, &idempotency::aad(token_id, &key));
+            idempotency::complete(&state.pool, token_id, &key, status.as_u16() as i16, &kept_headers(&parts.headers), &sealed).await?;
             Ok(Response::from_parts(parts, Body::from(body)))
         }
     }
@@ -110,8 +110,14 @@ fn kept_headers(headers: &HeaderMap) -> serde_json::Value {
         .into()
 }
 
-fn replay(stored: StoredResponse) -> Response {
-    let mut response = Response::new(Body::from(stored.body));
+fn replay(keys: &KeyRing, token_id: uuid::Uuid, key: &str, stored: StoredResponse) -> Result<Response, ApiError> {
+    let body = match stored.body {
+        StoredBody::Sealed(sealed) => keys
+            .open(&sealed, &idempotency::aad(token_id, key))
+            .map_err(|e| ApiError::internal(anyhow::anyhow!("replaying the stored response of an Idempotency-Key: {e}")))?,
+        StoredBody::Plain(body) => body,
+    };
+    let mut response = Response::new(Body::from(body));
     *response.status_mut() = StatusCode::from_u16(stored.status as u16).unwrap_or(StatusCode::OK);
     if let Some(headers) = stored.headers.as_object() {
         for (name, value) in headers {
@@ -125,7 +131,7 @@ fn replay(stored: StoredResponse) -> Response {
         // A stored problem body: let the problem middleware complete it instead of replacing it.
         response.extensions_mut().insert(ProblemMarker);
     }
-    response
+    Ok(response)
 }
 
 #[cfg(test)]

@@ -69,7 +69,7 @@ pub struct VerifyQuery {
     )
 )]
 async fn verify(State(state): State<AppState>, ApiQuery(q): ApiQuery<VerifyQuery>) -> ApiResult<impl IntoResponse> {
-    let expected = state.platforms.whatsapp.settings().verify_token.clone().unwrap_or_default();
+    let expected = crate::platforms::expose(&state.platforms.whatsapp.settings().verify_token).unwrap_or_default().to_string();
     let (mode, token, challenge) = (q.mode.unwrap_or_default(), q.verify_token.unwrap_or_default(), q.challenge.unwrap_or_default());
     match verify_subscription(&mode, &token, &challenge, &expected) {
         Some(challenge) => Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], challenge)),
@@ -171,7 +171,7 @@ struct Pending {
     )
 )]
 async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult<axum::Json<InboundAck>> {
-    let secret = state.platforms.whatsapp.settings().app_secret.clone().unwrap_or_default();
+    let secret = crate::platforms::expose(&state.platforms.whatsapp.settings().app_secret).unwrap_or_default().to_string();
     let signature = headers.get("x-hub-signature-256").and_then(|v| v.to_str().ok()).unwrap_or("");
     if secret.is_empty() {
         tracing::warn!("WhatsApp delivery refused: WHATSAPP_APP_SECRET is not set, signatures cannot be checked");

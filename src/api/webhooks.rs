@@ -9,6 +9,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use chrono::{DateTime, Utc};
+use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
@@ -213,8 +214,9 @@ async fn create_endpoint(State(state): State<AppState>, caller: Caller, _: ApiQu
     let (url, events, description) = checked(&state, &caller, &input.url, events, input.description.unwrap_or_default()).await?;
     let fields = EndpointFields { url: &url, description: &description, events: &events, enabled: input.enabled.unwrap_or(true) };
     let secret = signing::new_secret();
+    let id = Uuid::now_v7();
     let mut tx = state.pool.begin().await?;
-    let row = es::insert_endpoint(&mut tx, Uuid::now_v7(), &fields, &secret, Some(caller.principal.token_id)).await?;
+    let row = es::insert_endpoint(&mut tx, id, &fields, &events::secret::seal(&state.keys, id, &secret), Some(caller.principal.token_id)).await?;
     let view = EndpointView::from(&row);
     store::audit::record(&mut tx, &caller.actor(), "webhook_endpoint.create", "webhook_endpoint", &row.id.to_string(), None::<&()>, Some(&view)).await?;
     tx.commit().await?;
@@ -377,7 +379,7 @@ async fn rotate_secret(
     let mut tx = state.pool.begin().await?;
     let before = load(&mut tx, &id, true).await?;
     let secret = signing::new_secret();
-    let after = es::set_secret(&mut tx, before.id, &secret).await?;
+    let after = es::set_secret(&mut tx, before.id, &events::secret::seal(&state.keys, before.id, &secret)).await?;
     store::audit::record(&mut tx, &caller.actor(), "webhook_endpoint.rotate_secret", "webhook_endpoint", &after.id.to_string(), None::<&()>, None::<&()>)
         .await?;
     tx.commit().await?;
@@ -426,7 +428,9 @@ async fn test_endpoint(State(state): State<AppState>, caller: Caller, Path(id): 
         data: json!({"endpoint_id": endpoint.id, "message": "A test event from Switchboard."}),
     };
     let settings = state.config.delivery_settings();
-    let attempt = delivery::send(&delivery::http_client(&settings), &endpoint.url, &endpoint.secret, &event, settings.policy).await;
+    let secret = events::secret::open(&state.keys, endpoint.id, &endpoint.secret)
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("webhook endpoint {}: {e}", endpoint.id)))?;
+    let attempt = delivery::send(&delivery::http_client(&settings), &endpoint.url, secret.expose_secret(), &event, settings.policy).await;
     let result = TestResult {
         event_id: event.id,
         succeeded: attempt.succeeded(),

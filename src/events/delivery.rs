@@ -21,6 +21,7 @@ use std::{num::NonZeroU32, sync::Arc, time::Duration};
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use rand::Rng;
+use secrecy::ExposeSecret;
 use sqlx::postgres::PgListener;
 use tokio::{sync::watch, task::JoinSet, time::Instant};
 use uuid::Uuid;
@@ -28,7 +29,7 @@ use uuid::Uuid;
 use super::{
     EVENTS_CHANNEL, Event,
     callbacks::{self, ClaimedCallback},
-    signing,
+    secret, signing,
     ssrf::{self, GuardedResolver, Policy},
     store::{self, Attempt, Claimed, Next},
 };
@@ -58,7 +59,7 @@ pub struct DeliverySettings {
     pub disable_after: Duration,
     pub policy: Policy,
     /// `whsec_...` key signing run callbacks; unsigned when `None`.
-    pub callback_secret: Option<String>,
+    pub callback_secret: Option<secrecy::SecretString>,
 }
 
 impl Default for DeliverySettings {
@@ -176,19 +177,21 @@ async fn read_excerpt(res: &mut reqwest::Response) -> Option<String> {
 pub struct Deliverer {
     pool: sqlx::PgPool,
     settings: DeliverySettings,
+    /// Opens the endpoints' sealed signing secrets.
+    keys: Arc<crate::crypto::KeyRing>,
     client: reqwest::Client,
     pacing: DefaultKeyedRateLimiter<Uuid>,
     id: String,
 }
 
 impl Deliverer {
-    pub fn new(pool: sqlx::PgPool, settings: DeliverySettings) -> Self {
+    pub fn new(pool: sqlx::PgPool, settings: DeliverySettings, keys: Arc<crate::crypto::KeyRing>) -> Self {
         let rate = NonZeroU32::new(settings.rate_per_second.max(1)).expect("non-zero");
         let burst = NonZeroU32::new(settings.burst.max(1)).expect("non-zero");
         let pacing = RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst));
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "local".into());
         let id = format!("{host}-{}-webhooks-{}", std::process::id(), &Uuid::new_v4().simple().to_string()[..8]);
-        Self { client: http_client(&settings), pool, settings, pacing, id }
+        Self { client: http_client(&settings), pool, settings, keys, pacing, id }
     }
 
     /// Runs until `stop` turns true, then lets the attempts in flight finish.
@@ -248,7 +251,11 @@ impl Deliverer {
 
     async fn deliver(&self, delivery: Claimed) {
         self.pacing.until_key_ready(&delivery.endpoint_id).await;
-        let attempt = send(&self.client, &delivery.url, &delivery.secret, &delivery.event(), self.settings.policy).await;
+        let attempt = match secret::open(&self.keys, delivery.endpoint_id, &delivery.secret) {
+            Ok(key) => send(&self.client, &delivery.url, key.expose_secret(), &delivery.event(), self.settings.policy).await,
+            // Logged and retried like a failed attempt: the key may be restored (ENCRYPTION_KEYS_OLD).
+            Err(e) => Attempt { status: None, latency_ms: 0, error: Some(format!("cannot open the signing secret: {e}")), response_excerpt: None },
+        };
         let next = if attempt.succeeded() {
             Next::Succeeded
         } else if attempt.status == Some(410) {
@@ -277,7 +284,7 @@ impl Deliverer {
         let attempt = match view {
             Ok(Some(view)) => {
                 let body = serde_json::to_vec(&view).unwrap_or_default();
-                post(&self.client, &callback.url, &callback.id.to_string(), self.settings.callback_secret.as_deref(), body, self.settings.policy).await
+                post(&self.client, &callback.url, &callback.id.to_string(), self.settings.callback_secret.as_ref().map(secrecy::ExposeSecret::expose_secret), body, self.settings.policy).await
             }
             Ok(None) => return, // the run was deleted, and its callbacks with it
             Err(e) => {

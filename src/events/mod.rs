@@ -10,6 +10,7 @@
 
 pub mod callbacks;
 pub mod delivery;
+pub mod secret;
 pub mod signing;
 pub mod ssrf;
 pub mod store;

@@ -53,6 +53,7 @@ pub struct EndpointRow {
     pub url: String,
     pub description: String,
     pub events: Vec<String>,
+    /// Sealed (see [`super::secret`]); open it to sign.
     pub secret: String,
     pub enabled: bool,
     pub disabled_reason: Option<String>,
@@ -71,11 +72,12 @@ pub struct EndpointFields<'a> {
     pub enabled: bool,
 }
 
+/// `sealed_secret`: from [`super::secret::seal`] for this `id`.
 pub async fn insert_endpoint(
     conn: &mut PgConnection,
     id: Uuid,
     f: &EndpointFields<'_>,
-    secret: &str,
+    sealed_secret: &str,
     created_by: Option<Uuid>,
 ) -> Result<EndpointRow, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
@@ -86,7 +88,7 @@ pub async fn insert_endpoint(
     .bind(f.url)
     .bind(f.description)
     .bind(f.events)
-    .bind(secret)
+    .bind(sealed_secret)
     .bind(f.enabled)
     .bind(created_by)
     .fetch_one(conn)
@@ -132,14 +134,41 @@ pub async fn update_endpoint(conn: &mut PgConnection, id: Uuid, f: &EndpointFiel
     .await
 }
 
-pub async fn set_secret(conn: &mut PgConnection, id: Uuid, secret: &str) -> Result<EndpointRow, sqlx::Error> {
+/// `sealed_secret`: from [`super::secret::seal`] for this `id`.
+pub async fn set_secret(conn: &mut PgConnection, id: Uuid, sealed_secret: &str) -> Result<EndpointRow, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE engine.webhook_endpoints SET secret = $2, updated_at = now() WHERE id = $1 RETURNING {ENDPOINT_COLUMNS}"
     )))
     .bind(id)
-    .bind(secret)
+    .bind(sealed_secret)
     .fetch_one(conn)
     .await
+}
+
+/// Up to `limit` (id, stored secret) after `after` whose secret is plaintext (not `v1:`),
+/// or (with `current_prefix`, e.g. `v1:1a2b3c4d:`) sealed under another key.
+pub async fn secrets_to_seal(pool: &PgPool, after: Uuid, current_prefix: Option<&str>, limit: i64) -> Result<Vec<(Uuid, String)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, secret FROM engine.webhook_endpoints
+         WHERE id > $1 AND (NOT starts_with(secret, 'v1:') OR ($2::text IS NOT NULL AND NOT starts_with(secret, $2)))
+         ORDER BY id LIMIT $3",
+    )
+    .bind(after)
+    .bind(current_prefix)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// Replaces a stored secret with `sealed` unless it changed since it was read (a rotation).
+pub async fn reseal_secret(pool: &PgPool, id: Uuid, old: &str, sealed: &str) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("UPDATE engine.webhook_endpoints SET secret = $3 WHERE id = $1 AND secret = $2")
+        .bind(id)
+        .bind(old)
+        .bind(sealed)
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 /// Deletes the endpoint with its deliveries and their attempts.
@@ -263,6 +292,7 @@ pub struct Claimed {
     /// This attempt's number (1 = the first).
     pub attempts: i32,
     pub url: String,
+    /// Sealed (see [`super::secret`]).
     pub secret: String,
     pub event_id: Uuid,
     pub event_type: String,

@@ -15,7 +15,7 @@ use reqwest::{StatusCode, header::HeaderMap};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::{
-    PlatformInfo,
+    PlatformInfo, SecretString, expose,
     error::{ErrorKind, PlatformError},
     http::{Call, Dialect, HttpSettings, PlatformHttp, Verdict, retry_after},
 };
@@ -41,7 +41,7 @@ const DEFAULT_BURST: u32 = 10;
 #[serde(default)]
 pub struct Settings {
     /// Personal API token (`pk_…`). `CLICKUP_TOKEN`.
-    pub token: Option<String>,
+    pub token: Option<SecretString>,
     /// Workspace (team) id, for workspace-wide calls.
     pub team_id: Option<String>,
     /// Default space for new (folderless) lists.
@@ -72,7 +72,7 @@ impl Default for Settings {
 impl Settings {
     pub fn missing(&self) -> Vec<&'static str> {
         let mut missing = vec![];
-        if self.token.as_deref().is_none_or(|t| t.trim().is_empty()) {
+        if expose(&self.token).is_none_or(|t| t.trim().is_empty()) {
             missing.push("CLICKUP_TOKEN");
         }
         missing
@@ -323,7 +323,7 @@ impl ClickUp {
 
     /// With an explicit limiter/retry policy (tests use short backoffs).
     pub fn with_http(settings: &Settings, http: HttpSettings) -> Self {
-        let secrets = settings.token.iter().cloned().collect();
+        let secrets = expose(&settings.token).map(String::from).into_iter().collect();
         Self { http: PlatformHttp::new(INFO.key, http, Arc::new(Speech), secrets), settings: settings.clone() }
     }
 
@@ -340,7 +340,7 @@ impl ClickUp {
     }
 
     fn token(&self) -> Result<&str, PlatformError> {
-        match self.settings.token.as_deref() {
+        match expose(&self.settings.token) {
             Some(t) if !t.trim().is_empty() => Ok(t.trim()),
             _ => Err(PlatformError::not_configured(INFO.key, &self.settings.missing())),
         }

@@ -13,7 +13,8 @@ use serde::{Deserialize, Deserializer, Serialize, de::Error as _};
 use super::{
     PlatformInfo,
     error::{ErrorKind, PlatformError},
-    google_auth::{RefreshTokenSource, TOKEN_URL, non_empty, parse_duration},
+    SecretString,
+    google_auth::{RefreshTokenSource, TOKEN_URL, non_empty, non_empty_secret, parse_duration},
     http::{Call, Dialect, HttpSettings, Overrides, PlatformHttp, Reply, Verdict},
 };
 use crate::domain::metrics::DailyMetrics;
@@ -39,10 +40,10 @@ const MAX_PAGES: usize = 1000;
 #[derive(Clone, Deserialize)]
 #[serde(default)]
 pub struct Settings {
-    pub developer_token: Option<String>,
+    pub developer_token: Option<SecretString>,
     pub client_id: Option<String>,
-    pub client_secret: Option<String>,
-    pub refresh_token: Option<String>,
+    pub client_secret: Option<SecretString>,
+    pub refresh_token: Option<SecretString>,
     /// Manager (MCC) account to act through, digits (dashes are dropped).
     pub login_customer_id: Option<String>,
     pub api_version: String,
@@ -82,7 +83,7 @@ impl Default for Settings {
 /// Secrets are shown as set/unset only.
 impl fmt::Debug for Settings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let set = |v: &Option<String>| if non_empty(v).is_some() { "[set]" } else { "[unset]" };
+        let set = |v: &Option<SecretString>| if non_empty_secret(v).is_some() { "[set]" } else { "[unset]" };
         f.debug_struct("Settings")
             .field("developer_token", &set(&self.developer_token))
             .field("client_id", &self.client_id)
@@ -99,13 +100,13 @@ impl fmt::Debug for Settings {
 impl Settings {
     pub fn missing(&self) -> Vec<&'static str> {
         [
-            ("GOOGLE_ADS_DEVELOPER_TOKEN", &self.developer_token),
-            ("GOOGLE_ADS_CLIENT_ID", &self.client_id),
-            ("GOOGLE_ADS_CLIENT_SECRET", &self.client_secret),
-            ("GOOGLE_ADS_REFRESH_TOKEN", &self.refresh_token),
+            ("GOOGLE_ADS_DEVELOPER_TOKEN", non_empty_secret(&self.developer_token)),
+            ("GOOGLE_ADS_CLIENT_ID", non_empty(&self.client_id)),
+            ("GOOGLE_ADS_CLIENT_SECRET", non_empty_secret(&self.client_secret)),
+            ("GOOGLE_ADS_REFRESH_TOKEN", non_empty_secret(&self.refresh_token)),
         ]
         .into_iter()
-        .filter(|(_, v)| non_empty(v).is_none())
+        .filter(|(_, v)| v.is_none())
         .map(|(name, _)| name)
         .collect()
     }
@@ -384,7 +385,7 @@ pub struct GoogleAds {
 impl GoogleAds {
     pub fn new(settings: &Settings) -> Self {
         let http_settings = settings.http_settings();
-        let value = |v: &Option<String>| non_empty(v).unwrap_or_default().to_string();
+        let value = |v: &Option<SecretString>| non_empty_secret(v).unwrap_or_default().to_string();
         let (developer_token, client_secret, refresh_token) =
             (value(&settings.developer_token), value(&settings.client_secret), value(&settings.refresh_token));
         let secrets = vec![developer_token.clone(), client_secret.clone(), refresh_token.clone()];
@@ -400,7 +401,7 @@ impl GoogleAds {
             None
         };
         Self {
-            auth: RefreshTokenSource::new(INFO.key, &http_settings, &value(&settings.client_id), &client_secret, &refresh_token, &settings.token_url),
+            auth: RefreshTokenSource::new(INFO.key, &http_settings, non_empty(&settings.client_id).unwrap_or_default(), &client_secret, &refresh_token, &settings.token_url),
             http: PlatformHttp::new(INFO.key, http_settings, Arc::new(Speech), secrets),
             base_url: settings.base_url.trim_end_matches('/').to_string(),
             api_version: settings.api_version.trim_matches('/').to_string(),

@@ -43,6 +43,11 @@ pub(crate) fn non_empty(value: &Option<String>) -> Option<&str> {
     value.as_deref().map(str::trim).filter(|v| !v.is_empty())
 }
 
+/// [`non_empty`] for a secret setting.
+pub(crate) fn non_empty_secret(value: &Option<super::SecretString>) -> Option<&str> {
+    super::expose(value).map(str::trim).filter(|v| !v.is_empty())
+}
+
 /// The token endpoint's own policy: the connector's retries and timeouts, a small rate.
 fn token_http(platform: &'static str, connector: &HttpSettings, secrets: Vec<String>) -> PlatformHttp {
     let settings = HttpSettings {

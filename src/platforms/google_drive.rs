@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 use super::{
     PlatformInfo,
     error::{ErrorKind, PlatformError},
-    google_auth::{DRIVE_SCOPE, ServiceAccountKey, ServiceAccountSource, non_empty},
+    SecretString,
+    google_auth::{DRIVE_SCOPE, ServiceAccountKey, ServiceAccountSource, non_empty, non_empty_secret},
     http::{Call, Dialect, HttpSettings, Overrides, PlatformHttp, Reply, Verdict},
 };
 
@@ -38,7 +39,7 @@ const FILE_FIELDS: &str = "id,name,parents,webViewLink";
 #[serde(default)]
 pub struct Settings {
     /// The service-account key JSON itself.
-    pub service_account_json: Option<String>,
+    pub service_account_json: Option<SecretString>,
     /// Or a path to the key file.
     pub service_account_file: Option<String>,
     /// Workspace user to act as (domain-wide delegation).
@@ -80,7 +81,7 @@ impl Default for Settings {
 
 impl fmt::Debug for Settings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let json = if non_empty(&self.service_account_json).is_some() { "[set]" } else { "[unset]" };
+        let json = if non_empty_secret(&self.service_account_json).is_some() { "[set]" } else { "[unset]" };
         f.debug_struct("Settings")
             .field("service_account_json", &json)
             .field("service_account_file", &self.service_account_file)
@@ -96,7 +97,7 @@ impl fmt::Debug for Settings {
 
 impl Settings {
     pub fn missing(&self) -> Vec<&'static str> {
-        if non_empty(&self.service_account_json).is_none() && non_empty(&self.service_account_file).is_none() {
+        if non_empty_secret(&self.service_account_json).is_none() && non_empty(&self.service_account_file).is_none() {
             vec!["GOOGLE_DRIVE_SERVICE_ACCOUNT_JSON"]
         } else {
             vec![]
@@ -106,7 +107,7 @@ impl Settings {
     pub fn sandboxed(&self, base: &str) -> Self {
         let base = base.trim_end_matches('/');
         Self {
-            service_account_json: Some(crate::sim::google_drive::SANDBOX_SERVICE_ACCOUNT_JSON.to_string()),
+            service_account_json: Some(crate::sim::google_drive::SANDBOX_SERVICE_ACCOUNT_JSON.into()),
             service_account_file: None,
             base_url: base.to_string(),
             token_url: Some(format!("{base}/token")),
@@ -128,7 +129,7 @@ impl Settings {
 
     /// The key JSON, inline or from the file.
     fn key(&self) -> Result<ServiceAccountKey, String> {
-        let text = match (non_empty(&self.service_account_json), non_empty(&self.service_account_file)) {
+        let text = match (non_empty_secret(&self.service_account_json), non_empty(&self.service_account_file)) {
             (Some(json), _) => json.to_string(),
             (None, Some(path)) => std::fs::read_to_string(path).map_err(|e| format!("GOOGLE_DRIVE_SERVICE_ACCOUNT_FILE `{path}`: {e}"))?,
             (None, None) => return Err("no key".into()),

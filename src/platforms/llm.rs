@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{
-    PlatformInfo,
+    PlatformInfo, SecretString, expose,
     error::{ErrorKind, PlatformError},
     http::{Call, Dialect, HttpSettings, PlatformHttp, Verdict, retry_after},
 };
@@ -49,13 +49,13 @@ impl Provider {
 #[serde(default)]
 pub struct Settings {
     pub provider: Provider,
-    pub anthropic_api_key: Option<String>,
+    pub anthropic_api_key: Option<SecretString>,
     pub anthropic_model: String,
     /// The `anthropic-version` header.
     pub anthropic_version: String,
     /// Without `/v1`.
     pub anthropic_base_url: String,
-    pub openai_api_key: Option<String>,
+    pub openai_api_key: Option<SecretString>,
     pub openai_model: String,
     /// Without `/v1`.
     pub openai_base_url: String,
@@ -84,8 +84,8 @@ impl Default for Settings {
     }
 }
 
-fn blank(v: &Option<String>) -> bool {
-    v.as_deref().is_none_or(|v| v.trim().is_empty())
+fn blank(v: &Option<SecretString>) -> bool {
+    expose(v).is_none_or(|v| v.trim().is_empty())
 }
 
 impl Settings {
@@ -135,7 +135,7 @@ impl Settings {
             Provider::Anthropic => &self.anthropic_api_key,
             Provider::OpenAi => &self.openai_api_key,
         };
-        key.as_deref().map(str::trim).filter(|k| !k.is_empty())
+        expose(key).map(str::trim).filter(|k| !k.is_empty())
     }
 }
 
@@ -361,7 +361,7 @@ impl Llm {
 
     /// With an explicit limiter/retry policy (tests use short backoffs).
     pub fn with_http(settings: &Settings, http: HttpSettings) -> Self {
-        let secrets = [&settings.anthropic_api_key, &settings.openai_api_key].into_iter().flatten().cloned().collect();
+        let secrets = [expose(&settings.anthropic_api_key), expose(&settings.openai_api_key)].into_iter().flatten().map(String::from).collect();
         Self { http: PlatformHttp::new(INFO.key, http, Arc::new(Speech(settings.provider)), secrets), settings: settings.clone() }
     }
 

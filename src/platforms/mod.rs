@@ -21,6 +21,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 pub use error::{ErrorKind, PlatformError};
+pub use secrecy::SecretString;
+
+/// The value of an optional secret setting (`SecretString`, so `{:?}` never shows it).
+pub fn expose(secret: &Option<SecretString>) -> Option<&str> {
+    secret.as_ref().map(secrecy::ExposeSecret::expose_secret)
+}
 
 /// What the registry knows about a platform.
 #[derive(Debug, Clone, Copy)]

@@ -15,7 +15,7 @@ use sha2::Sha256;
 use utoipa::ToSchema;
 
 use super::{
-    ErrorKind, PlatformError, PlatformInfo,
+    ErrorKind, PlatformError, PlatformInfo, SecretString, expose,
     http::{Call, Dialect, HttpSettings, Overrides, PlatformHttp, Verdict, default_classify, retry_after},
     meta::GraphError,
 };
@@ -33,13 +33,13 @@ pub const INFO: PlatformInfo = PlatformInfo {
 #[serde(default)]
 pub struct Settings {
     /// System user token with `whatsapp_business_messaging`.
-    pub access_token: Option<String>,
+    pub access_token: Option<SecretString>,
     /// The sending business number's id (not the phone number itself).
     pub phone_number_id: Option<String>,
     /// App secret: key of the inbound `X-Hub-Signature-256`.
-    pub app_secret: Option<String>,
+    pub app_secret: Option<SecretString>,
     /// Token Meta echoes in the webhook subscription handshake.
-    pub verify_token: Option<String>,
+    pub verify_token: Option<SecretString>,
     pub api_version: String,
     pub base_url: String,
     /// Messages per second from the number (published default throughput: 80/s).
@@ -68,7 +68,7 @@ impl Default for Settings {
 // Hand-written so the token and secrets never reach a log line.
 impl fmt::Debug for Settings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let set = |v: &Option<String>| v.as_ref().map(|_| "[set]");
+        let set = |v: &Option<SecretString>| v.as_ref().map(|_| "[set]");
         f.debug_struct("Settings")
             .field("access_token", &set(&self.access_token))
             .field("phone_number_id", &self.phone_number_id)
@@ -91,12 +91,12 @@ const PAIR_LIMIT_WAIT: Duration = Duration::from_secs(6);
 
 impl Settings {
     pub fn missing(&self) -> Vec<&'static str> {
-        let unset = |v: &Option<String>| v.as_deref().is_none_or(|s| s.trim().is_empty());
+        let unset = |v: Option<&str>| v.is_none_or(|s| s.trim().is_empty());
         let mut missing = vec![];
-        if unset(&self.access_token) {
+        if unset(expose(&self.access_token)) {
             missing.push("WHATSAPP_ACCESS_TOKEN");
         }
-        if unset(&self.phone_number_id) {
+        if unset(self.phone_number_id.as_deref()) {
             missing.push("WHATSAPP_PHONE_NUMBER_ID");
         }
         missing
@@ -230,9 +230,10 @@ pub struct WhatsApp {
 
 impl WhatsApp {
     pub fn new(settings: &Settings) -> Self {
-        let secrets = [settings.access_token.clone(), settings.app_secret.clone(), settings.verify_token.clone()]
+        let secrets = [expose(&settings.access_token), expose(&settings.app_secret), expose(&settings.verify_token)]
             .into_iter()
             .flatten()
+            .map(String::from)
             .collect();
         Self { http: PlatformHttp::new(INFO.key, settings.http(), Arc::new(Cloud), secrets), settings: settings.clone() }
     }
@@ -273,7 +274,7 @@ impl WhatsApp {
 
     async fn send(&self, to: &str, payload: &serde_json::Value) -> Result<SentMessage, PlatformError> {
         let missing = self.settings.missing();
-        let (Some(token), Some(phone), true) = (&self.settings.access_token, &self.settings.phone_number_id, missing.is_empty()) else {
+        let (Some(token), Some(phone), true) = (expose(&self.settings.access_token), &self.settings.phone_number_id, missing.is_empty()) else {
             return Err(PlatformError::not_configured(INFO.key, &missing));
         };
         let url = format!("{}/{}/{}/messages", self.settings.base_url.trim_end_matches('/'), self.settings.api_version, phone.trim());

@@ -128,6 +128,7 @@ fn service(dir: &Path, db: &FreshDb, sim_port: u16, port: u16, role: &str, extra
     let vars: Vec<(&str, String)> = vec![
         ("DATABASE_URL", db.url.clone()),
         ("JWT_SECRET", "crash-test-secret-that-is-long-enough-for-hs256".into()),
+        ("ENCRYPTION_KEY", crate::support::ENCRYPTION_KEY.into()),
         ("DATA_DIR", dir.join("data").display().to_string()),
         ("PORT", port.to_string()),
         ("LOG_LEVEL", "warn".into()),
@@ -312,6 +313,7 @@ async fn two_scheduler_processes_fire_a_slot_once() {
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("DATABASE_URL", &db.url)
             .env("JWT_SECRET", "crash-test-secret-that-is-long-enough-for-hs256")
+            .env("ENCRYPTION_KEY", crate::support::ENCRYPTION_KEY)
             .env("DATA_DIR", dir.path().join("data"))
             .env("LOG_LEVEL", "warn")
             .env("SCHEDULER_TICK_SECS", "1")

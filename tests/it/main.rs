@@ -21,6 +21,7 @@ mod pagination;
 mod platform_api;
 mod run_callbacks;
 mod runs_api;
+mod secrets_at_rest;
 mod system;
 mod webhooks;
 mod zero_setup;

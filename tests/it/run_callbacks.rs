@@ -46,7 +46,7 @@ async fn finished_run(pool: &PgPool, callback_url: &str) -> RunRow {
 }
 
 fn with_secret(settings: DeliverySettings, secret: Option<&str>) -> DeliverySettings {
-    DeliverySettings { callback_secret: secret.map(String::from), ..settings }
+    DeliverySettings { callback_secret: secret.map(|s| s.to_string().into()), ..settings }
 }
 
 async fn callback_row(pool: &PgPool, run: Uuid) -> (String, Option<i32>, Option<String>) {

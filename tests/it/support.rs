@@ -27,6 +27,13 @@ pub const JWT_SECRET: &str = "test-secret-that-is-long-enough-for-hs256-signing"
 /// The WhatsApp webhook secrets of test apps (the service generates its own per installation).
 pub const WHATSAPP_APP_SECRET: &str = "test-whatsapp-app-secret";
 pub const WHATSAPP_VERIFY_TOKEN: &str = "test-whatsapp-verify-token";
+/// Base64 of 32 bytes: seals secrets at rest in tests.
+pub const ENCRYPTION_KEY: &str = "dGVzdC1lbmNyeXB0aW9uLWtleS0zMi1ieXRlcy0hISE=";
+
+/// The key ring of `test_config()`.
+pub fn test_keys() -> Arc<switchboard::crypto::KeyRing> {
+    Arc::new(switchboard::crypto::KeyRing::parse(ENCRYPTION_KEY, None).expect("test key"))
+}
 
 pub struct TestApp {
     pub router: Router,
@@ -42,6 +49,7 @@ pub fn test_config() -> Config {
     Config {
         database_url: Some("postgres://unused".into()),
         jwt_secret: Some(JWT_SECRET.into()),
+        encryption_key: Some(ENCRYPTION_KEY.into()),
         rate_limit_per_minute: 100_000,
         rate_limit_burst: 100_000,
         ..Config::default()
@@ -54,7 +62,8 @@ impl TestApp {
     }
 
     pub async fn with_config(pool: PgPool, config: Config) -> Self {
-        let secret = config.jwt_secret.clone().expect("test config has a secret");
+        let secret = config.jwt_secret.as_ref().map(|s| secrecy::ExposeSecret::expose_secret(s).to_string()).expect("test config has a secret");
+        let keys = Arc::new(switchboard::server::key_ring(&config).expect("test config has an encryption key"));
         let sim = switchboard::sim::spawn("127.0.0.1:0".parse().unwrap(), switchboard::sim::SimState::default())
             .await
             .expect("simulator");
@@ -62,7 +71,7 @@ impl TestApp {
         settings.whatsapp.app_secret.get_or_insert_with(|| WHATSAPP_APP_SECRET.into());
         settings.whatsapp.verify_token.get_or_insert_with(|| WHATSAPP_VERIFY_TOKEN.into());
         let platforms = Arc::new(Platforms::new(Mode::Sandbox, settings));
-        let state = AppState::new(pool.clone(), config, secret.as_bytes(), platforms).expect("state");
+        let state = AppState::new(pool.clone(), config, secret.as_bytes(), keys, platforms).expect("state");
         switchboard::store::prompt_templates::seed_defaults(&pool).await.expect("seed prompt templates");
         let router = api::app(state.clone());
         let mut app = Self { router, state, pool, admin: String::new(), sim };

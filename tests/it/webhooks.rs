@@ -51,7 +51,7 @@ pub struct RunningDeliverer {
 impl RunningDeliverer {
     pub fn start(pool: &PgPool, settings: DeliverySettings) -> Self {
         let (stop, rx) = watch::channel(false);
-        let handle = tokio::spawn(Arc::new(Deliverer::new(pool.clone(), settings)).run(rx));
+        let handle = tokio::spawn(Arc::new(Deliverer::new(pool.clone(), settings, crate::support::test_keys())).run(rx));
         Self { stop, handle }
     }
 
@@ -163,7 +163,9 @@ async fn endpoints_crud_shows_the_secret_only_on_create_and_rotate(pool: PgPool)
     let new_secret = rotated["secret"].as_str().unwrap();
     assert!(new_secret.starts_with("whsec_") && new_secret != secret);
     let stored: String = sqlx::query_scalar("SELECT secret FROM engine.webhook_endpoints").fetch_one(&app.pool).await.unwrap();
-    assert_eq!(stored, new_secret);
+    assert!(stored.starts_with("v1:") && !stored.contains(new_secret), "sealed at rest: {stored}");
+    let opened = switchboard::events::secret::open(&crate::support::test_keys(), id.parse().unwrap(), &stored).unwrap();
+    assert_eq!(secrecy::ExposeSecret::expose_secret(&opened), new_secret);
 
     assert_eq!(app.delete(&format!("/v1/webhook-endpoints/{id}")).send().await.status, StatusCode::NO_CONTENT);
     app.get(&format!("/v1/webhook-endpoints/{id}")).send().await.problem(404, "not_found");

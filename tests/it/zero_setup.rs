@@ -33,6 +33,7 @@ fn command(dir: &Path) -> Command {
     cmd.current_dir(dir)
         .env_remove("DATABASE_URL")
         .env_remove("JWT_SECRET")
+        .env_remove("ENCRYPTION_KEY")
         .env_remove("DATA_DIR")
         .env("LOG_LEVEL", "warn");
     cmd

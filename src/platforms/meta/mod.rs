@@ -20,7 +20,7 @@ pub(crate) use graph::GraphError;
 use graph::Graph;
 
 use super::{
-    ErrorKind, PlatformError, PlatformInfo,
+    ErrorKind, PlatformError, PlatformInfo, SecretString, expose,
     http::{Call, HttpSettings, Overrides, PlatformHttp},
 };
 use crate::domain::metrics::DailyMetrics;
@@ -38,9 +38,9 @@ pub const INFO: PlatformInfo = PlatformInfo {
 #[serde(default)]
 pub struct Settings {
     /// System user (or long-lived user) token with `ads_read`.
-    pub access_token: Option<String>,
+    pub access_token: Option<SecretString>,
     /// When set, every request carries `appsecret_proof` (required by apps that enforce it).
-    pub app_secret: Option<String>,
+    pub app_secret: Option<SecretString>,
     pub api_version: String,
     pub base_url: String,
     /// Requests per second to Meta as a whole.
@@ -70,7 +70,7 @@ impl Default for Settings {
 // Hand-written so the token and secret never reach a log line.
 impl fmt::Debug for Settings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let set = |v: &Option<String>| v.as_ref().map(|_| "[set]");
+        let set = |v: &Option<SecretString>| v.as_ref().map(|_| "[set]");
         f.debug_struct("Settings")
             .field("access_token", &set(&self.access_token))
             .field("app_secret", &set(&self.app_secret))
@@ -97,7 +97,7 @@ const MAX_PAGES: usize = 1_000;
 
 impl Settings {
     pub fn missing(&self) -> Vec<&'static str> {
-        let unset = |v: &Option<String>| v.as_deref().is_none_or(|s| s.trim().is_empty());
+        let unset = |v: &Option<SecretString>| expose(v).is_none_or(|s| s.trim().is_empty());
         if unset(&self.access_token) { vec!["META_ACCESS_TOKEN"] } else { vec![] }
     }
 
@@ -315,9 +315,9 @@ pub struct Meta {
 
 impl Meta {
     pub fn new(settings: &Settings) -> Self {
-        let token = settings.access_token.clone().unwrap_or_default();
-        let proof = settings.app_secret.as_deref().filter(|s| !s.is_empty()).map(|secret| appsecret_proof(secret, &token));
-        let secrets = [settings.access_token.clone(), settings.app_secret.clone(), proof.clone()].into_iter().flatten().collect();
+        let token = expose(&settings.access_token).unwrap_or_default();
+        let proof = expose(&settings.app_secret).filter(|s| !s.is_empty()).map(|secret| appsecret_proof(secret, token));
+        let secrets = [expose(&settings.access_token), expose(&settings.app_secret), proof.as_deref()].into_iter().flatten().map(String::from).collect();
         Self { http: PlatformHttp::new(INFO.key, settings.http(), Arc::new(Graph), secrets), settings: settings.clone(), proof }
     }
 
@@ -426,7 +426,7 @@ impl Meta {
     }
 
     fn token(&self) -> Result<&str, PlatformError> {
-        match self.settings.access_token.as_deref() {
+        match expose(&self.settings.access_token) {
             Some(token) if !token.trim().is_empty() => Ok(token),
             _ => Err(PlatformError::not_configured(INFO.key, &self.settings.missing())),
         }
