@@ -21,6 +21,7 @@ mod pagination;
 mod platform_api;
 mod runs_api;
 mod system;
+mod token_lineage;
 mod webhooks;
 mod zero_setup;
 mod platform_clickup;
