@@ -20,6 +20,7 @@ mod openapi;
 mod pagination;
 mod platform_api;
 mod runs_api;
+mod security_headers;
 mod system;
 mod token_lineage;
 mod webhooks;
