@@ -6,6 +6,7 @@ mod support;
 
 mod audit;
 mod auth;
+mod auth_matrix;
 mod bad_input;
 mod cache;
 mod clients;
