@@ -148,7 +148,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let result = async {
                 server::migrate(&db.pool).await?;
                 let tokens = server::token_signer(&config)?;
-                tokens.issue(&db.pool, &Actor::cli(), &name, &scopes, expires_at).await
+                Ok::<_, anyhow::Error>(tokens.issue(&db.pool, &Actor::cli(), &name, &scopes, expires_at).await?)
             }
             .await;
             db.close().await?;

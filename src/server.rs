@@ -2,7 +2,7 @@
 //! JWT secret, migrations, the first admin token, background upkeep, and a
 //! graceful shutdown that drains requests and stops the embedded Postgres.
 
-use std::{net::SocketAddr, os::unix::fs::OpenOptionsExt, path::Path, sync::Arc, time::Duration};
+use std::{io::IsTerminal, net::SocketAddr, os::unix::fs::OpenOptionsExt, path::Path, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
@@ -123,17 +123,21 @@ pub fn key_ring(config: &Config) -> anyhow::Result<KeyRing> {
 
 fn write_private(path: &Path, content: &str) -> anyhow::Result<()> {
     use std::io::Write;
+    create_private(path)?.write_all(content.as_bytes())?;
+    Ok(())
+}
+
+/// A new file only its owner can read (refuses to reuse an existing one).
+fn create_private(path: &Path) -> anyhow::Result<std::fs::File> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let mut file = std::fs::OpenOptions::new()
+    std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .open(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    file.write_all(content.as_bytes())?;
-    Ok(())
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 pub fn token_signer(config: &Config) -> anyhow::Result<Tokens> {
@@ -230,8 +234,7 @@ async fn serve_http(config: &Config, state: &AppState, simulator: Option<&sim::R
         println!("Platforms: sandbox (built-in simulator at {}; set credentials or PLATFORM_MODE=live for real ones)", sim.base_url);
     }
     if store::tokens::count(pool).await? == 0 {
-        let issued = state.tokens.issue(pool, &Actor::cli(), "bootstrap-admin", &[Scope::Admin], None).await?;
-        println!("No API token existed, so one admin token was created (shown once; keep it):\n{}", issued.token);
+        bootstrap_token(config, state).await?;
     }
 
     let mut upkeep = JoinSet::new();
@@ -260,6 +263,47 @@ async fn serve_http(config: &Config, state: &AppState, simulator: Option<&sim::R
     let _ = tokio::time::timeout(Duration::from_secs(5), state.tokens.flush_last_used(&state.pool)).await;
     served
 }
+
+/// The first admin token. Shown only on an interactive terminal: piped stdout usually ends
+/// up in a log collector, so otherwise it goes to a 0600 file and only its path is logged.
+async fn bootstrap_token(config: &Config, state: &AppState) -> anyhow::Result<()> {
+    use std::io::Write;
+    let interactive = std::io::stdout().is_terminal();
+    let path = config.data_dir.join(BOOTSTRAP_TOKEN_FILE);
+    // Opened before the token exists, so a token is never issued that nobody can read.
+    let file = if interactive {
+        None
+    } else {
+        // No token exists, so a file left from an earlier database holds nothing valid.
+        if let Err(e) = std::fs::remove_file(&path)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            return Err(anyhow::Error::new(e).context(format!("removing {}", path.display())));
+        }
+        Some(create_private(&path)?)
+    };
+    let issued = match state.tokens.issue(&state.pool, &Actor::cli(), "bootstrap-admin", &[Scope::Admin], None).await {
+        Ok(issued) => issued,
+        Err(e) => {
+            if file.is_some() {
+                let _ = std::fs::remove_file(&path);
+            }
+            return Err(e.into());
+        }
+    };
+    match file {
+        None => println!("No API token existed, so one admin token was created (shown once; keep it):\n{}", issued.token),
+        Some(mut file) => {
+            file.write_all(format!("{}\n", issued.token).as_bytes()).with_context(|| format!("writing {}", path.display()))?;
+            tracing::warn!(path = %path.display(), "no API token existed: one admin token was written to this file (mode 0600); store it safely and delete the file");
+            println!("No API token existed, so one admin token was written to {} (mode 0600); store it safely and delete the file", path.display());
+        }
+    }
+    Ok(())
+}
+
+/// Where the first admin token goes when stdout is not a terminal.
+pub const BOOTSTRAP_TOKEN_FILE: &str = "bootstrap-admin-token";
 
 /// The platform clients: live with the configured credentials, or sandbox against an
 /// in-process simulator. Explicit `PLATFORM_MODE=live` refuses to start with missing settings.

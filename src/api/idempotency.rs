@@ -33,8 +33,8 @@ use crate::{
 
 pub const HEADER: &str = "idempotency-key";
 pub const REPLAYED: &str = "idempotent-replayed";
-/// Response headers worth replaying.
-const KEPT_HEADERS: [HeaderName; 2] = [header::CONTENT_TYPE, header::LOCATION];
+/// Response headers worth replaying (`Cache-Control: no-store` keeps a replayed secret out of caches).
+const KEPT_HEADERS: [HeaderName; 3] = [header::CONTENT_TYPE, header::LOCATION, header::CACHE_CONTROL];
 
 pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next) -> Result<Response, ApiError> {
     if req.method() != Method::POST {

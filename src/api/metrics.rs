@@ -225,10 +225,10 @@ pub enum Granularity {
 #[into_params(parameter_in = Query)]
 pub struct MetricsQuery {
     /// First day (YYYY-MM-DD).
-    #[param(value_type = String)]
+    #[param(value_type = String, example = "2026-06-01")]
     from: Option<NaiveDate>,
     /// Last day, inclusive (YYYY-MM-DD).
-    #[param(value_type = String)]
+    #[param(value_type = String, example = "2026-06-30")]
     to: Option<NaiveDate>,
     /// Only this platform.
     platform: Option<String>,

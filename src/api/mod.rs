@@ -30,13 +30,14 @@ pub mod webhooks;
 use axum::{
     Router,
     extract::DefaultBodyLimit,
-    http::{HeaderName, HeaderValue, Method, Request, StatusCode},
+    http::{HeaderName, HeaderValue, Method, Request, StatusCode, header},
     middleware::{from_fn, from_fn_with_state},
 };
 use tower_http::{
     compression::CompressionLayer,
     cors::{AllowOrigin, Any, CorsLayer},
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    set_header::SetResponseHeaderLayer,
     timeout::TimeoutLayer,
     trace::TraceLayer,
 };
@@ -71,6 +72,8 @@ pub fn app(state: AppState) -> Router {
     if let Some(cors) = cors(&config.cors_origins()) {
         router = router.layer(cors);
     }
+    // Outside everything that answers (CORS preflights included): no browser sniffs a JSON body into HTML.
+    router = router.layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")));
     router
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {

@@ -100,10 +100,19 @@ fn problem(description: &str) -> RefOr<openapi::Response> {
         .into()
 }
 
+/// The scope an operation needs, as its 403 response names it first ("Missing scope `x`...").
+/// Written into the security requirement, so tools (and the auth-matrix test) can read it.
+fn required_scope(op: &Operation) -> Option<String> {
+    let RefOr::T(forbidden) = op.responses.responses.get("403")? else { return None };
+    let rest = forbidden.description.strip_prefix("Missing scope `")?;
+    rest.split_once('`').map(|(scope, _)| scope.to_string())
+}
+
 fn complete_operation(op: &mut Operation) {
+    let scopes: Vec<String> = required_scope(op).into_iter().collect();
     op.security = Some(vec![
-        SecurityRequirement::new("bearer", Vec::<String>::new()),
-        SecurityRequirement::new("api_key", Vec::<String>::new()),
+        SecurityRequirement::new("bearer", scopes.clone()),
+        SecurityRequirement::new("api_key", scopes),
     ]);
     let shared = [
         ("401", "Missing, malformed, expired or revoked token"),
@@ -112,5 +121,36 @@ fn complete_operation(op: &mut Operation) {
     ];
     for (status, description) in shared {
         op.responses.responses.entry(status.to_string()).or_insert_with(|| problem(description));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::scope::Scope;
+
+    /// Every scope written into the document is one the service knows, and every
+    /// operation whose 403 talks about a scope has it in its security requirement.
+    #[test]
+    fn security_requirements_name_known_scopes() {
+        let doc = serde_json::to_value(document()).unwrap();
+        let mut scoped = 0;
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                let Some(requirements) = op["security"].as_array() else { continue };
+                let forbidden = op["responses"]["403"]["description"].as_str().unwrap_or("");
+                for req in requirements.iter().filter_map(|r| r.as_object()).filter(|r| !r.is_empty()) {
+                    for scopes in req.values() {
+                        let scopes: Vec<&str> = scopes.as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+                        for scope in &scopes {
+                            scope.parse::<Scope>().unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+                        }
+                        assert_eq!(scopes.is_empty(), !forbidden.contains("scope"), "{method} {path}: 403 says {forbidden:?}, security {scopes:?}");
+                        scoped += usize::from(!scopes.is_empty());
+                    }
+                }
+            }
+        }
+        assert!(scoped > 100, "only {scoped} scoped requirements");
     }
 }

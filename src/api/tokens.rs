@@ -1,8 +1,10 @@
 //! `/v1/tokens`: API tokens. The token itself is shown once, when created.
 
+use std::collections::HashMap;
+
 use axum::{
     extract::{Path, State},
-    http::StatusCode,
+    http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use chrono::{DateTime, Utc};
@@ -19,7 +21,8 @@ use super::{
 };
 use crate::{
     app::AppState,
-    domain::{scope::Scope, validation::Violations},
+    auth::{AuthError, IssueError},
+    domain::{scope::Scope, validation::{FieldError, Violations}},
     store::{self, tokens::TokenRow},
 };
 
@@ -91,7 +94,9 @@ pub struct CreateTokenRequest {
     pub name: String,
     /// At least one; only scopes the calling token holds can be granted.
     pub scopes: Vec<Scope>,
-    /// Lifetime such as `30d`, `12h`, `90m`; omit for a token that does not expire.
+    /// Lifetime such as `30d`, `12h`, `90m`; omit for a token that does not expire. A token
+    /// never outlives the token that creates it: when the calling token expires, `expires_in`
+    /// is required and must end no later than the caller's `expires_at` (422 otherwise).
     #[serde(default)]
     pub expires_in: Option<String>,
 }
@@ -108,7 +113,9 @@ pub fn expiry(expires_in: &str) -> Result<DateTime<Utc>, String> {
 
 /// Create a token
 ///
-/// Returns the token once. A token can only grant scopes it holds itself.
+/// Returns the token once (answered with `Cache-Control: no-store`, replays too). A token
+/// can only grant scopes it holds itself, and the new token is its child: it expires no
+/// later than the caller (see `expires_in`) and is revoked when the caller is revoked.
 #[utoipa::path(
     post, path = "/v1/tokens", operation_id = "createToken", tag = TAG,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry return the first response instead of creating again.")),
@@ -118,7 +125,7 @@ pub fn expiry(expires_in: &str) -> Result<DateTime<Utc>, String> {
         (status = 400, description = "Malformed JSON", body = Problem),
         (status = 403, description = "Missing scope `tokens:admin`, or granting a scope the caller lacks", body = Problem),
         (status = 415, description = "Not JSON", body = Problem),
-        (status = 422, description = "Invalid fields", body = Problem),
+        (status = 422, description = "Invalid fields; `expires_in` missing or too long for a calling token that expires", body = Problem),
     )
 )]
 async fn create_token(State(state): State<AppState>, caller: Caller, ApiJson(req): ApiJson<CreateTokenRequest>) -> ApiResult<Response> {
@@ -139,9 +146,25 @@ async fn create_token(State(state): State<AppState>, caller: Caller, ApiJson(req
     let mut scopes = req.scopes.clone();
     scopes.sort();
     scopes.dedup();
-    let issued = state.tokens.issue(&state.pool, &caller.actor(), req.name.trim(), &scopes, expires_at).await?;
+    let issued = state.tokens.issue(&state.pool, &caller.actor(), req.name.trim(), &scopes, expires_at).await.map_err(issue_error)?;
     let body = CreatedToken { token: issued.token, record: issued.record.into() };
-    Ok((StatusCode::CREATED, axum::Json(body)).into_response())
+    // The token is a secret: no cache (browser, proxy) may keep this response.
+    Ok((StatusCode::CREATED, [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))], axum::Json(body)).into_response())
+}
+
+fn issue_error(e: IssueError) -> ApiError {
+    match e {
+        IssueError::IssuerRevoked => AuthError::Revoked.into(),
+        IssueError::OutlivesIssuer(limit) => {
+            let limit = limit.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            ApiError::invalid(vec![FieldError::new(
+                "expires_in",
+                format!("must be given and end no later than {limit}, when the calling token expires"),
+            )])
+        }
+        IssueError::Database(e) => e.into(),
+        IssueError::Signing(e) => ApiError::internal(e),
+    }
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -179,13 +202,15 @@ async fn list_tokens(State(state): State<AppState>, caller: Caller, ApiQuery(q):
 
 /// Revoke a token
 ///
-/// Takes effect at once on every replica.
+/// Takes effect at once on every replica. Also revokes every token this token created,
+/// transitively (their tokens too), in the same transaction, with one audit row per token.
+/// Revoking a token that holds `admin`, or that created one, needs `admin`.
 #[utoipa::path(
     delete, path = "/v1/tokens/{id}", operation_id = "revokeToken", tag = TAG,
     params(("id" = Uuid, Path, description = "Token id")),
     responses(
-        (status = 204, description = "Revoked"),
-        (status = 403, description = "Missing scope `tokens:admin`", body = Problem),
+        (status = 204, description = "Revoked, with the tokens it created"),
+        (status = 403, description = "Missing scope `tokens:admin`, or the token (or one it created) holds `admin` and the caller does not", body = Problem),
         (status = 404, description = "No such token", body = Problem),
     )
 )]
@@ -194,12 +219,34 @@ async fn revoke_token(State(state): State<AppState>, caller: Caller, Path(id): P
     let missing = || ApiError::not_found(format!("No token `{id}`."));
     let token_id = Uuid::parse_str(&id).map_err(|_| missing())?;
     let mut tx = state.pool.begin().await?;
-    let before = store::tokens::find(&mut tx, token_id).await?.ok_or_else(missing)?;
-    let after = store::tokens::revoke(&mut tx, token_id).await?;
-    let (before, after) = (TokenView::from(before), TokenView::from(after));
-    store::audit::record(&mut tx, &caller.actor(), "token.revoke", "token", &id, Some(&before), Some(&after)).await?;
+    store::tokens::lock_lineage(&mut tx).await?;
+    let lineage = store::tokens::lineage(&mut tx, token_id).await?;
+    if lineage.is_empty() {
+        return Err(missing());
+    }
+    // `tokens:admin` must not be a way to take out the tokens that administer everything.
+    if lineage.iter().any(|t| t.scopes.iter().any(|s| s == Scope::Admin.as_str())) && !caller.principal.has(Scope::Admin) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "missing_scope",
+            "This token (or a token it created) holds `admin`; revoking it needs the `admin` scope.",
+        ));
+    }
+    let ids: Vec<Uuid> = lineage.iter().map(|t| t.id).collect();
+    let mut revoked: HashMap<Uuid, TokenRow> = store::tokens::revoke(&mut tx, &ids).await?.into_iter().map(|t| (t.id, t)).collect();
+    for before in lineage {
+        // The named token is always recorded (as before); its descendants when this revoked them.
+        if before.id != token_id && before.revoked_at.is_some() {
+            continue;
+        }
+        let Some(after) = revoked.remove(&before.id) else { continue };
+        let (before, after) = (TokenView::from(before), TokenView::from(after));
+        store::audit::record(&mut tx, &caller.actor(), "token.revoke", "token", &after.id.to_string(), Some(&before), Some(&after)).await?;
+    }
     tx.commit().await?;
-    state.tokens.cache.forget(token_id);
+    for id in ids {
+        state.tokens.cache.forget(id);
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 

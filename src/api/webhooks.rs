@@ -224,6 +224,7 @@ async fn create_endpoint(State(state): State<AppState>, caller: Caller, _: ApiQu
     if let Ok(location) = format!("/v1/webhook-endpoints/{}", row.id).parse() {
         response.headers_mut().insert(header::LOCATION, location);
     }
+    response.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
     Ok(response)
 }
 
@@ -374,7 +375,7 @@ async fn rotate_secret(
     caller: Caller,
     Path(id): Path<String>,
     _: ApiQuery<NoQuery>,
-) -> ApiResult<axum::Json<EndpointWithSecret>> {
+) -> ApiResult<Response> {
     caller.require(Scope::WebhooksWrite)?;
     let mut tx = state.pool.begin().await?;
     let before = load(&mut tx, &id, true).await?;
@@ -383,7 +384,8 @@ async fn rotate_secret(
     store::audit::record(&mut tx, &caller.actor(), "webhook_endpoint.rotate_secret", "webhook_endpoint", &after.id.to_string(), None::<&()>, None::<&()>)
         .await?;
     tx.commit().await?;
-    Ok(axum::Json(EndpointWithSecret { endpoint: EndpointView::from(&after), secret }))
+    let no_store = [(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"))];
+    Ok((no_store, axum::Json(EndpointWithSecret { endpoint: EndpointView::from(&after), secret })).into_response())
 }
 
 /// What a test delivery saw.

@@ -79,6 +79,21 @@ pub enum AuthError {
     Database(#[from] sqlx::Error),
 }
 
+/// Why a token could not be issued.
+#[derive(Debug, thiserror::Error)]
+pub enum IssueError {
+    /// The issuing token has been revoked (or removed) meanwhile.
+    #[error("the issuing token has been revoked")]
+    IssuerRevoked,
+    /// A token may not outlive the token that creates it: its expiry must be set and no later than this.
+    #[error("must end no later than the issuing token's expiry ({0})")]
+    OutlivesIssuer(DateTime<Utc>),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Signing(#[from] jsonwebtoken::errors::Error),
+}
+
 /// Signs and verifies tokens.
 pub struct Tokens {
     encoding: EncodingKey,
@@ -118,7 +133,9 @@ impl Tokens {
         })
     }
 
-    /// Creates the token row (with its audit entry) and signs the JWT.
+    /// Creates the token row (with its audit entry) and signs the JWT. A token issued
+    /// by another token (`actor.token_id`) becomes its child: it is revoked with it and
+    /// may not outlive it.
     pub async fn issue(
         &self,
         pool: &PgPool,
@@ -126,12 +143,21 @@ impl Tokens {
         name: &str,
         scopes: &[Scope],
         expires_at: Option<DateTime<Utc>>,
-    ) -> anyhow::Result<Issued> {
+    ) -> Result<Issued, IssueError> {
         let id = Uuid::now_v7();
         // JWT `exp` has whole seconds; keep the record identical to what the token says.
         let expires_at = expires_at.map(|at| at.trunc_subsecs(0));
         let scope_names: Vec<String> = scopes.iter().map(|s| s.as_str().to_string()).collect();
         let mut tx = pool.begin().await?;
+        if let Some(parent) = actor.token_id {
+            store::tokens::lock_lineage(&mut tx).await?;
+            let parent = store::tokens::find(&mut tx, parent).await?.filter(|p| p.revoked_at.is_none()).ok_or(IssueError::IssuerRevoked)?;
+            if let Some(limit) = parent.expires_at
+                && expires_at.is_none_or(|at| at > limit)
+            {
+                return Err(IssueError::OutlivesIssuer(limit));
+            }
+        }
         let record = store::tokens::insert(&mut tx, id, name, &scope_names, actor.token_id, expires_at).await?;
         let view = serde_json::json!({"id": id, "name": name, "scopes": scope_names, "expires_at": expires_at});
         store::audit::record(&mut tx, actor, "token.issue", "token", &id.to_string(), None::<&()>, Some(&view)).await?;

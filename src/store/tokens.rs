@@ -63,20 +63,51 @@ pub async fn list(conn: &mut PgConnection, after: Option<Uuid>, limit: i64, incl
     .await
 }
 
-/// Marks a token revoked and tells every replica at once (the NOTIFY is sent on commit).
-pub async fn revoke(conn: &mut PgConnection, id: Uuid) -> Result<TokenRow, sqlx::Error> {
-    let row = sqlx::query_as!(
+/// Serialises issuing and revoking tokens, so a token created while its parent is
+/// being revoked is either refused or seen (and revoked) by the revocation.
+pub async fn lock_lineage(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+    sqlx::query!("SELECT pg_advisory_xact_lock($1)", LINEAGE_LOCK).execute(conn).await?;
+    Ok(())
+}
+
+const LINEAGE_LOCK: i64 = 0x5357_544f_4b45_4e00; // "SWTOKEN"
+
+/// A token and every token it created, transitively (empty when `id` is unknown).
+pub async fn lineage(conn: &mut PgConnection, id: Uuid) -> Result<Vec<TokenRow>, sqlx::Error> {
+    sqlx::query_as!(
         TokenRow,
-        "UPDATE auth.api_tokens SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1
-         RETURNING id, name, scopes, created_by, created_at, expires_at, revoked_at, last_used_at",
+        r#"WITH RECURSIVE tree AS (
+             SELECT id FROM auth.api_tokens WHERE id = $1
+             UNION
+             SELECT t.id FROM auth.api_tokens t JOIN tree ON t.created_by = tree.id
+         )
+         SELECT t.id AS "id!", t.name AS "name!", t.scopes AS "scopes!", t.created_by, t.created_at AS "created_at!",
+                t.expires_at, t.revoked_at, t.last_used_at
+         FROM auth.api_tokens t JOIN tree ON tree.id = t.id
+         ORDER BY t.id"#,
         id
     )
-    .fetch_one(&mut *conn)
+    .fetch_all(conn)
+    .await
+}
+
+/// Marks tokens revoked (keeping an earlier revocation time) and tells every replica
+/// at once: one NOTIFY per token, sent on commit.
+pub async fn revoke(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<TokenRow>, sqlx::Error> {
+    let rows = sqlx::query_as!(
+        TokenRow,
+        "UPDATE auth.api_tokens SET revoked_at = coalesce(revoked_at, now()) WHERE id = ANY($1)
+         RETURNING id, name, scopes, created_by, created_at, expires_at, revoked_at, last_used_at",
+        ids
+    )
+    .fetch_all(&mut *conn)
     .await?;
-    sqlx::query!("SELECT pg_notify($1, $2)", crate::auth::REVOCATION_CHANNEL, id.to_string())
-        .execute(conn)
-        .await?;
-    Ok(row)
+    for row in &rows {
+        sqlx::query!("SELECT pg_notify($1, $2)", crate::auth::REVOCATION_CHANNEL, row.id.to_string())
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(rows)
 }
 
 pub async fn count(pool: &PgPool) -> Result<i64, sqlx::Error> {

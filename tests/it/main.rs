@@ -6,6 +6,7 @@ mod support;
 
 mod audit;
 mod auth;
+mod auth_matrix;
 mod bad_input;
 mod cache;
 mod clients;
@@ -22,7 +23,9 @@ mod platform_api;
 mod run_callbacks;
 mod runs_api;
 mod secrets_at_rest;
+mod security_headers;
 mod system;
+mod token_lineage;
 mod webhooks;
 mod zero_setup;
 mod platform_clickup;

@@ -1,7 +1,7 @@
 //! The zero-setup start: the binary with no DATABASE_URL in an empty directory
-//! creates and runs its own Postgres, serves, hands out an admin token, lets a
-//! second command use the running cluster, stops the cluster on SIGTERM, and keeps
-//! its data across a restart.
+//! creates and runs its own Postgres, serves, hands out an admin token (in a 0600
+//! file, since stdout is not a terminal), lets a second command use the running
+//! cluster, stops the cluster on SIGTERM, and keeps its data across a restart.
 
 use std::{
     io::{BufRead, BufReader},
@@ -116,7 +116,14 @@ async fn starts_its_own_postgres_with_no_configuration() {
     let mut service = start(dir.path());
     let printed = service.ready().await;
     assert!(printed.iter().any(|l| l.contains("/docs")), "no Swagger UI URL printed: {printed:?}");
-    let admin = printed.iter().find(|l| is_jwt(l)).cloned().unwrap_or_else(|| panic!("no admin token printed: {printed:?}"));
+    // stdout is a pipe (as under a log collector): the admin token goes to a private file, never to stdout.
+    assert!(!printed.iter().any(|l| l.split_whitespace().any(is_jwt)), "a token was printed to piped stdout: {printed:?}");
+    let token_file = dir.path().join(".data/bootstrap-admin-token");
+    assert!(printed.iter().any(|l| l.contains("bootstrap-admin-token")), "the token file is not named: {printed:?}");
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&token_file).expect("token file").permissions());
+    assert_eq!(mode & 0o777, 0o600, "token file mode {mode:o}");
+    let admin = std::fs::read_to_string(&token_file).unwrap().trim().to_string();
+    assert!(is_jwt(&admin), "{admin}");
     assert_eq!(get(&service.base, "/v1/tokens/current", &admin).await, 200);
 
     // A second command while the service runs uses the running cluster and prints only the token.
@@ -146,7 +153,8 @@ async fn starts_its_own_postgres_with_no_configuration() {
     // Restart: same cluster, same data, same secret (old tokens still valid), no new admin token.
     let mut service = start(dir.path());
     let printed = service.ready().await;
-    assert!(!printed.iter().any(|l| is_jwt(l)), "a second admin token was printed: {printed:?}");
+    assert!(!printed.iter().any(|l| is_jwt(l) || l.contains("bootstrap-admin-token")), "a second admin token was made: {printed:?}");
+    assert_eq!(std::fs::read_to_string(&token_file).unwrap().trim(), admin, "the token file was rewritten");
     assert_eq!(get(&service.base, "/v1/clients/survives-restart", token).await, 200);
     service.stop();
     assert!(!pid_file.exists(), "the embedded cluster is still running after the second shutdown");
