@@ -9,6 +9,7 @@ mod auth;
 mod bad_input;
 mod cache;
 mod clients;
+mod cost_limits;
 mod crash;
 mod engine;
 mod events;
