@@ -22,6 +22,7 @@ mod pagination;
 mod platform_api;
 mod runs_api;
 mod system;
+mod template_limits;
 mod webhooks;
 mod zero_setup;
 mod platform_clickup;
