@@ -186,7 +186,8 @@ pub async fn check_limits(system: &str, body: &str) -> Result<(), RenderError> {
 
 /// Runs `work` on a blocking thread (one of [`MAX_CONCURRENT_RENDERS`]) and waits at
 /// most [`RENDER_TIMEOUT`] for it; `work` marks when it moves on to the body so a
-/// timeout names the part. An abandoned render still ends by its fuel.
+/// timeout names the part. An abandoned render keeps its slot until it ends (by its
+/// fuel, for loops in the template; work inside one filter call is not counted).
 async fn off_thread<T, F>(system: &str, body: &str, work: F) -> Result<T, RenderError>
 where
     T: Send + 'static,
