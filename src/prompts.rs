@@ -7,12 +7,26 @@
 //! `null` for "none"). Inside given values, optional fields may be tested
 //! (`{% if client.targets.cpa %}`) but printing or looping over something
 //! undefined is an error (minijinja's semi-strict undefined behaviour).
+//!
+//! Templates are written by API callers, so every render runs under limits
+//! (docs/decisions/0013-template-and-cost-limits.md): minijinja fuel (steps),
+//! a cap on each rendered part, a recursion limit, a source-size limit, and a
+//! blocking thread with a timeout so no async worker is ever held by a template.
 
-use std::collections::BTreeSet;
+use std::{
+    collections::BTreeSet,
+    io,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
-use minijinja::{Environment, UndefinedBehavior};
+use minijinja::{Environment, ErrorKind, Template, UndefinedBehavior};
 use serde_json::{Map, Value};
 use sqlx::PgConnection;
+use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use crate::{
@@ -98,6 +112,8 @@ pub enum RenderError {
     Missing(Vec<String>),
     /// Rendering failed on the given values (e.g. printing an undefined attribute).
     Render { part: &'static str, message: String },
+    /// The part exceeded a render limit (steps, output size, time or source size).
+    Limit { part: &'static str, message: String },
 }
 
 impl std::fmt::Display for RenderError {
@@ -106,13 +122,33 @@ impl std::fmt::Display for RenderError {
             RenderError::Syntax { part, message } => write!(f, "the template's {part} does not parse: {message}"),
             RenderError::Missing(names) => write!(f, "the template uses variables that were not given: {}", names.join(", ")),
             RenderError::Render { part, message } => write!(f, "rendering the template's {part} failed: {message}"),
+            RenderError::Limit { part, message } => write!(f, "the template's {part} exceeds a limit: {message}"),
         }
     }
 }
 
+/// Largest template source (system or body), in bytes.
+pub const MAX_SOURCE_BYTES: usize = 100 * 1024;
+/// minijinja steps (instructions) one part may execute: the default weekly report
+/// with many platforms and knowledge entries needs a few thousand.
+pub const FUEL: u64 = 250_000;
+/// Largest rendered part (system or body), in bytes: above any model's context.
+pub const MAX_OUTPUT_BYTES: usize = 512 * 1024;
+/// Nesting depth of blocks and loops at render time.
+pub const RECURSION_LIMIT: usize = 64;
+/// How long a caller waits for a render (both parts) before giving up on it.
+pub const RENDER_TIMEOUT: Duration = Duration::from_secs(2);
+/// Renders running at once on blocking threads; more wait (within the timeout), so
+/// abandoned slow renders cannot pile up on the blocking pool.
+const MAX_CONCURRENT_RENDERS: usize = 8;
+
+static RENDER_SLOTS: Semaphore = Semaphore::const_new(MAX_CONCURRENT_RENDERS);
+
 fn environment() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
+    env.set_fuel(Some(FUEL));
+    env.set_recursion_limit(RECURSION_LIMIT);
     env
 }
 
@@ -122,14 +158,118 @@ pub fn check_syntax(part: &'static str, source: &str) -> Result<(), RenderError>
     env.template_from_named_str(part, source).map(drop).map_err(|e| RenderError::Syntax { part, message: e.to_string() })
 }
 
-/// Renders a template's system and body with `context` (a JSON object).
-pub fn render(system: &str, body: &str, context: &Map<String, Value>) -> Result<(String, String), RenderError> {
+/// Renders a template's system and body with `context` (a JSON object), on a
+/// blocking thread within [`RENDER_TIMEOUT`]: the one entry point every caller uses.
+pub async fn render(system: &str, body: &str, context: Map<String, Value>) -> Result<(String, String), RenderError> {
+    off_thread(system, body, move |system, body, body_started| render_blocking(&system, &body, &context, body_started)).await
+}
+
+/// Trial-renders a template about to be stored with every variable undefined
+/// (lenient): only a limit it already exceeds without any input is an error.
+pub async fn check_limits(system: &str, body: &str) -> Result<(), RenderError> {
+    off_thread(system, body, |system, body, body_started| {
+        let mut env = environment();
+        env.set_undefined_behavior(UndefinedBehavior::Chainable);
+        for (part, source) in [("system", system.as_str()), ("body", body.as_str())] {
+            body_started.store(part == "body", Ordering::Relaxed);
+            check_source_size(part, source)?;
+            let Ok(template) = env.template_from_named_str(part, source) else { continue };
+            match render_part(&template, part, &Map::new()) {
+                Err(e @ RenderError::Limit { .. }) => return Err(e),
+                _ => continue,
+            }
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// Runs `work` on a blocking thread (one of [`MAX_CONCURRENT_RENDERS`]) and waits at
+/// most [`RENDER_TIMEOUT`] for it; `work` marks when it moves on to the body so a
+/// timeout names the part. An abandoned render keeps its slot until it ends (by its
+/// fuel, for loops in the template; work inside one filter call is not counted).
+async fn off_thread<T, F>(system: &str, body: &str, work: F) -> Result<T, RenderError>
+where
+    T: Send + 'static,
+    F: FnOnce(String, String, &AtomicBool) -> Result<T, RenderError> + Send + 'static,
+{
+    let body_started = Arc::new(AtomicBool::new(false));
+    let (system, body, started) = (system.to_string(), body.to_string(), body_started.clone());
+    let run = async move {
+        let slot = RENDER_SLOTS.acquire().await.expect("the render semaphore is never closed");
+        tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            work(system, body, &started)
+        })
+        .await
+    };
+    let part = || if body_started.load(Ordering::Relaxed) { "body" } else { "system" };
+    match tokio::time::timeout(RENDER_TIMEOUT, run).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(_panicked)) => Err(RenderError::Render { part: part(), message: "the renderer stopped unexpectedly".into() }),
+        Err(_elapsed) => Err(RenderError::Limit { part: part(), message: format!("rendering takes longer than {} s", RENDER_TIMEOUT.as_secs()) }),
+    }
+}
+
+fn check_source_size(part: &'static str, source: &str) -> Result<(), RenderError> {
+    match source.len() > MAX_SOURCE_BYTES {
+        true => Err(RenderError::Limit { part, message: format!("the source is larger than {} KB", MAX_SOURCE_BYTES / 1024) }),
+        false => Ok(()),
+    }
+}
+
+/// Renders one part into a capped buffer, telling limits apart from other failures.
+fn render_part(template: &Template<'_, '_>, part: &'static str, context: &Map<String, Value>) -> Result<String, RenderError> {
+    let mut out = CappedWriter { buf: Vec::new(), overflowed: false };
+    match template.render_captured_to(context, &mut out) {
+        Ok(_) => Ok(String::from_utf8(out.buf).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())),
+        Err(_) if out.overflowed => Err(RenderError::Limit { part, message: format!("the output is larger than {} KB", MAX_OUTPUT_BYTES / 1024) }),
+        Err(e) if e.kind() == ErrorKind::OutOfFuel => {
+            Err(RenderError::Limit { part, message: format!("rendering takes more than {FUEL} steps (loops too long or nested too deep)") })
+        }
+        Err(e) if is_size_refusal(&e) => Err(RenderError::Limit { part, message: e.detail().unwrap_or("too large").to_string() }),
+        Err(e) => Err(RenderError::Render { part, message: e.to_string() }),
+    }
+}
+
+/// minijinja's own caps (a `range` over 100,000 items, a string repeated past 100 MB,
+/// the recursion limit): the template's fault whatever the values, so a limit.
+/// Matched on its messages; a unit test pins them.
+fn is_size_refusal(e: &minijinja::Error) -> bool {
+    const REFUSALS: [&str; 3] = ["range has too many elements", "repeated string is too large", "recursion limit exceeded"];
+    e.kind() == ErrorKind::InvalidOperation && e.detail().is_some_and(|d| REFUSALS.iter().any(|r| d.contains(r)))
+}
+
+/// A buffer that refuses to grow past [`MAX_OUTPUT_BYTES`] (which stops the render).
+struct CappedWriter {
+    buf: Vec<u8>,
+    overflowed: bool,
+}
+
+impl io::Write for CappedWriter {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        if self.buf.len() + bytes.len() > MAX_OUTPUT_BYTES {
+            self.overflowed = true;
+            return Err(io::Error::other("output limit"));
+        }
+        self.buf.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The synchronous render under limits; only [`render`] calls it (on a blocking thread).
+fn render_blocking(system: &str, body: &str, context: &Map<String, Value>, body_started: &AtomicBool) -> Result<(String, String), RenderError> {
     let env = environment();
     let globals: BTreeSet<String> = env.globals().map(|(name, _)| name.to_string()).collect();
     let parts = [("system", system), ("body", body)];
     let mut templates = Vec::with_capacity(2);
     let mut missing = BTreeSet::new();
     for (part, source) in parts {
+        check_source_size(part, source)?;
         let template = env.template_from_named_str(part, source).map_err(|e| RenderError::Syntax { part, message: e.to_string() })?;
         // Named but neither given nor a minijinja global (range, dict, ...).
         missing.extend(template.undeclared_variables(false).into_iter().filter(|v| !context.contains_key(v) && !globals.contains(v)));
@@ -138,9 +278,10 @@ pub fn render(system: &str, body: &str, context: &Map<String, Value>) -> Result<
     if !missing.is_empty() {
         return Err(RenderError::Missing(missing.into_iter().collect()));
     }
-    let mut out = templates
-        .into_iter()
-        .map(|(part, t)| t.render(context).map_err(|e| RenderError::Render { part, message: e.to_string() }));
+    let mut out = templates.into_iter().map(|(part, t)| {
+        body_started.store(part == "body", Ordering::Relaxed);
+        render_part(&t, part, context)
+    });
     let system = out.next().expect("system")?;
     let body = out.next().expect("body")?;
     Ok((system, body))
@@ -179,6 +320,11 @@ mod tests {
 
     use super::*;
 
+    /// The render core, synchronously (the async wrapper is tested below).
+    fn render_now(system: &str, body: &str, context: &Map<String, Value>) -> Result<(String, String), RenderError> {
+        render_blocking(system, body, context, &AtomicBool::new(false))
+    }
+
     fn ctx(value: Value) -> Map<String, Value> {
         value.as_object().unwrap().clone()
     }
@@ -203,7 +349,7 @@ mod tests {
             "figures": figures(),
             "period": {"start": "2026-06-01", "end": "2026-06-07", "previous_start": "2026-05-25", "previous_end": "2026-05-31"},
         }));
-        let (system, body) = render(t.system, t.body, &context).unwrap();
+        let (system, body) = render_now(t.system, t.body, &context).unwrap();
         assert!(system.contains("- Warm and direct"), "{system}");
         assert!(body.contains("Acme (industry not set)") && body.contains("Target CPA: 25") && !body.contains("Target ROAS"), "{body}");
         assert!(body.contains("spend 120.5 (previous 100.0, change 20.5%)"), "{body}");
@@ -214,24 +360,24 @@ mod tests {
     #[test]
     fn missing_variables_are_named_before_rendering() {
         let t = default(WEEKLY_REPORT);
-        let err = render(t.system, t.body, &ctx(json!({"client": {"name": "A"}}))).unwrap_err();
+        let err = render_now(t.system, t.body, &ctx(json!({"client": {"name": "A"}}))).unwrap_err();
         assert_eq!(err, RenderError::Missing(vec!["figures".into(), "knowledge".into(), "period".into()]));
         // Globals and template-local names are not variables.
-        assert!(render("", "{% set x = 1 %}{% for i in range(2) %}{{ x }}{{ i }}{% endfor %}", &Map::new()).is_ok());
+        assert!(render_now("", "{% set x = 1 %}{% for i in range(2) %}{{ x }}{{ i }}{% endfor %}", &Map::new()).is_ok());
     }
 
     #[test]
     fn undefined_attributes_may_be_tested_but_not_printed() {
         let c = ctx(json!({"client": {"targets": {}}}));
-        assert_eq!(render("", "{% if client.targets.cpa %}x{% endif %}ok", &c).unwrap().1, "ok");
-        assert!(matches!(render("", "{{ client.targets.cpa }}", &c), Err(RenderError::Render { part: "body", .. })));
+        assert_eq!(render_now("", "{% if client.targets.cpa %}x{% endif %}ok", &c).unwrap().1, "ok");
+        assert!(matches!(render_now("", "{{ client.targets.cpa }}", &c), Err(RenderError::Render { part: "body", .. })));
     }
 
     #[test]
     fn syntax_errors_name_the_part() {
         let err = check_syntax("body", "{% if x %}never closed").unwrap_err();
         assert!(matches!(&err, RenderError::Syntax { part: "body", message } if message.contains("body:")), "{err:?}");
-        assert!(matches!(render("{{ }", "", &Map::new()), Err(RenderError::Syntax { part: "system", .. })));
+        assert!(matches!(render_now("{{ }", "", &Map::new()), Err(RenderError::Syntax { part: "system", .. })));
     }
 
     #[test]
@@ -248,6 +394,98 @@ mod tests {
         for (_, new) in LEGACY_KEYS {
             assert!(keys.contains(&new));
         }
+    }
+
+    const NESTED_RANGES: &str = "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}";
+
+    fn limit_part(result: Result<(String, String), RenderError>) -> Option<(&'static str, String)> {
+        match result {
+            Err(RenderError::Limit { part, message }) => Some((part, message)),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn loops_stop_at_the_fuel_limit() {
+        let started = std::time::Instant::now();
+        let (part, message) = limit_part(render_now("", NESTED_RANGES, &Map::new())).expect("out of fuel");
+        assert!(part == "body" && message.contains("steps"), "{message}");
+        assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
+        // One long loop too, and in the system part.
+        let long = "{% for i in range(100000) %}{{ i }}{% endfor %}";
+        assert_eq!(limit_part(render_now(long, "", &Map::new())).map(|l| l.0), Some("system"));
+    }
+
+    #[test]
+    fn output_is_capped_and_minijinjas_own_caps_are_limits() {
+        let bombs = [
+            r#"{% for i in range(1000) %}{{ "x" * 1000 }}{% endfor %}"#,
+            r#"{{ range(100000) | join("-----") }}"#,
+            r#"{{ "x" * 10**9 }}"#,
+            "{{ range(10**6) | length }}",
+            &format!("{}x{}", "{% for i in [1] %}".repeat(80), "{% endfor %}".repeat(80)),
+        ];
+        for bomb in bombs {
+            assert!(limit_part(render_now("", bomb, &Map::new())).is_some_and(|l| l.0 == "body"), "{bomb}");
+        }
+        let (_, body) = render_now("", &format!(r#"{{{{ "x" * {MAX_OUTPUT_BYTES} }}}}"#), &Map::new()).unwrap();
+        assert_eq!(body.len(), MAX_OUTPUT_BYTES, "exactly the cap renders");
+        let big = "x".repeat(MAX_SOURCE_BYTES + 1);
+        assert!(limit_part(render_now(&big, "", &Map::new())).is_some_and(|(part, m)| part == "system" && m.contains("100 KB")));
+    }
+
+    #[test]
+    fn the_default_weekly_report_fits_its_limits_with_a_large_client() {
+        let t = default(WEEKLY_REPORT);
+        let platforms: Vec<Value> = (0..20).map(|_| figures()["platforms"][0].clone()).collect();
+        let voices: Vec<String> = (0..500).map(|i| format!("Voice rule {i}")).collect();
+        let offers: Vec<String> = (0..500).map(|i| format!("Offer {i}")).collect();
+        let context = ctx(json!({
+            "client": {"name": "Acme", "industry": "Coffee", "currency": "BRL", "targets": {"cpa": 25, "roas": 3}},
+            "knowledge": {"brand_voice": voices, "offer": offers},
+            "figures": {"platforms": platforms, "sync_errors": ["meta: timeout"]},
+            "period": {"start": "2026-06-01", "end": "2026-06-07", "previous_start": "2026-05-25", "previous_end": "2026-05-31"},
+        }));
+        let (system, body) = render_now(t.system, t.body, &context).unwrap();
+        assert!(system.contains("Voice rule 499") && body.contains("Offer 499") && body.matches("- meta (USD)").count() == 20, "{body}");
+    }
+
+    #[tokio::test]
+    async fn check_limits_refuses_only_what_exceeds_a_limit_without_input() {
+        let t = default(WEEKLY_REPORT);
+        assert_eq!(check_limits(t.system, t.body).await, Ok(()));
+        // Other failures depend on the values given later: not refused here.
+        assert_eq!(check_limits("", "{{ client.name | nosuchfilter }} {{ range(n) }}").await, Ok(()));
+        let err = check_limits(NESTED_RANGES, "fine").await.unwrap_err();
+        assert!(matches!(err, RenderError::Limit { part: "system", .. }), "{err:?}");
+    }
+
+    /// On a single-threaded runtime, a render held on the async thread would also
+    /// hold the ticker: it must finish on time while a slow render is abandoned.
+    #[test]
+    fn a_slow_render_is_abandoned_and_never_holds_the_runtime() {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(slow_render_is_abandoned());
+        // Dropping the runtime would wait for the abandoned render.
+        runtime.shutdown_background();
+    }
+
+    async fn slow_render_is_abandoned() {
+        // `sum` walks a lazily repeated list inside one step: fuel does not see it.
+        let slow = "{{ (range(100000) | list * 100000) | sum }}";
+        let ticker = tokio::spawn(async {
+            let started = std::time::Instant::now();
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            started.elapsed()
+        });
+        let started = std::time::Instant::now();
+        let err = render("", slow, Map::new()).await.unwrap_err();
+        assert!(matches!(&err, RenderError::Limit { part: "body", message } if message.contains("longer than")), "{err:?}");
+        assert!(started.elapsed() < RENDER_TIMEOUT + Duration::from_secs(1), "{:?}", started.elapsed());
+        assert!(ticker.await.unwrap() < Duration::from_millis(500), "the runtime thread stayed free");
+        let t = default("client-brief");
+        let (_, body) = render(t.system, t.body, ctx(json!({"client": {"name": "Acme"}, "focus": null}))).await.unwrap();
+        assert!(body.contains("Acme"), "{body}");
     }
 
     #[test]

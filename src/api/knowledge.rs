@@ -242,10 +242,7 @@ async fn search_knowledge(State(state): State<AppState>, caller: Caller, ApiQuer
         ApiError::bad_request("invalid_query", "q: is required").with_field("q", "is required")
     })?;
     let limit = pagination::limit(q.limit)?;
-    let offset: i64 = match q.cursor.as_deref() {
-        Some(c) => pagination::decode(SEARCH_CURSOR, c)?.parse().map_err(|_| pagination::decode(SEARCH_CURSOR, "").unwrap_err())?,
-        None => 0,
-    };
+    let offset = pagination::decode_offset(SEARCH_CURSOR, q.cursor.as_deref())?;
     let mut conn = state.pool.acquire().await?;
     let client_id = match q.client.as_deref() {
         Some(raw) => Some(clients::load(&mut conn, raw, false).await?.id),

@@ -50,6 +50,14 @@ pub fn decode_uuid(kind: &str, cursor: Option<&str>) -> Result<Option<Uuid>, Api
         .transpose()
 }
 
+/// Decodes an offset cursor (a ranked list's position, 0 without a cursor): only a
+/// non-negative number that fits in `u32` is one a list returned.
+pub fn decode_offset(kind: &str, cursor: Option<&str>) -> Result<i64, ApiError> {
+    let Some(cursor) = cursor else { return Ok(0) };
+    let key = decode(kind, cursor)?;
+    key.parse::<u32>().map(i64::from).map_err(|_| decode(kind, "").unwrap_err())
+}
+
 /// Builds a page from `limit + 1` fetched rows: the extra row only says another page exists.
 pub fn page<T, K: ToString>(mut rows: Vec<T>, limit: u32, kind: &str, key: impl Fn(&T) -> K) -> Page<T> {
     let next_cursor = if rows.len() > limit as usize {
@@ -72,6 +80,16 @@ mod tests {
         assert_eq!(decode_uuid("clients", Some(&c)).unwrap(), Some(id));
         assert_eq!(decode("tokens", &c).unwrap_err().code, "invalid_cursor");
         assert_eq!(decode("clients", "!!!").unwrap_err().code, "invalid_cursor");
+    }
+
+    #[test]
+    fn offset_cursors_are_small_non_negative_numbers() {
+        assert_eq!(decode_offset("s", None).unwrap(), 0);
+        assert_eq!(decode_offset("s", Some(&encode("s", "100"))).unwrap(), 100);
+        for bad in ["-50", "99999999999999999999", "4294967296", "1e3", ""] {
+            let err = decode_offset("s", Some(&encode("s", bad))).unwrap_err();
+            assert_eq!((err.code, err.errors[0].field.as_str()), ("invalid_cursor", "cursor"), "{bad}");
+        }
     }
 
     #[test]

@@ -471,7 +471,7 @@ async fn llm_completion(State(state): State<AppState>, caller: Caller, ApiJson(r
             };
             let context = super::prompt_templates::render_context(&mut conn, client.as_ref(), req.variables.clone()).await?;
             drop(conn);
-            let (system, prompt) = prompts::render(&template.system, &template.body, &context).map_err(super::prompt_templates::render_problem)?;
+            let (system, prompt) = prompts::render(&template.system, &template.body, context).await.map_err(super::prompt_templates::render_problem)?;
             (Some(system), prompt, format!("template:{key}"))
         }
     };

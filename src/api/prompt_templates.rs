@@ -38,7 +38,6 @@ use crate::{
 
 pub const TAG: &str = "prompt-templates";
 const CURSOR: &str = "prompt-templates";
-const MAX_SOURCE_BYTES: usize = 100 * 1024;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -135,8 +134,8 @@ fn check_sources(v: &mut Violations, description: &str, system: &str, body: &str
     for (part, source, min) in [("system", system, 0), ("body", body, 1)] {
         if source.trim().len() < min {
             v.add(part, "must not be empty");
-        } else if source.len() > MAX_SOURCE_BYTES {
-            v.add(part, format!("must be at most {MAX_SOURCE_BYTES} bytes (100 KB)"));
+        } else if source.len() > prompts::MAX_SOURCE_BYTES {
+            v.add(part, format!("must be at most {} bytes (100 KB)", prompts::MAX_SOURCE_BYTES));
         } else if let Err(RenderError::Syntax { message, .. }) = prompts::check_syntax(part, source) {
             v.add(part, format!("is not a valid template: {message}"));
         }
@@ -208,7 +207,7 @@ async fn list_templates(State(state): State<AppState>, caller: Caller, ApiQuery(
         (status = 403, description = "Missing scope `clients:write`", body = Problem),
         (status = 409, description = "The key exists (PUT it to add a version)", body = Problem),
         (status = 415, description = "Not JSON", body = Problem),
-        (status = 422, description = "Invalid key, empty body, or a template syntax error (field `body`/`system`)", body = Problem),
+        (status = 422, description = "Invalid key, empty body, a template syntax error, or a template that exceeds a render limit (field `body`/`system`)", body = Problem),
     )
 )]
 async fn create_template(
@@ -227,6 +226,7 @@ async fn create_template(
     }
     check_sources(&mut v, description, system, &input.body);
     v.finish(()).map_err(ApiError::invalid)?;
+    prompts::check_limits(system, &input.body).await.map_err(render_problem)?;
     let mut tx = state.pool.begin().await?;
     let new = NewTemplate { description, system, body: &input.body, created_by: Some(caller.principal.token_id) };
     let row = match store::prompt_templates::insert_first(&mut tx, key, &new).await {
@@ -296,7 +296,7 @@ async fn get_template(
         (status = 403, description = "Missing scope `clients:write`", body = Problem),
         (status = 404, description = "No such template", body = Problem),
         (status = 415, description = "Not JSON", body = Problem),
-        (status = 422, description = "Empty body or a template syntax error (field `body`/`system`)", body = Problem),
+        (status = 422, description = "Empty body, a template syntax error, or a template that exceeds a render limit (field `body`/`system`)", body = Problem),
     )
 )]
 async fn update_template(
@@ -314,6 +314,7 @@ async fn update_template(
     let mut v = Violations::default();
     check_sources(&mut v, description, system, &input.body);
     v.finish(()).map_err(ApiError::invalid)?;
+    prompts::check_limits(system, &input.body).await.map_err(render_problem)?;
     let new = NewTemplate { description, system, body: &input.body, created_by: Some(caller.principal.token_id) };
     let after = store::prompt_templates::insert_next(&mut tx, &key, &new).await?;
     store::audit::record(&mut tx, &caller.actor(), "prompt_template.update", "prompt_template", &key, Some(&before), Some(&after)).await?;
@@ -368,6 +369,8 @@ pub fn render_problem(e: RenderError) -> ApiError {
         }
         RenderError::Syntax { part, message } => ApiError::invalid(vec![]).with_field(part, format!("is not a valid template: {message}")),
         RenderError::Render { message, .. } => ApiError::invalid(vec![]).with_field("variables", format!("rendering failed: {message}")),
+        // The template itself is at fault (whatever the values): name its part.
+        RenderError::Limit { part, message } => ApiError::invalid(vec![]).with_field(part, format!("exceeds a render limit: {message}")),
     }
 }
 
@@ -401,7 +404,7 @@ pub async fn render_context(conn: &mut PgConnection, client: Option<&Client>, va
         (status = 403, description = "Missing scope `clients:read`", body = Problem),
         (status = 404, description = "No such template, version or client", body = Problem),
         (status = 415, description = "Not JSON", body = Problem),
-        (status = 422, description = "Missing variables (named in `errors`), or rendering failed", body = Problem),
+        (status = 422, description = "Missing variables (named in `errors`), rendering failed, or a render limit was exceeded (field `body`/`system`)", body = Problem),
     )
 )]
 async fn render_template(
@@ -425,6 +428,6 @@ async fn render_template(
     };
     let context = render_context(&mut conn, client.as_ref(), req.variables).await?;
     drop(conn);
-    let (system, text) = prompts::render(&template.system, &template.body, &context).map_err(render_problem)?;
+    let (system, text) = prompts::render(&template.system, &template.body, context).await.map_err(render_problem)?;
     Ok(axum::Json(RenderedTemplate { key: template.key, version: template.version, system, text }))
 }

@@ -39,6 +39,8 @@ const CURSOR: &str = "runs";
 const TASK_CURSOR: &str = "tasks";
 /// Longest `Prefer: wait=N` honoured (Make's HTTP module times out at 40 s).
 pub const MAX_WAIT_SECS: u64 = 30;
+/// Most clients one run may name in `client_ids` (decision 0013); omit it for every active client.
+pub const MAX_RUN_CLIENTS: usize = 1_000;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -112,7 +114,7 @@ pub async fn run_view(state: &AppState, id: Uuid) -> ApiResult<RunView> {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"client_ids": ["acme-coffee"], "params": {}, "dry_run": false}))]
 pub struct StartRunRequest {
-    /// Only these clients (ids or slugs); default: every `active` client.
+    /// Only these clients (ids or slugs, at most 1000); default: every `active` client.
     #[serde(default)]
     pub client_ids: Option<Vec<String>>,
     /// The workflow's parameters (see its `params_schema`).
@@ -187,6 +189,14 @@ async fn start_run(
         if raw.is_empty() {
             errors.push(FieldError::new("client_ids", "must name at least one client (omit it for every active client)"));
         }
+        // Bounded before any lookup: one query per id.
+        let raw = match raw.len() > MAX_RUN_CLIENTS {
+            true => {
+                errors.push(FieldError::new("client_ids", format!("must name at most {MAX_RUN_CLIENTS} clients (omit it for every active client)")));
+                &raw[..0]
+            }
+            false => &raw[..],
+        };
         let mut ids = vec![];
         for (i, c) in raw.iter().enumerate() {
             match clients::load(&mut tx, c, false).await {

@@ -66,7 +66,7 @@ pub struct ScheduleView {
 #[schema(example = json!({"workflow": "daily-monitoring", "cron": "0 7 * * *", "timezone": "America/Sao_Paulo", "enabled": true}))]
 pub struct ScheduleInput {
     pub workflow: String,
-    /// Cron expression (5 fields, or 6 with seconds).
+    /// Cron expression (5 fields, or 6 with seconds) that fires at most once every 5 minutes.
     pub cron: String,
     /// IANA time zone the expression is read in; default `UTC`.
     #[serde(default = "utc")]
@@ -88,7 +88,9 @@ struct Valid {
     next: Option<DateTime<Utc>>,
 }
 
-fn validate(state: &AppState, input: ScheduleInput) -> ApiResult<Valid> {
+/// `timing_changed`: the cron or time zone is new, so the firing floor is checked
+/// (a schedule stored before the floor can still be patched, e.g. disabled).
+fn validate(state: &AppState, input: ScheduleInput, timing_changed: bool) -> ApiResult<Valid> {
     let mut errors = vec![];
     let mut params = Value::Object(Default::default());
     match state.workflows.get(&input.workflow) {
@@ -98,11 +100,14 @@ fn validate(state: &AppState, input: ScheduleInput) -> ApiResult<Valid> {
             Err(e) => errors.extend(e),
         },
     }
-    if let Err(e) = scheduler::parse_cron(&input.cron) {
+    let cron = scheduler::parse_cron(&input.cron).map_err(|e| errors.push(FieldError::new("cron", e)));
+    let timezone = scheduler::parse_timezone(&input.timezone).map_err(|e| errors.push(FieldError::new("timezone", e)));
+    if cron.is_ok()
+        && timezone.is_ok()
+        && timing_changed
+        && let Err(e) = scheduler::check_interval(&input.cron, &input.timezone, Utc::now())
+    {
         errors.push(FieldError::new("cron", e));
-    }
-    if let Err(e) = scheduler::parse_timezone(&input.timezone) {
-        errors.push(FieldError::new("timezone", e));
     }
     if !errors.is_empty() {
         return Err(ApiError::invalid(errors));
@@ -137,11 +142,11 @@ async fn find(conn: &mut PgConnection, id: Uuid) -> Result<Option<ScheduleView>,
         (status = 400, description = "Malformed JSON", body = Problem),
         (status = 403, description = "Missing scope `schedules:write`", body = Problem),
         (status = 415, description = "Not JSON", body = Problem),
-        (status = 422, description = "Unknown workflow, bad cron, time zone or params", body = Problem),
+        (status = 422, description = "Unknown workflow, bad cron (or one firing more often than every 5 minutes), time zone or params", body = Problem),
     ))]
 async fn create_schedule(State(state): State<AppState>, caller: Caller, ApiJson(input): ApiJson<ScheduleInput>) -> ApiResult<Response> {
     caller.require(Scope::SchedulesWrite)?;
-    let v = validate(&state, input)?;
+    let v = validate(&state, input, true)?;
     let mut tx = state.pool.begin().await?;
     let id = Uuid::now_v7();
     sqlx::query!(
@@ -229,7 +234,7 @@ async fn get_schedule(State(state): State<AppState>, caller: Caller, Path(id): P
         (status = 403, description = "Missing scope `schedules:write`", body = Problem),
         (status = 404, description = "No such schedule", body = Problem),
         (status = 415, description = "Not JSON", body = Problem),
-        (status = 422, description = "Bad cron, time zone, workflow or params", body = Problem),
+        (status = 422, description = "Bad cron (or one firing more often than every 5 minutes), time zone, workflow or params", body = Problem),
     ))]
 async fn update_schedule(State(state): State<AppState>, caller: Caller, Path(id): Path<String>, ApiJson(patch): ApiJson<Value>) -> ApiResult<axum::Json<ScheduleView>> {
     caller.require(Scope::SchedulesWrite)?;
@@ -247,7 +252,9 @@ async fn update_schedule(State(state): State<AppState>, caller: Caller, Path(id)
     })
     .map_err(ApiError::internal)?;
     json_patch::merge(&mut doc, &patch);
-    let v = validate(&state, from_value(doc)?)?;
+    let input: ScheduleInput = from_value(doc)?;
+    let timing_changed = input.cron.trim() != before.cron || input.timezone != before.timezone;
+    let v = validate(&state, input, timing_changed)?;
     sqlx::query!(
         "UPDATE engine.schedules SET workflow = $2, cron = $3, timezone = $4, params = $5, enabled = $6, next_fire_at = $7, updated_at = now()
          WHERE id = $1",

@@ -39,6 +39,37 @@ pub fn next_after(expr: &str, tz: &str, after: DateTime<Utc>) -> Result<DateTime
         .map_err(|e| format!("no next occurrence: {e}"))
 }
 
+/// The least time between two firings of a schedule: workflows call paid platforms
+/// for every client, so a schedule runs at most every 5 minutes (decision 0013).
+pub const MIN_INTERVAL_MINUTES: i64 = 5;
+/// How many consecutive firings, within how many days, [`check_interval`] looks at.
+const INTERVAL_SAMPLE: usize = 1_000;
+const INTERVAL_WINDOW_DAYS: i64 = 400;
+
+/// Refuses an expression that fires twice within [`MIN_INTERVAL_MINUTES`]. Cron fields
+/// repeat by the hour, day and year, so the gaps between the next firings (up to
+/// [`INTERVAL_SAMPLE`], within [`INTERVAL_WINDOW_DAYS`]) show any close pair.
+pub fn check_interval(expr: &str, tz: &str, after: DateTime<Utc>) -> Result<(), String> {
+    let cron = parse_cron(expr)?;
+    let tz = parse_timezone(tz)?;
+    let floor = chrono::TimeDelta::minutes(MIN_INTERVAL_MINUTES);
+    let end = after + chrono::TimeDelta::days(INTERVAL_WINDOW_DAYS);
+    let mut previous: Option<DateTime<Utc>> = None;
+    for at in cron.iter_after(after.with_timezone(&tz)).take(INTERVAL_SAMPLE).map(|t| t.with_timezone(&Utc)).take_while(|t| *t < end) {
+        if let Some(before) = previous
+            && at - before < floor
+        {
+            return Err(format!(
+                "fires more often than once every {MIN_INTERVAL_MINUTES} minutes (e.g. at {} and {})",
+                before.format("%Y-%m-%dT%H:%M:%SZ"),
+                at.format("%Y-%m-%dT%H:%M:%SZ")
+            ));
+        }
+        previous = Some(at);
+    }
+    Ok(())
+}
+
 /// Advisory lock key serialising `seed_defaults` across replicas.
 const SEED_LOCK: i64 = 0x5357_5343_4845_4400; // "SWSCHED"
 
@@ -182,5 +213,19 @@ mod tests {
         assert!(parse_cron("every day").is_err());
         assert!(parse_timezone("Mars/Base").is_err());
         assert!(parse_cron("*/5 * * * *").is_ok());
+    }
+
+    #[test]
+    fn schedules_fire_at_most_every_five_minutes() {
+        let after: DateTime<Utc> = "2026-06-01T12:00:00Z".parse().unwrap();
+        for ok in ["*/5 * * * *", "0 7 * * *", "0 8 * * 1", "0 */5 * * * *", "0,5 9 * * *", "30 0 * * *"] {
+            assert_eq!(check_interval(ok, "America/Sao_Paulo", after), Ok(()), "{ok}");
+        }
+        // Every second or minute; a close pair inside an hour, across hours, or once a
+        // year (New Year's Eve 23:58 then 00:00).
+        for bad in ["* * * * * *", "* * * * *", "*/4 * * * *", "0,3 9 * * *", "0,58 * * * *", "0,58 0,23 1,31 1,12 *"] {
+            let err = check_interval(bad, "UTC", after).unwrap_err();
+            assert!(err.contains("once every 5 minutes"), "{bad}: {err}");
+        }
     }
 }

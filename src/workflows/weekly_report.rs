@@ -148,7 +148,8 @@ async fn report(ctx: &TaskContext) -> Result<Value, StepError> {
     let figures = figures(&rows, &platforms, &client.currency, period, &sync_errors);
     context.insert("figures".into(), figures.clone());
     context.insert("period".into(), serde_json::to_value(period).unwrap_or_default());
-    let (system, prompt) = prompts::render(&template.system, &template.body, &context)
+    let (system, prompt) = prompts::render(&template.system, &template.body, context)
+        .await
         .map_err(|e| StepError::permanent(format!("prompt template `{}` v{}: {e}", template.key, template.version)))?;
 
     let completion: Option<Completion> = ctx
