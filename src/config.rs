@@ -25,6 +25,10 @@ pub struct Config {
     pub data_dir: PathBuf,
     #[serde(serialize_with = "redacted")]
     pub jwt_secret: Option<SecretString>,
+    /// Comma-separated earlier `JWT_SECRET`s: tokens they signed still verify (rotation
+    /// without downtime); new tokens are signed with `JWT_SECRET` only.
+    #[serde(serialize_with = "redacted")]
+    pub jwt_secrets_previous: Option<SecretString>,
     pub jwt_audience: String,
     pub jwt_issuer: String,
     pub log_format: LogFormat,
@@ -90,6 +94,7 @@ impl Default for Config {
             port: 8080,
             data_dir: PathBuf::from(".data"),
             jwt_secret: None,
+            jwt_secrets_previous: None,
             jwt_audience: "switchboard".into(),
             jwt_issuer: "switchboard".into(),
             log_format: LogFormat::Pretty,
@@ -156,6 +161,9 @@ impl Config {
         {
             return fail("JWT_SECRET", &format!("must be at least {MIN_JWT_SECRET_BYTES} bytes"));
         }
+        if self.jwt_previous_secrets().iter().any(|s| s.len() < MIN_JWT_SECRET_BYTES) {
+            return fail("JWT_SECRETS_PREVIOUS", &format!("each secret must be at least {MIN_JWT_SECRET_BYTES} bytes"));
+        }
         if let Some(url) = self.database_url.as_ref().map(ExposeSecret::expose_secret)
             && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
         {
@@ -204,6 +212,12 @@ impl Config {
             return fail("LOG_LEVEL", "not a valid filter (e.g. info, debug, switchboard=debug)");
         }
         Ok(())
+    }
+
+    /// The earlier JWT secrets that still verify tokens (`JWT_SECRETS_PREVIOUS`).
+    pub fn jwt_previous_secrets(&self) -> Vec<Vec<u8>> {
+        let raw = self.jwt_secrets_previous.as_ref().map(ExposeSecret::expose_secret).unwrap_or_default();
+        raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| s.as_bytes().to_vec()).collect()
     }
 
     /// True when the service runs its own Postgres cluster (no `DATABASE_URL`).
@@ -338,12 +352,21 @@ mod tests {
 
     /// Issue #10 finding 16: no secret setting reaches `{:?}` (or the serialized config).
     #[test]
+    fn earlier_jwt_secrets_are_checked_like_the_current_one() {
+        let config = Config::from_vars(vars(&[("JWT_SECRETS_PREVIOUS", "first-previous-secret-long-enough-000001, second-previous-secret-long-enough-00002")])).unwrap();
+        assert_eq!(config.jwt_previous_secrets().len(), 2);
+        let err = Config::from_vars(vars(&[("JWT_SECRETS_PREVIOUS", "first-previous-secret-long-enough-000001,short")])).unwrap_err().to_string();
+        assert!(err.contains("JWT_SECRETS_PREVIOUS") && !err.contains("first-previous"), "{err}");
+    }
+
+    #[test]
     fn debug_and_serialize_show_no_secret() {
         let whsec = crate::events::signing::new_secret();
         let (key, old) = (crate::crypto::generate_key(), crate::crypto::generate_key());
         let secrets: Vec<(&str, String)> = vec![
             ("DATABASE_URL", "postgres://switchboard:db-password-4411@db.internal/switchboard".into()),
             ("JWT_SECRET", "jwt-secret-value-that-is-long-enough-0001".into()),
+            ("JWT_SECRETS_PREVIOUS", "jwt-previous-secret-that-is-long-enough-0014".into()),
             ("CALLBACK_SECRET", whsec),
             ("ENCRYPTION_KEY", key),
             ("ENCRYPTION_KEYS_OLD", old),

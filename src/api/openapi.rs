@@ -100,20 +100,30 @@ fn problem(description: &str) -> RefOr<openapi::Response> {
         .into()
 }
 
-/// The scope an operation needs, as its 403 response names it first ("Missing scope `x`...").
-/// Written into the security requirement, so tools (and the auth-matrix test) can read it.
-fn required_scope(op: &Operation) -> Option<String> {
-    let RefOr::T(forbidden) = op.responses.responses.get("403")? else { return None };
-    let rest = forbidden.description.strip_prefix("Missing scope `")?;
-    rest.split_once('`').map(|(scope, _)| scope.to_string())
+/// The scopes an operation needs, as its 403 response names them: "Missing scope `x`..."
+/// (one), or "Missing scope: `x` or `y`, ..." (any one of them). Written into the
+/// security requirements (one per scheme and scope: alternatives), so tools and the
+/// auth-matrix test can read them.
+fn required_scopes(op: &Operation) -> Vec<String> {
+    let Some(RefOr::T(forbidden)) = op.responses.responses.get("403") else { return vec![] };
+    let description = forbidden.description.as_str();
+    let named = |text: &str| text.split('`').skip(1).step_by(2).map(String::from).collect::<Vec<_>>();
+    if let Some(rest) = description.strip_prefix("Missing scope `") {
+        rest.split_once('`').map(|(scope, _)| vec![scope.to_string()]).unwrap_or_default()
+    } else if let Some(rest) = description.strip_prefix("Missing scope: ") {
+        named(rest.split(',').next().unwrap_or_default())
+    } else {
+        vec![]
+    }
 }
 
 fn complete_operation(op: &mut Operation) {
-    let scopes: Vec<String> = required_scope(op).into_iter().collect();
-    op.security = Some(vec![
-        SecurityRequirement::new("bearer", scopes.clone()),
-        SecurityRequirement::new("api_key", scopes),
-    ]);
+    let scopes = required_scopes(op);
+    op.security = Some(if scopes.is_empty() {
+        vec![SecurityRequirement::new("bearer", Vec::<String>::new()), SecurityRequirement::new("api_key", Vec::<String>::new())]
+    } else {
+        ["bearer", "api_key"].into_iter().flat_map(|scheme| scopes.iter().map(move |s| SecurityRequirement::new(scheme, [s.clone()]))).collect()
+    });
     let shared = [
         ("401", "Missing, malformed, expired or revoked token"),
         ("429", "Rate limit of this token exceeded; see `Retry-After`"),

@@ -98,6 +98,8 @@ pub enum IssueError {
 pub struct Tokens {
     encoding: EncodingKey,
     decoding: DecodingKey,
+    /// Earlier secrets' keys, tried when the current one does not match the signature.
+    previous: Vec<DecodingKey>,
     validation: Validation,
     audience: String,
     issuer: String,
@@ -125,12 +127,20 @@ impl Tokens {
         Ok(Self {
             encoding: EncodingKey::from_secret(secret).context("JWT_SECRET")?,
             decoding: DecodingKey::from_secret(secret).context("JWT_SECRET")?,
+            previous: vec![],
             validation,
             audience: audience.into(),
             issuer: issuer.into(),
             cache: Arc::new(TokenCache::new(Duration::from_secs(60))),
             last_used: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Also accepts tokens signed with these earlier secrets (`JWT_SECRETS_PREVIOUS`), so
+    /// the secret can change without invalidating the tokens Make and scripts hold.
+    pub fn with_previous(mut self, secrets: &[Vec<u8>]) -> anyhow::Result<Self> {
+        self.previous = secrets.iter().map(|s| DecodingKey::from_secret(s).context("JWT_SECRETS_PREVIOUS")).collect::<anyhow::Result<_>>()?;
+        Ok(self)
     }
 
     /// Creates the token row (with its audit entry) and signs the JWT. A token issued
@@ -179,7 +189,16 @@ impl Tokens {
     /// Verifies signature, algorithm, audience, issuer and expiry, then checks that the
     /// token is still live (cached, or one indexed lookup on first sight).
     pub async fn authenticate(&self, pool: &PgPool, token: &str) -> Result<Principal, AuthError> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).map_err(|e| {
+        let mut decoded = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation);
+        for key in &self.previous {
+            match &decoded {
+                Err(e) if *e.kind() == jsonwebtoken::errors::ErrorKind::InvalidSignature => {
+                    decoded = jsonwebtoken::decode::<Claims>(token, key, &self.validation);
+                }
+                _ => break,
+            }
+        }
+        let data = decoded.map_err(|e| {
             use jsonwebtoken::errors::ErrorKind;
             match e.kind() {
                 ErrorKind::ExpiredSignature => AuthError::Expired,

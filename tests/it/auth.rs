@@ -409,3 +409,31 @@ async fn rate_limit_is_per_token(pool: PgPool) {
     assert_eq!(res.status, StatusCode::OK, "{}", res.text());
     assert_eq!(res.header("ratelimit-remaining"), Some("2"));
 }
+
+#[sqlx::test]
+async fn the_jwt_secret_rotates_without_invalidating_tokens(pool: PgPool) {
+    let old = TestApp::new(pool.clone()).await;
+    let held = old.token(&["clients:read"]).await;
+    let new_secret = "the-new-jwt-secret-that-is-long-enough-for-hs256";
+    let config = |previous: Option<&str>| switchboard::config::Config {
+        jwt_secret: Some(new_secret.into()),
+        jwt_secrets_previous: previous.map(Into::into),
+        ..test_config()
+    };
+
+    // During the rotation a token signed with the old secret still works, and new tokens
+    // are signed with the new one.
+    let rotating = TestApp::with_config(pool.clone(), config(Some(&format!("unrelated-secret-that-is-long-enough-000,{JWT_SECRET}")))).await;
+    assert_eq!(current(&rotating, &held).await.status, StatusCode::OK);
+    let fresh = rotating.token(&["clients:read"]).await;
+    assert_eq!(current(&rotating, &fresh).await.status, StatusCode::OK);
+    assert_unauthorized(&current(&old, &fresh).await, "invalid_token");
+    // Revocation and expiry still apply to tokens verified with an earlier secret.
+    let forged = sign(&claims(Uuid::now_v7(), "switchboard", None), JWT_SECRET);
+    assert_unauthorized(&current(&rotating, &forged).await, "unknown_token");
+
+    // Once the old secret is dropped, its tokens stop working.
+    let rotated = TestApp::with_config(pool, config(None)).await;
+    assert_unauthorized(&current(&rotated, &held).await, "invalid_token");
+    assert_eq!(current(&rotated, &fresh).await.status, StatusCode::OK);
+}
