@@ -10,6 +10,9 @@ use crate::platforms::PlatformSettings;
 /// Minimum length of `JWT_SECRET` outside local zero-setup mode.
 pub const MIN_JWT_SECRET_BYTES: usize = 32;
 
+/// Minimum length of `METRICS_TOKEN`.
+pub const MIN_METRICS_TOKEN_BYTES: usize = 16;
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default)]
 pub struct Config {
@@ -59,6 +62,16 @@ pub struct Config {
     /// `whsec_...` key signing `callback_url` requests (Standard Webhooks); unsigned when unset.
     #[serde(serialize_with = "redacted")]
     pub callback_secret: Option<String>,
+    /// Runtime limits (docs/decisions/0016-runtime-limits.md).
+    /// When set, `/metrics` needs `Authorization: Bearer <this>`; open when unset.
+    #[serde(serialize_with = "redacted")]
+    pub metrics_token: Option<String>,
+    /// A connection must send a request's complete headers within this (slowloris).
+    pub http_header_read_timeout_secs: u64,
+    /// Open HTTP connections at once; further ones wait in the listen backlog.
+    pub http_max_connections: usize,
+    /// Postgres `statement_timeout` of the service's connections, milliseconds; 0 disables.
+    pub database_statement_timeout_ms: u64,
     /// Each platform's settings, read from its own prefixed variables (`META_*`, ...).
     #[serde(skip)]
     pub platforms: PlatformSettings,
@@ -105,6 +118,10 @@ impl Default for Config {
             webhook_timeout_secs: 10,
             webhook_rate_per_second: 25,
             callback_secret: None,
+            metrics_token: None,
+            http_header_read_timeout_secs: 10,
+            http_max_connections: 1024,
+            database_statement_timeout_ms: 5000,
             platforms: PlatformSettings::default(),
         }
     }
@@ -181,6 +198,15 @@ impl Config {
         {
             return fail("CALLBACK_SECRET", "must be `whsec_` followed by base64 of 24-64 random bytes (e.g. from `openssl rand -base64 32`)");
         }
+        if self.metrics_token.as_ref().is_some_and(|t| t.len() < MIN_METRICS_TOKEN_BYTES) {
+            return fail("METRICS_TOKEN", &format!("must be at least {MIN_METRICS_TOKEN_BYTES} bytes"));
+        }
+        if !(1..=300).contains(&self.http_header_read_timeout_secs) || self.http_max_connections == 0 {
+            return fail("HTTP_HEADER_READ_TIMEOUT_SECS/HTTP_MAX_CONNECTIONS", "timeout 1-300 seconds, connections at least 1");
+        }
+        if self.database_statement_timeout_ms != 0 && self.database_statement_timeout_ms < 100 {
+            return fail("DATABASE_STATEMENT_TIMEOUT_MS", "must be 0 (no limit) or at least 100");
+        }
         if tracing_subscriber::EnvFilter::try_new(&self.log_level).is_err() {
             return fail("LOG_LEVEL", "not a valid filter (e.g. info, debug, switchboard=debug)");
         }
@@ -213,6 +239,19 @@ impl Config {
             policy: self.webhook_policy(),
             ..Default::default()
         }
+    }
+
+    /// Limits of the HTTP listener.
+    pub fn http_limits(&self) -> crate::http_server::Limits {
+        crate::http_server::Limits {
+            header_read_timeout: Duration::from_secs(self.http_header_read_timeout_secs),
+            max_connections: self.http_max_connections,
+        }
+    }
+
+    /// `statement_timeout` for the service's database connections; `None` for no limit.
+    pub fn statement_timeout(&self) -> Option<Duration> {
+        (self.database_statement_timeout_ms > 0).then(|| Duration::from_millis(self.database_statement_timeout_ms))
     }
 
     pub fn request_timeout(&self) -> Duration {
@@ -313,6 +352,23 @@ mod tests {
         assert!(err.contains("CALLBACK_SECRET") && !err.contains("hunter2"), "{err}");
         let ok = crate::events::signing::new_secret();
         assert_eq!(Config::from_vars(vars(&[("CALLBACK_SECRET", &ok)])).unwrap().callback_secret, Some(ok));
+    }
+
+    #[test]
+    fn runtime_limits_are_validated_without_echoing_the_token() {
+        let err = Config::from_vars(vars(&[("METRICS_TOKEN", "hunter2")])).unwrap_err().to_string();
+        assert!(err.contains("METRICS_TOKEN") && !err.contains("hunter2"), "{err}");
+        let err = Config::from_vars(vars(&[("HTTP_MAX_CONNECTIONS", "0")])).unwrap_err().to_string();
+        assert!(err.contains("HTTP_MAX_CONNECTIONS"), "{err}");
+        let err = Config::from_vars(vars(&[("HTTP_HEADER_READ_TIMEOUT_SECS", "0")])).unwrap_err().to_string();
+        assert!(err.contains("HTTP_HEADER_READ_TIMEOUT_SECS"), "{err}");
+        let err = Config::from_vars(vars(&[("DATABASE_STATEMENT_TIMEOUT_MS", "5")])).unwrap_err().to_string();
+        assert!(err.contains("DATABASE_STATEMENT_TIMEOUT_MS"), "{err}");
+        let c = Config::from_vars(vars(&[("DATABASE_STATEMENT_TIMEOUT_MS", "0")])).unwrap();
+        assert_eq!(c.statement_timeout(), None);
+        let c = Config::from_vars(vars(&[])).unwrap();
+        assert_eq!(c.statement_timeout(), Some(Duration::from_secs(5)));
+        assert_eq!(c.http_limits().max_connections, 1024);
     }
 
     #[test]

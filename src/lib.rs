@@ -10,6 +10,7 @@ pub mod costs;
 pub mod domain;
 pub mod embedded_pg;
 pub mod events;
+pub mod http_server;
 pub mod platforms;
 pub mod prompts;
 pub mod server;

@@ -20,6 +20,7 @@ mod openapi;
 mod pagination;
 mod platform_api;
 mod runs_api;
+mod runtime_limits;
 mod system;
 mod webhooks;
 mod zero_setup;
