@@ -44,7 +44,7 @@ async fn main() -> anyhow::Result<()> {
     let rate: f64 = env("RATE", 200.0);
     let concurrency: usize = env("CONCURRENCY", 100);
 
-    let pool = store::connect(&url, 32).await?;
+    let pool = store::connect(&url, 32, None).await?;
     server::migrate(&pool).await?;
     sqlx::query("TRUNCATE knowledge.clients CASCADE").execute(&pool).await?;
     sqlx::query(

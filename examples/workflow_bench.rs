@@ -101,7 +101,7 @@ async fn main() -> anyhow::Result<()> {
     let rate: f64 = env("RATE", 200.0);
     let concurrency: usize = env("WORKER_CONCURRENCY", 100);
 
-    let pool = store::connect(&url, 40).await?;
+    let pool = store::connect(&url, 40, None).await?;
     server::migrate(&pool).await?;
     let behaviour = sim::Behaviour { latency_ms, rate_per_second: Some(rate), ..sim::Behaviour::default() };
     let simulator = sim::spawn("127.0.0.1:0".parse()?, sim::SimState::new(behaviour)).await?;

@@ -12,6 +12,10 @@ use crate::platforms::PlatformSettings;
 pub const MIN_JWT_SECRET_BYTES: usize = 32;
 
 /// Secrets are `SecretString`s: `{:?}` shows `[REDACTED]`, and serializing shows `[redacted]`.
+
+/// Minimum length of `METRICS_TOKEN`.
+pub const MIN_METRICS_TOKEN_BYTES: usize = 16;
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default)]
 pub struct Config {
@@ -73,6 +77,16 @@ pub struct Config {
     /// Comma-separated previous keys: values sealed with them still open (key rotation).
     #[serde(serialize_with = "redacted")]
     pub encryption_keys_old: Option<SecretString>,
+    /// Runtime limits (docs/decisions/0016-runtime-limits.md).
+    /// When set, `/metrics` needs `Authorization: Bearer <this>`; open when unset.
+    #[serde(serialize_with = "redacted")]
+    pub metrics_token: Option<SecretString>,
+    /// A connection must send a request's complete headers within this (slowloris).
+    pub http_header_read_timeout_secs: u64,
+    /// Open HTTP connections at once; further ones wait in the listen backlog.
+    pub http_max_connections: usize,
+    /// Postgres `statement_timeout` of the service's connections, milliseconds; 0 disables.
+    pub database_statement_timeout_ms: u64,
     /// Each platform's settings, read from its own prefixed variables (`META_*`, ...).
     #[serde(skip)]
     pub platforms: PlatformSettings,
@@ -122,6 +136,10 @@ impl Default for Config {
             callback_secret: None,
             encryption_key: None,
             encryption_keys_old: None,
+            metrics_token: None,
+            http_header_read_timeout_secs: 10,
+            http_max_connections: 1024,
+            database_statement_timeout_ms: 5000,
             platforms: PlatformSettings::default(),
         }
     }
@@ -208,6 +226,15 @@ impl Config {
             // Zero-setup mode generates the current key; the old ones must still parse.
             crate::crypto::KeyRing::parse(&crate::crypto::generate_key(), Some(old.expose_secret())).map_err(ConfigError)?;
         }
+        if self.metrics_token.as_ref().is_some_and(|t| t.expose_secret().len() < MIN_METRICS_TOKEN_BYTES) {
+            return fail("METRICS_TOKEN", &format!("must be at least {MIN_METRICS_TOKEN_BYTES} bytes"));
+        }
+        if !(1..=300).contains(&self.http_header_read_timeout_secs) || self.http_max_connections == 0 {
+            return fail("HTTP_HEADER_READ_TIMEOUT_SECS/HTTP_MAX_CONNECTIONS", "timeout 1-300 seconds, connections at least 1");
+        }
+        if self.database_statement_timeout_ms != 0 && self.database_statement_timeout_ms < 100 {
+            return fail("DATABASE_STATEMENT_TIMEOUT_MS", "must be 0 (no limit) or at least 100");
+        }
         if tracing_subscriber::EnvFilter::try_new(&self.log_level).is_err() {
             return fail("LOG_LEVEL", "not a valid filter (e.g. info, debug, switchboard=debug)");
         }
@@ -247,6 +274,19 @@ impl Config {
             callback_secret: self.callback_secret.clone(),
             ..Default::default()
         }
+    }
+
+    /// Limits of the HTTP listener.
+    pub fn http_limits(&self) -> crate::http_server::Limits {
+        crate::http_server::Limits {
+            header_read_timeout: Duration::from_secs(self.http_header_read_timeout_secs),
+            max_connections: self.http_max_connections,
+        }
+    }
+
+    /// `statement_timeout` for the service's database connections; `None` for no limit.
+    pub fn statement_timeout(&self) -> Option<Duration> {
+        (self.database_statement_timeout_ms > 0).then(|| Duration::from_millis(self.database_statement_timeout_ms))
     }
 
     pub fn request_timeout(&self) -> Duration {
@@ -402,6 +442,23 @@ mod tests {
         let err = Config::from_vars(vars(&[("ENCRYPTION_KEY", &key), ("ENCRYPTION_KEYS_OLD", "oops")])).unwrap_err().to_string();
         assert!(err.contains("ENCRYPTION_KEYS_OLD") && !err.contains("oops"), "{err}");
         assert!(Config::from_vars(vars(&[("ENCRYPTION_KEYS_OLD", &key)])).is_ok(), "zero-setup: old keys without a current one");
+    }
+
+    #[test]
+    fn runtime_limits_are_validated_without_echoing_the_token() {
+        let err = Config::from_vars(vars(&[("METRICS_TOKEN", "hunter2")])).unwrap_err().to_string();
+        assert!(err.contains("METRICS_TOKEN") && !err.contains("hunter2"), "{err}");
+        let err = Config::from_vars(vars(&[("HTTP_MAX_CONNECTIONS", "0")])).unwrap_err().to_string();
+        assert!(err.contains("HTTP_MAX_CONNECTIONS"), "{err}");
+        let err = Config::from_vars(vars(&[("HTTP_HEADER_READ_TIMEOUT_SECS", "0")])).unwrap_err().to_string();
+        assert!(err.contains("HTTP_HEADER_READ_TIMEOUT_SECS"), "{err}");
+        let err = Config::from_vars(vars(&[("DATABASE_STATEMENT_TIMEOUT_MS", "5")])).unwrap_err().to_string();
+        assert!(err.contains("DATABASE_STATEMENT_TIMEOUT_MS"), "{err}");
+        let c = Config::from_vars(vars(&[("DATABASE_STATEMENT_TIMEOUT_MS", "0")])).unwrap();
+        assert_eq!(c.statement_timeout(), None);
+        let c = Config::from_vars(vars(&[])).unwrap();
+        assert_eq!(c.statement_timeout(), Some(Duration::from_secs(5)));
+        assert_eq!(c.http_limits().max_connections, 1024);
     }
 
     #[test]

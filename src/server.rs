@@ -41,7 +41,7 @@ impl Database {
                 (url, Some(pg))
             }
         };
-        let pool = match store::connect(&url, config.database_max_connections).await {
+        let pool = match store::connect(&url, config.database_max_connections, config.statement_timeout()).await {
             Ok(pool) => pool,
             Err(e) => {
                 if let Some(mut pg) = embedded {
@@ -63,8 +63,14 @@ impl Database {
     }
 }
 
+/// Applies migrations on a connection of their own without `statement_timeout`
+/// (a migration may rewrite a large table); the connection is closed afterwards.
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
-    store::MIGRATOR.run(pool).await.context("applying migrations")?;
+    let mut conn = pool.acquire().await.context("connecting to apply migrations")?;
+    sqlx::query("SET statement_timeout = 0").execute(&mut *conn).await?;
+    let applied = store::MIGRATOR.run(&mut *conn).await.context("applying migrations");
+    let _ = conn.close().await;
+    applied?;
     Ok(())
 }
 
@@ -189,6 +195,8 @@ async fn run(config: &Config, pool: &PgPool, role: Role) -> anyhow::Result<()> {
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let mut background = JoinSet::new();
     background.spawn(crate::costs::flush_every(pool.clone(), crate::costs::FLUSH_EVERY, stop.clone()));
+    // Every role records metrics; their samples are freed only by this timer (or a scrape).
+    background.spawn(crate::telemetry::metrics_upkeep(state.metrics.clone(), crate::telemetry::METRICS_UPKEEP_EVERY, stop.clone()));
     if role.worker() {
         let worker = Arc::new(Worker::new(state.clone(), state.workflows.clone(), config.worker_settings()));
         background.spawn(worker.run(stop.clone()));
@@ -241,7 +249,7 @@ async fn serve_http(config: &Config, state: &AppState, simulator: Option<&sim::R
     spawn_upkeep(&mut upkeep, state);
     let grace = Duration::from_secs(config.shutdown_grace_secs);
     let (stopping_tx, mut stopping) = tokio::sync::watch::channel(false);
-    let server = axum::serve(listener, api::app(state.clone())).with_graceful_shutdown(async move {
+    let server = crate::http_server::serve(listener, api::app(state.clone()), config.http_limits(), async move {
         shutdown_signal().await;
         tracing::info!("shutting down: draining in-flight requests");
         let _ = stopping_tx.send(true);
@@ -252,7 +260,7 @@ async fn serve_http(config: &Config, state: &AppState, simulator: Option<&sim::R
         tokio::time::sleep(grace).await;
     };
     let served = tokio::select! {
-        served = server => served.context("serving HTTP"),
+        () = server => Ok(()),
         () = deadline => {
             tracing::warn!("grace period over; closing the remaining connections");
             Ok(())

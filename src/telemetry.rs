@@ -1,7 +1,7 @@
 //! Logs (pretty for people, JSON for machines; stdout and optionally a
 //! size-rotated file) and the Prometheus metrics recorder.
 
-use std::sync::OnceLock;
+use std::{sync::OnceLock, time::Duration};
 
 use file_rotate::{ContentLimit, FileRotate, compression::Compression, suffix::AppendCount};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -73,4 +73,72 @@ pub fn metrics_handle() -> PrometheusHandle {
             handle
         })
         .clone()
+}
+
+/// How often recorded histogram samples are folded into their buckets.
+pub const METRICS_UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// Folds recorded histogram samples into their buckets every `every` until `stop`.
+/// The recorder keeps each raw sample until then, and `/metrics` may never be
+/// scraped (no Prometheus): without this, memory grows with every request.
+pub async fn metrics_upkeep(handle: PrometheusHandle, every: Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => handle.run_upkeep(),
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        alloc::{GlobalAlloc, Layout, System},
+        sync::atomic::{AtomicIsize, Ordering},
+    };
+
+    use super::*;
+
+    /// Counts the bytes this test process holds (nextest runs each test in its own process).
+    struct Counting;
+    static HELD: AtomicIsize = AtomicIsize::new(0);
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            HELD.fetch_add(layout.size() as isize, Ordering::Relaxed);
+            unsafe { System.alloc(layout) }
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            HELD.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+            unsafe { System.dealloc(ptr, layout) }
+        }
+    }
+    #[global_allocator]
+    static ALLOC: Counting = Counting;
+
+    #[tokio::test]
+    async fn the_upkeep_timer_frees_histogram_samples_without_a_scrape() {
+        let handle = metrics_handle();
+        let histogram = metrics::histogram!("upkeep_test_seconds", "route" => "/test");
+        let before = HELD.load(Ordering::Relaxed);
+        for i in 0..500_000 {
+            histogram.record(i as f64 * 1e-6);
+        }
+        let grown = HELD.load(Ordering::Relaxed) - before;
+        assert!(grown > 2_000_000, "500k samples should hold megabytes until upkeep, held {grown} bytes");
+
+        let (stop_tx, stop) = tokio::sync::watch::channel(false);
+        let timer = tokio::spawn(metrics_upkeep(handle, Duration::from_millis(20), stop));
+        // Traffic goes on (a trickle); drained blocks are freed once the epoch moves on.
+        for _ in 0..30 {
+            (0..100).for_each(|_| histogram.record(0.001));
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let left = HELD.load(Ordering::Relaxed) - before;
+        assert!(left < grown / 10, "upkeep should free the samples: {grown} bytes before, {left} after");
+
+        stop_tx.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(1), timer).await.expect("the timer stops").unwrap();
+    }
 }

@@ -78,6 +78,9 @@ pub struct ApiError {
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
+/// `Retry-After` of a `database_timeout` answer.
+const DATABASE_RETRY_AFTER_SECS: u64 = 2;
+
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
         Self { status, code, detail: detail.into(), errors: vec![], headers: vec![], source: None, platform: None }
@@ -164,7 +167,14 @@ impl IntoResponse for ApiError {
 }
 
 impl From<sqlx::Error> for ApiError {
+    /// 409 for unique violations, 503 with `Retry-After` when a statement hit
+    /// `statement_timeout` (a lock or an overloaded database; trying again can help).
     fn from(e: sqlx::Error) -> Self {
+        if crate::store::query_canceled(&e) {
+            tracing::warn!(error = %e, "a database statement timed out");
+            return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "database_timeout", "The database did not answer in time; try again shortly.")
+                .with_header(header::RETRY_AFTER, HeaderValue::from(DATABASE_RETRY_AFTER_SECS));
+        }
         if let Some(constraint) = crate::store::unique_violation(&e) {
             return match constraint.as_str() {
                 "clients_slug_key" => ApiError::conflict("slug_taken", "Another client already has this slug.")

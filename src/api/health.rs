@@ -1,6 +1,10 @@
 //! `/healthz`, `/readyz` and `/metrics`: for load balancers, orchestrators and Prometheus.
 
-use axum::{extract::State, http::StatusCode, response::IntoResponse};
+use axum::{
+    extract::State,
+    http::{HeaderMap, StatusCode, header},
+    response::IntoResponse,
+};
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -54,8 +58,30 @@ async fn readyz(State(state): State<AppState>) -> Result<axum::Json<Health>, Api
 /// Prometheus metrics
 ///
 /// Request counts and latency histograms by route and status, in the Prometheus text format.
-#[utoipa::path(get, path = "/metrics", operation_id = "metrics", tag = TAG, security(()),
-    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
-async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
+/// When `METRICS_TOKEN` is set, send it as `Authorization: Bearer <METRICS_TOKEN>` (an API
+/// token does not work here); otherwise the endpoint is open.
+#[utoipa::path(get, path = "/metrics", operation_id = "metrics", tag = TAG, security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"),
+        (status = 401, description = "METRICS_TOKEN is set and the request lacks it", body = Problem),
+    ))]
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<impl IntoResponse, ApiError> {
+    if let Some(expected) = &state.config.metrics_token {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        if !same_secret(given, secrecy::ExposeSecret::expose_secret(expected)) {
+            return Err(ApiError::unauthorized("invalid_metrics_token", "This endpoint needs `Authorization: Bearer <METRICS_TOKEN>`."));
+        }
+    }
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()))
+}
+
+/// Constant-time comparison; hashing first makes the time independent of the lengths too.
+fn same_secret(given: &str, expected: &str) -> bool {
+    use sha2::{Digest, Sha256};
+    use subtle::ConstantTimeEq;
+    Sha256::digest(given.as_bytes()).ct_eq(&Sha256::digest(expected.as_bytes())).into()
 }

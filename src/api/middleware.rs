@@ -5,7 +5,7 @@ use std::time::Instant;
 use axum::{
     body::Body,
     extract::{MatchedPath, Request},
-    http::{HeaderValue, StatusCode, header},
+    http::{HeaderValue, Method, StatusCode, header},
     middleware::Next,
     response::{IntoResponse, Response},
 };
@@ -61,7 +61,7 @@ fn bare_error(status: StatusCode) -> ApiError {
 /// Counts requests and records latency by route template and status.
 pub async fn metrics(req: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = req.method().to_string();
+    let method = method_label(req.method());
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -69,7 +69,8 @@ pub async fn metrics(req: Request, next: Next) -> Response {
         .unwrap_or_else(|| "unmatched".into());
     let response = next.run(req).await;
     let status = response.status().as_u16().to_string();
-    let labels = [("method", method), ("route", route), ("status", status)];
+    // Route templates and status codes come from the router, not the caller.
+    let labels = [("method", method.to_string()), ("route", route), ("status", status)];
     metrics::counter!("http_requests_total", &labels).increment(1);
     metrics::histogram!("http_request_duration_seconds", &labels).record(started.elapsed().as_secs_f64());
     response
@@ -90,6 +91,21 @@ pub async fn request_id_guard(mut req: Request, next: Next) -> Response {
         req.headers_mut().remove("x-request-id");
     }
     next.run(req).await
+}
+
+/// A fixed set of method labels: any other method (HTTP allows custom tokens)
+/// would otherwise create a new series per spelling, kept forever.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
 }
 
 /// Fallback for unknown routes.

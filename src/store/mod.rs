@@ -15,20 +15,42 @@ pub mod run_view;
 pub mod runs;
 pub mod tokens;
 
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 /// Migrations embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Error> {
+/// A pool whose connections cancel any statement running longer than
+/// `statement_timeout` (None: no limit), so a stuck query cannot hold a request
+/// and its connection for ever.
+pub async fn connect(url: &str, max_connections: u32, statement_timeout: Option<Duration>) -> Result<PgPool, sqlx::Error> {
+    connect_with(url.parse()?, max_connections, statement_timeout).await
+}
+
+pub async fn connect_with(
+    options: PgConnectOptions,
+    max_connections: u32,
+    statement_timeout: Option<Duration>,
+) -> Result<PgPool, sqlx::Error> {
+    let options = match statement_timeout {
+        Some(limit) => options.options([("statement_timeout", limit.as_millis())]),
+        None => options,
+    };
     PgPoolOptions::new()
         .max_connections(max_connections)
-        .acquire_timeout(std::time::Duration::from_secs(10))
+        .acquire_timeout(Duration::from_secs(10))
         // The default pings every connection on checkout: one extra round trip per
         // request. A broken connection fails its query instead and is discarded.
         .test_before_acquire(false)
-        .connect(url)
+        .connect_with(options)
         .await
+}
+
+/// SQLSTATE 57014: the statement ran past `statement_timeout` (or was cancelled).
+pub fn query_canceled(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.code().as_deref() == Some("57014"))
 }
 
 /// SQLSTATE of a unique violation and the constraint it hit, if that is what `e` is.

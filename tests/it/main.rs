@@ -25,6 +25,7 @@ mod run_callbacks;
 mod runs_api;
 mod secrets_at_rest;
 mod security_headers;
+mod runtime_limits;
 mod system;
 mod token_lineage;
 mod template_limits;
