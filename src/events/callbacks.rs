@@ -18,8 +18,7 @@ pub async fn enqueue(conn: &mut PgConnection, run_id: Uuid, url: &str) -> Result
         .bind(url)
         .execute(&mut *conn)
         .await?;
-    sqlx::query("SELECT pg_notify($1, $2)").bind(super::EVENTS_CHANNEL).bind(run_id.to_string()).execute(conn).await?;
-    Ok(())
+    super::wake_deliverers(conn, run_id).await
 }
 
 /// A callback a worker holds under a lease.

@@ -92,9 +92,15 @@ pub async fn emit(conn: &mut PgConnection, event_type: &str, data: &impl Seriali
     .execute(&mut *conn)
     .await?;
     if fanned.rows_affected() > 0 {
-        sqlx::query("SELECT pg_notify($1, $2)").bind(EVENTS_CHANNEL).bind(id.to_string()).execute(conn).await?;
+        wake_deliverers(conn, id).await?;
     }
     Ok(id)
+}
+
+/// Wakes the delivery workers when the transaction commits (they poll otherwise).
+pub(crate) async fn wake_deliverers(conn: &mut PgConnection, about: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_notify($1, $2)").bind(EVENTS_CHANNEL).bind(about.to_string()).execute(conn).await?;
+    Ok(())
 }
 
 /// Whether a subscription pattern (`*`, `run.*`, `run.failed`) takes this event type.

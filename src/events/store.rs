@@ -257,8 +257,7 @@ pub async fn requeue(conn: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Erro
     .bind(id)
     .execute(&mut *conn)
     .await?;
-    sqlx::query("SELECT pg_notify($1, $2)").bind(super::EVENTS_CHANNEL).bind(id.to_string()).execute(conn).await?;
-    Ok(())
+    super::wake_deliverers(conn, id).await
 }
 
 #[derive(Debug, Clone, FromRow)]
