@@ -1,4 +1,4 @@
-//! The zero-setup Postgres (DESIGN §4): with no `DATABASE_URL`, the service runs a
+//! The zero-setup Postgres (docs/decisions/0006-embedded-postgres.md): with no `DATABASE_URL`, the service runs a
 //! private cluster under `<data_dir>/pg` with the server binaries found on the
 //! machine, reachable only through a Unix socket in a directory only its owner can
 //! enter. PostgreSQL refuses to run as root, so as root every server command runs

@@ -1,4 +1,4 @@
-//! `Idempotency-Key` for every POST (DESIGN §3). Make retries failed modules; this
+//! `Idempotency-Key` for every POST (docs/API.md). Make retries failed modules; this
 //! is what keeps a retry from creating a second client, run or message.
 //!
 //! Keys are scoped per token and kept at least 24 h. The first request claims

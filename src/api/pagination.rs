@@ -1,4 +1,4 @@
-//! Cursor pagination (DESIGN §3): `?limit=` (default 50, max 500) and `?cursor=`;
+//! Cursor pagination (docs/API.md): `?limit=` (default 50, max 500) and `?cursor=`;
 //! answers `{"data": [...], "next_cursor": "...|null"}`. Cursors are opaque
 //! (base64url of a versioned key), stable under inserts, and a bad one is a 400.
 

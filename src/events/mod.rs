@@ -1,4 +1,4 @@
-//! Outbound events (DESIGN §8): every event is written to `engine.events` in the
+//! Outbound events (docs/MAKE.md): every event is written to `engine.events` in the
 //! same transaction as the change it describes, served as a feed
 //! (`GET /v1/events`) and delivered to registered webhook endpoints (Make custom
 //! webhooks), signed the Standard Webhooks way, with retries.

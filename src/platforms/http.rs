@@ -1,4 +1,4 @@
-//! The shared HTTP layer every connector calls through (DESIGN §6).
+//! The shared HTTP layer every connector calls through (docs/PLATFORMS.md).
 //!
 //! Per call: wait for the platform's limiter (and the account's, where the
 //! platform limits per account) and for any pause the platform's usage headers

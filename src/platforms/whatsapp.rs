@@ -1,6 +1,6 @@
 //! WhatsApp Business Cloud API connector (Graph API): sending text and template
 //! messages, and verifying inbound webhooks (subscription handshake and
-//! `X-Hub-Signature-256`). See `reference/platforms.md` §5.
+//! `X-Hub-Signature-256`). See docs/PLATFORMS.md (WhatsApp).
 //!
 //! Sends are not idempotent on Meta's side: a retried send after a timeout can
 //! deliver twice, which is why callers record sends in the side-effect ledger.

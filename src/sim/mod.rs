@@ -1,4 +1,4 @@
-//! The platform simulator (DESIGN §6): all six platforms on their real paths and
+//! The platform simulator (docs/PLATFORMS.md): all six platforms on their real paths and
 //! shapes, each under its registry `sim_prefix` (`/meta/v25.0/act_1/insights`,
 //! `/clickup/api/v2/list/1/task`, ...), for the sandbox mode, the demo, tests and
 //! benchmarks. Each platform module serves its routes and its real throttling and

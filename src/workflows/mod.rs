@@ -1,4 +1,4 @@
-//! Workflows (DESIGN §7): named, versioned units with a parameter schema, a
+//! Workflows (docs/WORKFLOWS.md): named, versioned units with a parameter schema, a
 //! default schedule and a per-client step function. A run fans out one task per
 //! client; the engine (`engine.rs`) executes tasks concurrently on any replica.
 //! Adding a workflow: one module with a type implementing [`Workflow`] and one

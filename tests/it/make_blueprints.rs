@@ -1,4 +1,4 @@
-//! The Make.com blueprints in `make-scenarios/` (DESIGN §8). The plain tests here
+//! The Make.com blueprints in `make-scenarios/` (docs/MAKE.md). The plain tests here
 //! check each one statically: shaped as Make exports them, and every HTTP request
 //! exists in `openapi/openapi.json` with a body its schema accepts and the headers
 //! Switchboard expects. `live` runs them, module by module, against the API.

@@ -1,5 +1,5 @@
 //! Meta Marketing API (Graph API) connector: ad account insights, normalised into
-//! [`DailyMetrics`], and campaigns. See `reference/platforms.md` §1.
+//! [`DailyMetrics`], and campaigns. See docs/PLATFORMS.md (Meta).
 //!
 //! Auth is the `access_token` query parameter (plus `appsecret_proof` when the app
 //! secret is configured), as Meta's own SDKs send it. Meta limits per ad account
