@@ -68,7 +68,8 @@ async fn main() -> anyhow::Result<()> {
     config.rate_limit_per_minute = 100_000_000;
     config.rate_limit_burst = 100_000_000;
     let platforms = Arc::new(Platforms::new(Mode::Sandbox, config.platforms.sandboxed(&simulator.base_url)));
-    let state = AppState::new(pool.clone(), config, b"benchmark-secret-benchmark-secret-benchmark", bench_keys(), platforms)?;
+    let state =
+        AppState::new(pool.clone(), config, b"benchmark-secret-benchmark-secret-benchmark", bench_keys(), platforms)?;
     let token = state.tokens.issue(&pool, &Actor::cli(), "bench", &[Scope::Admin], None).await?.token;
     let router = api::app(state);
 
@@ -103,7 +104,9 @@ async fn main() -> anyhow::Result<()> {
     let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM costs.daily_metrics").fetch_one(&pool).await?;
     let ok = outcomes.iter().filter(|(s, o)| *s == 200 && o == "ok").count();
     println!("Metrics sync benchmark: {clients} clients x (Meta + Google Ads), 7 days each, concurrency {concurrency}");
-    println!("simulator: {latency_ms} ms latency, throttles above {rate}/s per platform; Switchboard limiters at {rate}/s");
+    println!(
+        "simulator: {latency_ms} ms latency, throttles above {rate}/s per platform; Switchboard limiters at {rate}/s"
+    );
     let mut bound: f64 = 0.0;
     let mut throttled = 0;
     for key in ["meta", "google_ads"] {

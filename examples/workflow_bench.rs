@@ -47,7 +47,15 @@ struct Noop;
 
 impl Workflow for Noop {
     fn info(&self) -> WorkflowInfo {
-        WorkflowInfo { key: "noop", title: "No-op", description: "", version: 1, default_cron: "0 0 1 1 *", default_timezone: "UTC", max_attempts: 1 }
+        WorkflowInfo {
+            key: "noop",
+            title: "No-op",
+            description: "",
+            version: 1,
+            default_cron: "0 0 1 1 *",
+            default_timezone: "UTC",
+            max_attempts: 1,
+        }
     }
     fn params_schema(&self) -> Value {
         json!({"type": "object"})
@@ -74,18 +82,21 @@ async fn wait_for_run(state: &AppState, run: uuid::Uuid) -> anyhow::Result<Strin
 
 async fn start_run(state: &AppState, workflow: &str, params: &Value) -> anyhow::Result<uuid::Uuid> {
     let mut tx = state.pool.begin().await?;
-    let run = store::runs::create(&mut tx, &NewRun {
-        workflow,
-        workflow_version: 1,
-        trigger: "api",
-        params,
-        dry_run: false,
-        callback_url: None,
-        schedule_id: None,
-        created_by: None,
-        client_ids: None,
-        max_attempts: 3,
-    })
+    let run = store::runs::create(
+        &mut tx,
+        &NewRun {
+            workflow,
+            workflow_version: 1,
+            trigger: "api",
+            params,
+            dry_run: false,
+            callback_url: None,
+            schedule_id: None,
+            created_by: None,
+            client_ids: None,
+            max_attempts: 3,
+        },
+    )
     .await?;
     tx.commit().await?;
     Ok(run.id)
@@ -109,9 +120,11 @@ async fn main() -> anyhow::Result<()> {
     config.platforms.meta.rate_per_second = Some(rate);
     config.platforms.google_ads.rate_per_second = Some(rate);
     let platforms = Arc::new(Platforms::new(Mode::Sandbox, config.platforms.sandboxed(&simulator.base_url)));
-    let mut state = AppState::new(pool.clone(), config, b"benchmark-secret-benchmark-secret-benchmark", bench_keys(), platforms)?;
+    let mut state =
+        AppState::new(pool.clone(), config, b"benchmark-secret-benchmark-secret-benchmark", bench_keys(), platforms)?;
     state.workflows = Arc::new(Registry::new(vec![Arc::new(Noop), Arc::new(DailyMonitoring)]));
-    let settings = WorkerSettings { concurrency, poll: std::time::Duration::from_millis(100), ..WorkerSettings::default() };
+    let settings =
+        WorkerSettings { concurrency, poll: std::time::Duration::from_millis(100), ..WorkerSettings::default() };
 
     // 1. Queue throughput.
     sqlx::query("TRUNCATE knowledge.clients CASCADE").execute(&pool).await?;
@@ -126,7 +139,10 @@ async fn main() -> anyhow::Result<()> {
     let handle = tokio::spawn(worker.run(stop));
     let status = wait_for_run(&state, run).await?;
     let elapsed = started.elapsed().as_secs_f64();
-    println!("queue: {tasks} no-op tasks in {elapsed:.2} s = {:.0} tasks/s (run {status}); target >= 5000/s", tasks as f64 / elapsed);
+    println!(
+        "queue: {tasks} no-op tasks in {elapsed:.2} s = {:.0} tasks/s (run {status}); target >= 5000/s",
+        tasks as f64 / elapsed
+    );
 
     // 2. daily-monitoring over many clients, concurrently.
     sqlx::query("TRUNCATE knowledge.clients CASCADE").execute(&pool).await?;
@@ -149,16 +165,26 @@ async fn main() -> anyhow::Result<()> {
     let stats = simulator.state.stats();
     let (meta, google) = (&stats.platforms["meta"], &stats.platforms["google_ads"]);
     let bound = (meta.calls as f64 / rate).max(google.calls as f64 / rate);
-    println!("daily-monitoring: {clients} clients, run {status}: wall {wall:.2} s; bound {bound:.2} s ({} Meta + {} Google Ads calls at {rate}/s); wall/bound {:.3} (target <= 1.2)", meta.calls, google.calls, wall / bound);
-    println!("  throttled answers: {} (target 0); peak RSS so far: {:.0} MB (target <= 150)", meta.throttled + google.throttled, peak_rss_mb());
+    println!(
+        "daily-monitoring: {clients} clients, run {status}: wall {wall:.2} s; bound {bound:.2} s ({} Meta + {} Google Ads calls at {rate}/s); wall/bound {:.3} (target <= 1.2)",
+        meta.calls,
+        google.calls,
+        wall / bound
+    );
+    println!(
+        "  throttled answers: {} (target 0); peak RSS so far: {:.0} MB (target <= 150)",
+        meta.throttled + google.throttled,
+        peak_rss_mb()
+    );
     let _ = stop_tx.send(true);
     let _ = handle.await;
 
     // 3. The old design: one client after another, same platform calls.
-    let ids: Vec<(String, String)> = sqlx::query_as("SELECT accounts->>'meta', accounts->>'google_ads' FROM knowledge.clients LIMIT $1")
-        .bind(old_clients)
-        .fetch_all(&pool)
-        .await?;
+    let ids: Vec<(String, String)> =
+        sqlx::query_as("SELECT accounts->>'meta', accounts->>'google_ads' FROM knowledge.clients LIMIT $1")
+            .bind(old_clients)
+            .fetch_all(&pool)
+            .await?;
     let (from, to) = ("2026-06-01".parse()?, "2026-06-14".parse()?);
     let started = Instant::now();
     for (meta_account, google_account) in &ids {

@@ -31,8 +31,15 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(pool: PgPool, config: Config, jwt_secret: &[u8], keys: Arc<KeyRing>, platforms: Arc<Platforms>) -> anyhow::Result<Self> {
-        let tokens = Tokens::new(jwt_secret, &config.jwt_audience, &config.jwt_issuer)?.with_previous(&config.jwt_previous_secrets())?;
+    pub fn new(
+        pool: PgPool,
+        config: Config,
+        jwt_secret: &[u8],
+        keys: Arc<KeyRing>,
+        platforms: Arc<Platforms>,
+    ) -> anyhow::Result<Self> {
+        let tokens = Tokens::new(jwt_secret, &config.jwt_audience, &config.jwt_issuer)?
+            .with_previous(&config.jwt_previous_secrets())?;
         Ok(Self {
             pool,
             rate_limit: Arc::new(TokenRateLimit::new(config.rate_limit_per_minute, config.rate_limit_burst)),

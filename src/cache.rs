@@ -52,7 +52,9 @@ pub async fn follow(pool: PgPool, subscribers: Vec<Arc<dyn Invalidate>>) {
         subscribers.iter().for_each(|s| s.clear());
         loop {
             match listener.try_recv().await {
-                Ok(Some(n)) => subscribers.iter().filter(|s| s.channel() == n.channel()).for_each(|s| s.changed(n.payload())),
+                Ok(Some(n)) => {
+                    subscribers.iter().filter(|s| s.channel() == n.channel()).for_each(|s| s.changed(n.payload()))
+                }
                 // The connection dropped; try_recv reconnects (and re-LISTENs) on the next call.
                 Ok(None) => subscribers.iter().for_each(|s| s.clear()),
                 Err(e) => {

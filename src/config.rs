@@ -166,7 +166,8 @@ impl Config {
     /// Builds a config from explicit variables; empty values count as unset.
     pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
         let vars: Vec<(String, String)> = vars.into_iter().filter(|(_, v)| !v.trim().is_empty()).collect();
-        let mut config: Config = envy::from_iter(vars.clone()).map_err(|e| ConfigError(describe_envy_error(e, &vars)))?;
+        let mut config: Config =
+            envy::from_iter(vars.clone()).map_err(|e| ConfigError(describe_envy_error(e, &vars)))?;
         config.platforms = PlatformSettings::from_vars(&vars).map_err(ConfigError)?;
         config.validate()?;
         Ok(config)
@@ -200,7 +201,10 @@ impl Config {
             return fail("BODY_LIMIT_BYTES", "must be at least 1024");
         }
         if self.worker_concurrency == 0 || self.task_lease_secs < 3 || self.scheduler_tick_secs == 0 {
-            return fail("WORKER_CONCURRENCY/TASK_LEASE_SECS/SCHEDULER_TICK_SECS", "concurrency and tick at least 1, lease at least 3 seconds");
+            return fail(
+                "WORKER_CONCURRENCY/TASK_LEASE_SECS/SCHEDULER_TICK_SECS",
+                "concurrency and tick at least 1, lease at least 3 seconds",
+            );
         }
         if self.request_timeout_secs == 0 {
             return fail("REQUEST_TIMEOUT_SECS", "must be at least 1");
@@ -208,29 +212,45 @@ impl Config {
         if self.log_file_max_bytes == 0 || self.log_file_max_files == 0 {
             return fail("LOG_FILE_MAX_BYTES/LOG_FILE_MAX_FILES", "must be at least 1");
         }
-        if let Some(bad) = self.whatsapp_command_senders.split(',').map(str::trim).find(|n| !n.is_empty() && crate::domain::client::e164(n).is_none()) {
+        if let Some(bad) = self
+            .whatsapp_command_senders
+            .split(',')
+            .map(str::trim)
+            .find(|n| !n.is_empty() && crate::domain::client::e164(n).is_none())
+        {
             return fail("WHATSAPP_COMMAND_SENDERS", &format!("`{bad}` is not an E.164 number (e.g. +5511999990000)"));
         }
         if !(1..=60).contains(&self.webhook_timeout_secs) || self.webhook_rate_per_second == 0 {
             return fail("WEBHOOK_TIMEOUT_SECS/WEBHOOK_RATE_PER_SECOND", "timeout 1-60 seconds, rate at least 1");
         }
         if let Some(secret) = self.callback_secret.as_ref().map(ExposeSecret::expose_secret)
-            && !(secret.starts_with("whsec_") && crate::events::signing::key(secret).is_ok_and(|k| (24..=64).contains(&k.len())))
+            && !(secret.starts_with("whsec_")
+                && crate::events::signing::key(secret).is_ok_and(|k| (24..=64).contains(&k.len())))
         {
-            return fail("CALLBACK_SECRET", "must be `whsec_` followed by base64 of 24-64 random bytes (e.g. from `openssl rand -base64 32`)");
+            return fail(
+                "CALLBACK_SECRET",
+                "must be `whsec_` followed by base64 of 24-64 random bytes (e.g. from `openssl rand -base64 32`)",
+            );
         }
         if let Some(key) = &self.encryption_key {
-            crate::crypto::KeyRing::parse(key.expose_secret(), self.encryption_keys_old.as_ref().map(ExposeSecret::expose_secret))
-                .map_err(|why| ConfigError(format!("{why} (make one with `openssl rand -base64 32`)")))?;
+            crate::crypto::KeyRing::parse(
+                key.expose_secret(),
+                self.encryption_keys_old.as_ref().map(ExposeSecret::expose_secret),
+            )
+            .map_err(|why| ConfigError(format!("{why} (make one with `openssl rand -base64 32`)")))?;
         } else if let Some(old) = &self.encryption_keys_old {
             // Zero-setup mode generates the current key; the old ones must still parse.
-            crate::crypto::KeyRing::parse(&crate::crypto::generate_key(), Some(old.expose_secret())).map_err(ConfigError)?;
+            crate::crypto::KeyRing::parse(&crate::crypto::generate_key(), Some(old.expose_secret()))
+                .map_err(ConfigError)?;
         }
         if self.metrics_token.as_ref().is_some_and(|t| t.expose_secret().len() < MIN_METRICS_TOKEN_BYTES) {
             return fail("METRICS_TOKEN", &format!("must be at least {MIN_METRICS_TOKEN_BYTES} bytes"));
         }
         if !(1..=300).contains(&self.http_header_read_timeout_secs) || self.http_max_connections == 0 {
-            return fail("HTTP_HEADER_READ_TIMEOUT_SECS/HTTP_MAX_CONNECTIONS", "timeout 1-300 seconds, connections at least 1");
+            return fail(
+                "HTTP_HEADER_READ_TIMEOUT_SECS/HTTP_MAX_CONNECTIONS",
+                "timeout 1-300 seconds, connections at least 1",
+            );
         }
         if self.database_statement_timeout_ms != 0 && self.database_statement_timeout_ms < 100 {
             return fail("DATABASE_STATEMENT_TIMEOUT_MS", "must be 0 (no limit) or at least 100");
@@ -299,12 +319,7 @@ impl Config {
     }
 
     pub fn cors_origins(&self) -> Vec<String> {
-        self.cors_allowed_origins
-            .split(',')
-            .map(str::trim)
-            .filter(|o| !o.is_empty())
-            .map(String::from)
-            .collect()
+        self.cors_allowed_origins.split(',').map(str::trim).filter(|o| !o.is_empty()).map(String::from).collect()
     }
 }
 
@@ -316,9 +331,9 @@ fn describe_envy_error(e: envy::Error, vars: &[(String, String)]) -> String {
         envy::Error::Custom(msg) => match msg.rsplit_once(" provided by ") {
             Some((why, var)) => format!("{}: {why}", var.to_uppercase()),
             None => {
-                let culprit = vars
-                    .iter()
-                    .find(|(k, v)| Config::KNOWN.contains(&k.to_lowercase().as_str()) && msg.contains(&format!("`{v}`")));
+                let culprit = vars.iter().find(|(k, v)| {
+                    Config::KNOWN.contains(&k.to_lowercase().as_str()) && msg.contains(&format!("`{v}`"))
+                });
                 match culprit {
                     Some((k, _)) => format!("{}: {msg}", k.to_uppercase()),
                     None => msg,
@@ -354,7 +369,8 @@ mod tests {
     fn command_senders_are_e164_numbers() {
         let c = Config::from_vars(vars(&[("WHATSAPP_COMMAND_SENDERS", "+55 11 99999-0000, +14155550100,")])).unwrap();
         assert_eq!(c.command_senders(), vec!["+5511999990000", "+14155550100"]);
-        let err = Config::from_vars(vars(&[("WHATSAPP_COMMAND_SENDERS", "+14155550100,5511")])).unwrap_err().to_string();
+        let err =
+            Config::from_vars(vars(&[("WHATSAPP_COMMAND_SENDERS", "+14155550100,5511")])).unwrap_err().to_string();
         assert!(err.contains("WHATSAPP_COMMAND_SENDERS") && err.contains("5511"), "{err}");
     }
 
@@ -393,9 +409,16 @@ mod tests {
     /// Issue #10 finding 16: no secret setting reaches `{:?}` (or the serialized config).
     #[test]
     fn earlier_jwt_secrets_are_checked_like_the_current_one() {
-        let config = Config::from_vars(vars(&[("JWT_SECRETS_PREVIOUS", "first-previous-secret-long-enough-000001, second-previous-secret-long-enough-00002")])).unwrap();
+        let config = Config::from_vars(vars(&[(
+            "JWT_SECRETS_PREVIOUS",
+            "first-previous-secret-long-enough-000001, second-previous-secret-long-enough-00002",
+        )]))
+        .unwrap();
         assert_eq!(config.jwt_previous_secrets().len(), 2);
-        let err = Config::from_vars(vars(&[("JWT_SECRETS_PREVIOUS", "first-previous-secret-long-enough-000001,short")])).unwrap_err().to_string();
+        let err =
+            Config::from_vars(vars(&[("JWT_SECRETS_PREVIOUS", "first-previous-secret-long-enough-000001,short")]))
+                .unwrap_err()
+                .to_string();
         assert!(err.contains("JWT_SECRETS_PREVIOUS") && !err.contains("first-previous"), "{err}");
     }
 
@@ -426,22 +449,40 @@ mod tests {
         let config = Config::from_vars(secrets.iter().map(|(k, v)| (k.to_string(), v.clone()))).unwrap();
         let shown = [format!("{config:?}"), format!("{config:#?}"), serde_json::to_string(&config).unwrap()];
         for (name, value) in &secrets {
-            let needle = if *name == "DATABASE_URL" { "db-password-4411" } else if name.contains("SERVICE_ACCOUNT") { "drive-private-key-0007" } else { value.as_str() };
+            let needle = if *name == "DATABASE_URL" {
+                "db-password-4411"
+            } else if name.contains("SERVICE_ACCOUNT") {
+                "drive-private-key-0007"
+            } else {
+                value.as_str()
+            };
             for text in &shown {
                 assert!(!text.contains(needle), "{name} shown: {text}");
             }
         }
-        assert_eq!(config.platforms.clickup.token.as_ref().map(ExposeSecret::expose_secret), Some("pk_clickup-token-0008"), "still usable");
+        assert_eq!(
+            config.platforms.clickup.token.as_ref().map(ExposeSecret::expose_secret),
+            Some("pk_clickup-token-0008"),
+            "still usable"
+        );
     }
 
     #[test]
     fn a_bad_encryption_key_names_the_variable_not_the_value() {
         let err = Config::from_vars(vars(&[("ENCRYPTION_KEY", "c2hvcnQta2V5")])).unwrap_err().to_string();
-        assert!(err.contains("ENCRYPTION_KEY") && err.contains("openssl rand -base64 32") && !err.contains("c2hvcnQta2V5"), "{err}");
+        assert!(
+            err.contains("ENCRYPTION_KEY") && err.contains("openssl rand -base64 32") && !err.contains("c2hvcnQta2V5"),
+            "{err}"
+        );
         let key = crate::crypto::generate_key();
-        let err = Config::from_vars(vars(&[("ENCRYPTION_KEY", &key), ("ENCRYPTION_KEYS_OLD", "oops")])).unwrap_err().to_string();
+        let err = Config::from_vars(vars(&[("ENCRYPTION_KEY", &key), ("ENCRYPTION_KEYS_OLD", "oops")]))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("ENCRYPTION_KEYS_OLD") && !err.contains("oops"), "{err}");
-        assert!(Config::from_vars(vars(&[("ENCRYPTION_KEYS_OLD", &key)])).is_ok(), "zero-setup: old keys without a current one");
+        assert!(
+            Config::from_vars(vars(&[("ENCRYPTION_KEYS_OLD", &key)])).is_ok(),
+            "zero-setup: old keys without a current one"
+        );
     }
 
     #[test]

@@ -112,7 +112,8 @@ impl CallCounter {
         if taken.is_empty() {
             return Ok(0);
         }
-        let rows: Vec<(Uuid, &'static str, NaiveDate, i64)> = taken.iter().map(|((c, p, d), n)| (*c, *p, *d, *n)).collect();
+        let rows: Vec<(Uuid, &'static str, NaiveDate, i64)> =
+            taken.iter().map(|((c, p, d), n)| (*c, *p, *d, *n)).collect();
         match crate::store::costs::add_platform_calls(pool, &rows).await {
             Ok(written) => Ok(written),
             Err(e) => {

@@ -63,7 +63,10 @@ impl fmt::Debug for KeyRing {
 /// Decodes one base64 key of exactly 32 bytes; the error never contains the value.
 pub fn parse_key(text: &str) -> Result<[u8; KEY_LEN], String> {
     let text = text.trim();
-    let bytes = STANDARD.decode(text).or_else(|_| URL_SAFE_NO_PAD.decode(text.trim_end_matches('='))).map_err(|_| "not base64".to_string())?;
+    let bytes = STANDARD
+        .decode(text)
+        .or_else(|_| URL_SAFE_NO_PAD.decode(text.trim_end_matches('=')))
+        .map_err(|_| "not base64".to_string())?;
     bytes.try_into().map_err(|b: Vec<u8>| format!("decodes to {} bytes, not {KEY_LEN}", b.len()))
 }
 

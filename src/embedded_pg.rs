@@ -86,16 +86,19 @@ impl EmbeddedPostgres {
         if !self.data().join("PG_VERSION").exists() {
             tracing::info!(dir = %self.data().display(), "creating the local PostgreSQL cluster");
             let out = self
-                .run("initdb", &[
-                    "-D",
-                    &self.data().to_string_lossy(),
-                    "-U",
-                    SUPERUSER,
-                    "--auth=trust",
-                    "-E",
-                    "UTF8",
-                    "--locale=C.UTF-8",
-                ])
+                .run(
+                    "initdb",
+                    &[
+                        "-D",
+                        &self.data().to_string_lossy(),
+                        "-U",
+                        SUPERUSER,
+                        "--auth=trust",
+                        "-E",
+                        "UTF8",
+                        "--locale=C.UTF-8",
+                    ],
+                )
                 .await?;
             check(out, "initdb")?;
         }
@@ -107,18 +110,21 @@ impl EmbeddedPostgres {
                 self.socket_dir.display()
             );
             let out = self
-                .run("pg_ctl", &[
-                    "-D",
-                    &self.data().to_string_lossy(),
-                    "-l",
-                    &self.log_file().to_string_lossy(),
-                    "-w",
-                    "-t",
-                    "60",
-                    "-o",
-                    &options,
-                    "start",
-                ])
+                .run(
+                    "pg_ctl",
+                    &[
+                        "-D",
+                        &self.data().to_string_lossy(),
+                        "-l",
+                        &self.log_file().to_string_lossy(),
+                        "-w",
+                        "-t",
+                        "60",
+                        "-o",
+                        &options,
+                        "start",
+                    ],
+                )
                 .await?;
             if !out.status.success() {
                 let log = std::fs::read_to_string(self.log_file()).unwrap_or_default();
@@ -142,9 +148,7 @@ impl EmbeddedPostgres {
         if !self.started_here {
             return Ok(());
         }
-        let out = self
-            .run("pg_ctl", &["-D", &self.data().to_string_lossy(), "-m", "fast", "-w", "stop"])
-            .await?;
+        let out = self.run("pg_ctl", &["-D", &self.data().to_string_lossy(), "-m", "fast", "-w", "stop"]).await?;
         check(out, "pg_ctl stop")?;
         self.started_here = false;
         tracing::info!("stopped the local PostgreSQL cluster");
@@ -287,9 +291,6 @@ mod tests {
             run_as: None,
             started_here: false,
         };
-        assert_eq!(
-            pg.database_url(),
-            "postgres://postgres@localhost:5432/switchboard?host=/srv/sb/.data/pg/run"
-        );
+        assert_eq!(pg.database_url(), "postgres://postgres@localhost:5432/switchboard?host=/srv/sb/.data/pg/run");
     }
 }

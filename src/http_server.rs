@@ -29,7 +29,12 @@ pub struct Limits {
 /// Serves `app` until `shutdown` completes, then stops accepting, lets every
 /// connection finish its in-flight request, and returns once all are closed.
 /// The caller bounds that wait (the grace period).
-pub async fn serve(listener: TcpListener, app: Router, limits: Limits, shutdown: impl Future<Output = ()> + Send + 'static) {
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: Limits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     // Closed (receiver dropped) = shutting down; connections hold `done_rx` clones until they end.
     let (signal_tx, signal_rx) = watch::channel(());
@@ -100,15 +105,18 @@ mod tests {
 
     use super::*;
 
-    async fn start(limits: Limits) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+    async fn start(
+        limits: Limits,
+    ) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let app = Router::new()
-            .route("/", get(|| async { "ok" }))
-            .route("/slow", get(|| async {
+        let app = Router::new().route("/", get(|| async { "ok" })).route(
+            "/slow",
+            get(|| async {
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 "slow"
-            }));
+            }),
+        );
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
         let server = tokio::spawn(serve(listener, app, limits, async move {
             let _ = stop_rx.await;
@@ -158,7 +166,10 @@ mod tests {
 
         // One closes: the waiting connection gets its slot and its answer.
         drop(first);
-        let n = tokio::time::timeout(Duration::from_secs(3), third.read(&mut buf)).await.expect("served once a slot frees").unwrap();
+        let n = tokio::time::timeout(Duration::from_secs(3), third.read(&mut buf))
+            .await
+            .expect("served once a slot frees")
+            .unwrap();
         assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
     }
 
@@ -175,7 +186,10 @@ mod tests {
         let mut buf = vec![0u8; 1024];
         let n = busy.read(&mut buf).await.unwrap();
         assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"), "the in-flight request was cut");
-        tokio::time::timeout(Duration::from_secs(3), server).await.expect("serve returns once connections close").unwrap();
+        tokio::time::timeout(Duration::from_secs(3), server)
+            .await
+            .expect("serve returns once connections close")
+            .unwrap();
         // New connections are no longer accepted.
         assert!(TcpStream::connect(addr).await.is_err());
     }

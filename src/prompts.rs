@@ -89,7 +89,8 @@ pub const DEFAULTS: [DefaultTemplate; 3] = [
 
 /// Keys the built-in templates had before they were stored (still accepted by
 /// `POST /v1/platforms/llm/completions`), and their stored key.
-const LEGACY_KEYS: [(&str, &str); 3] = [("weekly_summary", WEEKLY_REPORT), ("client_brief", "client-brief"), ("alert_digest", "alert-digest")];
+const LEGACY_KEYS: [(&str, &str); 3] =
+    [("weekly_summary", WEEKLY_REPORT), ("client_brief", "client-brief"), ("alert_digest", "alert-digest")];
 
 /// The stored key for `key`, translating a legacy built-in name.
 pub fn canonical_key(key: &str) -> &str {
@@ -100,7 +101,9 @@ pub fn canonical_key(key: &str) -> &str {
 pub fn valid_key(key: &str) -> bool {
     !key.is_empty()
         && key.len() <= 100
-        && key.split(['-', '_']).all(|word| !word.is_empty() && word.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
+        && key
+            .split(['-', '_'])
+            .all(|word| !word.is_empty() && word.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
 }
 
 /// Why a template could not be rendered.
@@ -120,7 +123,9 @@ impl std::fmt::Display for RenderError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             RenderError::Syntax { part, message } => write!(f, "the template's {part} does not parse: {message}"),
-            RenderError::Missing(names) => write!(f, "the template uses variables that were not given: {}", names.join(", ")),
+            RenderError::Missing(names) => {
+                write!(f, "the template uses variables that were not given: {}", names.join(", "))
+            }
             RenderError::Render { part, message } => write!(f, "rendering the template's {part} failed: {message}"),
             RenderError::Limit { part, message } => write!(f, "the template's {part} exceeds a limit: {message}"),
         }
@@ -155,13 +160,16 @@ fn environment() -> Environment<'static> {
 /// Checks that a template source parses; `part` names it in the error.
 pub fn check_syntax(part: &'static str, source: &str) -> Result<(), RenderError> {
     let env = environment();
-    env.template_from_named_str(part, source).map(drop).map_err(|e| RenderError::Syntax { part, message: e.to_string() })
+    env.template_from_named_str(part, source)
+        .map(drop)
+        .map_err(|e| RenderError::Syntax { part, message: e.to_string() })
 }
 
 /// Renders a template's system and body with `context` (a JSON object), on a
 /// blocking thread within [`RENDER_TIMEOUT`]: the one entry point every caller uses.
 pub async fn render(system: &str, body: &str, context: Map<String, Value>) -> Result<(String, String), RenderError> {
-    off_thread(system, body, move |system, body, body_started| render_blocking(&system, &body, &context, body_started)).await
+    off_thread(system, body, move |system, body, body_started| render_blocking(&system, &body, &context, body_started))
+        .await
 }
 
 /// Trial-renders a template about to be stored with every variable undefined
@@ -206,28 +214,46 @@ where
     let part = || if body_started.load(Ordering::Relaxed) { "body" } else { "system" };
     match tokio::time::timeout(RENDER_TIMEOUT, run).await {
         Ok(Ok(result)) => result,
-        Ok(Err(_panicked)) => Err(RenderError::Render { part: part(), message: "the renderer stopped unexpectedly".into() }),
-        Err(_elapsed) => Err(RenderError::Limit { part: part(), message: format!("rendering takes longer than {} s", RENDER_TIMEOUT.as_secs()) }),
+        Ok(Err(_panicked)) => {
+            Err(RenderError::Render { part: part(), message: "the renderer stopped unexpectedly".into() })
+        }
+        Err(_elapsed) => Err(RenderError::Limit {
+            part: part(),
+            message: format!("rendering takes longer than {} s", RENDER_TIMEOUT.as_secs()),
+        }),
     }
 }
 
 fn check_source_size(part: &'static str, source: &str) -> Result<(), RenderError> {
     match source.len() > MAX_SOURCE_BYTES {
-        true => Err(RenderError::Limit { part, message: format!("the source is larger than {} KB", MAX_SOURCE_BYTES / 1024) }),
+        true => Err(RenderError::Limit {
+            part,
+            message: format!("the source is larger than {} KB", MAX_SOURCE_BYTES / 1024),
+        }),
         false => Ok(()),
     }
 }
 
 /// Renders one part into a capped buffer, telling limits apart from other failures.
-fn render_part(template: &Template<'_, '_>, part: &'static str, context: &Map<String, Value>) -> Result<String, RenderError> {
+fn render_part(
+    template: &Template<'_, '_>,
+    part: &'static str,
+    context: &Map<String, Value>,
+) -> Result<String, RenderError> {
     let mut out = CappedWriter { buf: Vec::new(), overflowed: false };
     match template.render_captured_to(context, &mut out) {
         Ok(_) => Ok(String::from_utf8(out.buf).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())),
-        Err(_) if out.overflowed => Err(RenderError::Limit { part, message: format!("the output is larger than {} KB", MAX_OUTPUT_BYTES / 1024) }),
-        Err(e) if e.kind() == ErrorKind::OutOfFuel => {
-            Err(RenderError::Limit { part, message: format!("rendering takes more than {FUEL} steps (loops too long or nested too deep)") })
+        Err(_) if out.overflowed => Err(RenderError::Limit {
+            part,
+            message: format!("the output is larger than {} KB", MAX_OUTPUT_BYTES / 1024),
+        }),
+        Err(e) if e.kind() == ErrorKind::OutOfFuel => Err(RenderError::Limit {
+            part,
+            message: format!("rendering takes more than {FUEL} steps (loops too long or nested too deep)"),
+        }),
+        Err(e) if is_size_refusal(&e) => {
+            Err(RenderError::Limit { part, message: e.detail().unwrap_or("too large").to_string() })
         }
-        Err(e) if is_size_refusal(&e) => Err(RenderError::Limit { part, message: e.detail().unwrap_or("too large").to_string() }),
         Err(e) => Err(RenderError::Render { part, message: e.to_string() }),
     }
 }
@@ -236,7 +262,8 @@ fn render_part(template: &Template<'_, '_>, part: &'static str, context: &Map<St
 /// the recursion limit): the template's fault whatever the values, so a limit.
 /// Matched on its messages; a unit test pins them.
 fn is_size_refusal(e: &minijinja::Error) -> bool {
-    const REFUSALS: [&str; 3] = ["range has too many elements", "repeated string is too large", "recursion limit exceeded"];
+    const REFUSALS: [&str; 3] =
+        ["range has too many elements", "repeated string is too large", "recursion limit exceeded"];
     e.kind() == ErrorKind::InvalidOperation && e.detail().is_some_and(|d| REFUSALS.iter().any(|r| d.contains(r)))
 }
 
@@ -262,7 +289,12 @@ impl io::Write for CappedWriter {
 }
 
 /// The synchronous render under limits; only [`render`] calls it (on a blocking thread).
-fn render_blocking(system: &str, body: &str, context: &Map<String, Value>, body_started: &AtomicBool) -> Result<(String, String), RenderError> {
+fn render_blocking(
+    system: &str,
+    body: &str,
+    context: &Map<String, Value>,
+    body_started: &AtomicBool,
+) -> Result<(String, String), RenderError> {
     let env = environment();
     let globals: BTreeSet<String> = env.globals().map(|(name, _)| name.to_string()).collect();
     let parts = [("system", system), ("body", body)];
@@ -270,9 +302,16 @@ fn render_blocking(system: &str, body: &str, context: &Map<String, Value>, body_
     let mut missing = BTreeSet::new();
     for (part, source) in parts {
         check_source_size(part, source)?;
-        let template = env.template_from_named_str(part, source).map_err(|e| RenderError::Syntax { part, message: e.to_string() })?;
+        let template = env
+            .template_from_named_str(part, source)
+            .map_err(|e| RenderError::Syntax { part, message: e.to_string() })?;
         // Named but neither given nor a minijinja global (range, dict, ...).
-        missing.extend(template.undeclared_variables(false).into_iter().filter(|v| !context.contains_key(v) && !globals.contains(v)));
+        missing.extend(
+            template
+                .undeclared_variables(false)
+                .into_iter()
+                .filter(|v| !context.contains_key(v) && !globals.contains(v)),
+        );
         templates.push((part, template));
     }
     if !missing.is_empty() {
@@ -291,10 +330,17 @@ fn render_blocking(system: &str, body: &str, context: &Map<String, Value>, body_
 /// bodies of its knowledge entries by kind, every kind present, e.g.
 /// `knowledge.brand_voice` is a list of strings).
 pub async fn client_context(conn: &mut PgConnection, client: &Client) -> Result<Map<String, Value>, sqlx::Error> {
-    let mut knowledge: Map<String, Value> = [KnowledgeKind::Note, KnowledgeKind::Fact, KnowledgeKind::BrandVoice, KnowledgeKind::Competitor, KnowledgeKind::Offer, KnowledgeKind::Faq]
-        .iter()
-        .map(|k| (k.as_str().to_string(), Value::Array(vec![])))
-        .collect();
+    let mut knowledge: Map<String, Value> = [
+        KnowledgeKind::Note,
+        KnowledgeKind::Fact,
+        KnowledgeKind::BrandVoice,
+        KnowledgeKind::Competitor,
+        KnowledgeKind::Offer,
+        KnowledgeKind::Faq,
+    ]
+    .iter()
+    .map(|k| (k.as_str().to_string(), Value::Array(vec![])))
+    .collect();
     let mut after: Option<Uuid> = None;
     loop {
         let page = store::knowledge::list(conn, client.id, None, None, after, 500).await?;
@@ -351,7 +397,12 @@ mod tests {
         }));
         let (system, body) = render_now(t.system, t.body, &context).unwrap();
         assert!(system.contains("- Warm and direct"), "{system}");
-        assert!(body.contains("Acme (industry not set)") && body.contains("Target CPA: 25") && !body.contains("Target ROAS"), "{body}");
+        assert!(
+            body.contains("Acme (industry not set)")
+                && body.contains("Target CPA: 25")
+                && !body.contains("Target ROAS"),
+            "{body}"
+        );
         assert!(body.contains("spend 120.5 (previous 100.0, change 20.5%)"), "{body}");
         assert!(body.contains("cpa 30.13 (previous n/a, change n/a)"), "{body}");
         assert!(!body.contains("Current offers") && !body.contains("stale"), "{body}");
@@ -363,14 +414,19 @@ mod tests {
         let err = render_now(t.system, t.body, &ctx(json!({"client": {"name": "A"}}))).unwrap_err();
         assert_eq!(err, RenderError::Missing(vec!["figures".into(), "knowledge".into(), "period".into()]));
         // Globals and template-local names are not variables.
-        assert!(render_now("", "{% set x = 1 %}{% for i in range(2) %}{{ x }}{{ i }}{% endfor %}", &Map::new()).is_ok());
+        assert!(
+            render_now("", "{% set x = 1 %}{% for i in range(2) %}{{ x }}{{ i }}{% endfor %}", &Map::new()).is_ok()
+        );
     }
 
     #[test]
     fn undefined_attributes_may_be_tested_but_not_printed() {
         let c = ctx(json!({"client": {"targets": {}}}));
         assert_eq!(render_now("", "{% if client.targets.cpa %}x{% endif %}ok", &c).unwrap().1, "ok");
-        assert!(matches!(render_now("", "{{ client.targets.cpa }}", &c), Err(RenderError::Render { part: "body", .. })));
+        assert!(matches!(
+            render_now("", "{{ client.targets.cpa }}", &c),
+            Err(RenderError::Render { part: "body", .. })
+        ));
     }
 
     #[test]
@@ -431,7 +487,10 @@ mod tests {
         let (_, body) = render_now("", &format!(r#"{{{{ "x" * {MAX_OUTPUT_BYTES} }}}}"#), &Map::new()).unwrap();
         assert_eq!(body.len(), MAX_OUTPUT_BYTES, "exactly the cap renders");
         let big = "x".repeat(MAX_SOURCE_BYTES + 1);
-        assert!(limit_part(render_now(&big, "", &Map::new())).is_some_and(|(part, m)| part == "system" && m.contains("100 KB")));
+        assert!(
+            limit_part(render_now(&big, "", &Map::new()))
+                .is_some_and(|(part, m)| part == "system" && m.contains("100 KB"))
+        );
     }
 
     #[test]
@@ -447,7 +506,12 @@ mod tests {
             "period": {"start": "2026-06-01", "end": "2026-06-07", "previous_start": "2026-05-25", "previous_end": "2026-05-31"},
         }));
         let (system, body) = render_now(t.system, t.body, &context).unwrap();
-        assert!(system.contains("Voice rule 499") && body.contains("Offer 499") && body.matches("- meta (USD)").count() == 20, "{body}");
+        assert!(
+            system.contains("Voice rule 499")
+                && body.contains("Offer 499")
+                && body.matches("- meta (USD)").count() == 20,
+            "{body}"
+        );
     }
 
     #[tokio::test]
@@ -480,11 +544,15 @@ mod tests {
         });
         let started = std::time::Instant::now();
         let err = render("", slow, Map::new()).await.unwrap_err();
-        assert!(matches!(&err, RenderError::Limit { part: "body", message } if message.contains("longer than")), "{err:?}");
+        assert!(
+            matches!(&err, RenderError::Limit { part: "body", message } if message.contains("longer than")),
+            "{err:?}"
+        );
         assert!(started.elapsed() < RENDER_TIMEOUT + Duration::from_secs(1), "{:?}", started.elapsed());
         assert!(ticker.await.unwrap() < Duration::from_millis(500), "the runtime thread stayed free");
         let t = default("client-brief");
-        let (_, body) = render(t.system, t.body, ctx(json!({"client": {"name": "Acme"}, "focus": null}))).await.unwrap();
+        let (_, body) =
+            render(t.system, t.body, ctx(json!({"client": {"name": "Acme"}, "focus": null}))).await.unwrap();
         assert!(body.contains("Acme"), "{body}");
     }
 

@@ -13,7 +13,6 @@ use tokio::{net::TcpListener, task::JoinSet};
 
 use crate::{
     api,
-    workflows::{engine::Worker, scheduler},
     app::AppState,
     auth::Tokens,
     config::Config,
@@ -23,6 +22,7 @@ use crate::{
     platforms::{Mode, Platforms},
     sim,
     store::{self, audit::Actor},
+    workflows::{engine::Worker, scheduler},
 };
 
 /// The database connection, and the embedded cluster when the service runs its own.
@@ -196,17 +196,24 @@ async fn run(config: &Config, pool: &PgPool, role: Role) -> anyhow::Result<()> {
     let mut background = JoinSet::new();
     background.spawn(crate::costs::flush_every(pool.clone(), crate::costs::FLUSH_EVERY, stop.clone()));
     // Every role records metrics; their samples are freed only by this timer (or a scrape).
-    background.spawn(crate::telemetry::metrics_upkeep(state.metrics.clone(), crate::telemetry::METRICS_UPKEEP_EVERY, stop.clone()));
+    background.spawn(crate::telemetry::metrics_upkeep(
+        state.metrics.clone(),
+        crate::telemetry::METRICS_UPKEEP_EVERY,
+        stop.clone(),
+    ));
     if role.worker() {
         let worker = Arc::new(Worker::new(state.clone(), state.workflows.clone(), config.worker_settings()));
         background.spawn(worker.run(stop.clone()));
-        let deliverer = Arc::new(crate::events::delivery::Deliverer::new(pool.clone(), config.delivery_settings(), keys.clone()));
+        let deliverer =
+            Arc::new(crate::events::delivery::Deliverer::new(pool.clone(), config.delivery_settings(), keys.clone()));
         background.spawn(deliverer.run(stop.clone()));
     }
     if role.scheduler() {
         background.spawn(scheduler::run(state.clone(), Duration::from_secs(config.scheduler_tick_secs), stop.clone()));
     }
-    let served = if role.api() { serve_http(config, &state, simulator.as_ref()).await } else {
+    let served = if role.api() {
+        serve_http(config, &state, simulator.as_ref()).await
+    } else {
         println!("Switchboard {role:?} running (no HTTP API in this role); Ctrl-C or SIGTERM stops it");
         shutdown_signal().await;
         Ok(())
@@ -225,7 +232,12 @@ async fn run(config: &Config, pool: &PgPool, role: Role) -> anyhow::Result<()> {
 async fn seal_plaintext(pool: &PgPool, keys: &KeyRing) -> anyhow::Result<()> {
     let done = crate::reseal::run(pool, keys, false).await.context("sealing stored secrets")?;
     if done != crate::reseal::Resealed::default() {
-        tracing::info!(webhook_secrets = done.webhook_secrets, idempotent_responses = done.idempotent_responses, failed = done.failed, "sealed secrets stored in plaintext");
+        tracing::info!(
+            webhook_secrets = done.webhook_secrets,
+            idempotent_responses = done.idempotent_responses,
+            failed = done.failed,
+            "sealed secrets stored in plaintext"
+        );
     }
     Ok(())
 }
@@ -239,7 +251,10 @@ async fn serve_http(config: &Config, state: &AppState, simulator: Option<&sim::R
     println!("Switchboard is listening on {base}");
     println!("Swagger UI: {base}/docs");
     if let Some(sim) = simulator {
-        println!("Platforms: sandbox (built-in simulator at {}; set credentials or PLATFORM_MODE=live for real ones)", sim.base_url);
+        println!(
+            "Platforms: sandbox (built-in simulator at {}; set credentials or PLATFORM_MODE=live for real ones)",
+            sim.base_url
+        );
     }
     if store::tokens::count(pool).await? == 0 {
         bootstrap_token(config, state).await?;
@@ -300,11 +315,17 @@ async fn bootstrap_token(config: &Config, state: &AppState) -> anyhow::Result<()
         }
     };
     match file {
-        None => println!("No API token existed, so one admin token was created (shown once; keep it):\n{}", issued.token),
+        None => {
+            println!("No API token existed, so one admin token was created (shown once; keep it):\n{}", issued.token)
+        }
         Some(mut file) => {
-            file.write_all(format!("{}\n", issued.token).as_bytes()).with_context(|| format!("writing {}", path.display()))?;
+            file.write_all(format!("{}\n", issued.token).as_bytes())
+                .with_context(|| format!("writing {}", path.display()))?;
             tracing::warn!(path = %path.display(), "no API token existed: one admin token was written to this file (mode 0600); store it safely and delete the file");
-            println!("No API token existed, so one admin token was written to {} (mode 0600); store it safely and delete the file", path.display());
+            println!(
+                "No API token existed, so one admin token was written to {} (mode 0600); store it safely and delete the file",
+                path.display()
+            );
         }
     }
     Ok(())
@@ -418,7 +439,8 @@ mod tests {
         let secret = |dir: &tempfile::TempDir| {
             let mut settings = crate::platforms::whatsapp::Settings::default();
             sandbox_webhook_secrets(&mut settings, dir.path()).unwrap();
-            let expose = |s: Option<secrecy::SecretString>| secrecy::ExposeSecret::expose_secret(&s.unwrap()).to_string();
+            let expose =
+                |s: Option<secrecy::SecretString>| secrecy::ExposeSecret::expose_secret(&s.unwrap()).to_string();
             (expose(settings.app_secret), expose(settings.verify_token))
         };
         let (app_secret, verify_token) = secret(&one);
@@ -431,7 +453,12 @@ mod tests {
         // The sandbox the service builds uses them.
         let config = Config { data_dir: one.path().to_path_buf(), ..Config::default() };
         let (platforms, _sim) = platforms(&config).await.unwrap();
-        let used = platforms.whatsapp.settings().app_secret.as_ref().map(|s| secrecy::ExposeSecret::expose_secret(s).to_string());
+        let used = platforms
+            .whatsapp
+            .settings()
+            .app_secret
+            .as_ref()
+            .map(|s| secrecy::ExposeSecret::expose_secret(s).to_string());
         assert_eq!(used, Some(app_secret));
     }
 

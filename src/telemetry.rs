@@ -23,7 +23,9 @@ pub fn init_logging(config: &Config, to_stderr: bool) -> anyhow::Result<LogGuard
     };
     let stdout = if to_stderr {
         match config.log_format {
-            LogFormat::Json => tracing_subscriber::fmt::layer().json().flatten_event(true).with_writer(std::io::stderr).boxed(),
+            LogFormat::Json => {
+                tracing_subscriber::fmt::layer().json().flatten_event(true).with_writer(std::io::stderr).boxed()
+            }
             LogFormat::Pretty => tracing_subscriber::fmt::layer().compact().with_writer(std::io::stderr).boxed(),
         }
     } else {
@@ -43,18 +45,16 @@ pub fn init_logging(config: &Config, to_stderr: bool) -> anyhow::Result<LogGuard
             );
             let (writer, guard) = tracing_appender::non_blocking(rotating);
             let layer = match config.log_format {
-                LogFormat::Json => tracing_subscriber::fmt::layer().json().flatten_event(true).with_writer(writer).boxed(),
+                LogFormat::Json => {
+                    tracing_subscriber::fmt::layer().json().flatten_event(true).with_writer(writer).boxed()
+                }
                 LogFormat::Pretty => tracing_subscriber::fmt::layer().with_ansi(false).with_writer(writer).boxed(),
             };
             (Some(layer.with_filter(filter())), Some(guard))
         }
         None => (None, None),
     };
-    tracing_subscriber::registry()
-        .with(stdout.with_filter(filter()))
-        .with(file)
-        .try_init()
-        .ok(); // already set (tests build many apps in one process)
+    tracing_subscriber::registry().with(stdout.with_filter(filter())).with(file).try_init().ok(); // already set (tests build many apps in one process)
     Ok(LogGuard(guard))
 }
 

@@ -78,7 +78,11 @@ pub struct ListAlertsQuery {
         (status = 404, description = "No such client", body = Problem),
     )
 )]
-async fn list_alerts(State(state): State<AppState>, caller: Caller, ApiQuery(q): ApiQuery<ListAlertsQuery>) -> ApiResult<axum::Json<Page<Alert>>> {
+async fn list_alerts(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<ListAlertsQuery>,
+) -> ApiResult<axum::Json<Page<Alert>>> {
     caller.require(Scope::ClientsRead)?;
     let limit = pagination::limit(q.limit)?;
     let before = pagination::decode_uuid(CURSOR, q.cursor.as_deref())?;
@@ -102,7 +106,12 @@ async fn list_alerts(State(state): State<AppState>, caller: Caller, ApiQuery(q):
         (status = 404, description = "No such alert", body = Problem),
     )
 )]
-async fn get_alert(State(state): State<AppState>, caller: Caller, Path(id): Path<String>, _: ApiQuery<NoQuery>) -> ApiResult<axum::Json<Alert>> {
+async fn get_alert(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    _: ApiQuery<NoQuery>,
+) -> ApiResult<axum::Json<Alert>> {
     caller.require(Scope::ClientsRead)?;
     let uuid = parse_id(&id).ok_or_else(|| not_found(&id))?;
     let mut conn = state.pool.acquire().await?;
@@ -119,7 +128,8 @@ async fn transition(conn: &mut PgConnection, caller: &Caller, id: &str, to: Aler
     }
     let allowed = matches!(
         (before.status, to),
-        (AlertStatus::Open, AlertStatus::Acknowledged) | (AlertStatus::Open | AlertStatus::Acknowledged, AlertStatus::Resolved)
+        (AlertStatus::Open, AlertStatus::Acknowledged)
+            | (AlertStatus::Open | AlertStatus::Acknowledged, AlertStatus::Resolved)
     );
     if !allowed {
         return Err(ApiError::conflict(
@@ -133,7 +143,8 @@ async fn transition(conn: &mut PgConnection, caller: &Caller, id: &str, to: Aler
         AlertStatus::Resolved => "alert.resolve",
         AlertStatus::Open => "alert.reopen",
     };
-    store::audit::record(conn, &caller.actor(), action, "alert", &uuid.to_string(), Some(&before), Some(&after)).await?;
+    store::audit::record(conn, &caller.actor(), action, "alert", &uuid.to_string(), Some(&before), Some(&after))
+        .await?;
     Ok(after)
 }
 
@@ -154,7 +165,12 @@ async fn transition(conn: &mut PgConnection, caller: &Caller, id: &str, to: Aler
         (status = 409, description = "The alert is resolved (`invalid_transition`)", body = Problem),
     )
 )]
-async fn acknowledge_alert(State(state): State<AppState>, caller: Caller, Path(id): Path<String>, _: ApiQuery<NoQuery>) -> ApiResult<axum::Json<Alert>> {
+async fn acknowledge_alert(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    _: ApiQuery<NoQuery>,
+) -> ApiResult<axum::Json<Alert>> {
     caller.require(Scope::ClientsWrite)?;
     let mut tx = state.pool.begin().await?;
     let alert = transition(&mut tx, &caller, &id, AlertStatus::Acknowledged).await?;
@@ -177,7 +193,12 @@ async fn acknowledge_alert(State(state): State<AppState>, caller: Caller, Path(i
         (status = 404, description = "No such alert", body = Problem),
     )
 )]
-async fn resolve_alert(State(state): State<AppState>, caller: Caller, Path(id): Path<String>, _: ApiQuery<NoQuery>) -> ApiResult<axum::Json<Alert>> {
+async fn resolve_alert(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    _: ApiQuery<NoQuery>,
+) -> ApiResult<axum::Json<Alert>> {
     caller.require(Scope::ClientsWrite)?;
     let mut tx = state.pool.begin().await?;
     let alert = transition(&mut tx, &caller, &id, AlertStatus::Resolved).await?;

@@ -86,14 +86,24 @@ pub struct AuditQuery {
         (status = 403, description = "Missing scope `audit:read`", body = Problem),
     )
 )]
-async fn list_audit_log(State(state): State<AppState>, caller: Caller, ApiQuery(q): ApiQuery<AuditQuery>) -> ApiResult<axum::Json<Page<AuditEntry>>> {
+async fn list_audit_log(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<AuditQuery>,
+) -> ApiResult<axum::Json<Page<AuditEntry>>> {
     caller.require(Scope::AuditRead)?;
     let limit = pagination::limit(q.limit)?;
     let before = match q.cursor.as_deref() {
         Some(c) => Some(pagination::decode(CURSOR, c)?.parse::<i64>().map_err(|_| bad_cursor())?),
         None => None,
     };
-    let filter = AuditFilter { resource_type: q.resource_type, resource_id: q.resource_id, actor: q.actor, from: q.from, to: q.to };
+    let filter = AuditFilter {
+        resource_type: q.resource_type,
+        resource_id: q.resource_id,
+        actor: q.actor,
+        from: q.from,
+        to: q.to,
+    };
     let mut conn = state.pool.acquire().await?;
     let rows = store::audit::list(&mut conn, &filter, before, i64::from(limit) + 1).await?;
     let page = pagination::page(rows, limit, CURSOR, |r| r.id);

@@ -38,11 +38,12 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts
-            .extensions
-            .get::<Caller>()
-            .cloned()
-            .ok_or_else(|| ApiError::unauthorized("missing_token", "Send a token as `Authorization: Bearer <token>` or `X-API-Key: <token>`."))
+        parts.extensions.get::<Caller>().cloned().ok_or_else(|| {
+            ApiError::unauthorized(
+                "missing_token",
+                "Send a token as `Authorization: Bearer <token>` or `X-API-Key: <token>`.",
+            )
+        })
     }
 }
 
@@ -56,9 +57,12 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
 
 /// Authenticates, applies the per-token rate limit, and hands the `Caller` to the handler.
 pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Result<Response, ApiError> {
-    let token = bearer_token(req.headers())
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| ApiError::unauthorized("missing_token", "Send a token as `Authorization: Bearer <token>` or `X-API-Key: <token>`."))?;
+    let token = bearer_token(req.headers()).filter(|t| !t.is_empty()).ok_or_else(|| {
+        ApiError::unauthorized(
+            "missing_token",
+            "Send a token as `Authorization: Bearer <token>` or `X-API-Key: <token>`.",
+        )
+    })?;
     let principal = state.tokens.authenticate(&state.pool, token).await?;
     let allowance = state.rate_limit.check(principal.token_id)?;
     let request_id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).map(String::from);

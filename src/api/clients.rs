@@ -33,9 +33,11 @@ pub const TAG: &str = "clients";
 const CURSOR: &str = "clients";
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(create_client, list_clients))
-        .routes(routes!(get_client, update_client, delete_client))
+    OpenApiRouter::new().routes(routes!(create_client, list_clients)).routes(routes!(
+        get_client,
+        update_client,
+        delete_client
+    ))
 }
 
 /// Loads a client by id or slug, or answers 404.
@@ -83,7 +85,16 @@ async fn create_client(
     let mut tx = state.pool.begin().await?;
     let client = store::clients::insert(&mut tx, Uuid::now_v7(), &fields).await?;
     crate::events::emit(&mut tx, "client.created", &client).await?;
-    store::audit::record(&mut tx, &caller.actor(), "client.create", "client", &client.id.to_string(), None::<&()>, Some(&client)).await?;
+    store::audit::record(
+        &mut tx,
+        &caller.actor(),
+        "client.create",
+        "client",
+        &client.id.to_string(),
+        None::<&()>,
+        Some(&client),
+    )
+    .await?;
     tx.commit().await?;
     let mut response = json_with(StatusCode::CREATED, &client);
     if let Ok(location) = format!("/v1/clients/{}", client.id).parse() {
@@ -120,7 +131,11 @@ pub struct ListClientsQuery {
         (status = 403, description = "Missing scope `clients:read`", body = Problem),
     )
 )]
-async fn list_clients(State(state): State<AppState>, caller: Caller, ApiQuery(q): ApiQuery<ListClientsQuery>) -> ApiResult<axum::Json<Page<Client>>> {
+async fn list_clients(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<ListClientsQuery>,
+) -> ApiResult<axum::Json<Page<Client>>> {
     caller.require(Scope::ClientsRead)?;
     let limit = pagination::limit(q.limit)?;
     let after = pagination::decode_uuid(CURSOR, q.cursor.as_deref())?;
@@ -144,7 +159,12 @@ async fn list_clients(State(state): State<AppState>, caller: Caller, ApiQuery(q)
         (status = 404, description = "No such client", body = Problem),
     )
 )]
-async fn get_client(State(state): State<AppState>, caller: Caller, Path(client): Path<String>, _: ApiQuery<NoQuery>) -> ApiResult<Response> {
+async fn get_client(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(client): Path<String>,
+    _: ApiQuery<NoQuery>,
+) -> ApiResult<Response> {
     caller.require(Scope::ClientsRead)?;
     // Served from this replica's cache when possible; every change invalidates it (src/cache.rs).
     if let Some(json) = state.clients.get(&ClientKey::parse(&client)) {
@@ -201,7 +221,16 @@ async fn update_client(
     let fields = input.validate().map_err(ApiError::invalid)?;
     let after = store::clients::update(&mut tx, before.id, &fields).await?;
     crate::events::emit(&mut tx, "client.updated", &after).await?;
-    store::audit::record(&mut tx, &caller.actor(), "client.update", "client", &after.id.to_string(), Some(&before), Some(&after)).await?;
+    store::audit::record(
+        &mut tx,
+        &caller.actor(),
+        "client.update",
+        "client",
+        &after.id.to_string(),
+        Some(&before),
+        Some(&after),
+    )
+    .await?;
     tx.commit().await?;
     // Other replicas hear of it from the trigger's NOTIFY; this one forgets at once.
     state.clients.forget(after.id);
@@ -243,7 +272,8 @@ async fn delete_client(
     let id = before.id.to_string();
     let response = if q.hard {
         store::clients::delete(&mut tx, before.id).await?;
-        store::audit::record(&mut tx, &caller.actor(), "client.delete", "client", &id, Some(&before), None::<&()>).await?;
+        store::audit::record(&mut tx, &caller.actor(), "client.delete", "client", &id, Some(&before), None::<&()>)
+            .await?;
         StatusCode::NO_CONTENT.into_response()
     } else {
         let mut input = before.to_input();
@@ -251,7 +281,8 @@ async fn delete_client(
         let fields = input.validate().map_err(ApiError::invalid)?;
         let after = store::clients::update(&mut tx, before.id, &fields).await?;
         crate::events::emit(&mut tx, "client.updated", &after).await?;
-        store::audit::record(&mut tx, &caller.actor(), "client.archive", "client", &id, Some(&before), Some(&after)).await?;
+        store::audit::record(&mut tx, &caller.actor(), "client.archive", "client", &id, Some(&before), Some(&after))
+            .await?;
         json_with(StatusCode::OK, &after)
     };
     tx.commit().await?;

@@ -110,7 +110,11 @@ fn bad_query(field: &str, why: &str) -> ApiError {
         (status = 404, description = "No such client", body = Problem),
     )
 )]
-async fn get_costs(State(state): State<AppState>, caller: Caller, ApiQuery(q): ApiQuery<CostsQuery>) -> ApiResult<axum::Json<CostsView>> {
+async fn get_costs(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<CostsQuery>,
+) -> ApiResult<axum::Json<CostsView>> {
     caller.require(Scope::ClientsRead)?;
     let from = q.from.ok_or_else(|| bad_query("from", "is required (YYYY-MM-DD)"))?;
     let to = q.to.ok_or_else(|| bad_query("to", "is required (YYYY-MM-DD)"))?;
@@ -137,13 +141,19 @@ async fn get_costs(State(state): State<AppState>, caller: Caller, ApiQuery(q): A
         totals.llm.add(&used);
     }
     for c in &calls {
-        *day(&mut days, c.client_id, &c.client_slug, c.day).platform_calls.entry(c.platform.clone()).or_default() += c.calls;
+        *day(&mut days, c.client_id, &c.client_slug, c.day).platform_calls.entry(c.platform.clone()).or_default() +=
+            c.calls;
         *totals.platform_calls.entry(c.platform.clone()).or_default() += c.calls;
     }
     Ok(axum::Json(CostsView { from, to, data: days.into_values().collect(), totals }))
 }
 
-fn day<'a>(days: &'a mut BTreeMap<(NaiveDate, String), CostDay>, client_id: Uuid, slug: &str, date: NaiveDate) -> &'a mut CostDay {
+fn day<'a>(
+    days: &'a mut BTreeMap<(NaiveDate, String), CostDay>,
+    client_id: Uuid,
+    slug: &str,
+    date: NaiveDate,
+) -> &'a mut CostDay {
     days.entry((date, slug.to_string())).or_insert_with(|| CostDay {
         client_id,
         client_slug: slug.to_string(),

@@ -119,10 +119,8 @@ impl ApiError {
     }
 
     pub fn unauthorized(code: &'static str, detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, code, detail).with_header(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer realm=\"switchboard\""),
-        )
+        Self::new(StatusCode::UNAUTHORIZED, code, detail)
+            .with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"switchboard\""))
     }
 
     pub fn forbidden_scope(scope: crate::domain::scope::Scope) -> Self {
@@ -132,7 +130,11 @@ impl ApiError {
     pub fn internal(source: impl Into<anyhow::Error>) -> Self {
         Self {
             source: Some(source.into()),
-            ..Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "An internal error occurred; it has been logged.")
+            ..Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "An internal error occurred; it has been logged.",
+            )
         }
     }
 
@@ -172,8 +174,12 @@ impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
         if crate::store::query_canceled(&e) {
             tracing::warn!(error = %e, "a database statement timed out");
-            return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "database_timeout", "The database did not answer in time; try again shortly.")
-                .with_header(header::RETRY_AFTER, HeaderValue::from(DATABASE_RETRY_AFTER_SECS));
+            return ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "database_timeout",
+                "The database did not answer in time; try again shortly.",
+            )
+            .with_header(header::RETRY_AFTER, HeaderValue::from(DATABASE_RETRY_AFTER_SECS));
         }
         if let Some(constraint) = crate::store::unique_violation(&e) {
             return match constraint.as_str() {
@@ -212,7 +218,13 @@ impl From<PlatformError> for ApiError {
             let secs = e.retry_after.map(|d| d.as_secs_f64().ceil() as u64).unwrap_or(5).max(1);
             err = err.with_header(header::RETRY_AFTER, HeaderValue::from(secs));
         }
-        err.platform = Some(PlatformProblem { name: e.platform.to_string(), kind, status: e.status, code: e.code, retryable: e.retryable });
+        err.platform = Some(PlatformProblem {
+            name: e.platform.to_string(),
+            kind,
+            status: e.status,
+            code: e.code,
+            retryable: e.retryable,
+        });
         err
     }
 }

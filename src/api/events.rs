@@ -75,11 +75,16 @@ pub struct EventFeed {
         (status = 403, description = "Missing scope: `workflows:read` or `clients:read`, as the requested types need", body = Problem),
     )
 )]
-async fn list_events(State(state): State<AppState>, caller: Caller, ApiQuery(q): ApiQuery<EventsQuery>) -> ApiResult<axum::Json<EventFeed>> {
+async fn list_events(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<EventsQuery>,
+) -> ApiResult<axum::Json<EventFeed>> {
     let limit = pagination::limit(q.limit)?;
     let after = match q.after.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         Some(raw) => Some(Uuid::parse_str(raw).map_err(|_| {
-            ApiError::bad_request("invalid_query", "after: must be the id of an event (a UUID)").with_field("after", "must be the id of an event (a UUID)")
+            ApiError::bad_request("invalid_query", "after: must be the id of an event (a UUID)")
+                .with_field("after", "must be the id of an event (a UUID)")
         })?),
         None => None,
     };
@@ -115,7 +120,11 @@ fn readable_types(caller: &Caller, raw: Option<&str>) -> ApiResult<Vec<&'static 
     {
         return Err(ApiError::forbidden_scope(events::read_scope(denied)));
     }
-    let readable: Vec<&'static str> = asked.unwrap_or_else(|| events::TYPES.to_vec()).into_iter().filter(|t| caller.principal.has(events::read_scope(t))).collect();
+    let readable: Vec<&'static str> = asked
+        .unwrap_or_else(|| events::TYPES.to_vec())
+        .into_iter()
+        .filter(|t| caller.principal.has(events::read_scope(t)))
+        .collect();
     if readable.is_empty() {
         return Err(ApiError::forbidden_scope(Scope::WorkflowsRead));
     }

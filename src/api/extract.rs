@@ -42,7 +42,11 @@ where
 }
 
 pub fn too_large() -> ApiError {
-    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "The request body is larger than the limit (1 MiB by default).")
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        "The request body is larger than the limit (1 MiB by default).",
+    )
 }
 
 fn is_json(content_type: Option<&header::HeaderValue>) -> bool {
@@ -56,7 +60,10 @@ fn is_json(content_type: Option<&header::HeaderValue>) -> bool {
 /// an unknown field comes before the break.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
-        ApiError::bad_request("malformed_json", format!("The body is not valid JSON (line {}, column {}).", e.line(), e.column()))
+        ApiError::bad_request(
+            "malformed_json",
+            format!("The body is not valid JSON (line {}, column {}).", e.line(), e.column()),
+        )
     })?;
     if let Some(field) = nul_field(&value, "") {
         return Err(ApiError::invalid(vec![FieldError::new(field, "must not contain NUL (\\u0000) characters")]));
@@ -69,7 +76,9 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 fn nul_field(value: &serde_json::Value, path: &str) -> Option<String> {
     use serde_json::Value;
     match value {
-        Value::String(s) if s.contains('\0') => Some(if path.is_empty() { "body".to_string() } else { path.to_string() }),
+        Value::String(s) if s.contains('\0') => {
+            Some(if path.is_empty() { "body".to_string() } else { path.to_string() })
+        }
         Value::Array(items) => items.iter().enumerate().find_map(|(i, v)| nul_field(v, &format!("{path}[{i}]"))),
         Value::Object(map) => map.iter().find_map(|(k, v)| {
             let field = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
@@ -123,7 +132,9 @@ where
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or("");
-        if let Some((key, _)) = form_urlencoded::parse(query.as_bytes()).find(|(k, v)| k.contains('\0') || v.contains('\0')) {
+        if let Some((key, _)) =
+            form_urlencoded::parse(query.as_bytes()).find(|(k, v)| k.contains('\0') || v.contains('\0'))
+        {
             return Err(ApiError::bad_request("invalid_query", format!("{key}: must not contain NUL characters"))
                 .with_field(key.into_owned(), "must not contain NUL characters"));
         }

@@ -73,7 +73,10 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<im
             .and_then(|v| v.strip_prefix("Bearer "))
             .unwrap_or_default();
         if !same_secret(given, secrecy::ExposeSecret::expose_secret(expected)) {
-            return Err(ApiError::unauthorized("invalid_metrics_token", "This endpoint needs `Authorization: Bearer <METRICS_TOKEN>`."));
+            return Err(ApiError::unauthorized(
+                "invalid_metrics_token",
+                "This endpoint needs `Authorization: Bearer <METRICS_TOKEN>`.",
+            ));
         }
     }
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()))

@@ -84,9 +84,18 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
                 return Ok(response);
             }
             let (parts, body) = response.into_parts();
-            let body = axum::body::to_bytes(body, usize::MAX).await.map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?;
+            let body =
+                axum::body::to_bytes(body, usize::MAX).await.map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?;
             let sealed = state.keys.seal(&body, &idempotency::aad(token_id, &key));
-            idempotency::complete(&state.pool, token_id, &key, status.as_u16() as i16, &kept_headers(&parts.headers), &sealed).await?;
+            idempotency::complete(
+                &state.pool,
+                token_id,
+                &key,
+                status.as_u16() as i16,
+                &kept_headers(&parts.headers),
+                &sealed,
+            )
+            .await?;
             Ok(Response::from_parts(parts, Body::from(body)))
         }
     }
@@ -112,16 +121,18 @@ fn kept_headers(headers: &HeaderMap) -> serde_json::Value {
 
 fn replay(keys: &KeyRing, token_id: uuid::Uuid, key: &str, stored: StoredResponse) -> Result<Response, ApiError> {
     let body = match stored.body {
-        StoredBody::Sealed(sealed) => keys
-            .open(&sealed, &idempotency::aad(token_id, key))
-            .map_err(|e| ApiError::internal(anyhow::anyhow!("replaying the stored response of an Idempotency-Key: {e}")))?,
+        StoredBody::Sealed(sealed) => keys.open(&sealed, &idempotency::aad(token_id, key)).map_err(|e| {
+            ApiError::internal(anyhow::anyhow!("replaying the stored response of an Idempotency-Key: {e}"))
+        })?,
         StoredBody::Plain(body) => body,
     };
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = StatusCode::from_u16(stored.status as u16).unwrap_or(StatusCode::OK);
     if let Some(headers) = stored.headers.as_object() {
         for (name, value) in headers {
-            if let (Ok(name), Some(Ok(value))) = (HeaderName::try_from(name.as_str()), value.as_str().map(HeaderValue::try_from)) {
+            if let (Ok(name), Some(Ok(value))) =
+                (HeaderName::try_from(name.as_str()), value.as_str().map(HeaderValue::try_from))
+            {
                 response.headers_mut().insert(name, value);
             }
         }

@@ -69,8 +69,10 @@ pub struct VerifyQuery {
     )
 )]
 async fn verify(State(state): State<AppState>, ApiQuery(q): ApiQuery<VerifyQuery>) -> ApiResult<impl IntoResponse> {
-    let expected = crate::platforms::expose(&state.platforms.whatsapp.settings().verify_token).unwrap_or_default().to_string();
-    let (mode, token, challenge) = (q.mode.unwrap_or_default(), q.verify_token.unwrap_or_default(), q.challenge.unwrap_or_default());
+    let expected =
+        crate::platforms::expose(&state.platforms.whatsapp.settings().verify_token).unwrap_or_default().to_string();
+    let (mode, token, challenge) =
+        (q.mode.unwrap_or_default(), q.verify_token.unwrap_or_default(), q.challenge.unwrap_or_default());
     match verify_subscription(&mode, &token, &challenge, &expected) {
         Some(challenge) => Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], challenge)),
         None => {
@@ -171,13 +173,18 @@ struct Pending {
     )
 )]
 async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult<axum::Json<InboundAck>> {
-    let secret = crate::platforms::expose(&state.platforms.whatsapp.settings().app_secret).unwrap_or_default().to_string();
+    let secret =
+        crate::platforms::expose(&state.platforms.whatsapp.settings().app_secret).unwrap_or_default().to_string();
     let signature = headers.get("x-hub-signature-256").and_then(|v| v.to_str().ok()).unwrap_or("");
     if secret.is_empty() {
         tracing::warn!("WhatsApp delivery refused: WHATSAPP_APP_SECRET is not set, signatures cannot be checked");
     }
     if !verify_signature(secret.as_bytes(), &body, signature) {
-        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid_signature", "X-Hub-Signature-256 is missing or does not match the body."));
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_signature",
+            "X-Hub-Signature-256 is missing or does not match the body.",
+        ));
     }
     // Signed by Meta from here on: a body we cannot use is acknowledged (a retry would not change it).
     let hook: Webhook = match serde_json::from_slice(&body) {
@@ -190,7 +197,8 @@ async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Bytes)
     if hook.object != "whatsapp_business_account" {
         return Ok(axum::Json(InboundAck { messages: 0, new: 0, commands: 0 }));
     }
-    let messages: Vec<Message> = hook.entry.into_iter().flat_map(|e| e.changes).flat_map(|c| c.value.messages).collect();
+    let messages: Vec<Message> =
+        hook.entry.into_iter().flat_map(|e| e.changes).flat_map(|c| c.value.messages).collect();
     let allowed = state.config.command_senders();
     let mut ack = InboundAck { messages: messages.len(), new: 0, commands: 0 };
     let mut pending = vec![];
@@ -203,7 +211,8 @@ async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Bytes)
             _ => None,
         };
         let body = text.clone().unwrap_or_else(|| format!("[{}]", if m.kind.is_empty() { "unknown" } else { &m.kind }));
-        let command = allowed.contains(&sender).then(|| text.as_deref().map(commands::parse).unwrap_or(Command::Unknown));
+        let command =
+            allowed.contains(&sender).then(|| text.as_deref().map(commands::parse).unwrap_or(Command::Unknown));
         if !store::inbound::record(&mut conn, &m.id, &sender, &body, command.as_ref().map(Command::name)).await? {
             tracing::info!(message_id = %m.id, "duplicate WhatsApp delivery ignored");
             continue;
@@ -211,7 +220,9 @@ async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Bytes)
         ack.new += 1;
         match command {
             Some(command) => pending.push(Pending { message_id: m.id, sender, command }),
-            None => tracing::warn!(message_id = %m.id, sender = %sender, "WhatsApp message from a number not in WHATSAPP_COMMAND_SENDERS ignored"),
+            None => {
+                tracing::warn!(message_id = %m.id, sender = %sender, "WhatsApp message from a number not in WHATSAPP_COMMAND_SENDERS ignored")
+            }
         }
     }
     drop(conn);

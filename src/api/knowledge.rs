@@ -74,7 +74,16 @@ async fn create_entry(
     let mut tx = state.pool.begin().await?;
     let owner = clients::load(&mut tx, &client, false).await?;
     let entry = store::knowledge::insert(&mut tx, Uuid::now_v7(), owner.id, &input).await?;
-    store::audit::record(&mut tx, &caller.actor(), "knowledge.create", "knowledge_entry", &entry.id.to_string(), None::<&()>, Some(&entry)).await?;
+    store::audit::record(
+        &mut tx,
+        &caller.actor(),
+        "knowledge.create",
+        "knowledge_entry",
+        &entry.id.to_string(),
+        None::<&()>,
+        Some(&entry),
+    )
+    .await?;
     tx.commit().await?;
     let mut response = (StatusCode::CREATED, axum::Json(&entry)).into_response();
     if let Ok(location) = format!("/v1/clients/{}/knowledge/{}", owner.id, entry.id).parse() {
@@ -119,7 +128,8 @@ async fn list_entries(
     let after = pagination::decode_uuid(CURSOR, q.cursor.as_deref())?;
     let mut conn = state.pool.acquire().await?;
     let owner = clients::load(&mut conn, &client, false).await?;
-    let rows = store::knowledge::list(&mut conn, owner.id, q.kind, q.tag.as_deref(), after, i64::from(limit) + 1).await?;
+    let rows =
+        store::knowledge::list(&mut conn, owner.id, q.kind, q.tag.as_deref(), after, i64::from(limit) + 1).await?;
     Ok(axum::Json(pagination::page(rows, limit, CURSOR, |e| e.id)))
 }
 
@@ -178,7 +188,16 @@ async fn update_entry(
     let input: KnowledgeInput = from_value(doc)?;
     let input = input.validate().map_err(ApiError::invalid)?;
     let after = store::knowledge::update(&mut tx, before.id, &input).await?;
-    store::audit::record(&mut tx, &caller.actor(), "knowledge.update", "knowledge_entry", &after.id.to_string(), Some(&before), Some(&after)).await?;
+    store::audit::record(
+        &mut tx,
+        &caller.actor(),
+        "knowledge.update",
+        "knowledge_entry",
+        &after.id.to_string(),
+        Some(&before),
+        Some(&after),
+    )
+    .await?;
     tx.commit().await?;
     Ok(axum::Json(after))
 }
@@ -203,7 +222,16 @@ async fn delete_entry(
     let mut tx = state.pool.begin().await?;
     let before = load_entry(&mut tx, &client, &id).await?;
     store::knowledge::delete(&mut tx, before.id).await?;
-    store::audit::record(&mut tx, &caller.actor(), "knowledge.delete", "knowledge_entry", &before.id.to_string(), Some(&before), None::<&()>).await?;
+    store::audit::record(
+        &mut tx,
+        &caller.actor(),
+        "knowledge.delete",
+        "knowledge_entry",
+        &before.id.to_string(),
+        Some(&before),
+        None::<&()>,
+    )
+    .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -236,11 +264,17 @@ pub struct SearchQuery {
         (status = 404, description = "No such client", body = Problem),
     )
 )]
-async fn search_knowledge(State(state): State<AppState>, caller: Caller, ApiQuery(q): ApiQuery<SearchQuery>) -> ApiResult<axum::Json<Page<KnowledgeHit>>> {
+async fn search_knowledge(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<SearchQuery>,
+) -> ApiResult<axum::Json<Page<KnowledgeHit>>> {
     caller.require(Scope::ClientsRead)?;
-    let text = q.q.as_deref().map(str::trim).filter(|t| !t.is_empty()).ok_or_else(|| {
-        ApiError::bad_request("invalid_query", "q: is required").with_field("q", "is required")
-    })?;
+    let text =
+        q.q.as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| ApiError::bad_request("invalid_query", "q: is required").with_field("q", "is required"))?;
     let limit = pagination::limit(q.limit)?;
     let offset = pagination::decode_offset(SEARCH_CURSOR, q.cursor.as_deref())?;
     let mut conn = state.pool.acquire().await?;

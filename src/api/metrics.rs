@@ -31,10 +31,7 @@ pub const TAG: &str = "metrics";
 pub const MAX_DAYS: i64 = 366;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(sync_metrics))
-        .routes(routes!(get_metrics))
-        .routes(routes!(get_pacing))
+    OpenApiRouter::new().routes(routes!(sync_metrics)).routes(routes!(get_metrics)).routes(routes!(get_pacing))
 }
 
 /// Ad platforms with a metrics connector, and the client account field each reads.
@@ -50,12 +47,22 @@ pub fn linked_ad_accounts(client: &Client) -> Vec<(&'static str, String)> {
 }
 
 /// Pulls one platform's days for one account.
-pub async fn fetch(state: &AppState, platform: &str, account: &str, from: NaiveDate, to: NaiveDate) -> Result<Vec<DailyMetrics>, PlatformError> {
+pub async fn fetch(
+    state: &AppState,
+    platform: &str,
+    account: &str,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Vec<DailyMetrics>, PlatformError> {
     state.platforms.ensure_configured(platform)?;
     match platform {
         "meta" => state.platforms.meta.daily_insights(account, from, to).await,
         "google_ads" => state.platforms.google_ads.daily_metrics(account, from, to).await,
-        other => Err(PlatformError::new(platforms::meta::INFO.key, platforms::ErrorKind::NotConfigured, format!("{other} has no metrics connector"))),
+        other => Err(PlatformError::new(
+            platforms::meta::INFO.key,
+            platforms::ErrorKind::NotConfigured,
+            format!("{other} has no metrics connector"),
+        )),
     }
 }
 
@@ -178,7 +185,10 @@ async fn sync_metrics(
         }
     };
     if wanted.is_empty() {
-        return Err(ApiError::invalid(vec![]).with_field("platforms", "the client has no ad account linked (set accounts.meta or accounts.google_ads)"));
+        return Err(ApiError::invalid(vec![]).with_field(
+            "platforms",
+            "the client has no ad account linked (set accounts.meta or accounts.google_ads)",
+        ));
     }
 
     let fetches = wanted.iter().map(|(platform, account)| fetch(&state, platform, account, req.from, req.to));
@@ -195,7 +205,12 @@ async fn sync_metrics(
             Err(e) => {
                 let message = e.to_string();
                 let problem = ApiError::from(e).platform.expect("platform problem");
-                PlatformSync { platform: platform.to_string(), account: account.clone(), days: 0, error: Some(PlatformProblemWithMessage { message, problem }) }
+                PlatformSync {
+                    platform: platform.to_string(),
+                    account: account.clone(),
+                    days: 0,
+                    error: Some(PlatformProblemWithMessage { message, problem }),
+                }
             }
         };
         outcomes.push(outcome);
@@ -207,7 +222,16 @@ async fn sync_metrics(
         _ => SyncStatus::Partial,
     };
     let result = SyncResult { client_id: client.id, from: req.from, to: req.to, status, platforms: outcomes };
-    store::audit::record(&mut tx, &caller.actor(), "metrics.sync", "client", &client.id.to_string(), None::<&()>, Some(&result)).await?;
+    store::audit::record(
+        &mut tx,
+        &caller.actor(),
+        "metrics.sync",
+        "client",
+        &client.id.to_string(),
+        None::<&()>,
+        Some(&result),
+    )
+    .await?;
     tx.commit().await?;
     Ok(axum::Json(result))
 }
@@ -298,12 +322,24 @@ fn view(platform: String, date: Option<NaiveDate>, rows: &[&store::metrics::Metr
         (status = 404, description = "No such client", body = Problem),
     )
 )]
-async fn get_metrics(State(state): State<AppState>, caller: Caller, Path(client): Path<String>, ApiQuery(q): ApiQuery<MetricsQuery>) -> ApiResult<axum::Json<MetricsView>> {
+async fn get_metrics(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(client): Path<String>,
+    ApiQuery(q): ApiQuery<MetricsQuery>,
+) -> ApiResult<axum::Json<MetricsView>> {
     caller.require(Scope::ClientsRead)?;
-    let required = |field: &str| ApiError::bad_request("invalid_query", format!("{field}: is required (YYYY-MM-DD)")).with_field(field, "is required (YYYY-MM-DD)");
+    let required = |field: &str| {
+        ApiError::bad_request("invalid_query", format!("{field}: is required (YYYY-MM-DD)"))
+            .with_field(field, "is required (YYYY-MM-DD)")
+    };
     let from = q.from.ok_or_else(|| required("from"))?;
     let to = q.to.ok_or_else(|| required("to"))?;
-    check_range(from, to).map_err(|e| ApiError { status: axum::http::StatusCode::BAD_REQUEST, code: "invalid_query", ..e })?;
+    check_range(from, to).map_err(|e| ApiError {
+        status: axum::http::StatusCode::BAD_REQUEST,
+        code: "invalid_query",
+        ..e
+    })?;
     let mut conn = state.pool.acquire().await?;
     let client = clients::load(&mut conn, &client, false).await?;
     let rows = store::metrics::days(&mut conn, client.id, from, to, q.platform.as_deref()).await?;
@@ -314,7 +350,8 @@ async fn get_metrics(State(state): State<AppState>, caller: Caller, Path(client)
             for r in &rows {
                 by_platform.entry(r.platform.as_str()).or_default().push(r);
             }
-            let mut data: Vec<MetricsRowView> = by_platform.iter().map(|(p, rs)| view(p.to_string(), None, rs)).collect();
+            let mut data: Vec<MetricsRowView> =
+                by_platform.iter().map(|(p, rs)| view(p.to_string(), None, rs)).collect();
             let all: Vec<&store::metrics::MetricsRow> = rows.iter().collect();
             data.push(view("total".into(), None, &all));
             data
@@ -361,7 +398,12 @@ pub struct PacingView {
         (status = 404, description = "No such client", body = Problem),
     )
 )]
-async fn get_pacing(State(state): State<AppState>, caller: Caller, Path(client): Path<String>, ApiQuery(q): ApiQuery<PacingQuery>) -> ApiResult<axum::Json<PacingView>> {
+async fn get_pacing(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(client): Path<String>,
+    ApiQuery(q): ApiQuery<PacingQuery>,
+) -> ApiResult<axum::Json<PacingView>> {
     caller.require(Scope::ClientsRead)?;
     let mut conn = state.pool.acquire().await?;
     let client = clients::load(&mut conn, &client, false).await?;
@@ -375,7 +417,10 @@ pub async fn pacing_for(state: &AppState, client: &Client, month: Option<&str>) 
     let mut conn = state.pool.acquire().await?;
     let tz: chrono_tz::Tz = client.timezone.parse().unwrap_or(chrono_tz::UTC);
     let today = Utc::now().with_timezone(&tz).date_naive();
-    let bad_month = || ApiError::bad_request("invalid_query", "month: must be YYYY-MM, not in the future").with_field("month", "must be YYYY-MM, not in the future");
+    let bad_month = || {
+        ApiError::bad_request("invalid_query", "month: must be YYYY-MM, not in the future")
+            .with_field("month", "must be YYYY-MM, not in the future")
+    };
     let first = match month {
         Some(m) => NaiveDate::parse_from_str(&format!("{m}-01"), "%Y-%m-%d").map_err(|_| bad_month())?,
         None => today.with_day(1).expect("day 1"),
@@ -397,5 +442,11 @@ pub async fn pacing_for(state: &AppState, client: &Client, month: Option<&str>) 
     let total_budget: f64 = client.budgets.values().sum();
     let total_spend: f64 = spend.values().sum();
     out.push(pacing::pace("total", (total_budget > 0.0).then_some(total_budget), total_spend, as_of));
-    Ok(PacingView { client_id: client.id, month: first.format("%Y-%m").to_string(), as_of, currency: client.currency.clone(), platforms: out })
+    Ok(PacingView {
+        client_id: client.id,
+        month: first.format("%Y-%m").to_string(),
+        as_of,
+        currency: client.currency.clone(),
+        platforms: out,
+    })
 }

@@ -50,7 +50,9 @@ pub async fn problems(req: Request, next: Next) -> Response {
 fn bare_error(status: StatusCode) -> ApiError {
     match status {
         StatusCode::NOT_FOUND => ApiError::not_found("No such route."),
-        StatusCode::METHOD_NOT_ALLOWED => ApiError::new(status, "method_not_allowed", "This route does not accept this method."),
+        StatusCode::METHOD_NOT_ALLOWED => {
+            ApiError::new(status, "method_not_allowed", "This route does not accept this method.")
+        }
         StatusCode::REQUEST_TIMEOUT => ApiError::new(status, "timeout", "The request took too long and was stopped."),
         StatusCode::PAYLOAD_TOO_LARGE => super::extract::too_large(),
         s if s.is_server_error() => ApiError::new(s, "internal", "An internal error occurred; it has been logged."),
@@ -62,11 +64,8 @@ fn bare_error(status: StatusCode) -> ApiError {
 pub async fn metrics(req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = method_label(req.method());
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".into());
+    let route =
+        req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
     let response = next.run(req).await;
     let status = response.status().as_u16().to_string();
     // Route templates and status codes come from the router, not the caller.
@@ -85,9 +84,13 @@ pub const MAX_REQUEST_ID: usize = 128;
 pub async fn request_id_guard(mut req: Request, next: Next) -> Response {
     let acceptable = |v: &HeaderValue| {
         let b = v.as_bytes();
-        !b.is_empty() && b.len() <= MAX_REQUEST_ID && b.iter().all(|c| c.is_ascii_alphanumeric() || b"-_.:/+=".contains(c))
+        !b.is_empty()
+            && b.len() <= MAX_REQUEST_ID
+            && b.iter().all(|c| c.is_ascii_alphanumeric() || b"-_.:/+=".contains(c))
     };
-    if req.headers().get_all("x-request-id").iter().count() > 1 || req.headers().get("x-request-id").is_some_and(|v| !acceptable(v)) {
+    if req.headers().get_all("x-request-id").iter().count() > 1
+        || req.headers().get("x-request-id").is_some_and(|v| !acceptable(v))
+    {
         req.headers_mut().remove("x-request-id");
     }
     next.run(req).await

@@ -73,7 +73,8 @@ pub fn app(state: AppState) -> Router {
         router = router.layer(cors);
     }
     // Outside everything that answers (CORS preflights included): no browser sniffs a JSON body into HTML.
-    router = router.layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")));
+    router = router
+        .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")));
     router
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {

@@ -11,7 +11,10 @@ use utoipa::{
     },
 };
 
-use super::{alerts, audit, clients, costs, error::Problem, events, health, inbound, knowledge, metrics, platforms, prompt_templates, reports, runs, schedules, tokens, webhooks};
+use super::{
+    alerts, audit, clients, costs, error::Problem, events, health, inbound, knowledge, metrics, platforms,
+    prompt_templates, reports, runs, schedules, tokens, webhooks,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -70,14 +73,21 @@ pub fn routes() -> utoipa_axum::router::OpenApiRouter<crate::app::AppState> {
 pub fn finish(mut doc: openapi::OpenApi) -> openapi::OpenApi {
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
     let components = doc.components.get_or_insert_with(Default::default);
-    components.add_security_scheme("bearer", SecurityScheme::Http(Http::builder().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()));
+    components.add_security_scheme(
+        "bearer",
+        SecurityScheme::Http(Http::builder().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+    );
     components.add_security_scheme("api_key", SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))));
     for (path, item) in doc.paths.paths.iter_mut() {
         if !path.starts_with("/v1/") {
             continue;
         }
         // Operations that declare their own security (the webhooks: `security(())`) are not token-authenticated.
-        for op in [&mut item.get, &mut item.post, &mut item.patch, &mut item.put, &mut item.delete].into_iter().flatten().filter(|op| op.security.is_none()) {
+        for op in [&mut item.get, &mut item.post, &mut item.patch, &mut item.put, &mut item.delete]
+            .into_iter()
+            .flatten()
+            .filter(|op| op.security.is_none())
+        {
             complete_operation(op);
         }
     }
@@ -120,9 +130,15 @@ fn required_scopes(op: &Operation) -> Vec<String> {
 fn complete_operation(op: &mut Operation) {
     let scopes = required_scopes(op);
     op.security = Some(if scopes.is_empty() {
-        vec![SecurityRequirement::new("bearer", Vec::<String>::new()), SecurityRequirement::new("api_key", Vec::<String>::new())]
+        vec![
+            SecurityRequirement::new("bearer", Vec::<String>::new()),
+            SecurityRequirement::new("api_key", Vec::<String>::new()),
+        ]
     } else {
-        ["bearer", "api_key"].into_iter().flat_map(|scheme| scopes.iter().map(move |s| SecurityRequirement::new(scheme, [s.clone()]))).collect()
+        ["bearer", "api_key"]
+            .into_iter()
+            .flat_map(|scheme| scopes.iter().map(move |s| SecurityRequirement::new(scheme, [s.clone()])))
+            .collect()
     });
     let shared = [
         ("401", "Missing, malformed, expired or revoked token"),
@@ -151,11 +167,16 @@ mod tests {
                 let forbidden = op["responses"]["403"]["description"].as_str().unwrap_or("");
                 for req in requirements.iter().filter_map(|r| r.as_object()).filter(|r| !r.is_empty()) {
                     for scopes in req.values() {
-                        let scopes: Vec<&str> = scopes.as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+                        let scopes: Vec<&str> =
+                            scopes.as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
                         for scope in &scopes {
                             scope.parse::<Scope>().unwrap_or_else(|e| panic!("{method} {path}: {e}"));
                         }
-                        assert_eq!(scopes.is_empty(), !forbidden.contains("scope"), "{method} {path}: 403 says {forbidden:?}, security {scopes:?}");
+                        assert_eq!(
+                            scopes.is_empty(),
+                            !forbidden.contains("scope"),
+                            "{method} {path}: 403 says {forbidden:?}, security {scopes:?}"
+                        );
                         scoped += usize::from(!scopes.is_empty());
                     }
                 }

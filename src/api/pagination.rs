@@ -35,7 +35,10 @@ pub fn encode(kind: &str, key: &str) -> String {
 
 /// Decodes a cursor made by [`encode`] with the same `kind`.
 pub fn decode(kind: &str, cursor: &str) -> Result<String, ApiError> {
-    let bad = || ApiError::bad_request("invalid_cursor", "The cursor is not one this list returned.").with_field("cursor", "is invalid");
+    let bad = || {
+        ApiError::bad_request("invalid_cursor", "The cursor is not one this list returned.")
+            .with_field("cursor", "is invalid")
+    };
     let bytes = URL_SAFE_NO_PAD.decode(cursor.trim()).map_err(|_| bad())?;
     let text = String::from_utf8(bytes).map_err(|_| bad())?;
     text.strip_prefix(&format!("{kind}1:")).map(str::to_string).ok_or_else(bad)

@@ -48,7 +48,8 @@ async fn client_for(state: &AppState, raw: &str) -> ApiResult<Client> {
 }
 
 fn missing_account(platform: &str, field: &str) -> ApiError {
-    ApiError::invalid(vec![]).with_field("client", format!("has no {platform} account (set `accounts.{field}` on the client)"))
+    ApiError::invalid(vec![])
+        .with_field("client", format!("has no {platform} account (set `accounts.{field}` on the client)"))
 }
 
 fn check_range(from: NaiveDate, to: NaiveDate) -> ApiResult<()> {
@@ -62,7 +63,13 @@ fn check_range(from: NaiveDate, to: NaiveDate) -> ApiResult<()> {
 }
 
 /// Writes one audit row for an action, in its own transaction.
-async fn audit(state: &AppState, caller: &Caller, action: &str, client: Option<&Client>, what: &impl Serialize) -> ApiResult<()> {
+async fn audit(
+    state: &AppState,
+    caller: &Caller,
+    action: &str,
+    client: Option<&Client>,
+    what: &impl Serialize,
+) -> ApiResult<()> {
     let mut tx = state.pool.begin().await?;
     let id = client.map(|c| c.id.to_string()).unwrap_or_else(|| "-".into());
     store::audit::record(&mut tx, &caller.actor(), action, "platform_action", &id, None::<&()>, Some(what)).await?;
@@ -71,7 +78,12 @@ async fn audit(state: &AppState, caller: &Caller, action: &str, client: Option<&
 }
 
 /// Stores an account id the action just created on the client (with its audit row).
-async fn link_account(state: &AppState, caller: &Caller, client: &Client, set: impl FnOnce(&mut crate::domain::client::Accounts)) -> ApiResult<()> {
+async fn link_account(
+    state: &AppState,
+    caller: &Caller,
+    client: &Client,
+    set: impl FnOnce(&mut crate::domain::client::Accounts),
+) -> ApiResult<()> {
     let mut tx = state.pool.begin().await?;
     let before = clients::load(&mut tx, &client.id.to_string(), true).await?;
     let mut input = before.to_input();
@@ -82,7 +94,16 @@ async fn link_account(state: &AppState, caller: &Caller, client: &Client, set: i
     let fields = input.validate().map_err(ApiError::invalid)?;
     let after = store::clients::update(&mut tx, before.id, &fields).await?;
     crate::events::emit(&mut tx, "client.updated", &after).await?;
-    store::audit::record(&mut tx, &caller.actor(), "client.update", "client", &after.id.to_string(), Some(&before), Some(&after)).await?;
+    store::audit::record(
+        &mut tx,
+        &caller.actor(),
+        "client.update",
+        "client",
+        &after.id.to_string(),
+        Some(&before),
+        Some(&after),
+    )
+    .await?;
     tx.commit().await?;
     state.clients.forget(after.id);
     Ok(())
@@ -127,15 +148,28 @@ pub struct ReportResponse {
         (status = 503, description = "Meta unavailable or not configured (platform_error)", body = Problem),
     )
 )]
-async fn meta_insights(State(state): State<AppState>, caller: Caller, ApiJson(req): ApiJson<ReportRequest>) -> ApiResult<axum::Json<ReportResponse>> {
+async fn meta_insights(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(req): ApiJson<ReportRequest>,
+) -> ApiResult<axum::Json<ReportResponse>> {
     caller.require(Scope::PlatformsAct)?;
     check_range(req.from, req.to)?;
     let client = client_for(&state, &req.client).await?;
     let account = client.accounts.meta.clone().ok_or_else(|| missing_account("Meta", "meta"))?;
     state.platforms.ensure_configured("meta")?;
     let level = req.level.unwrap_or(InsightsLevel::Account);
-    let rows = crate::costs::for_client(client.id, state.platforms.meta.insights_report(&account, req.from, req.to, level)).await?;
-    audit(&state, &caller, "platform.meta.insights", Some(&client), &json!({"account": account, "from": req.from, "to": req.to, "rows": rows.len()})).await?;
+    let rows =
+        crate::costs::for_client(client.id, state.platforms.meta.insights_report(&account, req.from, req.to, level))
+            .await?;
+    audit(
+        &state,
+        &caller,
+        "platform.meta.insights",
+        Some(&client),
+        &json!({"account": account, "from": req.from, "to": req.to, "rows": rows.len()}),
+    )
+    .await?;
     Ok(axum::Json(ReportResponse { account, rows: serde_json::to_value(rows).map_err(ApiError::internal)? }))
 }
 
@@ -154,7 +188,11 @@ async fn meta_insights(State(state): State<AppState>, caller: Caller, ApiJson(re
         (status = 503, description = "Google Ads unavailable or not configured (platform_error)", body = Problem),
     )
 )]
-async fn google_ads_report(State(state): State<AppState>, caller: Caller, ApiJson(req): ApiJson<ReportRequest>) -> ApiResult<axum::Json<ReportResponse>> {
+async fn google_ads_report(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(req): ApiJson<ReportRequest>,
+) -> ApiResult<axum::Json<ReportResponse>> {
     caller.require(Scope::PlatformsAct)?;
     check_range(req.from, req.to)?;
     if req.level.is_some() {
@@ -163,8 +201,17 @@ async fn google_ads_report(State(state): State<AppState>, caller: Caller, ApiJso
     let client = client_for(&state, &req.client).await?;
     let account = client.accounts.google_ads.clone().ok_or_else(|| missing_account("Google Ads", "google_ads"))?;
     state.platforms.ensure_configured("google_ads")?;
-    let rows = crate::costs::for_client(client.id, state.platforms.google_ads.campaign_report(&account, req.from, req.to)).await?;
-    audit(&state, &caller, "platform.google_ads.report", Some(&client), &json!({"account": account, "from": req.from, "to": req.to, "rows": rows.len()})).await?;
+    let rows =
+        crate::costs::for_client(client.id, state.platforms.google_ads.campaign_report(&account, req.from, req.to))
+            .await?;
+    audit(
+        &state,
+        &caller,
+        "platform.google_ads.report",
+        Some(&client),
+        &json!({"account": account, "from": req.from, "to": req.to, "rows": rows.len()}),
+    )
+    .await?;
     Ok(axum::Json(ReportResponse { account, rows: serde_json::to_value(rows).map_err(ApiError::internal)? }))
 }
 
@@ -201,11 +248,16 @@ pub struct FolderTreeResponse {
         (status = 503, description = "Drive unavailable or not configured (platform_error)", body = Problem),
     )
 )]
-async fn drive_client_folders(State(state): State<AppState>, caller: Caller, ApiJson(req): ApiJson<ClientRef>) -> ApiResult<axum::Json<FolderTreeResponse>> {
+async fn drive_client_folders(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(req): ApiJson<ClientRef>,
+) -> ApiResult<axum::Json<FolderTreeResponse>> {
     caller.require(Scope::PlatformsAct)?;
     let client = client_for(&state, &req.client).await?;
     state.platforms.ensure_configured("google_drive")?;
-    let tree = crate::costs::for_client(client.id, state.platforms.google_drive.ensure_client_folders(&client.name)).await?;
+    let tree =
+        crate::costs::for_client(client.id, state.platforms.google_drive.ensure_client_folders(&client.name)).await?;
     let root = tree.root.id.clone();
     link_account(&state, &caller, &client, |a| a.drive_folder = Some(root)).await?;
     audit(&state, &caller, "platform.google_drive.client_folders", Some(&client), &tree).await?;
@@ -263,15 +315,14 @@ async fn clickup_onboarding_project(
 ) -> ApiResult<axum::Json<OnboardingProjectResponse>> {
     caller.require(Scope::PlatformsAct)?;
     let location = match (req.space_id, req.folder_id) {
-        (Some(_), Some(_)) => return Err(ApiError::invalid(vec![]).with_field("folder_id", "give space_id or folder_id, not both")),
+        (Some(_), Some(_)) => {
+            return Err(ApiError::invalid(vec![]).with_field("folder_id", "give space_id or folder_id, not both"));
+        }
         (Some(space), None) => ListLocation::Space(space),
         (None, Some(folder)) => ListLocation::Folder(folder),
-        (None, None) => state
-            .platforms
-            .clickup
-            .settings()
-            .default_location()
-            .ok_or_else(|| ApiError::invalid(vec![]).with_field("space_id", "is required (no CLICKUP_SPACE_ID is configured)"))?,
+        (None, None) => state.platforms.clickup.settings().default_location().ok_or_else(|| {
+            ApiError::invalid(vec![]).with_field("space_id", "is required (no CLICKUP_SPACE_ID is configured)")
+        })?,
     };
     let template = req.template.unwrap_or_else(default_onboarding_template);
     if template.is_empty() {
@@ -283,11 +334,21 @@ async fn clickup_onboarding_project(
     let client = client_for(&state, &req.client).await?;
     state.platforms.ensure_configured("clickup")?;
     let clickup = &state.platforms.clickup;
-    let (list, list_created) = crate::costs::for_client(client.id, clickup.find_or_create_list(&format!("{} — Onboarding", client.name), location)).await?;
-    let tasks = crate::costs::for_client(client.id, clickup.ensure_tasks(&list.id, &template, Utc::now().date_naive())).await?;
+    let (list, list_created) = crate::costs::for_client(
+        client.id,
+        clickup.find_or_create_list(&format!("{} — Onboarding", client.name), location),
+    )
+    .await?;
+    let tasks =
+        crate::costs::for_client(client.id, clickup.ensure_tasks(&list.id, &template, Utc::now().date_naive())).await?;
     let list_id = list.id.clone();
     link_account(&state, &caller, &client, |a| a.clickup_list = Some(list_id)).await?;
-    let response = OnboardingProjectResponse { list_id: list.id, list_created, task_ids: tasks.task_ids, tasks_created: tasks.created };
+    let response = OnboardingProjectResponse {
+        list_id: list.id,
+        list_created,
+        task_ids: tasks.task_ids,
+        tasks_created: tasks.created,
+    };
     audit(&state, &caller, "platform.clickup.onboarding_project", Some(&client), &response).await?;
     Ok(axum::Json(response))
 }
@@ -352,11 +413,22 @@ pub struct MessageResponse {
         (status = 503, description = "WhatsApp unavailable or not configured (platform_error)", body = Problem),
     )
 )]
-async fn whatsapp_message(State(state): State<AppState>, caller: Caller, ApiJson(req): ApiJson<MessageRequest>) -> ApiResult<axum::Json<MessageResponse>> {
+async fn whatsapp_message(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(req): ApiJson<MessageRequest>,
+) -> ApiResult<axum::Json<MessageResponse>> {
     caller.require(Scope::PlatformsAct)?;
     let (client, to) = match (req.client.as_deref(), req.to.as_deref()) {
-        (Some(_), Some(_)) | (None, None) => return Err(ApiError::invalid(vec![]).with_field("to", "give either client or to")),
-        (None, Some(to)) => (None, e164(to).ok_or_else(|| ApiError::invalid(vec![]).with_field("to", "must be an E.164 number (e.g. +5511999990000)"))?),
+        (Some(_), Some(_)) | (None, None) => {
+            return Err(ApiError::invalid(vec![]).with_field("to", "give either client or to"));
+        }
+        (None, Some(to)) => (
+            None,
+            e164(to).ok_or_else(|| {
+                ApiError::invalid(vec![]).with_field("to", "must be an E.164 number (e.g. +5511999990000)")
+            })?,
+        ),
         (Some(raw), None) => {
             let client = client_for(&state, raw).await?;
             let to = client.accounts.whatsapp.clone().ok_or_else(|| missing_account("WhatsApp", "whatsapp"))?;
@@ -364,11 +436,15 @@ async fn whatsapp_message(State(state): State<AppState>, caller: Caller, ApiJson
         }
     };
     match (&req.text, &req.template) {
-        (Some(_), Some(_)) | (None, None) => return Err(ApiError::invalid(vec![]).with_field("text", "give either text or template")),
+        (Some(_), Some(_)) | (None, None) => {
+            return Err(ApiError::invalid(vec![]).with_field("text", "give either text or template"));
+        }
         (Some(text), None) if text.trim().is_empty() || text.chars().count() > 4096 => {
             return Err(ApiError::invalid(vec![]).with_field("text", "must be 1-4096 characters"));
         }
-        (None, Some(t)) if t.name.trim().is_empty() => return Err(ApiError::invalid(vec![]).with_field("template.name", "must not be empty")),
+        (None, Some(t)) if t.name.trim().is_empty() => {
+            return Err(ApiError::invalid(vec![]).with_field("template.name", "must not be empty"));
+        }
         _ => {}
     }
     state.platforms.ensure_configured("whatsapp")?;
@@ -440,7 +516,11 @@ pub struct CompletionResponse {
         (status = 503, description = "Provider overloaded or not configured (platform_error)", body = Problem),
     )
 )]
-async fn llm_completion(State(state): State<AppState>, caller: Caller, ApiJson(req): ApiJson<CompletionBody>) -> ApiResult<axum::Json<CompletionResponse>> {
+async fn llm_completion(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(req): ApiJson<CompletionBody>,
+) -> ApiResult<axum::Json<CompletionResponse>> {
     caller.require(Scope::PlatformsAct)?;
     if let Some(n) = req.max_tokens
         && !(1..=8192).contains(&n)
@@ -452,7 +532,9 @@ async fn llm_completion(State(state): State<AppState>, caller: Caller, ApiJson(r
         None => None,
     };
     let (system, prompt, purpose) = match (&req.prompt, &req.template_key) {
-        (Some(_), Some(_)) | (None, None) => return Err(ApiError::invalid(vec![]).with_field("prompt", "give either prompt or template_key")),
+        (Some(_), Some(_)) | (None, None) => {
+            return Err(ApiError::invalid(vec![]).with_field("prompt", "give either prompt or template_key"));
+        }
         (Some(p), None) if p.trim().is_empty() || p.len() > 200_000 => {
             return Err(ApiError::invalid(vec![]).with_field("prompt", "must be 1-200000 characters"));
         }
@@ -466,19 +548,29 @@ async fn llm_completion(State(state): State<AppState>, caller: Caller, ApiJson(r
                 false => None,
             };
             let Some(template) = template else {
-                let known: Vec<String> = store::prompt_templates::list_current(&mut conn, None, 50).await?.into_iter().map(|t| t.key).collect();
-                return Err(ApiError::invalid(vec![]).with_field("template_key", format!("unknown template (known: {})", known.join(", "))));
+                let known: Vec<String> = store::prompt_templates::list_current(&mut conn, None, 50)
+                    .await?
+                    .into_iter()
+                    .map(|t| t.key)
+                    .collect();
+                return Err(ApiError::invalid(vec![])
+                    .with_field("template_key", format!("unknown template (known: {})", known.join(", "))));
             };
-            let context = super::prompt_templates::render_context(&mut conn, client.as_ref(), req.variables.clone()).await?;
+            let context =
+                super::prompt_templates::render_context(&mut conn, client.as_ref(), req.variables.clone()).await?;
             drop(conn);
-            let (system, prompt) = prompts::render(&template.system, &template.body, context).await.map_err(super::prompt_templates::render_problem)?;
+            let (system, prompt) = prompts::render(&template.system, &template.body, context)
+                .await
+                .map_err(super::prompt_templates::render_problem)?;
             (Some(system), prompt, format!("template:{key}"))
         }
     };
     state.platforms.ensure_configured("llm")?;
     let request = CompletionRequest { system, prompt, max_tokens: req.max_tokens, temperature: None };
-    let completion = crate::costs::for_maybe_client(client.as_ref().map(|c| c.id), state.platforms.llm.complete(&request)).await?;
-    let provider = serde_json::to_value(completion.provider).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+    let completion =
+        crate::costs::for_maybe_client(client.as_ref().map(|c| c.id), state.platforms.llm.complete(&request)).await?;
+    let provider =
+        serde_json::to_value(completion.provider).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
     let mut tx = state.pool.begin().await?;
     let usage = store::metrics::LlmUsage {
         client_id: client.as_ref().map(|c| c.id),

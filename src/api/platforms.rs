@@ -65,7 +65,11 @@ fn view(state: &AppState, info: &platforms::PlatformInfo) -> PlatformView {
         (status = 400, description = "Unknown query parameter", body = Problem),
     )
 )]
-async fn list_platforms(State(state): State<AppState>, _caller: Caller, _: ApiQuery<NoQuery>) -> axum::Json<Vec<PlatformView>> {
+async fn list_platforms(
+    State(state): State<AppState>,
+    _caller: Caller,
+    _: ApiQuery<NoQuery>,
+) -> axum::Json<Vec<PlatformView>> {
     axum::Json(platforms::REGISTRY.iter().map(|p| view(&state, p)).collect())
 }
 
@@ -78,7 +82,12 @@ async fn list_platforms(State(state): State<AppState>, _caller: Caller, _: ApiQu
         (status = 404, description = "No such platform", body = Problem),
     )
 )]
-async fn get_platform(State(state): State<AppState>, _caller: Caller, Path(platform): Path<String>, _: ApiQuery<NoQuery>) -> ApiResult<axum::Json<PlatformView>> {
+async fn get_platform(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(platform): Path<String>,
+    _: ApiQuery<NoQuery>,
+) -> ApiResult<axum::Json<PlatformView>> {
     let info = platforms::REGISTRY
         .iter()
         .find(|p| p.key == platform || p.key.replace('_', "-") == platform)

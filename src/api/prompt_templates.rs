@@ -93,7 +93,9 @@ fn view(row: TemplateRow, versions: Option<Vec<VersionRow>>) -> PromptTemplate {
         created_by: row.created_by,
         created_at: row.created_at,
         versions: versions.map(|vs| {
-            vs.into_iter().map(|v| TemplateVersion { version: v.version, created_by: v.created_by, created_at: v.created_at }).collect()
+            vs.into_iter()
+                .map(|v| TemplateVersion { version: v.version, created_by: v.created_by, created_at: v.created_at })
+                .collect()
         }),
     }
 }
@@ -181,7 +183,11 @@ pub struct ListTemplatesQuery {
         (status = 403, description = "Missing scope `clients:read`", body = Problem),
     )
 )]
-async fn list_templates(State(state): State<AppState>, caller: Caller, ApiQuery(q): ApiQuery<ListTemplatesQuery>) -> ApiResult<axum::Json<Page<PromptTemplate>>> {
+async fn list_templates(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<ListTemplatesQuery>,
+) -> ApiResult<axum::Json<Page<PromptTemplate>>> {
     caller.require(Scope::ClientsRead)?;
     let limit = pagination::limit(q.limit)?;
     let after = match q.cursor.as_deref() {
@@ -231,12 +237,24 @@ async fn create_template(
     let new = NewTemplate { description, system, body: &input.body, created_by: Some(caller.principal.token_id) };
     let row = match store::prompt_templates::insert_first(&mut tx, key, &new).await {
         Err(e) if store::unique_violation(&e).is_some() => {
-            return Err(ApiError::conflict("template_exists", format!("The prompt template `{key}` exists; PUT /v1/prompt-templates/{key} adds a version."))
-                .with_field("key", "is already taken"));
+            return Err(ApiError::conflict(
+                "template_exists",
+                format!("The prompt template `{key}` exists; PUT /v1/prompt-templates/{key} adds a version."),
+            )
+            .with_field("key", "is already taken"));
         }
         other => other?,
     };
-    store::audit::record(&mut tx, &caller.actor(), "prompt_template.create", "prompt_template", key, None::<&()>, Some(&row)).await?;
+    store::audit::record(
+        &mut tx,
+        &caller.actor(),
+        "prompt_template.create",
+        "prompt_template",
+        key,
+        None::<&()>,
+        Some(&row),
+    )
+    .await?;
     let versions = store::prompt_templates::versions(&mut tx, key).await?;
     tx.commit().await?;
     Ok(created(&view(row, Some(versions))))
@@ -273,9 +291,14 @@ async fn get_template(
     let mut conn = state.pool.acquire().await?;
     let current = load_current(&mut conn, &key, false).await?;
     let row = match q.version {
-        Some(n) if n != current.version => store::prompt_templates::version(&mut conn, &key, n)
-            .await?
-            .ok_or_else(|| ApiError::not_found(format!("No version {n} of prompt template `{key}` (current: {}).", current.version)))?,
+        Some(n) if n != current.version => {
+            store::prompt_templates::version(&mut conn, &key, n).await?.ok_or_else(|| {
+                ApiError::not_found(format!(
+                    "No version {n} of prompt template `{key}` (current: {}).",
+                    current.version
+                ))
+            })?
+        }
         _ => current,
     };
     let versions = store::prompt_templates::versions(&mut conn, &key).await?;
@@ -317,7 +340,16 @@ async fn update_template(
     prompts::check_limits(system, &input.body).await.map_err(render_problem)?;
     let new = NewTemplate { description, system, body: &input.body, created_by: Some(caller.principal.token_id) };
     let after = store::prompt_templates::insert_next(&mut tx, &key, &new).await?;
-    store::audit::record(&mut tx, &caller.actor(), "prompt_template.update", "prompt_template", &key, Some(&before), Some(&after)).await?;
+    store::audit::record(
+        &mut tx,
+        &caller.actor(),
+        "prompt_template.update",
+        "prompt_template",
+        &key,
+        Some(&before),
+        Some(&after),
+    )
+    .await?;
     let versions = store::prompt_templates::versions(&mut tx, &key).await?;
     tx.commit().await?;
     Ok(axum::Json(view(after, Some(versions))))
@@ -358,8 +390,13 @@ pub fn render_problem(e: RenderError) -> ApiError {
             let mut errors: Vec<FieldError> = vec![];
             for name in names {
                 let error = match name.as_str() {
-                    "client" | "knowledge" => FieldError::new("client", format!("the template uses `{name}`: give a client")),
-                    _ => FieldError::new(format!("variables.{name}"), "is used by the template but was not given (pass null for none)"),
+                    "client" | "knowledge" => {
+                        FieldError::new("client", format!("the template uses `{name}`: give a client"))
+                    }
+                    _ => FieldError::new(
+                        format!("variables.{name}"),
+                        "is used by the template but was not given (pass null for none)",
+                    ),
                 };
                 if !errors.iter().any(|e| e.field == error.field) {
                     errors.push(error);
@@ -367,19 +404,30 @@ pub fn render_problem(e: RenderError) -> ApiError {
             }
             ApiError::invalid(errors)
         }
-        RenderError::Syntax { part, message } => ApiError::invalid(vec![]).with_field(part, format!("is not a valid template: {message}")),
-        RenderError::Render { message, .. } => ApiError::invalid(vec![]).with_field("variables", format!("rendering failed: {message}")),
+        RenderError::Syntax { part, message } => {
+            ApiError::invalid(vec![]).with_field(part, format!("is not a valid template: {message}"))
+        }
+        RenderError::Render { message, .. } => {
+            ApiError::invalid(vec![]).with_field("variables", format!("rendering failed: {message}"))
+        }
         // The template itself is at fault (whatever the values): name its part.
-        RenderError::Limit { part, message } => ApiError::invalid(vec![]).with_field(part, format!("exceeds a render limit: {message}")),
+        RenderError::Limit { part, message } => {
+            ApiError::invalid(vec![]).with_field(part, format!("exceeds a render limit: {message}"))
+        }
     }
 }
 
 /// The render context: the variables, plus `client` and `knowledge` when a client is named.
-pub async fn render_context(conn: &mut PgConnection, client: Option<&Client>, variables: Option<Map<String, Value>>) -> ApiResult<Map<String, Value>> {
+pub async fn render_context(
+    conn: &mut PgConnection,
+    client: Option<&Client>,
+    variables: Option<Map<String, Value>>,
+) -> ApiResult<Map<String, Value>> {
     let mut context = variables.unwrap_or_default();
     for reserved in ["client", "knowledge"] {
         if context.contains_key(reserved) {
-            return Err(ApiError::invalid(vec![]).with_field(format!("variables.{reserved}"), "is reserved: name the client in `client`"));
+            return Err(ApiError::invalid(vec![])
+                .with_field(format!("variables.{reserved}"), "is reserved: name the client in `client`"));
         }
     }
     if let Some(client) = client {

@@ -13,12 +13,8 @@ use uuid::Uuid;
 
 use super::error::ApiError;
 
-type Limiter = RateLimiter<
-    Uuid,
-    governor::state::keyed::DefaultKeyedStateStore<Uuid>,
-    DefaultClock,
-    StateInformationMiddleware,
->;
+type Limiter =
+    RateLimiter<Uuid, governor::state::keyed::DefaultKeyedStateStore<Uuid>, DefaultClock, StateInformationMiddleware>;
 
 pub struct TokenRateLimit {
     limiter: Limiter,

@@ -119,14 +119,19 @@ pub struct ListReportsQuery {
         (status = 404, description = "No such client", body = Problem),
     )
 )]
-async fn list_reports(State(state): State<AppState>, caller: Caller, ApiQuery(q): ApiQuery<ListReportsQuery>) -> ApiResult<axum::Json<Page<Report>>> {
+async fn list_reports(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<ListReportsQuery>,
+) -> ApiResult<axum::Json<Page<Report>>> {
     caller.require(Scope::ClientsRead)?;
     let limit = pagination::limit(q.limit)?;
     let before = pagination::decode_uuid(CURSOR, q.cursor.as_deref())?;
     if let (Some(from), Some(to)) = (q.from, q.to)
         && to < from
     {
-        return Err(ApiError::bad_request("invalid_query", "to: must not be before `from`").with_field("to", "must not be before `from`"));
+        return Err(ApiError::bad_request("invalid_query", "to: must not be before `from`")
+            .with_field("to", "must not be before `from`"));
     }
     let mut conn = state.pool.acquire().await?;
     let client_id = match q.client.as_deref() {
@@ -149,7 +154,12 @@ async fn list_reports(State(state): State<AppState>, caller: Caller, ApiQuery(q)
         (status = 404, description = "No such report", body = Problem),
     )
 )]
-async fn get_report(State(state): State<AppState>, caller: Caller, Path(id): Path<String>, _: ApiQuery<NoQuery>) -> ApiResult<axum::Json<Report>> {
+async fn get_report(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    _: ApiQuery<NoQuery>,
+) -> ApiResult<axum::Json<Report>> {
     caller.require(Scope::ClientsRead)?;
     let missing = || ApiError::not_found(format!("No report `{id}`."));
     let uuid = Uuid::parse_str(&id).map_err(|_| missing())?;

@@ -24,11 +24,7 @@ use super::{
 use crate::{
     app::AppState,
     domain::{scope::Scope, validation::FieldError},
-    store::{
-        self,
-        run_view::to_view,
-        runs::RunFilter,
-    },
+    store::{self, run_view::to_view, runs::RunFilter},
     workflows::{WorkflowInfo, scheduler},
 };
 
@@ -80,7 +76,11 @@ fn workflow_view(state: &AppState, key: &str) -> Option<WorkflowView> {
         (status = 200, description = "Every workflow", body = [WorkflowView]),
         (status = 403, description = "Missing scope `workflows:read`", body = Problem),
     ))]
-async fn list_workflows(State(state): State<AppState>, caller: Caller, _: ApiQuery<NoQuery>) -> ApiResult<axum::Json<Vec<WorkflowView>>> {
+async fn list_workflows(
+    State(state): State<AppState>,
+    caller: Caller,
+    _: ApiQuery<NoQuery>,
+) -> ApiResult<axum::Json<Vec<WorkflowView>>> {
     caller.require(Scope::WorkflowsRead)?;
     Ok(axum::Json(state.workflows.keys().into_iter().filter_map(|k| workflow_view(&state, k)).collect()))
 }
@@ -95,7 +95,12 @@ async fn list_workflows(State(state): State<AppState>, caller: Caller, _: ApiQue
         (status = 403, description = "Missing scope `workflows:read`", body = Problem),
         (status = 404, description = "No such workflow", body = Problem),
     ))]
-async fn get_workflow(State(state): State<AppState>, caller: Caller, Path(key): Path<String>, _: ApiQuery<NoQuery>) -> ApiResult<axum::Json<WorkflowView>> {
+async fn get_workflow(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(key): Path<String>,
+    _: ApiQuery<NoQuery>,
+) -> ApiResult<axum::Json<WorkflowView>> {
     caller.require(Scope::WorkflowsRead)?;
     workflow_view(&state, &key).map(axum::Json).ok_or_else(|| unknown_workflow(&state, &key))
 }
@@ -132,7 +137,10 @@ pub struct StartRunRequest {
 /// `Prefer: wait=N` → N seconds (capped at 30).
 fn preferred_wait(headers: &HeaderMap) -> Option<u64> {
     let prefer = headers.get("prefer")?.to_str().ok()?;
-    prefer.split(',').find_map(|p| p.trim().strip_prefix("wait=")?.trim().parse::<u64>().ok()).map(|n| n.min(MAX_WAIT_SECS))
+    prefer
+        .split(',')
+        .find_map(|p| p.trim().strip_prefix("wait=")?.trim().parse::<u64>().ok())
+        .map(|n| n.min(MAX_WAIT_SECS))
 }
 
 /// Start a run
@@ -187,12 +195,16 @@ async fn start_run(
     let mut client_ids = None;
     if let Some(raw) = &req.client_ids {
         if raw.is_empty() {
-            errors.push(FieldError::new("client_ids", "must name at least one client (omit it for every active client)"));
+            errors
+                .push(FieldError::new("client_ids", "must name at least one client (omit it for every active client)"));
         }
         // Bounded before any lookup: one query per id.
         let raw = match raw.len() > MAX_RUN_CLIENTS {
             true => {
-                errors.push(FieldError::new("client_ids", format!("must name at most {MAX_RUN_CLIENTS} clients (omit it for every active client)")));
+                errors.push(FieldError::new(
+                    "client_ids",
+                    format!("must name at most {MAX_RUN_CLIENTS} clients (omit it for every active client)"),
+                ));
                 &raw[..0]
             }
             false => &raw[..],
@@ -211,22 +223,33 @@ async fn start_run(
     if !errors.is_empty() {
         return Err(ApiError::invalid(errors));
     }
-    let run = store::runs::create(&mut tx, &store::runs::NewRun {
-        workflow: info.key,
-        workflow_version: info.version as i32,
-        trigger: "api",
-        params: &params,
-        dry_run: req.dry_run,
-        callback_url: req.callback_url.as_deref(),
-        schedule_id: None,
-        created_by: Some(caller.principal.token_id),
-        client_ids: client_ids.as_deref(),
-        max_attempts: info.max_attempts as i32,
-    })
+    let run = store::runs::create(
+        &mut tx,
+        &store::runs::NewRun {
+            workflow: info.key,
+            workflow_version: info.version as i32,
+            trigger: "api",
+            params: &params,
+            dry_run: req.dry_run,
+            callback_url: req.callback_url.as_deref(),
+            schedule_id: None,
+            created_by: Some(caller.principal.token_id),
+            client_ids: client_ids.as_deref(),
+            max_attempts: info.max_attempts as i32,
+        },
+    )
     .await?;
-    store::audit::record(&mut tx, &caller.actor(), "run.start", "run", &run.id.to_string(), None::<&()>, Some(&serde_json::json!({
-        "workflow": run.workflow, "params": run.params, "dry_run": run.dry_run, "client_ids": client_ids,
-    })))
+    store::audit::record(
+        &mut tx,
+        &caller.actor(),
+        "run.start",
+        "run",
+        &run.id.to_string(),
+        None::<&()>,
+        Some(&serde_json::json!({
+            "workflow": run.workflow, "params": run.params, "dry_run": run.dry_run, "client_ids": client_ids,
+        })),
+    )
     .await?;
     tx.commit().await?;
 
@@ -287,13 +310,18 @@ pub struct ListRunsQuery {
         (status = 403, description = "Missing scope `workflows:read`", body = Problem),
         (status = 404, description = "No such client", body = Problem),
     ))]
-async fn list_runs(State(state): State<AppState>, caller: Caller, ApiQuery(q): ApiQuery<ListRunsQuery>) -> ApiResult<axum::Json<Page<RunView>>> {
+async fn list_runs(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<ListRunsQuery>,
+) -> ApiResult<axum::Json<Page<RunView>>> {
     caller.require(Scope::WorkflowsRead)?;
     const STATUSES: [&str; 6] = ["queued", "running", "succeeded", "partially_failed", "failed", "canceled"];
     if let Some(s) = &q.status
         && !STATUSES.contains(&s.as_str())
     {
-        return Err(ApiError::bad_request("invalid_query", format!("status: one of {}", STATUSES.join(", "))).with_field("status", format!("one of {}", STATUSES.join(", "))));
+        return Err(ApiError::bad_request("invalid_query", format!("status: one of {}", STATUSES.join(", ")))
+            .with_field("status", format!("one of {}", STATUSES.join(", "))));
     }
     let limit = pagination::limit(q.limit)?;
     let before = pagination::decode_uuid(CURSOR, q.cursor.as_deref())?;
@@ -325,7 +353,12 @@ fn parse_run_id(raw: &str) -> ApiResult<Uuid> {
         (status = 403, description = "Missing scope `workflows:read`", body = Problem),
         (status = 404, description = "No such run", body = Problem),
     ))]
-async fn get_run(State(state): State<AppState>, caller: Caller, Path(id): Path<String>, _: ApiQuery<NoQuery>) -> ApiResult<axum::Json<RunView>> {
+async fn get_run(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    _: ApiQuery<NoQuery>,
+) -> ApiResult<axum::Json<RunView>> {
     caller.require(Scope::WorkflowsRead)?;
     Ok(axum::Json(run_view(&state, parse_run_id(&id)?).await?))
 }
@@ -371,7 +404,12 @@ pub struct TasksQuery {
         (status = 403, description = "Missing scope `workflows:read`", body = Problem),
         (status = 404, description = "No such run", body = Problem),
     ))]
-async fn list_run_tasks(State(state): State<AppState>, caller: Caller, Path(id): Path<String>, ApiQuery(q): ApiQuery<TasksQuery>) -> ApiResult<axum::Json<Page<TaskView>>> {
+async fn list_run_tasks(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<TasksQuery>,
+) -> ApiResult<axum::Json<Page<TaskView>>> {
     caller.require(Scope::WorkflowsRead)?;
     let id = parse_run_id(&id)?;
     let limit = pagination::limit(q.limit)?;
@@ -410,7 +448,12 @@ async fn list_run_tasks(State(state): State<AppState>, caller: Caller, Path(id):
         (status = 404, description = "No such run", body = Problem),
         (status = 409, description = "The run already finished", body = Problem),
     ))]
-async fn cancel_run(State(state): State<AppState>, caller: Caller, Path(id): Path<String>, _: ApiQuery<NoQuery>) -> ApiResult<axum::Json<RunView>> {
+async fn cancel_run(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    _: ApiQuery<NoQuery>,
+) -> ApiResult<axum::Json<RunView>> {
     caller.require(Scope::WorkflowsRun)?;
     let id = parse_run_id(&id)?;
     let mut tx = state.pool.begin().await?;
@@ -418,7 +461,8 @@ async fn cancel_run(State(state): State<AppState>, caller: Caller, Path(id): Pat
     if !store::runs::cancel(&mut tx, id).await? {
         return Err(ApiError::conflict("run_finished", "The run already finished; nothing to cancel."));
     }
-    store::audit::record(&mut tx, &caller.actor(), "run.cancel", "run", &id.to_string(), None::<&()>, None::<&()>).await?;
+    store::audit::record(&mut tx, &caller.actor(), "run.cancel", "run", &id.to_string(), None::<&()>, None::<&()>)
+        .await?;
     tx.commit().await?;
     Ok(axum::Json(run_view(&state, id).await?))
 }
@@ -436,7 +480,12 @@ async fn cancel_run(State(state): State<AppState>, caller: Caller, Path(id): Pat
         (status = 404, description = "No such run", body = Problem),
         (status = 409, description = "Still running, or nothing failed", body = Problem),
     ))]
-async fn retry_run(State(state): State<AppState>, caller: Caller, Path(id): Path<String>, _: ApiQuery<NoQuery>) -> ApiResult<Response> {
+async fn retry_run(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    _: ApiQuery<NoQuery>,
+) -> ApiResult<Response> {
     caller.require(Scope::WorkflowsRun)?;
     let id = parse_run_id(&id)?;
     let mut tx = state.pool.begin().await?;
@@ -451,7 +500,16 @@ async fn retry_run(State(state): State<AppState>, caller: Caller, Path(id): Path
     if requeued == 0 {
         return Err(ApiError::conflict("nothing_to_retry", "The run has no failed task."));
     }
-    store::audit::record(&mut tx, &caller.actor(), "run.retry", "run", &id.to_string(), None::<&()>, Some(&serde_json::json!({"requeued": requeued}))).await?;
+    store::audit::record(
+        &mut tx,
+        &caller.actor(),
+        "run.retry",
+        "run",
+        &id.to_string(),
+        None::<&()>,
+        Some(&serde_json::json!({"requeued": requeued})),
+    )
+    .await?;
     tx.commit().await?;
     Ok((StatusCode::ACCEPTED, axum::Json(run_view(&state, id).await?)).into_response())
 }

@@ -31,7 +31,11 @@ pub const TAG: &str = "schedules";
 const CURSOR: &str = "schedules";
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(create_schedule, list_schedules)).routes(routes!(get_schedule, update_schedule, delete_schedule))
+    OpenApiRouter::new().routes(routes!(create_schedule, list_schedules)).routes(routes!(
+        get_schedule,
+        update_schedule,
+        delete_schedule
+    ))
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -94,7 +98,10 @@ fn validate(state: &AppState, input: ScheduleInput, timing_changed: bool) -> Api
     let mut errors = vec![];
     let mut params = Value::Object(Default::default());
     match state.workflows.get(&input.workflow) {
-        None => errors.push(FieldError::new("workflow", format!("unknown workflow (known: {})", state.workflows.keys().join(", ")))),
+        None => errors.push(FieldError::new(
+            "workflow",
+            format!("unknown workflow (known: {})", state.workflows.keys().join(", ")),
+        )),
         Some(w) => match w.check_params(input.params.as_ref().unwrap_or(&Value::Null)) {
             Ok(p) => params = p,
             Err(e) => errors.extend(e),
@@ -144,7 +151,11 @@ async fn find(conn: &mut PgConnection, id: Uuid) -> Result<Option<ScheduleView>,
         (status = 415, description = "Not JSON", body = Problem),
         (status = 422, description = "Unknown workflow, bad cron (or one firing more often than every 5 minutes), time zone or params", body = Problem),
     ))]
-async fn create_schedule(State(state): State<AppState>, caller: Caller, ApiJson(input): ApiJson<ScheduleInput>) -> ApiResult<Response> {
+async fn create_schedule(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(input): ApiJson<ScheduleInput>,
+) -> ApiResult<Response> {
     caller.require(Scope::SchedulesWrite)?;
     let v = validate(&state, input, true)?;
     let mut tx = state.pool.begin().await?;
@@ -162,7 +173,16 @@ async fn create_schedule(State(state): State<AppState>, caller: Caller, ApiJson(
     .execute(&mut *tx)
     .await?;
     let created = find(&mut tx, id).await?.expect("just created");
-    store::audit::record(&mut tx, &caller.actor(), "schedule.create", "schedule", &id.to_string(), None::<&()>, Some(&created)).await?;
+    store::audit::record(
+        &mut tx,
+        &caller.actor(),
+        "schedule.create",
+        "schedule",
+        &id.to_string(),
+        None::<&()>,
+        Some(&created),
+    )
+    .await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, axum::Json(created)).into_response())
 }
@@ -187,7 +207,11 @@ pub struct ListSchedulesQuery {
         (status = 400, description = "Bad query parameter", body = Problem),
         (status = 403, description = "Missing scope `workflows:read`", body = Problem),
     ))]
-async fn list_schedules(State(state): State<AppState>, caller: Caller, ApiQuery(q): ApiQuery<ListSchedulesQuery>) -> ApiResult<axum::Json<Page<ScheduleView>>> {
+async fn list_schedules(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<ListSchedulesQuery>,
+) -> ApiResult<axum::Json<Page<ScheduleView>>> {
     caller.require(Scope::WorkflowsRead)?;
     let limit = pagination::limit(q.limit)?;
     let after = pagination::decode_uuid(CURSOR, q.cursor.as_deref())?;
@@ -215,7 +239,12 @@ async fn list_schedules(State(state): State<AppState>, caller: Caller, ApiQuery(
         (status = 403, description = "Missing scope `workflows:read`", body = Problem),
         (status = 404, description = "No such schedule", body = Problem),
     ))]
-async fn get_schedule(State(state): State<AppState>, caller: Caller, Path(id): Path<String>, _: ApiQuery<NoQuery>) -> ApiResult<axum::Json<ScheduleView>> {
+async fn get_schedule(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    _: ApiQuery<NoQuery>,
+) -> ApiResult<axum::Json<ScheduleView>> {
     caller.require(Scope::WorkflowsRead)?;
     let mut conn = state.pool.acquire().await?;
     Ok(axum::Json(load(&mut conn, &id).await?))
@@ -236,7 +265,12 @@ async fn get_schedule(State(state): State<AppState>, caller: Caller, Path(id): P
         (status = 415, description = "Not JSON", body = Problem),
         (status = 422, description = "Bad cron (or one firing more often than every 5 minutes), time zone, workflow or params", body = Problem),
     ))]
-async fn update_schedule(State(state): State<AppState>, caller: Caller, Path(id): Path<String>, ApiJson(patch): ApiJson<Value>) -> ApiResult<axum::Json<ScheduleView>> {
+async fn update_schedule(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(patch): ApiJson<Value>,
+) -> ApiResult<axum::Json<ScheduleView>> {
     caller.require(Scope::SchedulesWrite)?;
     if !patch.is_object() {
         return Err(ApiError::invalid(vec![]).with_field("body", "must be a JSON object (a merge patch)"));
@@ -269,7 +303,8 @@ async fn update_schedule(State(state): State<AppState>, caller: Caller, Path(id)
     .execute(&mut *tx)
     .await?;
     let after = find(&mut tx, before.id).await?.expect("exists");
-    store::audit::record(&mut tx, &caller.actor(), "schedule.update", "schedule", &id, Some(&before), Some(&after)).await?;
+    store::audit::record(&mut tx, &caller.actor(), "schedule.update", "schedule", &id, Some(&before), Some(&after))
+        .await?;
     tx.commit().await?;
     Ok(axum::Json(after))
 }
@@ -282,12 +317,18 @@ async fn update_schedule(State(state): State<AppState>, caller: Caller, Path(id)
         (status = 403, description = "Missing scope `schedules:write`", body = Problem),
         (status = 404, description = "No such schedule", body = Problem),
     ))]
-async fn delete_schedule(State(state): State<AppState>, caller: Caller, Path(id): Path<String>, _: ApiQuery<NoQuery>) -> ApiResult<StatusCode> {
+async fn delete_schedule(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    _: ApiQuery<NoQuery>,
+) -> ApiResult<StatusCode> {
     caller.require(Scope::SchedulesWrite)?;
     let mut tx = state.pool.begin().await?;
     let before = load(&mut tx, &id).await?;
     sqlx::query!("DELETE FROM engine.schedules WHERE id = $1", before.id).execute(&mut *tx).await?;
-    store::audit::record(&mut tx, &caller.actor(), "schedule.delete", "schedule", &id, Some(&before), None::<&()>).await?;
+    store::audit::record(&mut tx, &caller.actor(), "schedule.delete", "schedule", &id, Some(&before), None::<&()>)
+        .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

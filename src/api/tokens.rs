@@ -22,7 +22,10 @@ use super::{
 use crate::{
     app::AppState,
     auth::{AuthError, IssueError},
-    domain::{scope::Scope, validation::{FieldError, Violations}},
+    domain::{
+        scope::Scope,
+        validation::{FieldError, Violations},
+    },
     store::{self, tokens::TokenRow},
 };
 
@@ -103,12 +106,16 @@ pub struct CreateTokenRequest {
 
 /// Parses a lifetime such as `30d` or `12h` into an expiry time.
 pub fn expiry(expires_in: &str) -> Result<DateTime<Utc>, String> {
-    let d = humantime::parse_duration(expires_in.trim()).map_err(|e| format!("must be a duration like 30d, 12h or 90m ({e})"))?;
+    let d = humantime::parse_duration(expires_in.trim())
+        .map_err(|e| format!("must be a duration like 30d, 12h or 90m ({e})"))?;
     if d.as_secs() < 60 {
         return Err("must be at least one minute".into());
     }
     let d = chrono::Duration::from_std(d).map_err(|_| "is too long".to_string())?;
-    Utc::now().checked_add_signed(d).filter(|at| at.timestamp() < 253_402_300_799).ok_or_else(|| "is too long".to_string())
+    Utc::now()
+        .checked_add_signed(d)
+        .filter(|at| at.timestamp() < 253_402_300_799)
+        .ok_or_else(|| "is too long".to_string())
 }
 
 /// Create a token
@@ -128,7 +135,11 @@ pub fn expiry(expires_in: &str) -> Result<DateTime<Utc>, String> {
         (status = 422, description = "Invalid fields; `expires_in` missing or too long for a calling token that expires", body = Problem),
     )
 )]
-async fn create_token(State(state): State<AppState>, caller: Caller, ApiJson(req): ApiJson<CreateTokenRequest>) -> ApiResult<Response> {
+async fn create_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(req): ApiJson<CreateTokenRequest>,
+) -> ApiResult<Response> {
     caller.require(Scope::TokensAdmin)?;
     let mut v = Violations::default();
     v.text("name", &req.name, 1, 100);
@@ -141,15 +152,24 @@ async fn create_token(State(state): State<AppState>, caller: Caller, ApiJson(req
     };
     v.finish(()).map_err(ApiError::invalid)?;
     if let Some(missing) = req.scopes.iter().find(|s| !caller.principal.has(**s)) {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, "scope_not_grantable", format!("This token cannot grant `{missing}`: it does not hold it.")));
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "scope_not_grantable",
+            format!("This token cannot grant `{missing}`: it does not hold it."),
+        ));
     }
     let mut scopes = req.scopes.clone();
     scopes.sort();
     scopes.dedup();
-    let issued = state.tokens.issue(&state.pool, &caller.actor(), req.name.trim(), &scopes, expires_at).await.map_err(issue_error)?;
+    let issued = state
+        .tokens
+        .issue(&state.pool, &caller.actor(), req.name.trim(), &scopes, expires_at)
+        .await
+        .map_err(issue_error)?;
     let body = CreatedToken { token: issued.token, record: issued.record.into() };
     // The token is a secret: no cache (browser, proxy) may keep this response.
-    Ok((StatusCode::CREATED, [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))], axum::Json(body)).into_response())
+    Ok((StatusCode::CREATED, [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))], axum::Json(body))
+        .into_response())
 }
 
 fn issue_error(e: IssueError) -> ApiError {
@@ -190,7 +210,11 @@ pub struct ListTokensQuery {
         (status = 403, description = "Missing scope `tokens:admin`", body = Problem),
     )
 )]
-async fn list_tokens(State(state): State<AppState>, caller: Caller, ApiQuery(q): ApiQuery<ListTokensQuery>) -> ApiResult<axum::Json<Page<TokenView>>> {
+async fn list_tokens(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<ListTokensQuery>,
+) -> ApiResult<axum::Json<Page<TokenView>>> {
     caller.require(Scope::TokensAdmin)?;
     let limit = pagination::limit(q.limit)?;
     let after = pagination::decode_uuid(CURSOR, q.cursor.as_deref())?;
@@ -225,7 +249,9 @@ async fn revoke_token(State(state): State<AppState>, caller: Caller, Path(id): P
         return Err(missing());
     }
     // `tokens:admin` must not be a way to take out the tokens that administer everything.
-    if lineage.iter().any(|t| t.scopes.iter().any(|s| s == Scope::Admin.as_str())) && !caller.principal.has(Scope::Admin) {
+    if lineage.iter().any(|t| t.scopes.iter().any(|s| s == Scope::Admin.as_str()))
+        && !caller.principal.has(Scope::Admin)
+    {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "missing_scope",
@@ -233,7 +259,8 @@ async fn revoke_token(State(state): State<AppState>, caller: Caller, Path(id): P
         ));
     }
     let ids: Vec<Uuid> = lineage.iter().map(|t| t.id).collect();
-    let mut revoked: HashMap<Uuid, TokenRow> = store::tokens::revoke(&mut tx, &ids).await?.into_iter().map(|t| (t.id, t)).collect();
+    let mut revoked: HashMap<Uuid, TokenRow> =
+        store::tokens::revoke(&mut tx, &ids).await?.into_iter().map(|t| (t.id, t)).collect();
     for before in lineage {
         // The named token is always recorded (as before); its descendants when this revoked them.
         if before.id != token_id && before.revoked_at.is_some() {
@@ -241,7 +268,16 @@ async fn revoke_token(State(state): State<AppState>, caller: Caller, Path(id): P
         }
         let Some(after) = revoked.remove(&before.id) else { continue };
         let (before, after) = (TokenView::from(before), TokenView::from(after));
-        store::audit::record(&mut tx, &caller.actor(), "token.revoke", "token", &after.id.to_string(), Some(&before), Some(&after)).await?;
+        store::audit::record(
+            &mut tx,
+            &caller.actor(),
+            "token.revoke",
+            "token",
+            &after.id.to_string(),
+            Some(&before),
+            Some(&after),
+        )
+        .await?;
     }
     tx.commit().await?;
     for id in ids {

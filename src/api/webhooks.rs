@@ -133,7 +133,13 @@ pub struct UpdateEndpoint {
 
 /// Validates and normalises an endpoint's fields; 422 naming each bad one.
 /// 403 naming `events` when the caller may not read a type they select.
-async fn checked(state: &AppState, caller: &Caller, url: &str, events: Vec<String>, description: String) -> ApiResult<(String, Vec<String>, String)> {
+async fn checked(
+    state: &AppState,
+    caller: &Caller,
+    url: &str,
+    events: Vec<String>,
+    description: String,
+) -> ApiResult<(String, Vec<String>, String)> {
     let mut errors = vec![];
     let url = match ssrf::check(url, state.config.webhook_policy()).await {
         Ok(u) => u.to_string(),
@@ -173,7 +179,8 @@ fn may_subscribe(caller: &Caller, patterns: &[String]) -> ApiResult<()> {
     match events::expand(patterns).into_iter().find(|t| !caller.principal.has(events::read_scope(t))) {
         Some(denied) => {
             let scope = events::read_scope(denied);
-            Err(ApiError::forbidden_scope(scope).with_field("events", format!("`{denied}` events need the `{scope}` scope to subscribe to")))
+            Err(ApiError::forbidden_scope(scope)
+                .with_field("events", format!("`{denied}` events need the `{scope}` scope to subscribe to")))
         }
         None => Ok(()),
     }
@@ -185,7 +192,9 @@ fn parse_id(raw: &str, what: &str) -> ApiResult<Uuid> {
 
 async fn load(conn: &mut sqlx::PgConnection, raw: &str, for_update: bool) -> ApiResult<EndpointRow> {
     let id = parse_id(raw, "webhook endpoint")?;
-    es::find_endpoint(conn, id, for_update).await?.ok_or_else(|| ApiError::not_found(format!("No webhook endpoint `{raw}`.")))
+    es::find_endpoint(conn, id, for_update)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("No webhook endpoint `{raw}`.")))
 }
 
 /// Create a webhook endpoint
@@ -208,17 +217,44 @@ async fn load(conn: &mut sqlx::PgConnection, raw: &str, for_update: bool) -> Api
         (status = 422, description = "Invalid fields: `url` not https or resolving to an internal address, unknown event type", body = Problem),
     )
 )]
-async fn create_endpoint(State(state): State<AppState>, caller: Caller, _: ApiQuery<NoQuery>, ApiJson(input): ApiJson<CreateEndpoint>) -> ApiResult<Response> {
+async fn create_endpoint(
+    State(state): State<AppState>,
+    caller: Caller,
+    _: ApiQuery<NoQuery>,
+    ApiJson(input): ApiJson<CreateEndpoint>,
+) -> ApiResult<Response> {
     caller.require(Scope::WebhooksWrite)?;
     let events = input.events.unwrap_or_else(|| vec!["*".into()]);
-    let (url, events, description) = checked(&state, &caller, &input.url, events, input.description.unwrap_or_default()).await?;
-    let fields = EndpointFields { url: &url, description: &description, events: &events, enabled: input.enabled.unwrap_or(true) };
+    let (url, events, description) =
+        checked(&state, &caller, &input.url, events, input.description.unwrap_or_default()).await?;
+    let fields = EndpointFields {
+        url: &url,
+        description: &description,
+        events: &events,
+        enabled: input.enabled.unwrap_or(true),
+    };
     let secret = signing::new_secret();
     let id = Uuid::now_v7();
     let mut tx = state.pool.begin().await?;
-    let row = es::insert_endpoint(&mut tx, id, &fields, &events::secret::seal(&state.keys, id, &secret), Some(caller.principal.token_id)).await?;
+    let row = es::insert_endpoint(
+        &mut tx,
+        id,
+        &fields,
+        &events::secret::seal(&state.keys, id, &secret),
+        Some(caller.principal.token_id),
+    )
+    .await?;
     let view = EndpointView::from(&row);
-    store::audit::record(&mut tx, &caller.actor(), "webhook_endpoint.create", "webhook_endpoint", &row.id.to_string(), None::<&()>, Some(&view)).await?;
+    store::audit::record(
+        &mut tx,
+        &caller.actor(),
+        "webhook_endpoint.create",
+        "webhook_endpoint",
+        &row.id.to_string(),
+        None::<&()>,
+        Some(&view),
+    )
+    .await?;
     tx.commit().await?;
     let mut response = (StatusCode::CREATED, axum::Json(EndpointWithSecret { endpoint: view, secret })).into_response();
     if let Ok(location) = format!("/v1/webhook-endpoints/{}", row.id).parse() {
@@ -250,7 +286,11 @@ pub struct ListQuery {
         (status = 403, description = "Missing scope `webhooks:write`", body = Problem),
     )
 )]
-async fn list_endpoints(State(state): State<AppState>, caller: Caller, ApiQuery(q): ApiQuery<ListQuery>) -> ApiResult<axum::Json<Page<EndpointView>>> {
+async fn list_endpoints(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> ApiResult<axum::Json<Page<EndpointView>>> {
     caller.require(Scope::WebhooksWrite)?;
     let limit = pagination::limit(q.limit)?;
     let after = pagination::decode_uuid(CURSOR, q.cursor.as_deref())?;
@@ -270,7 +310,12 @@ async fn list_endpoints(State(state): State<AppState>, caller: Caller, ApiQuery(
         (status = 404, description = "No such endpoint", body = Problem),
     )
 )]
-async fn get_endpoint(State(state): State<AppState>, caller: Caller, Path(id): Path<String>, _: ApiQuery<NoQuery>) -> ApiResult<axum::Json<EndpointView>> {
+async fn get_endpoint(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    _: ApiQuery<NoQuery>,
+) -> ApiResult<axum::Json<EndpointView>> {
     caller.require(Scope::WebhooksWrite)?;
     let mut conn = state.pool.acquire().await?;
     Ok(axum::Json(EndpointView::from(&load(&mut conn, &id, false).await?)))
@@ -307,10 +352,17 @@ async fn update_endpoint(
     // Resolving the host may take a moment: done before the row is locked.
     let url = patch.url.unwrap_or_else(|| current.url.clone());
     let events = patch.events.unwrap_or_else(|| current.events.clone());
-    let (url, events, description) = checked(&state, &caller, &url, events, patch.description.unwrap_or_else(|| current.description.clone())).await?;
+    let (url, events, description) =
+        checked(&state, &caller, &url, events, patch.description.unwrap_or_else(|| current.description.clone()))
+            .await?;
     let mut tx = state.pool.begin().await?;
     let before = load(&mut tx, &id, true).await?;
-    let fields = EndpointFields { url: &url, description: &description, events: &events, enabled: patch.enabled.unwrap_or(before.enabled) };
+    let fields = EndpointFields {
+        url: &url,
+        description: &description,
+        events: &events,
+        enabled: patch.enabled.unwrap_or(before.enabled),
+    };
     let after = es::update_endpoint(&mut tx, before.id, &fields).await?;
     let view = EndpointView::from(&after);
     store::audit::record(
@@ -339,7 +391,12 @@ async fn update_endpoint(
         (status = 404, description = "No such endpoint", body = Problem),
     )
 )]
-async fn delete_endpoint(State(state): State<AppState>, caller: Caller, Path(id): Path<String>, _: ApiQuery<NoQuery>) -> ApiResult<StatusCode> {
+async fn delete_endpoint(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    _: ApiQuery<NoQuery>,
+) -> ApiResult<StatusCode> {
     caller.require(Scope::WebhooksWrite)?;
     let mut tx = state.pool.begin().await?;
     let before = load(&mut tx, &id, true).await?;
@@ -381,8 +438,16 @@ async fn rotate_secret(
     let before = load(&mut tx, &id, true).await?;
     let secret = signing::new_secret();
     let after = es::set_secret(&mut tx, before.id, &events::secret::seal(&state.keys, before.id, &secret)).await?;
-    store::audit::record(&mut tx, &caller.actor(), "webhook_endpoint.rotate_secret", "webhook_endpoint", &after.id.to_string(), None::<&()>, None::<&()>)
-        .await?;
+    store::audit::record(
+        &mut tx,
+        &caller.actor(),
+        "webhook_endpoint.rotate_secret",
+        "webhook_endpoint",
+        &after.id.to_string(),
+        None::<&()>,
+        None::<&()>,
+    )
+    .await?;
     tx.commit().await?;
     let no_store = [(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"))];
     Ok((no_store, axum::Json(EndpointWithSecret { endpoint: EndpointView::from(&after), secret })).into_response())
@@ -418,7 +483,12 @@ pub struct TestResult {
         (status = 404, description = "No such endpoint", body = Problem),
     )
 )]
-async fn test_endpoint(State(state): State<AppState>, caller: Caller, Path(id): Path<String>, _: ApiQuery<NoQuery>) -> ApiResult<axum::Json<TestResult>> {
+async fn test_endpoint(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    _: ApiQuery<NoQuery>,
+) -> ApiResult<axum::Json<TestResult>> {
     caller.require(Scope::WebhooksWrite)?;
     let mut conn = state.pool.acquire().await?;
     let endpoint = load(&mut conn, &id, false).await?;
@@ -432,7 +502,14 @@ async fn test_endpoint(State(state): State<AppState>, caller: Caller, Path(id): 
     let settings = state.config.delivery_settings();
     let secret = events::secret::open(&state.keys, endpoint.id, &endpoint.secret)
         .map_err(|e| ApiError::internal(anyhow::anyhow!("webhook endpoint {}: {e}", endpoint.id)))?;
-    let attempt = delivery::send(&delivery::http_client(&settings), &endpoint.url, secret.expose_secret(), &event, settings.policy).await;
+    let attempt = delivery::send(
+        &delivery::http_client(&settings),
+        &endpoint.url,
+        secret.expose_secret(),
+        &event,
+        settings.policy,
+    )
+    .await;
     let result = TestResult {
         event_id: event.id,
         succeeded: attempt.succeeded(),
@@ -442,7 +519,16 @@ async fn test_endpoint(State(state): State<AppState>, caller: Caller, Path(id): 
         error: attempt.error,
     };
     let mut tx = state.pool.begin().await?;
-    store::audit::record(&mut tx, &caller.actor(), "webhook_endpoint.test", "webhook_endpoint", &endpoint.id.to_string(), None::<&()>, Some(&result)).await?;
+    store::audit::record(
+        &mut tx,
+        &caller.actor(),
+        "webhook_endpoint.test",
+        "webhook_endpoint",
+        &endpoint.id.to_string(),
+        None::<&()>,
+        Some(&result),
+    )
+    .await?;
     tx.commit().await?;
     Ok(axum::Json(result))
 }
@@ -591,17 +677,32 @@ async fn list_deliveries(
         (status = 409, description = "An attempt is in flight, or the endpoint is disabled", body = Problem),
     )
 )]
-async fn retry_delivery(State(state): State<AppState>, caller: Caller, Path(id): Path<String>, _: ApiQuery<NoQuery>) -> ApiResult<Response> {
+async fn retry_delivery(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    _: ApiQuery<NoQuery>,
+) -> ApiResult<Response> {
     caller.require(Scope::WebhooksWrite)?;
     let id = parse_id(&id, "delivery")?;
     let mut tx = state.pool.begin().await?;
-    let delivery = es::find_delivery(&mut tx, id, true).await?.ok_or_else(|| ApiError::not_found(format!("No delivery `{id}`.")))?;
+    let delivery = es::find_delivery(&mut tx, id, true)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("No delivery `{id}`.")))?;
     if delivery.status == "pending" && delivery.locked_until.is_some() {
-        return Err(ApiError::conflict("delivery_in_flight", "An attempt of this delivery is in flight; wait for its outcome."));
+        return Err(ApiError::conflict(
+            "delivery_in_flight",
+            "An attempt of this delivery is in flight; wait for its outcome.",
+        ));
     }
-    let endpoint = es::find_endpoint(&mut tx, delivery.endpoint_id, false).await?.ok_or_else(|| ApiError::not_found(format!("No delivery `{id}`.")))?;
+    let endpoint = es::find_endpoint(&mut tx, delivery.endpoint_id, false)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("No delivery `{id}`.")))?;
     if !endpoint.enabled {
-        return Err(ApiError::conflict("endpoint_disabled", "The endpoint is disabled; enable it (PATCH enabled: true) first."));
+        return Err(ApiError::conflict(
+            "endpoint_disabled",
+            "The endpoint is disabled; enable it (PATCH enabled: true) first.",
+        ));
     }
     es::requeue(&mut tx, id).await?;
     store::audit::record(
@@ -614,8 +715,11 @@ async fn retry_delivery(State(state): State<AppState>, caller: Caller, Path(id):
         Some(&json!({"event_id": delivery.event_id, "endpoint_id": delivery.endpoint_id})),
     )
     .await?;
-    let row = es::find_delivery(&mut tx, id, false).await?.ok_or_else(|| ApiError::not_found(format!("No delivery `{id}`.")))?;
-    let view = views(&mut tx, vec![row]).await?.pop().ok_or_else(|| ApiError::not_found(format!("No delivery `{id}`.")))?;
+    let row = es::find_delivery(&mut tx, id, false)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("No delivery `{id}`.")))?;
+    let view =
+        views(&mut tx, vec![row]).await?.pop().ok_or_else(|| ApiError::not_found(format!("No delivery `{id}`.")))?;
     tx.commit().await?;
     Ok((StatusCode::ACCEPTED, axum::Json(view)).into_response())
 }

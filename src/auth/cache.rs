@@ -27,7 +27,10 @@ pub struct TokenCache {
 
 impl TokenCache {
     pub fn new(ttl: Duration) -> Self {
-        Self { entries: Cache::builder().max_capacity(100_000).time_to_live(ttl).build(), generation: Generation::default() }
+        Self {
+            entries: Cache::builder().max_capacity(100_000).time_to_live(ttl).build(),
+            generation: Generation::default(),
+        }
     }
 
     pub async fn status(&self, pool: &PgPool, id: Uuid) -> Result<Option<CachedStatus>, sqlx::Error> {

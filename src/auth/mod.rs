@@ -139,7 +139,10 @@ impl Tokens {
     /// Also accepts tokens signed with these earlier secrets (`JWT_SECRETS_PREVIOUS`), so
     /// the secret can change without invalidating the tokens Make and scripts hold.
     pub fn with_previous(mut self, secrets: &[Vec<u8>]) -> anyhow::Result<Self> {
-        self.previous = secrets.iter().map(|s| DecodingKey::from_secret(s).context("JWT_SECRETS_PREVIOUS")).collect::<anyhow::Result<_>>()?;
+        self.previous = secrets
+            .iter()
+            .map(|s| DecodingKey::from_secret(s).context("JWT_SECRETS_PREVIOUS"))
+            .collect::<anyhow::Result<_>>()?;
         Ok(self)
     }
 
@@ -161,7 +164,10 @@ impl Tokens {
         let mut tx = pool.begin().await?;
         if let Some(parent) = actor.token_id {
             store::tokens::lock_lineage(&mut tx).await?;
-            let parent = store::tokens::find(&mut tx, parent).await?.filter(|p| p.revoked_at.is_none()).ok_or(IssueError::IssuerRevoked)?;
+            let parent = store::tokens::find(&mut tx, parent)
+                .await?
+                .filter(|p| p.revoked_at.is_none())
+                .ok_or(IssueError::IssuerRevoked)?;
             if let Some(limit) = parent.expires_at
                 && expires_at.is_none_or(|at| at > limit)
             {
@@ -225,9 +231,8 @@ impl Tokens {
 
     /// Writes the collected last-use times in one statement.
     pub async fn flush_last_used(&self, pool: &PgPool) -> Result<(), sqlx::Error> {
-        let pending: Vec<(Uuid, DateTime<Utc>)> = std::mem::take(&mut *self.last_used.lock().expect("last_used lock"))
-            .into_iter()
-            .collect();
+        let pending: Vec<(Uuid, DateTime<Utc>)> =
+            std::mem::take(&mut *self.last_used.lock().expect("last_used lock")).into_iter().collect();
         if pending.is_empty() {
             return Ok(());
         }

@@ -261,7 +261,10 @@ impl ClientInput {
 
         for (platform, amount) in &self.budgets {
             if !BUDGET_PLATFORMS.contains(&platform.as_str()) {
-                v.add(format!("budgets.{platform}"), format!("unknown platform (one of {})", BUDGET_PLATFORMS.join(", ")));
+                v.add(
+                    format!("budgets.{platform}"),
+                    format!("unknown platform (one of {})", BUDGET_PLATFORMS.join(", ")),
+                );
             } else if !amount.is_finite() || *amount < 0.0 {
                 v.add(format!("budgets.{platform}"), "must be a non-negative amount");
             }
@@ -282,12 +285,7 @@ impl ClientInput {
         if self.contacts.len() > 50 {
             v.add("contacts", "at most 50 contacts");
         }
-        let contacts = self
-            .contacts
-            .into_iter()
-            .enumerate()
-            .map(|(i, c)| normalise_contact(i, c, &mut v))
-            .collect();
+        let contacts = self.contacts.into_iter().enumerate().map(|(i, c)| normalise_contact(i, c, &mut v)).collect();
 
         let notes = clean(self.notes);
         v.optional_text("notes", notes.as_deref(), 20_000);
@@ -311,7 +309,9 @@ impl ClientInput {
 pub fn is_valid_slug(slug: &str) -> bool {
     slug.len() <= MAX_SLUG_LEN
         && !slug.is_empty()
-        && slug.split('-').all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
+        && slug
+            .split('-')
+            .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
 }
 
 /// `Açaí & Co. São Paulo` → `acai-co-sao-paulo`, cut to the slug length at a dash.
@@ -336,11 +336,36 @@ fn normalise_accounts(a: Accounts, v: &mut Violations) -> Accounts {
         }
     };
     Accounts {
-        meta: check("meta", a.meta, meta_account, "Meta ad account id must be digits, optionally prefixed with act_ (e.g. act_1234567890)"),
-        google_ads: check("google_ads", a.google_ads, google_ads_customer, "Google Ads customer id must be 10 digits, as 123-456-7890 or 1234567890"),
-        clickup_list: check("clickup_list", a.clickup_list, plain_id, "ClickUp list id must be letters, digits, - or _ (e.g. 901234567)"),
-        drive_folder: check("drive_folder", a.drive_folder, plain_id, "Google Drive folder id must be letters, digits, - or _ (as in the folder URL)"),
-        whatsapp: check("whatsapp", a.whatsapp, whatsapp_recipient, "WhatsApp recipient must be an E.164 number (e.g. +5511999990000) or a group id ending in @g.us"),
+        meta: check(
+            "meta",
+            a.meta,
+            meta_account,
+            "Meta ad account id must be digits, optionally prefixed with act_ (e.g. act_1234567890)",
+        ),
+        google_ads: check(
+            "google_ads",
+            a.google_ads,
+            google_ads_customer,
+            "Google Ads customer id must be 10 digits, as 123-456-7890 or 1234567890",
+        ),
+        clickup_list: check(
+            "clickup_list",
+            a.clickup_list,
+            plain_id,
+            "ClickUp list id must be letters, digits, - or _ (e.g. 901234567)",
+        ),
+        drive_folder: check(
+            "drive_folder",
+            a.drive_folder,
+            plain_id,
+            "Google Drive folder id must be letters, digits, - or _ (as in the folder URL)",
+        ),
+        whatsapp: check(
+            "whatsapp",
+            a.whatsapp,
+            whatsapp_recipient,
+            "WhatsApp recipient must be an E.164 number (e.g. +5511999990000) or a group id ending in @g.us",
+        ),
         tiktok: check("tiktok", a.tiktok, free_form_id, "TikTok advertiser id must be 1-200 characters without spaces"),
         ga4: check("ga4", a.ga4, free_form_id, "GA4 property id must be 1-200 characters without spaces"),
     }
@@ -366,7 +391,8 @@ pub fn google_ads_customer(raw: &str) -> Option<String> {
 /// E.164 (`+` and 8–15 digits; spaces, dashes and parentheses dropped) or a WhatsApp group id.
 pub fn whatsapp_recipient(raw: &str) -> Option<String> {
     if let Some(group) = raw.strip_suffix("@g.us") {
-        return (!group.is_empty() && group.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')).then(|| raw.to_string());
+        return (!group.is_empty() && group.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+            .then(|| raw.to_string());
     }
     e164(raw)
 }
@@ -378,7 +404,8 @@ pub fn e164(raw: &str) -> Option<String> {
 }
 
 fn plain_id(raw: &str) -> Option<String> {
-    (raw.len() <= 200 && raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')).then(|| raw.to_string())
+    (raw.len() <= 200 && raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+        .then(|| raw.to_string())
 }
 
 fn free_form_id(raw: &str) -> Option<String> {
@@ -474,8 +501,16 @@ mod tests {
         let errors = bad.validate().unwrap_err();
         let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
         for expected in [
-            "name", "slug", "timezone", "currency", "accounts.meta", "accounts.google_ads", "budgets.meta",
-            "budgets.myspace", "targets.cpa", "contacts[0].email",
+            "name",
+            "slug",
+            "timezone",
+            "currency",
+            "accounts.meta",
+            "accounts.google_ads",
+            "budgets.meta",
+            "budgets.myspace",
+            "targets.cpa",
+            "contacts[0].email",
         ] {
             assert!(fields.contains(&expected), "missing {expected} in {fields:?}");
         }

@@ -122,7 +122,12 @@ mod tests {
 
     #[test]
     fn body_over_100kb_is_refused_by_name() {
-        let input = KnowledgeInput { kind: KnowledgeKind::Note, title: "t".into(), body: "x".repeat(MAX_BODY_BYTES + 1), tags: vec![] };
+        let input = KnowledgeInput {
+            kind: KnowledgeKind::Note,
+            title: "t".into(),
+            body: "x".repeat(MAX_BODY_BYTES + 1),
+            tags: vec![],
+        };
         let errors = input.validate().unwrap_err();
         assert_eq!(errors[0].field, "body");
     }

@@ -32,7 +32,10 @@ impl Violations {
     pub fn text(&mut self, field: &str, value: &str, min: usize, max: usize) {
         let len = value.trim().chars().count();
         if len < min {
-            self.add(field, if min == 1 { "must not be empty".to_string() } else { format!("must be at least {min} characters") });
+            self.add(
+                field,
+                if min == 1 { "must not be empty".to_string() } else { format!("must be at least {min} characters") },
+            );
         } else if len > max {
             self.add(field, format!("must be at most {max} characters"));
         }

@@ -34,7 +34,12 @@ pub struct ClaimedCallback {
 
 /// Claims up to `limit` due callbacks; the lease is also the next attempt time, so
 /// a callback whose worker died is due again when its lease runs out.
-pub async fn claim(pool: &PgPool, worker: &str, lease: Duration, limit: i64) -> Result<Vec<ClaimedCallback>, sqlx::Error> {
+pub async fn claim(
+    pool: &PgPool,
+    worker: &str,
+    lease: Duration,
+    limit: i64,
+) -> Result<Vec<ClaimedCallback>, sqlx::Error> {
     sqlx::query_as(
         "WITH due AS (
              SELECT id FROM engine.run_callbacks
@@ -56,7 +61,13 @@ pub async fn claim(pool: &PgPool, worker: &str, lease: Duration, limit: i64) -> 
 }
 
 /// Records an attempt's outcome, when `worker` still holds the callback.
-pub async fn finish(pool: &PgPool, c: &ClaimedCallback, worker: &str, attempt: &Attempt, next: Next) -> Result<(), sqlx::Error> {
+pub async fn finish(
+    pool: &PgPool,
+    c: &ClaimedCallback,
+    worker: &str,
+    attempt: &Attempt,
+    next: Next,
+) -> Result<(), sqlx::Error> {
     let (status, retry_secs) = match next {
         Next::Succeeded => ("succeeded", 0.0),
         Next::Retry(after) => ("pending", after.as_secs_f64()),

@@ -66,7 +66,10 @@ impl Default for DeliverySettings {
     fn default() -> Self {
         let (s, m, h) = (1, 60, 3600);
         Self {
-            schedule: [0, 5 * s, 5 * m, 30 * m, 2 * h, 5 * h, 10 * h, 10 * h].into_iter().map(Duration::from_secs).collect(),
+            schedule: [0, 5 * s, 5 * m, 30 * m, 2 * h, 5 * h, 10 * h, 10 * h]
+                .into_iter()
+                .map(Duration::from_secs)
+                .collect(),
             concurrency: 16,
             lease: Duration::from_secs(60),
             poll: Duration::from_secs(1),
@@ -112,9 +115,21 @@ pub async fn send(client: &reqwest::Client, url: &str, secret: &str, event: &Eve
 
 /// POSTs `body` with the Standard Webhooks headers (`webhook-signature` when there
 /// is a `secret`), after checking the URL again: DNS may have changed since it was saved.
-async fn post(client: &reqwest::Client, url: &str, message_id: &str, secret: Option<&str>, body: Vec<u8>, policy: Policy) -> Attempt {
+async fn post(
+    client: &reqwest::Client,
+    url: &str,
+    message_id: &str,
+    secret: Option<&str>,
+    body: Vec<u8>,
+    policy: Policy,
+) -> Attempt {
     let started = Instant::now();
-    let failed = |error: String| Attempt { status: None, latency_ms: elapsed_ms(started), error: Some(error), response_excerpt: None };
+    let failed = |error: String| Attempt {
+        status: None,
+        latency_ms: elapsed_ms(started),
+        error: Some(error),
+        response_excerpt: None,
+    };
     if let Err(e) = ssrf::check(url, policy).await {
         return failed(format!("blocked: url {e}"));
     }
@@ -252,9 +267,16 @@ impl Deliverer {
     async fn deliver(&self, delivery: Claimed) {
         self.pacing.until_key_ready(&delivery.endpoint_id).await;
         let attempt = match secret::open(&self.keys, delivery.endpoint_id, &delivery.secret) {
-            Ok(key) => send(&self.client, &delivery.url, key.expose_secret(), &delivery.event(), self.settings.policy).await,
+            Ok(key) => {
+                send(&self.client, &delivery.url, key.expose_secret(), &delivery.event(), self.settings.policy).await
+            }
             // Logged and retried like a failed attempt: the key may be restored (ENCRYPTION_KEYS_OLD).
-            Err(e) => Attempt { status: None, latency_ms: 0, error: Some(format!("cannot open the signing secret: {e}")), response_excerpt: None },
+            Err(e) => Attempt {
+                status: None,
+                latency_ms: 0,
+                error: Some(format!("cannot open the signing secret: {e}")),
+                response_excerpt: None,
+            },
         };
         let next = if attempt.succeeded() {
             Next::Succeeded
@@ -271,7 +293,9 @@ impl Deliverer {
         match store::finish(&self.pool, &delivery, &self.id, &attempt, next, self.settings.disable_after).await {
             Ok(Some(reason)) => tracing::warn!(endpoint = %delivery.endpoint_id, %reason, "webhook endpoint disabled"),
             Ok(None) => {}
-            Err(e) => tracing::error!(delivery = %delivery.id, error = %e, "recording the webhook attempt failed; the lease will expire and it is sent again"),
+            Err(e) => {
+                tracing::error!(delivery = %delivery.id, error = %e, "recording the webhook attempt failed; the lease will expire and it is sent again")
+            }
         }
     }
 
@@ -284,7 +308,15 @@ impl Deliverer {
         let attempt = match view {
             Ok(Some(view)) => {
                 let body = serde_json::to_vec(&view).unwrap_or_default();
-                post(&self.client, &callback.url, &callback.id.to_string(), self.settings.callback_secret.as_ref().map(secrecy::ExposeSecret::expose_secret), body, self.settings.policy).await
+                post(
+                    &self.client,
+                    &callback.url,
+                    &callback.id.to_string(),
+                    self.settings.callback_secret.as_ref().map(secrecy::ExposeSecret::expose_secret),
+                    body,
+                    self.settings.policy,
+                )
+                .await
             }
             Ok(None) => return, // the run was deleted, and its callbacks with it
             Err(e) => {
@@ -337,7 +369,10 @@ mod tests {
         assert_eq!(s.after_failure(7), Next::Retry(Duration::from_secs(36000)));
         assert_eq!(s.after_failure(8), Next::Failed);
         // About a day from the first attempt to the last.
-        assert!((Duration::from_secs(20 * 3600)..Duration::from_secs(30 * 3600)).contains(&s.schedule.iter().sum::<Duration>()));
+        assert!(
+            (Duration::from_secs(20 * 3600)..Duration::from_secs(30 * 3600))
+                .contains(&s.schedule.iter().sum::<Duration>())
+        );
     }
 
     #[test]

@@ -25,8 +25,16 @@ use uuid::Uuid;
 use crate::domain::scope::Scope;
 
 /// Event types Switchboard emits.
-pub const TYPES: [&str; 8] =
-    ["client.created", "client.updated", "run.started", "run.succeeded", "run.failed", "run.partially_failed", "alert.created", "report.ready"];
+pub const TYPES: [&str; 8] = [
+    "client.created",
+    "client.updated",
+    "run.started",
+    "run.succeeded",
+    "run.failed",
+    "run.partially_failed",
+    "alert.created",
+    "report.ready",
+];
 
 /// The scope that reads what an event type carries: `client.*` events hold whole
 /// client records (contacts, notes, accounts), so reading them in the feed or
@@ -79,7 +87,12 @@ pub async fn emit(conn: &mut PgConnection, event_type: &str, data: &impl Seriali
     debug_assert!(TYPES.contains(&event_type), "unknown event type {event_type}");
     let id = Uuid::now_v7();
     let data: Value = serde_json::to_value(data).unwrap_or(Value::Null);
-    sqlx::query("INSERT INTO engine.events (id, type, data) VALUES ($1, $2, $3)").bind(id).bind(event_type).bind(&data).execute(&mut *conn).await?;
+    sqlx::query("INSERT INTO engine.events (id, type, data) VALUES ($1, $2, $3)")
+        .bind(id)
+        .bind(event_type)
+        .bind(&data)
+        .execute(&mut *conn)
+        .await?;
     let fanned = sqlx::query(
         "INSERT INTO engine.deliveries (id, event_id, endpoint_id)
          SELECT gen_random_uuid(), $1, e.id FROM engine.webhook_endpoints e
@@ -106,7 +119,9 @@ pub(crate) async fn wake_deliverers(conn: &mut PgConnection, about: Uuid) -> Res
 /// Whether a subscription pattern (`*`, `run.*`, `run.failed`) takes this event type.
 /// The same rule as the SQL in [`emit`].
 pub fn pattern_matches(pattern: &str, event_type: &str) -> bool {
-    pattern == "*" || pattern == event_type || pattern.strip_suffix('*').is_some_and(|prefix| prefix.ends_with('.') && event_type.starts_with(prefix))
+    pattern == "*"
+        || pattern == event_type
+        || pattern.strip_suffix('*').is_some_and(|prefix| prefix.ends_with('.') && event_type.starts_with(prefix))
 }
 
 /// Checks a pattern: `*`, a known type, or `<prefix>.*` matching at least one known type.
@@ -114,7 +129,10 @@ pub fn check_pattern(pattern: &str) -> Result<(), String> {
     if TYPES.iter().any(|t| pattern_matches(pattern, t)) {
         Ok(())
     } else {
-        Err(format!("`{pattern}` is not an event type or a wildcard of them (known: *, {}, or e.g. run.*)", TYPES.join(", ")))
+        Err(format!(
+            "`{pattern}` is not an event type or a wildcard of them (known: *, {}, or e.g. run.*)",
+            TYPES.join(", ")
+        ))
     }
 }
 
@@ -154,7 +172,8 @@ mod tests {
     #[test]
     fn events_serialize_with_type_and_millisecond_timestamps() {
         let at = DateTime::parse_from_rfc3339("2026-06-15T07:00:03.12Z").unwrap().with_timezone(&Utc);
-        let e = Event { id: Uuid::nil(), kind: "report.ready".into(), created_at: at, data: serde_json::json!({"a": 1}) };
+        let e =
+            Event { id: Uuid::nil(), kind: "report.ready".into(), created_at: at, data: serde_json::json!({"a": 1}) };
         let v: Value = serde_json::from_slice(&e.body()).unwrap();
         assert_eq!(v["type"], "report.ready");
         assert_eq!(v["created_at"], "2026-06-15T07:00:03.120Z");

@@ -15,7 +15,9 @@ pub fn new_secret() -> String {
 
 /// The key bytes of a `whsec_...` secret.
 pub fn key(secret: &str) -> Result<Vec<u8>, String> {
-    STANDARD.decode(secret.strip_prefix("whsec_").unwrap_or(secret)).map_err(|_| "not a whsec_ base64 secret".to_string())
+    STANDARD
+        .decode(secret.strip_prefix("whsec_").unwrap_or(secret))
+        .map_err(|_| "not a whsec_ base64 secret".to_string())
 }
 
 /// The `webhook-signature` header value for a message.

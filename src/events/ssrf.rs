@@ -45,7 +45,8 @@ pub fn forbidden(ip: IpAddr) -> Option<&'static str> {
             } else if s[0] & 0xffc0 == 0xfec0 {
                 Some("site-local (fec0::/10)")
             } else if s[0..6] == [0, 0, 0, 0, 0, 0] {
-                forbidden_v4(Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8)).or(Some("IPv4-compatible"))
+                forbidden_v4(Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8))
+                    .or(Some("IPv4-compatible"))
             } else if s[0] == 0x64 && s[1] == 0xff9b {
                 // 64:ff9b::/96 (well-known) and 64:ff9b:1::/48 (local-use): a NAT64 gateway
                 // reaches the IPv4 address inside, internal ones included.
@@ -91,7 +92,8 @@ fn forbidden_v4(ip: Ipv4Addr) -> Option<&'static str> {
 }
 
 /// What the guard says of a refused address: not which address, nor its kind.
-const NOT_ALLOWED: &str = "must not point at an internal, private or reserved address; set WEBHOOK_ALLOW_PRIVATE=true for local use";
+const NOT_ALLOWED: &str =
+    "must not point at an internal, private or reserved address; set WEBHOOK_ALLOW_PRIVATE=true for local use";
 
 /// Checks a URL's form (scheme, host) without resolving it.
 pub fn parse(raw: &str, policy: Policy) -> Result<Url, String> {
@@ -103,7 +105,9 @@ pub fn parse(raw: &str, policy: Policy) -> Result<Url, String> {
     match url.scheme() {
         "https" => {}
         "http" if policy.allow_http => {}
-        "http" => return Err("must use https (http is allowed only with WEBHOOK_ALLOW_HTTP=true, for local use)".into()),
+        "http" => {
+            return Err("must use https (http is allowed only with WEBHOOK_ALLOW_HTTP=true, for local use)".into());
+        }
         _ => return Err("must be an https URL".into()),
     }
     if url.host_str().is_none_or(str::is_empty) {
@@ -125,7 +129,10 @@ pub async fn check(raw: &str, policy: Policy) -> Result<Url, String> {
     let port = url.port_or_known_default().unwrap_or(443);
     let addrs: Vec<SocketAddr> = match host.parse::<IpAddr>() {
         Ok(ip) => vec![SocketAddr::new(ip, port)],
-        Err(_) => tokio::net::lookup_host((host.as_str(), port)).await.map_err(|_| format!("host `{host}` does not resolve"))?.collect(),
+        Err(_) => tokio::net::lookup_host((host.as_str(), port))
+            .await
+            .map_err(|_| format!("host `{host}` does not resolve"))?
+            .collect(),
     };
     if addrs.is_empty() {
         return Err(format!("host `{host}` does not resolve"));

@@ -29,7 +29,13 @@ impl From<EventRow> for Event {
 }
 
 /// Events after `after` and before `horizon` (ids), oldest first; only `types` when given.
-pub async fn feed(conn: &mut PgConnection, after: Option<Uuid>, horizon: Uuid, types: Option<&[&str]>, limit: i64) -> Result<Vec<Event>, sqlx::Error> {
+pub async fn feed(
+    conn: &mut PgConnection,
+    after: Option<Uuid>,
+    horizon: Uuid,
+    types: Option<&[&str]>,
+    limit: i64,
+) -> Result<Vec<Event>, sqlx::Error> {
     let types: Option<Vec<String>> = types.map(|t| t.iter().map(|s| s.to_string()).collect());
     let rows: Vec<EventRow> = sqlx::query_as(
         "SELECT id, type, data, created_at FROM engine.events
@@ -62,7 +68,8 @@ pub struct EndpointRow {
     pub updated_at: DateTime<Utc>,
 }
 
-const ENDPOINT_COLUMNS: &str = "id, url, description, events, secret, enabled, disabled_reason, failing_since, created_at, updated_at";
+const ENDPOINT_COLUMNS: &str =
+    "id, url, description, events, secret, enabled, disabled_reason, failing_since, created_at, updated_at";
 
 /// The writable fields of an endpoint.
 pub struct EndpointFields<'a> {
@@ -95,16 +102,26 @@ pub async fn insert_endpoint(
     .await
 }
 
-pub async fn find_endpoint(conn: &mut PgConnection, id: Uuid, for_update: bool) -> Result<Option<EndpointRow>, sqlx::Error> {
+pub async fn find_endpoint(
+    conn: &mut PgConnection,
+    id: Uuid,
+    for_update: bool,
+) -> Result<Option<EndpointRow>, sqlx::Error> {
     let lock = if for_update { " FOR UPDATE" } else { "" };
-    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {ENDPOINT_COLUMNS} FROM engine.webhook_endpoints WHERE id = $1{lock}")))
-        .bind(id)
-        .fetch_optional(conn)
-        .await
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {ENDPOINT_COLUMNS} FROM engine.webhook_endpoints WHERE id = $1{lock}"
+    )))
+    .bind(id)
+    .fetch_optional(conn)
+    .await
 }
 
 /// In creation order, after the `after` id.
-pub async fn list_endpoints(conn: &mut PgConnection, after: Option<Uuid>, limit: i64) -> Result<Vec<EndpointRow>, sqlx::Error> {
+pub async fn list_endpoints(
+    conn: &mut PgConnection,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<EndpointRow>, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {ENDPOINT_COLUMNS} FROM engine.webhook_endpoints WHERE ($1::uuid IS NULL OR id > $1) ORDER BY id LIMIT $2"
     )))
@@ -116,7 +133,11 @@ pub async fn list_endpoints(conn: &mut PgConnection, after: Option<Uuid>, limit:
 
 /// Saves the writable fields. Enabling clears the disabled reason and the failure
 /// streak; disabling through the API records that as the reason.
-pub async fn update_endpoint(conn: &mut PgConnection, id: Uuid, f: &EndpointFields<'_>) -> Result<EndpointRow, sqlx::Error> {
+pub async fn update_endpoint(
+    conn: &mut PgConnection,
+    id: Uuid,
+    f: &EndpointFields<'_>,
+) -> Result<EndpointRow, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE engine.webhook_endpoints
          SET url = $2, description = $3, events = $4, enabled = $5,
@@ -147,7 +168,12 @@ pub async fn set_secret(conn: &mut PgConnection, id: Uuid, sealed_secret: &str) 
 
 /// Up to `limit` (id, stored secret) after `after` whose secret is plaintext (not `v1:`),
 /// or (with `current_prefix`, e.g. `v1:1a2b3c4d:`) sealed under another key.
-pub async fn secrets_to_seal(pool: &PgPool, after: Uuid, current_prefix: Option<&str>, limit: i64) -> Result<Vec<(Uuid, String)>, sqlx::Error> {
+pub async fn secrets_to_seal(
+    pool: &PgPool,
+    after: Uuid,
+    current_prefix: Option<&str>,
+    limit: i64,
+) -> Result<Vec<(Uuid, String)>, sqlx::Error> {
     sqlx::query_as(
         "SELECT id, secret FROM engine.webhook_endpoints
          WHERE id > $1 AND (NOT starts_with(secret, 'v1:') OR ($2::text IS NOT NULL AND NOT starts_with(secret, $2)))
@@ -179,11 +205,13 @@ pub async fn delete_endpoint(conn: &mut PgConnection, id: Uuid) -> Result<(), sq
 
 /// Disables an endpoint and fails its pending deliveries (nothing more is sent to it).
 pub async fn disable_endpoint(conn: &mut PgConnection, id: Uuid, reason: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE engine.webhook_endpoints SET enabled = false, disabled_reason = $2, updated_at = now() WHERE id = $1")
-        .bind(id)
-        .bind(reason)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(
+        "UPDATE engine.webhook_endpoints SET enabled = false, disabled_reason = $2, updated_at = now() WHERE id = $1",
+    )
+    .bind(id)
+    .bind(reason)
+    .execute(&mut *conn)
+    .await?;
     sqlx::query(
         "UPDATE engine.deliveries SET status = 'failed', last_error = $2, locked_by = NULL, locked_until = NULL
          WHERE endpoint_id = $1 AND status = 'pending'",
@@ -238,7 +266,11 @@ pub async fn list_deliveries(
     .await
 }
 
-pub async fn find_delivery(conn: &mut PgConnection, id: Uuid, for_update: bool) -> Result<Option<DeliveryRow>, sqlx::Error> {
+pub async fn find_delivery(
+    conn: &mut PgConnection,
+    id: Uuid,
+    for_update: bool,
+) -> Result<Option<DeliveryRow>, sqlx::Error> {
     let lock = if for_update { " FOR UPDATE OF d" } else { "" };
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {DELIVERY_COLUMNS} FROM engine.deliveries d JOIN engine.events ev ON ev.id = d.event_id WHERE d.id = $1{lock}"
@@ -301,7 +333,12 @@ pub struct Claimed {
 
 impl Claimed {
     pub fn event(&self) -> Event {
-        Event { id: self.event_id, kind: self.event_type.clone(), created_at: self.event_created_at, data: self.event_data.clone() }
+        Event {
+            id: self.event_id,
+            kind: self.event_type.clone(),
+            created_at: self.event_created_at,
+            data: self.event_data.clone(),
+        }
     }
 }
 
@@ -362,7 +399,14 @@ pub enum Next {
 
 /// Logs the attempt and moves the delivery on (when `worker` still holds it), and
 /// keeps the endpoint's failure streak. Returns why the endpoint was disabled, if it was.
-pub async fn finish(pool: &PgPool, c: &Claimed, worker: &str, attempt: &Attempt, next: Next, disable_after: Duration) -> Result<Option<String>, sqlx::Error> {
+pub async fn finish(
+    pool: &PgPool,
+    c: &Claimed,
+    worker: &str,
+    attempt: &Attempt,
+    next: Next,
+    disable_after: Duration,
+) -> Result<Option<String>, sqlx::Error> {
     let mut tx = pool.begin().await?;
     sqlx::query("INSERT INTO engine.delivery_attempts (delivery_id, status, latency_ms, error, response_excerpt) VALUES ($1, $2, $3, $4, $5)")
         .bind(c.id)
@@ -398,10 +442,12 @@ pub async fn finish(pool: &PgPool, c: &Claimed, worker: &str, attempt: &Attempt,
     }
     let disabled = match next {
         Next::Succeeded => {
-            sqlx::query("UPDATE engine.webhook_endpoints SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL")
-                .bind(c.endpoint_id)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "UPDATE engine.webhook_endpoints SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL",
+            )
+            .bind(c.endpoint_id)
+            .execute(&mut *tx)
+            .await?;
             None
         }
         Next::Gone => Some("the endpoint answered 410 Gone".to_string()),
@@ -414,8 +460,16 @@ pub async fn finish(pool: &PgPool, c: &Claimed, worker: &str, attempt: &Attempt,
             .fetch_optional(&mut *tx)
             .await?;
             since
-                .filter(|s| Utc::now() - *s > chrono::Duration::from_std(disable_after).unwrap_or(chrono::TimeDelta::MAX))
-                .map(|s| format!("every delivery failed since {} (over {})", crate::domain::timestamp::format(&s), humantime::format_duration(disable_after)))
+                .filter(|s| {
+                    Utc::now() - *s > chrono::Duration::from_std(disable_after).unwrap_or(chrono::TimeDelta::MAX)
+                })
+                .map(|s| {
+                    format!(
+                        "every delivery failed since {} (over {})",
+                        crate::domain::timestamp::format(&s),
+                        humantime::format_duration(disable_after)
+                    )
+                })
         }
     };
     if let Some(reason) = &disabled {

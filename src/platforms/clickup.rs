@@ -15,18 +15,14 @@ use reqwest::{StatusCode, header::HeaderMap};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::{
-    PlatformInfo, SecretString, expose,
+    PlatformInfo, SecretString,
     error::{ErrorKind, PlatformError},
+    expose,
     http::{Call, Dialect, HttpSettings, PlatformHttp, Verdict, retry_after},
 };
 
-pub const INFO: PlatformInfo = PlatformInfo {
-    key: "clickup",
-    title: "ClickUp",
-    env_prefix: "CLICKUP_",
-    sim_prefix: "/clickup",
-    ads: false,
-};
+pub const INFO: PlatformInfo =
+    PlatformInfo { key: "clickup", title: "ClickUp", env_prefix: "CLICKUP_", sim_prefix: "/clickup", ads: false };
 
 /// The limiter/pause key of every call: ClickUp limits per token, and one connector has one token.
 pub const TOKEN_ACCOUNT: &str = "token";
@@ -243,15 +239,69 @@ pub fn default_onboarding_template() -> Vec<TaskTemplate> {
         tags: tags.iter().map(|t| t.to_string()).collect(),
     };
     vec![
-        t("Kick-off call", "Agree goals, KPIs (CPA/ROAS targets), budget and reporting cadence with the client.", 1, 2, &["onboarding"]),
-        t("Collect brand assets", "Logos, fonts, brand guidelines, product photos and approved copy into the client's Drive folder.", 3, 3, &["onboarding", "creative"]),
-        t("Get Meta ad account access", "Client adds the agency Business Manager as partner on the ad account, page and pixel.", 3, 2, &["onboarding", "meta"]),
-        t("Get Google Ads account access", "Client accepts the manager-account (MCC) link request; confirm billing is set up.", 3, 2, &["onboarding", "google"]),
-        t("Set up pixel and conversion tracking", "Meta pixel + Conversions API, Google Ads conversion tags / GA4 import; verify test events.", 7, 1, &["onboarding", "tracking"]),
-        t("Campaign strategy", "Audiences, funnel structure, budget split per platform and test plan; client sign-off.", 7, 2, &["onboarding", "strategy"]),
-        t("First creatives", "First round of ads (static + video) per platform, approved by the client.", 10, 3, &["onboarding", "creative"]),
-        t("Launch campaigns", "Go live on Meta and Google; check delivery, spend pacing and tracking on day 1.", 14, 1, &["onboarding", "launch"]),
-        t("Week-1 performance report", "First weekly report: spend, results, CPA/ROAS against targets and next steps.", 21, 3, &["onboarding", "report"]),
+        t(
+            "Kick-off call",
+            "Agree goals, KPIs (CPA/ROAS targets), budget and reporting cadence with the client.",
+            1,
+            2,
+            &["onboarding"],
+        ),
+        t(
+            "Collect brand assets",
+            "Logos, fonts, brand guidelines, product photos and approved copy into the client's Drive folder.",
+            3,
+            3,
+            &["onboarding", "creative"],
+        ),
+        t(
+            "Get Meta ad account access",
+            "Client adds the agency Business Manager as partner on the ad account, page and pixel.",
+            3,
+            2,
+            &["onboarding", "meta"],
+        ),
+        t(
+            "Get Google Ads account access",
+            "Client accepts the manager-account (MCC) link request; confirm billing is set up.",
+            3,
+            2,
+            &["onboarding", "google"],
+        ),
+        t(
+            "Set up pixel and conversion tracking",
+            "Meta pixel + Conversions API, Google Ads conversion tags / GA4 import; verify test events.",
+            7,
+            1,
+            &["onboarding", "tracking"],
+        ),
+        t(
+            "Campaign strategy",
+            "Audiences, funnel structure, budget split per platform and test plan; client sign-off.",
+            7,
+            2,
+            &["onboarding", "strategy"],
+        ),
+        t(
+            "First creatives",
+            "First round of ads (static + video) per platform, approved by the client.",
+            10,
+            3,
+            &["onboarding", "creative"],
+        ),
+        t(
+            "Launch campaigns",
+            "Go live on Meta and Google; check delivery, spend pacing and tracking on day 1.",
+            14,
+            1,
+            &["onboarding", "launch"],
+        ),
+        t(
+            "Week-1 performance report",
+            "First weekly report: spend, results, CPA/ROAS against targets and next steps.",
+            21,
+            3,
+            &["onboarding", "report"],
+        ),
     ]
 }
 
@@ -356,7 +406,9 @@ impl ClickUp {
         let url = self.url(&location.path());
         let reply = self
             .http
-            .send(Self::call("get_lists"), |c| c.get(&url).header("Authorization", token).query(&[("archived", "false")]))
+            .send(Self::call("get_lists"), |c| {
+                c.get(&url).header("Authorization", token).query(&[("archived", "false")])
+            })
             .await?;
         Ok(reply.json::<Lists>()?.lists)
     }
@@ -365,7 +417,10 @@ impl ClickUp {
         let token = self.token()?;
         let url = self.url(&location.path());
         let body = serde_json::json!({ "name": name });
-        let reply = self.http.send(Self::call("create_list"), |c| c.post(&url).header("Authorization", token).json(&body)).await?;
+        let reply = self
+            .http
+            .send(Self::call("create_list"), |c| c.post(&url).header("Authorization", token).json(&body))
+            .await?;
         reply.json()
     }
 
@@ -411,13 +466,21 @@ impl ClickUp {
     pub async fn create_task(&self, list_id: &str, task: &NewTask) -> Result<Task, PlatformError> {
         let token = self.token()?;
         let url = self.url(&format!("list/{list_id}/task"));
-        let reply = self.http.send(Self::call("create_task"), |c| c.post(&url).header("Authorization", token).json(task)).await?;
+        let reply = self
+            .http
+            .send(Self::call("create_task"), |c| c.post(&url).header("Authorization", token).json(task))
+            .await?;
         reply.json()
     }
 
     /// Creates the template's tasks that the list lacks (matched by name), so running
     /// it again creates nothing. Due dates are `start + due_in_days` (midnight UTC).
-    pub async fn ensure_tasks(&self, list_id: &str, template: &[TaskTemplate], start: NaiveDate) -> Result<EnsuredTasks, PlatformError> {
+    pub async fn ensure_tasks(
+        &self,
+        list_id: &str,
+        template: &[TaskTemplate],
+        start: NaiveDate,
+    ) -> Result<EnsuredTasks, PlatformError> {
         let mut known: Vec<(String, String)> =
             self.list_tasks(list_id).await?.into_iter().map(|t| (t.name.trim().to_string(), t.id)).collect();
         let mut result = EnsuredTasks { task_ids: vec![], created: 0 };
@@ -473,7 +536,9 @@ fn opt_millis<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> 
         serde_json::Value::Null => Ok(None),
         serde_json::Value::String(s) if s.trim().is_empty() => Ok(None),
         serde_json::Value::String(s) => s.trim().parse().map(Some).map_err(serde::de::Error::custom),
-        serde_json::Value::Number(n) => n.as_i64().map(Some).ok_or_else(|| serde::de::Error::custom("date out of range")),
+        serde_json::Value::Number(n) => {
+            n.as_i64().map(Some).ok_or_else(|| serde::de::Error::custom("date out of range"))
+        }
         other => Err(serde::de::Error::custom(format!("expected Unix ms, got {other}"))),
     }
 }
@@ -508,7 +573,13 @@ mod tests {
     #[test]
     fn due_dates_are_unix_ms_from_the_start_date() {
         let start = NaiveDate::from_ymd_opt(2026, 6, 1).unwrap();
-        let item = TaskTemplate { name: " Launch ".into(), description: String::new(), due_in_days: Some(30), priority: Some(9), tags: vec![] };
+        let item = TaskTemplate {
+            name: " Launch ".into(),
+            description: String::new(),
+            due_in_days: Some(30),
+            priority: Some(9),
+            tags: vec![],
+        };
         let task = new_task(&item, start);
         assert_eq!(task.name, "Launch");
         assert_eq!(task.due_date, Some(1_782_864_000_000)); // 2026-07-01T00:00:00Z
@@ -518,16 +589,34 @@ mod tests {
 
     #[test]
     fn classifies_clickup_errors() {
-        let auth = Speech.classify("clickup", StatusCode::UNAUTHORIZED, &HeaderMap::new(), br#"{"err":"Token invalid","ECODE":"OAUTH_025"}"#);
-        assert!(matches!(auth, Verdict::Fail(e) if e.kind == ErrorKind::Auth && e.code.as_deref() == Some("OAUTH_025")));
-        let team = Speech.classify("clickup", StatusCode::BAD_REQUEST, &HeaderMap::new(), br#"{"err":"Team not authorized","ECODE":"OAUTH_027"}"#);
+        let auth = Speech.classify(
+            "clickup",
+            StatusCode::UNAUTHORIZED,
+            &HeaderMap::new(),
+            br#"{"err":"Token invalid","ECODE":"OAUTH_025"}"#,
+        );
+        assert!(
+            matches!(auth, Verdict::Fail(e) if e.kind == ErrorKind::Auth && e.code.as_deref() == Some("OAUTH_025"))
+        );
+        let team = Speech.classify(
+            "clickup",
+            StatusCode::BAD_REQUEST,
+            &HeaderMap::new(),
+            br#"{"err":"Team not authorized","ECODE":"OAUTH_027"}"#,
+        );
         assert!(matches!(team, Verdict::Fail(e) if e.kind == ErrorKind::Auth));
-        let bad = Speech.classify("clickup", StatusCode::BAD_REQUEST, &HeaderMap::new(), br#"{"err":"Status not found","ECODE":"ITEM_064"}"#);
+        let bad = Speech.classify(
+            "clickup",
+            StatusCode::BAD_REQUEST,
+            &HeaderMap::new(),
+            br#"{"err":"Status not found","ECODE":"ITEM_064"}"#,
+        );
         assert!(matches!(bad, Verdict::Fail(e) if e.kind == ErrorKind::Invalid && e.message == "Status not found"));
         let reset = headers(&[("x-ratelimit-reset", (now_secs() + 30).to_string()), ("retry-after", "1".into())]);
         let throttled = Speech.classify("clickup", StatusCode::TOO_MANY_REQUESTS, &reset, b"{}");
         assert!(matches!(throttled, Verdict::Retry(e) if e.retry_after.unwrap() > Duration::from_secs(25)));
-        let only_retry_after = Speech.classify("clickup", StatusCode::TOO_MANY_REQUESTS, &headers(&[("retry-after", "2".into())]), b"");
+        let only_retry_after =
+            Speech.classify("clickup", StatusCode::TOO_MANY_REQUESTS, &headers(&[("retry-after", "2".into())]), b"");
         assert!(matches!(only_retry_after, Verdict::Retry(e) if e.retry_after == Some(Duration::from_secs(2))));
         let down = Speech.classify("clickup", StatusCode::BAD_GATEWAY, &HeaderMap::new(), b"<html>");
         assert!(matches!(down, Verdict::Retry(e) if e.kind == ErrorKind::Unavailable));
@@ -536,11 +625,17 @@ mod tests {
     #[test]
     fn pauses_only_when_the_minute_is_spent() {
         let reset = (now_secs() + 20).to_string();
-        assert!(Speech.pause_for(&headers(&[("x-ratelimit-remaining", "3".into()), ("x-ratelimit-reset", reset.clone())])).is_none());
-        let pause = Speech.pause_for(&headers(&[("x-ratelimit-remaining", "0".into()), ("x-ratelimit-reset", reset)])).unwrap();
+        assert!(
+            Speech
+                .pause_for(&headers(&[("x-ratelimit-remaining", "3".into()), ("x-ratelimit-reset", reset.clone())]))
+                .is_none()
+        );
+        let pause =
+            Speech.pause_for(&headers(&[("x-ratelimit-remaining", "0".into()), ("x-ratelimit-reset", reset)])).unwrap();
         assert!(pause > Duration::from_secs(15) && pause <= Duration::from_secs(20), "{pause:?}");
         // A reset far in the future (bad clock) is capped near ClickUp's one-minute window.
-        let far = headers(&[("x-ratelimit-remaining", "0".into()), ("x-ratelimit-reset", (now_secs() + 3600).to_string())]);
+        let far =
+            headers(&[("x-ratelimit-remaining", "0".into()), ("x-ratelimit-reset", (now_secs() + 3600).to_string())]);
         assert!(Speech.pause_for(&far).unwrap() <= Duration::from_secs(65));
     }
 

@@ -44,7 +44,8 @@ pub struct PlatformError {
 
 impl PlatformError {
     pub fn new(platform: &'static str, kind: ErrorKind, message: impl Into<String>) -> Self {
-        let retryable = matches!(kind, ErrorKind::Throttled | ErrorKind::Unavailable | ErrorKind::Timeout | ErrorKind::Transport);
+        let retryable =
+            matches!(kind, ErrorKind::Throttled | ErrorKind::Unavailable | ErrorKind::Timeout | ErrorKind::Transport);
         Self { platform, kind, status: None, code: None, message: message.into(), retryable, retry_after: None }
     }
 

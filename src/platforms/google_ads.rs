@@ -11,9 +11,8 @@ use reqwest::{StatusCode, header::HeaderMap};
 use serde::{Deserialize, Deserializer, Serialize, de::Error as _};
 
 use super::{
-    PlatformInfo,
+    PlatformInfo, SecretString,
     error::{ErrorKind, PlatformError},
-    SecretString,
     google_auth::{RefreshTokenSource, TOKEN_URL, non_empty, non_empty_secret, parse_duration},
     http::{Call, Dialect, HttpSettings, Overrides, PlatformHttp, Reply, Verdict},
 };
@@ -125,7 +124,8 @@ impl Settings {
     }
 
     fn http_settings(&self) -> HttpSettings {
-        let defaults = HttpSettings::new(DEFAULT_RATE_PER_SECOND, DEFAULT_BURST).per_account(DEFAULT_CUSTOMER_RATE_PER_SECOND);
+        let defaults =
+            HttpSettings::new(DEFAULT_RATE_PER_SECOND, DEFAULT_BURST).per_account(DEFAULT_CUSTOMER_RATE_PER_SECOND);
         Overrides {
             rate_per_second: self.rate_per_second,
             burst: self.burst,
@@ -245,7 +245,10 @@ fn float<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
 
 impl Row {
     fn date(&self, platform: &'static str) -> Result<NaiveDate, PlatformError> {
-        self.segments.as_ref().and_then(|s| s.date).ok_or_else(|| PlatformError::malformed(platform, "row without segments.date"))
+        self.segments
+            .as_ref()
+            .and_then(|s| s.date)
+            .ok_or_else(|| PlatformError::malformed(platform, "row without segments.date"))
     }
 
     fn currency(&self) -> Option<&str> {
@@ -289,7 +292,9 @@ fn error_of(body: &[u8]) -> Option<GoogleStatus> {
     // Parsed as a Value first: serde would happily read a struct from an array positionally.
     let error = match serde_json::from_slice::<serde_json::Value>(body).ok()? {
         serde_json::Value::Array(items) => items.into_iter().find_map(|item| item.get("error").cloned())?,
-        object @ serde_json::Value::Object(_) => return serde_json::from_value::<Envelope>(object).ok().map(|e| e.error),
+        object @ serde_json::Value::Object(_) => {
+            return serde_json::from_value::<Envelope>(object).ok().map(|e| e.error);
+        }
         _ => return None,
     };
     serde_json::from_value(error).ok()
@@ -342,7 +347,9 @@ fn classify_error(platform: &'static str, http_status: u16, error: GoogleStatus,
         .and_then(parse_duration)
         .or_else(|| super::http::retry_after(headers));
     let mut message = first.map(|e| e.message.clone()).filter(|m| !m.is_empty()).unwrap_or(error.message);
-    if let Some(id) = failure.request_id.or_else(|| headers.get("request-id").and_then(|v| v.to_str().ok()).map(str::to_string)) {
+    if let Some(id) =
+        failure.request_id.or_else(|| headers.get("request-id").and_then(|v| v.to_str().ok()).map(str::to_string))
+    {
         message = format!("{message} [request-id {id}]");
     }
     let kind = match (family.as_str(), reason.as_str()) {
@@ -394,14 +401,29 @@ impl GoogleAds {
         let unusable = if !missing.is_empty() {
             Some(PlatformError::not_configured(INFO.key, &missing))
         } else if login.as_deref().is_some_and(|l| !l.bytes().all(|b| b.is_ascii_digit())) {
-            Some(PlatformError::new(INFO.key, ErrorKind::NotConfigured, "GOOGLE_ADS_LOGIN_CUSTOMER_ID must be digits (e.g. 1234567890)"))
+            Some(PlatformError::new(
+                INFO.key,
+                ErrorKind::NotConfigured,
+                "GOOGLE_ADS_LOGIN_CUSTOMER_ID must be digits (e.g. 1234567890)",
+            ))
         } else if reqwest::header::HeaderValue::from_str(&developer_token).is_err() {
-            Some(PlatformError::new(INFO.key, ErrorKind::NotConfigured, "GOOGLE_ADS_DEVELOPER_TOKEN contains characters not allowed in a header"))
+            Some(PlatformError::new(
+                INFO.key,
+                ErrorKind::NotConfigured,
+                "GOOGLE_ADS_DEVELOPER_TOKEN contains characters not allowed in a header",
+            ))
         } else {
             None
         };
         Self {
-            auth: RefreshTokenSource::new(INFO.key, &http_settings, non_empty(&settings.client_id).unwrap_or_default(), &client_secret, &refresh_token, &settings.token_url),
+            auth: RefreshTokenSource::new(
+                INFO.key,
+                &http_settings,
+                non_empty(&settings.client_id).unwrap_or_default(),
+                &client_secret,
+                &refresh_token,
+                &settings.token_url,
+            ),
             http: PlatformHttp::new(INFO.key, http_settings, Arc::new(Speech), secrets),
             base_url: settings.base_url.trim_end_matches('/').to_string(),
             api_version: settings.api_version.trim_matches('/').to_string(),
@@ -416,13 +438,19 @@ impl GoogleAds {
     }
 
     /// Account totals per day (days without delivery are absent), via `searchStream`.
-    pub async fn daily_metrics(&self, customer_id: &str, from: NaiveDate, to: NaiveDate) -> Result<Vec<DailyMetrics>, PlatformError> {
+    pub async fn daily_metrics(
+        &self,
+        customer_id: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<DailyMetrics>, PlatformError> {
         let customer = self.check(customer_id, from, to)?;
         let query = format!(
             "SELECT customer.currency_code, segments.date, metrics.cost_micros, metrics.impressions, metrics.clicks, \
              metrics.conversions, metrics.conversions_value FROM customer WHERE segments.date BETWEEN '{from}' AND '{to}'"
         );
-        let reply = self.post("search_stream", &customer, "searchStream", &serde_json::json!({ "query": query })).await?;
+        let reply =
+            self.post("search_stream", &customer, "searchStream", &serde_json::json!({ "query": query })).await?;
         let batches: Vec<StreamBatch> = reply.json()?;
         let rows: Vec<Row> = batches.into_iter().flat_map(|b| b.results).collect();
         let currency = rows.iter().find_map(Row::currency).unwrap_or_default().to_string();
@@ -445,7 +473,12 @@ impl GoogleAds {
     }
 
     /// One row per campaign and day, via `search`, following `nextPageToken`.
-    pub async fn campaign_report(&self, customer_id: &str, from: NaiveDate, to: NaiveDate) -> Result<Vec<CampaignRow>, PlatformError> {
+    pub async fn campaign_report(
+        &self,
+        customer_id: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<CampaignRow>, PlatformError> {
         let customer = self.check(customer_id, from, to)?;
         let query = format!(
             "SELECT customer.currency_code, campaign.id, campaign.name, campaign.status, segments.date, metrics.cost_micros, \
@@ -481,16 +514,30 @@ impl GoogleAds {
             return Err(e.clone());
         }
         let customer = crate::domain::client::google_ads_customer(customer_id.trim()).ok_or_else(|| {
-            PlatformError::new(INFO.key, ErrorKind::Invalid, format!("customer id `{customer_id}` is not 10 digits (123-456-7890 or 1234567890)"))
+            PlatformError::new(
+                INFO.key,
+                ErrorKind::Invalid,
+                format!("customer id `{customer_id}` is not 10 digits (123-456-7890 or 1234567890)"),
+            )
         })?;
         if from > to {
-            return Err(PlatformError::new(INFO.key, ErrorKind::Invalid, format!("date range {from}..{to} ends before it starts")));
+            return Err(PlatformError::new(
+                INFO.key,
+                ErrorKind::Invalid,
+                format!("date range {from}..{to} ends before it starts"),
+            ));
         }
         Ok(customer)
     }
 
     /// POSTs a GAQL request; a 401 on a cached token (revoked or expired early) refreshes once.
-    async fn post(&self, endpoint: &'static str, customer: &str, method: &str, body: &serde_json::Value) -> Result<Reply, PlatformError> {
+    async fn post(
+        &self,
+        endpoint: &'static str,
+        customer: &str,
+        method: &str,
+        body: &serde_json::Value,
+    ) -> Result<Reply, PlatformError> {
         let url = format!("{}/{}/customers/{customer}/googleAds:{method}", self.base_url, self.api_version);
         let mut refreshed = false;
         loop {
@@ -498,7 +545,8 @@ impl GoogleAds {
             let result = self
                 .http
                 .send(Call::new(endpoint).account(customer), |c| {
-                    let request = c.post(&url).bearer_auth(&token).header("developer-token", &self.developer_token).json(body);
+                    let request =
+                        c.post(&url).bearer_auth(&token).header("developer-token", &self.developer_token).json(body);
                     match &self.login_customer_id {
                         Some(login) => request.header("login-customer-id", login),
                         None => request,
@@ -517,7 +565,15 @@ impl GoogleAds {
 }
 
 fn empty_day(date: NaiveDate, currency: &str) -> DailyMetrics {
-    DailyMetrics { date, spend: 0.0, impressions: 0, clicks: 0, conversions: 0.0, conversion_value: 0.0, currency: currency.to_string() }
+    DailyMetrics {
+        date,
+        spend: 0.0,
+        impressions: 0,
+        clicks: 0,
+        conversions: 0.0,
+        conversion_value: 0.0,
+        currency: currency.to_string(),
+    }
 }
 
 fn campaign_row(row: &Row, currency: &str) -> Result<CampaignRow, PlatformError> {
@@ -555,7 +611,13 @@ mod tests {
 
     #[test]
     fn quota_errors_retry_after_the_retry_delay() {
-        let body = ads_error(429, "RESOURCE_EXHAUSTED", "quotaError", "RESOURCE_EXHAUSTED", r#","details":{"quotaErrorDetails":{"rateScope":"DEVELOPER","retryDelay":"8962s"}}"#);
+        let body = ads_error(
+            429,
+            "RESOURCE_EXHAUSTED",
+            "quotaError",
+            "RESOURCE_EXHAUSTED",
+            r#","details":{"quotaErrorDetails":{"rateScope":"DEVELOPER","retryDelay":"8962s"}}"#,
+        );
         let Verdict::Retry(e) = classify(429, &body) else { panic!("quota must retry") };
         assert_eq!(e.kind, ErrorKind::Throttled);
         assert_eq!(e.code.as_deref(), Some("quotaError.RESOURCE_EXHAUSTED"));
@@ -569,7 +631,9 @@ mod tests {
     #[test]
     fn auth_and_validation_errors_fail_and_outages_retry() {
         let denied = ads_error(403, "PERMISSION_DENIED", "authorizationError", "USER_PERMISSION_DENIED", "");
-        assert!(matches!(classify(403, &denied), Verdict::Fail(e) if e.kind == ErrorKind::Auth && e.code.as_deref() == Some("authorizationError.USER_PERMISSION_DENIED")));
+        assert!(
+            matches!(classify(403, &denied), Verdict::Fail(e) if e.kind == ErrorKind::Auth && e.code.as_deref() == Some("authorizationError.USER_PERMISSION_DENIED"))
+        );
         let missing_token = ads_error(400, "INVALID_ARGUMENT", "requestError", "DEVELOPER_TOKEN_PARAMETER_MISSING", "");
         assert!(matches!(classify(400, &missing_token), Verdict::Fail(e) if e.kind == ErrorKind::Auth));
         let bad_query = ads_error(400, "INVALID_ARGUMENT", "queryError", "UNRECOGNIZED_FIELD", "");
@@ -585,9 +649,13 @@ mod tests {
 
     #[test]
     fn an_error_inside_a_200_stream_is_an_error() {
-        let body = format!(r#"[{{"results":[]}},{}]"#, ads_error(500, "INTERNAL", "internalError", "INTERNAL_ERROR", ""));
+        let body =
+            format!(r#"[{{"results":[]}},{}]"#, ads_error(500, "INTERNAL", "internalError", "INTERNAL_ERROR", ""));
         assert!(matches!(classify(200, &body), Verdict::Retry(e) if e.kind == ErrorKind::Unavailable));
-        assert!(matches!(classify(200, r#"[{"results":[{"campaign":{"name":"\"error\": in a name"}}]}]"#), Verdict::Success));
+        assert!(matches!(
+            classify(200, r#"[{"results":[{"campaign":{"name":"\"error\": in a name"}}]}]"#),
+            Verdict::Success
+        ));
     }
 
     #[test]

@@ -85,7 +85,8 @@ impl Dialect for OAuthDialect {
         };
         let description = parsed.and_then(|e| e.error_description).unwrap_or_default();
         let message = format!("token request refused: {code}: {description}");
-        let error = |kind| PlatformError::new(platform, kind, message.clone()).status(status.as_u16()).code(code.clone());
+        let error =
+            |kind| PlatformError::new(platform, kind, message.clone()).status(status.as_u16()).code(code.clone());
         match code.as_str() {
             "temporarily_unavailable" | "server_error" => Verdict::Retry(error(ErrorKind::Unavailable)),
             "slow_down" => Verdict::Retry(error(ErrorKind::Throttled).retry_after(super::http::retry_after(headers))),
@@ -115,7 +116,8 @@ async fn exchange(http: &PlatformHttp, url: &str, form: &[(&str, &str)]) -> Resu
         _ => None,
     };
     // Google always sends expires_in; when absent assume its usual hour.
-    let lifetime = secs.filter(|s| s.is_finite() && *s >= 0.0).map(Duration::from_secs_f64).unwrap_or(Duration::from_secs(3600));
+    let lifetime =
+        secs.filter(|s| s.is_finite() && *s >= 0.0).map(Duration::from_secs_f64).unwrap_or(Duration::from_secs(3600));
     Ok((body.access_token, lifetime))
 }
 
@@ -284,7 +286,11 @@ impl ServiceAccountSource {
         token_url: Option<&str>,
     ) -> Result<Self, PlatformError> {
         let encoding = EncodingKey::from_rsa_pem(key.private_key.as_bytes()).map_err(|e| {
-            PlatformError::new(platform, ErrorKind::NotConfigured, format!("service-account private_key is not an RSA PEM key: {e}"))
+            PlatformError::new(
+                platform,
+                ErrorKind::NotConfigured,
+                format!("service-account private_key is not an RSA PEM key: {e}"),
+            )
         })?;
         Ok(Self {
             http: token_http(platform, connector, vec![]),
@@ -316,7 +322,11 @@ impl ServiceAccountSource {
             sub: self.subject.as_deref(),
         };
         jsonwebtoken::encode(&header, &claims, &self.key).map_err(|e| {
-            PlatformError::new(self.http.platform(), ErrorKind::NotConfigured, format!("cannot sign the service-account assertion: {e}"))
+            PlatformError::new(
+                self.http.platform(),
+                ErrorKind::NotConfigured,
+                format!("cannot sign the service-account assertion: {e}"),
+            )
         })
     }
 
@@ -403,11 +413,14 @@ YQIDAQAB
     fn bad_keys_are_refused_without_quoting_them() {
         let err = ServiceAccountKey::from_json(r#"{"client_email":"x","private_key":"SECRET-PEM""#).unwrap_err();
         assert!(!err.contains("SECRET-PEM"), "{err}");
-        let err = ServiceAccountKey::from_json(r#"{"type":"authorized_user","client_email":"x","private_key":"y"}"#).unwrap_err();
+        let err = ServiceAccountKey::from_json(r#"{"type":"authorized_user","client_email":"x","private_key":"y"}"#)
+            .unwrap_err();
         assert!(err.contains("authorized_user"), "{err}");
         let key = ServiceAccountKey::from_json(r#"{"client_email":"x","private_key":"not a pem"}"#).unwrap();
         assert_eq!(key.token_uri, TOKEN_URL);
-        let err = ServiceAccountSource::new("test", &HttpSettings::new(1.0, 1), &key, &[DRIVE_SCOPE], None, None).err().unwrap();
+        let err = ServiceAccountSource::new("test", &HttpSettings::new(1.0, 1), &key, &[DRIVE_SCOPE], None, None)
+            .err()
+            .unwrap();
         assert_eq!(err.kind, ErrorKind::NotConfigured);
         assert!(!format!("{key:?}").contains("not a pem"));
     }
@@ -430,7 +443,10 @@ YQIDAQAB
         let s = crate::platforms::PlatformSettings::from_vars(&vars).unwrap();
         assert_eq!((s.google_ads.api_version.as_str(), s.google_ads.account_rate_per_second), ("v26", Some(0.5)));
         assert_eq!(s.google_ads.base_url, "https://googleads.googleapis.com");
-        assert_eq!(s.google_ads.missing(), ["GOOGLE_ADS_CLIENT_ID", "GOOGLE_ADS_CLIENT_SECRET", "GOOGLE_ADS_REFRESH_TOKEN"]);
+        assert_eq!(
+            s.google_ads.missing(),
+            ["GOOGLE_ADS_CLIENT_ID", "GOOGLE_ADS_CLIENT_SECRET", "GOOGLE_ADS_REFRESH_TOKEN"]
+        );
         assert!(s.google_drive.missing().is_empty());
         assert_eq!((s.google_drive.parent_folder_id.as_str(), s.google_drive.retry_base_ms), ("root", Some(250)));
         assert_eq!(s.google_drive.shared_drive_id.as_deref(), Some("0Adrive"));
@@ -446,7 +462,9 @@ YQIDAQAB
 
     #[test]
     fn oauth_errors_are_auth_failures_and_outages_retry() {
-        let classify = |status: u16, body: &str| OAuthDialect.classify("t", StatusCode::from_u16(status).unwrap(), &HeaderMap::new(), body.as_bytes());
+        let classify = |status: u16, body: &str| {
+            OAuthDialect.classify("t", StatusCode::from_u16(status).unwrap(), &HeaderMap::new(), body.as_bytes())
+        };
         match classify(400, r#"{"error":"invalid_grant","error_description":"Token has been expired or revoked."}"#) {
             Verdict::Fail(e) => {
                 assert_eq!(e.kind, ErrorKind::Auth);
@@ -455,7 +473,9 @@ YQIDAQAB
             }
             _ => panic!("invalid_grant must fail"),
         }
-        assert!(matches!(classify(401, r#"{"error":"invalid_client"}"#), Verdict::Fail(e) if e.kind == ErrorKind::Auth));
+        assert!(
+            matches!(classify(401, r#"{"error":"invalid_client"}"#), Verdict::Fail(e) if e.kind == ErrorKind::Auth)
+        );
         assert!(matches!(classify(403, "<html>"), Verdict::Fail(e) if e.kind == ErrorKind::Auth));
         assert!(matches!(classify(503, r#"{"error":"temporarily_unavailable"}"#), Verdict::Retry(_)));
         assert!(matches!(classify(500, "oops"), Verdict::Retry(_)));

@@ -10,9 +10,8 @@ use reqwest::{StatusCode, header::HeaderMap};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    PlatformInfo,
+    PlatformInfo, SecretString,
     error::{ErrorKind, PlatformError},
-    SecretString,
     google_auth::{DRIVE_SCOPE, ServiceAccountKey, ServiceAccountSource, non_empty, non_empty_secret},
     http::{Call, Dialect, HttpSettings, Overrides, PlatformHttp, Reply, Verdict},
 };
@@ -131,7 +130,9 @@ impl Settings {
     fn key(&self) -> Result<ServiceAccountKey, String> {
         let text = match (non_empty_secret(&self.service_account_json), non_empty(&self.service_account_file)) {
             (Some(json), _) => json.to_string(),
-            (None, Some(path)) => std::fs::read_to_string(path).map_err(|e| format!("GOOGLE_DRIVE_SERVICE_ACCOUNT_FILE `{path}`: {e}"))?,
+            (None, Some(path)) => {
+                std::fs::read_to_string(path).map_err(|e| format!("GOOGLE_DRIVE_SERVICE_ACCOUNT_FILE `{path}`: {e}"))?
+            }
             (None, None) => return Err("no key".into()),
         };
         ServiceAccountKey::from_json(&text).map_err(|e| format!("GOOGLE_DRIVE_SERVICE_ACCOUNT_*: {e}"))
@@ -203,7 +204,8 @@ impl Dialect for Speech {
         };
         let http_status = status.as_u16();
         let reason = error.errors.first().map(|r| r.reason.clone()).unwrap_or_default();
-        let mut message = error.errors.first().map(|r| r.message.clone()).filter(|m| !m.is_empty()).unwrap_or(error.message);
+        let mut message =
+            error.errors.first().map(|r| r.message.clone()).filter(|m| !m.is_empty()).unwrap_or(error.message);
         let kind = match reason.as_str() {
             "userRateLimitExceeded" | "rateLimitExceeded" => ErrorKind::Throttled,
             "backendError" | "internalError" => ErrorKind::Unavailable,
@@ -219,7 +221,9 @@ impl Dialect for Speech {
             "badRequest" | "invalid" | "invalidParameter" => ErrorKind::Invalid,
             _ => PlatformError::from_status(platform, error.code.unwrap_or(http_status), "").kind,
         };
-        let mut e = PlatformError::new(platform, kind, message).status(http_status).retry_after(super::http::retry_after(headers));
+        let mut e = PlatformError::new(platform, kind, message)
+            .status(http_status)
+            .retry_after(super::http::retry_after(headers));
         if !reason.is_empty() {
             e = e.code(reason.clone());
         }
@@ -249,19 +253,16 @@ impl GoogleDrive {
         let auth = if !missing.is_empty() {
             Err(PlatformError::not_configured(INFO.key, &missing))
         } else {
-            settings
-                .key()
-                .map_err(|e| PlatformError::new(INFO.key, ErrorKind::NotConfigured, e))
-                .and_then(|key| {
-                    ServiceAccountSource::new(
-                        INFO.key,
-                        &http_settings,
-                        &key,
-                        &[DRIVE_SCOPE],
-                        non_empty(&settings.subject),
-                        non_empty(&settings.token_url),
-                    )
-                })
+            settings.key().map_err(|e| PlatformError::new(INFO.key, ErrorKind::NotConfigured, e)).and_then(|key| {
+                ServiceAccountSource::new(
+                    INFO.key,
+                    &http_settings,
+                    &key,
+                    &[DRIVE_SCOPE],
+                    non_empty(&settings.subject),
+                    non_empty(&settings.token_url),
+                )
+            })
         };
         let shared_drive_id = non_empty(&settings.shared_drive_id).map(str::to_string);
         let parent = settings.parent_folder_id.trim();
@@ -277,7 +278,13 @@ impl GoogleDrive {
             base_url: settings.base_url.trim_end_matches('/').to_string(),
             parent_folder_id,
             shared_drive_id,
-            template: settings.folder_template.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect(),
+            template: settings
+                .folder_template
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
         }
     }
 
@@ -319,7 +326,10 @@ impl GoogleDrive {
         let body = serde_json::json!({ "name": name, "mimeType": FOLDER_MIME, "parents": [parent] });
         let reply = self
             .send("create_folder", |c, token| {
-                c.post(&url).bearer_auth(token).query(&[("supportsAllDrives", "true"), ("fields", FILE_FIELDS)]).json(&body)
+                c.post(&url)
+                    .bearer_auth(token)
+                    .query(&[("supportsAllDrives", "true"), ("fields", FILE_FIELDS)])
+                    .json(&body)
             })
             .await?;
         let folder: Folder = reply.json()?;
@@ -365,8 +375,13 @@ impl GoogleDrive {
         let url = format!("{}/drive/v3/files", self.base_url);
         let fields = format!("nextPageToken,files({FILE_FIELDS})");
         let page_size = page_size.to_string();
-        let mut params: Vec<(&str, &str)> =
-            vec![("q", q), ("fields", &fields), ("pageSize", &page_size), ("orderBy", "createdTime"), ("supportsAllDrives", "true")];
+        let mut params: Vec<(&str, &str)> = vec![
+            ("q", q),
+            ("fields", &fields),
+            ("pageSize", &page_size),
+            ("orderBy", "createdTime"),
+            ("supportsAllDrives", "true"),
+        ];
         if let Some(drive) = &self.shared_drive_id {
             params.extend([("includeItemsFromAllDrives", "true"), ("corpora", "drive"), ("driveId", drive.as_str())]);
         }
@@ -377,7 +392,11 @@ impl GoogleDrive {
     }
 
     /// Sends with a token; a 401 on a cached token (revoked or expired early) refreshes once.
-    async fn send(&self, endpoint: &'static str, build: impl Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder) -> Result<Reply, PlatformError> {
+    async fn send(
+        &self,
+        endpoint: &'static str,
+        build: impl Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder,
+    ) -> Result<Reply, PlatformError> {
         let auth = self.auth.as_ref().map_err(Clone::clone)?;
         let mut refreshed = false;
         loop {
@@ -413,7 +432,9 @@ mod tests {
     }
 
     fn classify(status: u16, reason: &str) -> Verdict {
-        let body = format!(r#"{{"error":{{"errors":[{{"domain":"usageLimits","reason":"{reason}","message":"msg"}}],"code":{status},"message":"msg"}}}}"#);
+        let body = format!(
+            r#"{{"error":{{"errors":[{{"domain":"usageLimits","reason":"{reason}","message":"msg"}}],"code":{status},"message":"msg"}}}}"#
+        );
         Speech.classify("google_drive", StatusCode::from_u16(status).unwrap(), &HeaderMap::new(), body.as_bytes())
     }
 
@@ -437,10 +458,19 @@ mod tests {
         let s = Settings::default();
         assert_eq!(s.missing(), ["GOOGLE_DRIVE_SERVICE_ACCOUNT_JSON"]);
         assert!(Settings { service_account_file: Some("/k.json".into()), ..Settings::default() }.missing().is_empty());
-        let drive = GoogleDrive::new(&Settings { folder_template: " A , ,B".into(), shared_drive_id: Some("0Adrive".into()), ..s.sandboxed("http://sim") });
+        let drive = GoogleDrive::new(&Settings {
+            folder_template: " A , ,B".into(),
+            shared_drive_id: Some("0Adrive".into()),
+            ..s.sandboxed("http://sim")
+        });
         assert_eq!(drive.template, ["A", "B"]);
         assert_eq!(drive.parent_folder_id, "0Adrive");
-        let unreadable = GoogleDrive::new(&Settings { service_account_file: Some("/nonexistent/key.json".into()), ..Settings::default() });
-        assert!(matches!(&unreadable.auth, Err(e) if e.kind == ErrorKind::NotConfigured && e.message.contains("/nonexistent/key.json")));
+        let unreadable = GoogleDrive::new(&Settings {
+            service_account_file: Some("/nonexistent/key.json".into()),
+            ..Settings::default()
+        });
+        assert!(
+            matches!(&unreadable.auth, Err(e) if e.kind == ErrorKind::NotConfigured && e.message.contains("/nonexistent/key.json"))
+        );
     }
 }

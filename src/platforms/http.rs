@@ -204,7 +204,12 @@ fn quota(per_second: f64, burst: u32) -> Quota {
 
 impl PlatformHttp {
     /// `secrets` are masked in every error message and log line of this platform.
-    pub fn new(platform: &'static str, settings: HttpSettings, dialect: Arc<dyn Dialect>, secrets: Vec<String>) -> Self {
+    pub fn new(
+        platform: &'static str,
+        settings: HttpSettings,
+        dialect: Arc<dyn Dialect>,
+        secrets: Vec<String>,
+    ) -> Self {
         let client = reqwest::Client::builder()
             .connect_timeout(settings.connect_timeout)
             .timeout(settings.request_timeout)
@@ -265,7 +270,11 @@ impl PlatformHttp {
 
     /// Sends a request built by `build`, with limits, retries and error mapping.
     /// `build` is called once per attempt.
-    pub async fn send(&self, call: Call<'_>, build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder) -> Result<Reply, PlatformError> {
+    pub async fn send(
+        &self,
+        call: Call<'_>,
+        build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    ) -> Result<Reply, PlatformError> {
         let started = Instant::now();
         let mut attempt = 0;
         loop {
@@ -319,7 +328,11 @@ impl PlatformHttp {
         }
     }
 
-    async fn attempt(&self, call: Call<'_>, build: &impl Fn(&reqwest::Client) -> reqwest::RequestBuilder) -> Result<Reply, Attempt> {
+    async fn attempt(
+        &self,
+        call: Call<'_>,
+        build: &impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    ) -> Result<Reply, Attempt> {
         let response = build(&self.client).send().await.map_err(|e| {
             let kind = if e.is_timeout() { ErrorKind::Timeout } else { ErrorKind::Transport };
             // reqwest's message can contain the URL, and Meta puts the token in the query.
@@ -332,7 +345,11 @@ impl PlatformHttp {
             self.pause(account, pause);
         }
         let body = response.bytes().await.map_err(|e| {
-            Attempt::Retry(PlatformError::new(self.platform, ErrorKind::Transport, self.redact(&e.without_url().to_string())))
+            Attempt::Retry(PlatformError::new(
+                self.platform,
+                ErrorKind::Transport,
+                self.redact(&e.without_url().to_string()),
+            ))
         })?;
         match self.dialect.classify(self.platform, status, &headers, &body) {
             Verdict::Success => Ok(Reply { status, headers, body, platform: self.platform }),
@@ -464,10 +481,24 @@ mod tests {
     #[test]
     fn overrides_replace_only_what_is_set_and_sane() {
         let base = HttpSettings::new(10.0, 10).per_account(2.0);
-        let none = Overrides { rate_per_second: None, burst: Some(0), account_rate_per_second: Some(-1.0), max_attempts: None, retry_base_ms: None, max_wait_secs: None };
+        let none = Overrides {
+            rate_per_second: None,
+            burst: Some(0),
+            account_rate_per_second: Some(-1.0),
+            max_attempts: None,
+            retry_base_ms: None,
+            max_wait_secs: None,
+        };
         let kept = none.apply(base.clone());
         assert_eq!((kept.rate_per_second, kept.burst, kept.account_rate_per_second), (10.0, 10, Some(2.0)));
-        let set = Overrides { rate_per_second: Some(200.0), burst: None, account_rate_per_second: None, max_attempts: Some(2), retry_base_ms: Some(60_000), max_wait_secs: Some(5.0) };
+        let set = Overrides {
+            rate_per_second: Some(200.0),
+            burst: None,
+            account_rate_per_second: None,
+            max_attempts: Some(2),
+            retry_base_ms: Some(60_000),
+            max_wait_secs: Some(5.0),
+        };
         let s = set.apply(base);
         assert_eq!((s.rate_per_second, s.max_attempts, s.max_total), (200.0, 2, Duration::from_secs(5)));
         assert_eq!(s.base_backoff, Duration::from_secs(60));

@@ -10,18 +10,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{
-    PlatformInfo, SecretString, expose,
+    PlatformInfo, SecretString,
     error::{ErrorKind, PlatformError},
+    expose,
     http::{Call, Dialect, HttpSettings, PlatformHttp, Verdict, retry_after},
 };
 
-pub const INFO: PlatformInfo = PlatformInfo {
-    key: "llm",
-    title: "LLM (Anthropic or OpenAI)",
-    env_prefix: "LLM_",
-    sim_prefix: "/llm",
-    ads: false,
-};
+pub const INFO: PlatformInfo =
+    PlatformInfo { key: "llm", title: "LLM (Anthropic or OpenAI)", env_prefix: "LLM_", sim_prefix: "/llm", ads: false };
 
 /// The limiter/pause key: both providers limit per organisation (one API key here).
 pub const KEY_ACCOUNT: &str = "key";
@@ -257,8 +253,12 @@ impl Dialect for Speech {
             .iter()
             .filter_map(|kind| {
                 let (remaining, reset) = match self.0 {
-                    Provider::Anthropic => (header(format!("{prefix}{kind}-remaining"))?, header(format!("{prefix}{kind}-reset"))?),
-                    Provider::OpenAi => (header(format!("{prefix}remaining-{kind}"))?, header(format!("{prefix}reset-{kind}"))?),
+                    Provider::Anthropic => {
+                        (header(format!("{prefix}{kind}-remaining"))?, header(format!("{prefix}{kind}-reset"))?)
+                    }
+                    Provider::OpenAi => {
+                        (header(format!("{prefix}remaining-{kind}"))?, header(format!("{prefix}reset-{kind}"))?)
+                    }
                 };
                 if remaining != "0" {
                     return None;
@@ -282,7 +282,8 @@ fn anthropic_error(platform: &'static str, status: u16, body: &[u8]) -> Platform
     let parsed: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     let error = &parsed["error"];
     let kind = error["type"].as_str().unwrap_or_default().to_string();
-    let message = error["message"].as_str().map(str::to_string).unwrap_or_else(|| format!("HTTP {status}: {}", snippet(body)));
+    let message =
+        error["message"].as_str().map(str::to_string).unwrap_or_else(|| format!("HTTP {status}: {}", snippet(body)));
     let detail = error["details"]["error_code"].as_str();
     let mut e = match (status, detail) {
         // The monthly spend limit does not clear with waiting.
@@ -303,9 +304,11 @@ fn anthropic_error(platform: &'static str, status: u16, body: &[u8]) -> Platform
 fn openai_error(platform: &'static str, status: u16, body: &[u8]) -> PlatformError {
     let parsed: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     let error = &parsed["error"];
-    let message = error["message"].as_str().map(str::to_string).unwrap_or_else(|| format!("HTTP {status}: {}", snippet(body)));
+    let message =
+        error["message"].as_str().map(str::to_string).unwrap_or_else(|| format!("HTTP {status}: {}", snippet(body)));
     let code = error["code"].as_str().or_else(|| error["type"].as_str()).map(str::to_string);
-    let quota = error["code"].as_str() == Some("insufficient_quota") || error["type"].as_str() == Some("insufficient_quota");
+    let quota =
+        error["code"].as_str() == Some("insufficient_quota") || error["type"].as_str() == Some("insufficient_quota");
     let e = if status == 429 && quota {
         // Out of credit: retrying only burns attempts.
         PlatformError::new(platform, ErrorKind::Rejected, message).status(status)
@@ -361,8 +364,15 @@ impl Llm {
 
     /// With an explicit limiter/retry policy (tests use short backoffs).
     pub fn with_http(settings: &Settings, http: HttpSettings) -> Self {
-        let secrets = [expose(&settings.anthropic_api_key), expose(&settings.openai_api_key)].into_iter().flatten().map(String::from).collect();
-        Self { http: PlatformHttp::new(INFO.key, http, Arc::new(Speech(settings.provider)), secrets), settings: settings.clone() }
+        let secrets = [expose(&settings.anthropic_api_key), expose(&settings.openai_api_key)]
+            .into_iter()
+            .flatten()
+            .map(String::from)
+            .collect();
+        Self {
+            http: PlatformHttp::new(INFO.key, http, Arc::new(Speech(settings.provider)), secrets),
+            settings: settings.clone(),
+        }
     }
 
     pub fn http(&self) -> &PlatformHttp {
@@ -378,7 +388,8 @@ impl Llm {
     }
 
     pub async fn complete(&self, req: &CompletionRequest) -> Result<Completion, PlatformError> {
-        let key = self.settings.api_key().ok_or_else(|| PlatformError::not_configured(INFO.key, &self.settings.missing()))?;
+        let key =
+            self.settings.api_key().ok_or_else(|| PlatformError::not_configured(INFO.key, &self.settings.missing()))?;
         match self.settings.provider {
             Provider::Anthropic => self.anthropic(key, req).await,
             Provider::OpenAi => self.openai(key, req).await,
@@ -406,7 +417,8 @@ impl Llm {
             })
             .await?;
         let parsed: AnthropicReply = reply.json()?;
-        let text: String = parsed.content.iter().filter(|b| b.kind == "text").filter_map(|b| b.text.as_deref()).collect();
+        let text: String =
+            parsed.content.iter().filter(|b| b.kind == "text").filter_map(|b| b.text.as_deref()).collect();
         Ok(Completion {
             text,
             provider: Provider::Anthropic,
@@ -437,10 +449,15 @@ impl Llm {
             .send(Call::new("chat_completions").account(KEY_ACCOUNT), |c| c.post(&url).bearer_auth(key).json(&body))
             .await?;
         let parsed: OpenAiReply = reply.json()?;
-        let choice = parsed.choices.into_iter().next().ok_or_else(|| PlatformError::malformed(INFO.key, "no choices in the answer"))?;
+        let choice = parsed
+            .choices
+            .into_iter()
+            .next()
+            .ok_or_else(|| PlatformError::malformed(INFO.key, "no choices in the answer"))?;
         let text = match (choice.message.content, choice.message.refusal) {
             (_, Some(refusal)) if !refusal.is_empty() => {
-                return Err(PlatformError::new(INFO.key, ErrorKind::Rejected, format!("the model refused: {refusal}")).code("refusal"));
+                return Err(PlatformError::new(INFO.key, ErrorKind::Rejected, format!("the model refused: {refusal}"))
+                    .code("refusal"));
             }
             (content, _) => content.unwrap_or_default(),
         };
@@ -474,19 +491,31 @@ mod tests {
         assert!(matches!(classify(Provider::Anthropic, 429, &HeaderMap::new(), spend),
             Verdict::Fail(e) if e.kind == ErrorKind::Rejected && e.code.as_deref() == Some("enforced_spend_limit_reached")));
         let overloaded = r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#;
-        assert!(matches!(classify(Provider::Anthropic, 529, &HeaderMap::new(), overloaded), Verdict::Retry(e) if e.kind == ErrorKind::Unavailable));
-        assert!(matches!(classify(Provider::Anthropic, 403, &HeaderMap::new(), "{}"), Verdict::Fail(e) if e.kind == ErrorKind::Auth));
-        assert!(matches!(classify(Provider::Anthropic, 413, &HeaderMap::new(), "<html>too large</html>"), Verdict::Fail(e) if e.kind == ErrorKind::Invalid));
+        assert!(
+            matches!(classify(Provider::Anthropic, 529, &HeaderMap::new(), overloaded), Verdict::Retry(e) if e.kind == ErrorKind::Unavailable)
+        );
+        assert!(
+            matches!(classify(Provider::Anthropic, 403, &HeaderMap::new(), "{}"), Verdict::Fail(e) if e.kind == ErrorKind::Auth)
+        );
+        assert!(
+            matches!(classify(Provider::Anthropic, 413, &HeaderMap::new(), "<html>too large</html>"), Verdict::Fail(e) if e.kind == ErrorKind::Invalid)
+        );
     }
 
     #[test]
     fn openai_errors() {
         let quota = r#"{"error":{"message":"You exceeded your current quota","type":"insufficient_quota","param":null,"code":"insufficient_quota"}}"#;
-        assert!(matches!(classify(Provider::OpenAi, 429, &HeaderMap::new(), quota), Verdict::Fail(e) if e.kind == ErrorKind::Rejected && !e.retryable));
+        assert!(
+            matches!(classify(Provider::OpenAi, 429, &HeaderMap::new(), quota), Verdict::Fail(e) if e.kind == ErrorKind::Rejected && !e.retryable)
+        );
         let rate = r#"{"error":{"message":"Rate limit reached for requests","type":"requests","param":null,"code":"rate_limit_exceeded"}}"#;
-        assert!(matches!(classify(Provider::OpenAi, 429, &HeaderMap::new(), rate), Verdict::Retry(e) if e.code.as_deref() == Some("rate_limit_exceeded")));
+        assert!(
+            matches!(classify(Provider::OpenAi, 429, &HeaderMap::new(), rate), Verdict::Retry(e) if e.code.as_deref() == Some("rate_limit_exceeded"))
+        );
         let key = r#"{"error":{"message":"Incorrect API key provided","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}"#;
-        assert!(matches!(classify(Provider::OpenAi, 401, &HeaderMap::new(), key), Verdict::Fail(e) if e.kind == ErrorKind::Auth));
+        assert!(
+            matches!(classify(Provider::OpenAi, 401, &HeaderMap::new(), key), Verdict::Fail(e) if e.kind == ErrorKind::Auth)
+        );
         assert!(matches!(classify(Provider::OpenAi, 503, &HeaderMap::new(), ""), Verdict::Retry(_)));
     }
 
@@ -528,8 +557,12 @@ mod tests {
         assert!(sandbox.missing().is_empty());
         assert_eq!(sandbox.anthropic_base_url, "http://127.0.0.1:1/llm/anthropic");
         assert_eq!(sandbox.openai_base_url, "http://127.0.0.1:1/llm/openai");
-        let vars = [("LLM_PROVIDER".to_string(), "openai".to_string()), ("LLM_MAX_TOKENS".to_string(), "300".to_string())];
+        let vars =
+            [("LLM_PROVIDER".to_string(), "openai".to_string()), ("LLM_MAX_TOKENS".to_string(), "300".to_string())];
         let loaded: Settings = envy::prefixed("LLM_").from_iter(vars).unwrap();
-        assert_eq!((loaded.provider, loaded.max_tokens, loaded.openai_model.as_str()), (Provider::OpenAi, 300, "gpt-4.1-mini"));
+        assert_eq!(
+            (loaded.provider, loaded.max_tokens, loaded.openai_model.as_str()),
+            (Provider::OpenAi, 300, "gpt-4.1-mini")
+        );
     }
 }

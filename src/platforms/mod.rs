@@ -43,7 +43,8 @@ pub struct PlatformInfo {
 }
 
 /// Every platform, in display order. Everything that lists platforms reads this.
-pub const REGISTRY: [PlatformInfo; 6] = [meta::INFO, google_ads::INFO, google_drive::INFO, clickup::INFO, whatsapp::INFO, llm::INFO];
+pub const REGISTRY: [PlatformInfo; 6] =
+    [meta::INFO, google_ads::INFO, google_drive::INFO, clickup::INFO, whatsapp::INFO, llm::INFO];
 
 pub fn info(key: &str) -> Option<&'static PlatformInfo> {
     REGISTRY.iter().find(|p| p.key == key)
@@ -246,7 +247,8 @@ mod tests {
 
     #[test]
     fn live_mode_names_the_missing_settings() {
-        let vars = vec![("PLATFORM_MODE".to_string(), "live".to_string()), ("META_ACCESS_TOKEN".to_string(), "t".to_string())];
+        let vars =
+            vec![("PLATFORM_MODE".to_string(), "live".to_string()), ("META_ACCESS_TOKEN".to_string(), "t".to_string())];
         let settings = PlatformSettings::from_vars(&vars).unwrap();
         let err = settings.check_live().unwrap_err();
         assert!(err.contains("CLICKUP_TOKEN") && err.contains("GOOGLE_ADS_DEVELOPER_TOKEN"), "{err}");

@@ -235,7 +235,10 @@ impl WhatsApp {
             .flatten()
             .map(String::from)
             .collect();
-        Self { http: PlatformHttp::new(INFO.key, settings.http(), Arc::new(Cloud), secrets), settings: settings.clone() }
+        Self {
+            http: PlatformHttp::new(INFO.key, settings.http(), Arc::new(Cloud), secrets),
+            settings: settings.clone(),
+        }
     }
 
     pub fn http(&self) -> &PlatformHttp {
@@ -261,7 +264,13 @@ impl WhatsApp {
     }
 
     /// An approved template, with its body `{{1}}`, `{{2}}`… parameters in order.
-    pub async fn send_template(&self, to: &str, name: &str, language: &str, body_params: &[String]) -> Result<SentMessage, PlatformError> {
+    pub async fn send_template(
+        &self,
+        to: &str,
+        name: &str,
+        language: &str,
+        body_params: &[String],
+    ) -> Result<SentMessage, PlatformError> {
         let to = recipient(to)?;
         let mut template = json!({"name": name, "language": {"code": language}});
         if !body_params.is_empty() {
@@ -274,10 +283,17 @@ impl WhatsApp {
 
     async fn send(&self, to: &str, payload: &serde_json::Value) -> Result<SentMessage, PlatformError> {
         let missing = self.settings.missing();
-        let (Some(token), Some(phone), true) = (expose(&self.settings.access_token), &self.settings.phone_number_id, missing.is_empty()) else {
+        let (Some(token), Some(phone), true) =
+            (expose(&self.settings.access_token), &self.settings.phone_number_id, missing.is_empty())
+        else {
             return Err(PlatformError::not_configured(INFO.key, &missing));
         };
-        let url = format!("{}/{}/{}/messages", self.settings.base_url.trim_end_matches('/'), self.settings.api_version, phone.trim());
+        let url = format!(
+            "{}/{}/{}/messages",
+            self.settings.base_url.trim_end_matches('/'),
+            self.settings.api_version,
+            phone.trim()
+        );
         // Throughput (130429) is per business number, so a throttle pauses the number.
         let call = Call::new("send_message").account(phone.trim());
         let reply = self.http.send(call, |c| c.post(&url).bearer_auth(token).json(payload)).await?;
@@ -295,11 +311,16 @@ impl WhatsApp {
 
 /// The API wants digits only: `+1 (650) 555-1234` → `16505551234`. E.164 allows up to 15 digits.
 fn recipient(to: &str) -> Result<String, PlatformError> {
-    let cleaned: String = to.trim().trim_start_matches('+').chars().filter(|c| !matches!(c, ' ' | '-' | '(' | ')' | '.')).collect();
+    let cleaned: String =
+        to.trim().trim_start_matches('+').chars().filter(|c| !matches!(c, ' ' | '-' | '(' | ')' | '.')).collect();
     if (7..=15).contains(&cleaned.len()) && cleaned.bytes().all(|b| b.is_ascii_digit()) {
         Ok(cleaned)
     } else {
-        Err(PlatformError::new(INFO.key, ErrorKind::Invalid, format!("`{to}` is not a phone number in international format")))
+        Err(PlatformError::new(
+            INFO.key,
+            ErrorKind::Invalid,
+            format!("`{to}` is not a phone number in international format"),
+        ))
     }
 }
 
@@ -310,7 +331,12 @@ mod tests {
     fn verdict(status: u16, code: i64) -> Verdict {
         let body = json!({"error": {"message": "m", "type": "OAuthException", "code": code,
             "error_data": {"messaging_product": "whatsapp", "details": "why"}, "fbtrace_id": "T"}});
-        Cloud.classify("whatsapp", StatusCode::from_u16(status).unwrap(), &HeaderMap::new(), body.to_string().as_bytes())
+        Cloud.classify(
+            "whatsapp",
+            StatusCode::from_u16(status).unwrap(),
+            &HeaderMap::new(),
+            body.to_string().as_bytes(),
+        )
     }
 
     #[test]
@@ -342,7 +368,9 @@ mod tests {
             }
             _ => panic!("131047 must not be retried"),
         }
-        assert!(matches!(verdict(400, 130429), Verdict::Retry(e) if e.kind == ErrorKind::Throttled && e.retry_after.is_none()));
+        assert!(
+            matches!(verdict(400, 130429), Verdict::Retry(e) if e.kind == ErrorKind::Throttled && e.retry_after.is_none())
+        );
         assert!(matches!(verdict(400, 131056), Verdict::Retry(e) if e.retry_after == Some(PAIR_LIMIT_WAIT)));
         assert!(matches!(verdict(500, 131000), Verdict::Retry(e) if e.kind == ErrorKind::Unavailable));
         assert!(matches!(verdict(401, 190), Verdict::Fail(e) if e.kind == ErrorKind::Auth));
@@ -363,7 +391,8 @@ mod tests {
     #[test]
     fn settings_name_missing_credentials() {
         assert_eq!(Settings::default().missing(), vec!["WHATSAPP_ACCESS_TOKEN", "WHATSAPP_PHONE_NUMBER_ID"]);
-        let s = Settings { access_token: Some("EAAtok".into()), phone_number_id: Some("1".into()), ..Settings::default() };
+        let s =
+            Settings { access_token: Some("EAAtok".into()), phone_number_id: Some("1".into()), ..Settings::default() };
         assert!(s.missing().is_empty());
         assert!(!format!("{s:?}").contains("EAAtok"));
         assert!(Settings::default().sandboxed("http://x/whatsapp").missing().is_empty());

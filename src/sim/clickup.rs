@@ -101,11 +101,13 @@ pub fn throttled() -> Response {
         ("x-ratelimit-reset", (now_secs() + 1).to_string()),
     ];
     // The 429 body is undocumented; ClickUp's usual envelope is assumed.
-    (StatusCode::TOO_MANY_REQUESTS, headers, Json(json!({"err": "Rate limit reached", "ECODE": "APP_002"}))).into_response()
+    (StatusCode::TOO_MANY_REQUESTS, headers, Json(json!({"err": "Rate limit reached", "ECODE": "APP_002"})))
+        .into_response()
 }
 
 pub fn fault() -> Response {
-    (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"err": "Internal Server Error", "ECODE": "APP_001"}))).into_response()
+    (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"err": "Internal Server Error", "ECODE": "APP_001"})))
+        .into_response()
 }
 
 fn error(status: StatusCode, err: &str, ecode: &str) -> Response {
@@ -188,7 +190,11 @@ fn create_list(state: &SimState, space_id: &str, folder_id: Option<&str>, body: 
     Json(out).into_response()
 }
 
-async fn get_space_lists(AxumState(state): AxumState<SimState>, Path((_, id)): Path<(String, String)>, headers: HeaderMap) -> Response {
+async fn get_space_lists(
+    AxumState(state): AxumState<SimState>,
+    Path((_, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
     match authorize(&state, &headers) {
         Ok(limits) => (limits, Json(lists_in(&state, Some(&id), None))).into_response(),
         Err(e) => e,
@@ -207,7 +213,11 @@ async fn create_space_list(
     }
 }
 
-async fn get_folder_lists(AxumState(state): AxumState<SimState>, Path((_, id)): Path<(String, String)>, headers: HeaderMap) -> Response {
+async fn get_folder_lists(
+    AxumState(state): AxumState<SimState>,
+    Path((_, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
     match authorize(&state, &headers) {
         Ok(limits) => (limits, Json(lists_in(&state, None, Some(&id)))).into_response(),
         Err(e) => e,
@@ -296,7 +306,12 @@ async fn create_task(
     let tags: Vec<Value> = body
         .get("tags")
         .and_then(Value::as_array)
-        .map(|t| t.iter().filter_map(Value::as_str).map(|n| json!({"name": n, "tag_fg": "#800000", "tag_bg": "#2ecd6f"})).collect())
+        .map(|t| {
+            t.iter()
+                .filter_map(Value::as_str)
+                .map(|n| json!({"name": n, "tag_fg": "#800000", "tag_bg": "#2ecd6f"}))
+                .collect()
+        })
         .unwrap_or_default();
     let id = super::new_id("86");
     let created = now_ms();
@@ -326,7 +341,13 @@ mod tests {
 
     use super::*;
 
-    async fn call(app: &Router, method: &str, uri: &str, auth: Option<&str>, body: Value) -> (StatusCode, HeaderMap, Value) {
+    async fn call(
+        app: &Router,
+        method: &str,
+        uri: &str,
+        auth: Option<&str>,
+        body: Value,
+    ) -> (StatusCode, HeaderMap, Value) {
         let mut req = Request::builder().method(method).uri(uri).header("content-type", "application/json");
         if let Some(auth) = auth {
             req = req.header("authorization", auth);
@@ -342,7 +363,8 @@ mod tests {
         let state = SimState::default();
         let app = router().with_state(state.clone());
         for i in 0..150 {
-            let (status, ..) = call(&app, "POST", "/api/v2/list/77/task", Some("pk_1"), json!({"name": format!("t{i}")})).await;
+            let (status, ..) =
+                call(&app, "POST", "/api/v2/list/77/task", Some("pk_1"), json!({"name": format!("t{i}")})).await;
             assert_eq!(status, StatusCode::OK);
         }
         let (_, headers, page0) = call(&app, "GET", "/api/v2/list/77/task?page=0", Some("pk_1"), Value::Null).await;
@@ -370,12 +392,14 @@ mod tests {
         let (status, _, body) = call(&app, "POST", "/api/v2/space/1/list", Some("pk_1"), json!({"name": "Acme"})).await;
         assert_eq!((status, body["ECODE"].as_str()), (StatusCode::BAD_REQUEST, Some("SUBCAT_016")));
         // The same name is fine in a folder, and folder lists are not folderless lists of the space.
-        let (status, ..) = call(&app, "POST", "/api/v2/folder/5/list", Some("Bearer oauth"), json!({"name": "Acme"})).await;
+        let (status, ..) =
+            call(&app, "POST", "/api/v2/folder/5/list", Some("Bearer oauth"), json!({"name": "Acme"})).await;
         assert_eq!(status, StatusCode::OK);
         let (_, _, lists) = call(&app, "GET", "/api/v2/space/1/list", Some("pk_1"), Value::Null).await;
         assert_eq!(lists["lists"].as_array().unwrap().len(), 1);
         assert_eq!(state.clickup().created()["lists"], 2);
-        let (status, _, body) = call(&app, "POST", "/api/v2/list/9/task", Some("pk_1"), json!({"name": "x", "priority": 7})).await;
+        let (status, _, body) =
+            call(&app, "POST", "/api/v2/list/9/task", Some("pk_1"), json!({"name": "x", "priority": 7})).await;
         assert_eq!((status, body["ECODE"].as_str()), (StatusCode::BAD_REQUEST, Some("INPUT_006")));
     }
 }

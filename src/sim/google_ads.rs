@@ -63,13 +63,19 @@ impl State {
 
 pub fn router() -> Router<SimState> {
     Router::new()
-        .route("/token", post(|Shared(s): Shared<SimState>, body: Bytes| async move { token_endpoint(&s.google_ads().tokens, &body, true) }))
+        .route(
+            "/token",
+            post(|Shared(s): Shared<SimState>, body: Bytes| async move {
+                token_endpoint(&s.google_ads().tokens, &body, true)
+            }),
+        )
         .route("/{version}/customers/{customer}/{method}", post(query))
 }
 
 /// Google's 429 for a short-term quota, with the wait in `quotaErrorDetails.retryDelay`.
 pub fn throttled() -> Response {
-    let details = json!({"quotaErrorDetails": {"rateScope": "ACCOUNT", "rateName": "Requests per account", "retryDelay": "1s"}});
+    let details =
+        json!({"quotaErrorDetails": {"rateScope": "ACCOUNT", "rateName": "Requests per account", "retryDelay": "1s"}});
     ads_error(
         "v23",
         StatusCode::TOO_MANY_REQUESTS,
@@ -94,7 +100,15 @@ pub fn fault() -> Response {
 }
 
 /// The Google error envelope with a `GoogleAdsFailure` detail.
-fn ads_error(version: &str, status: StatusCode, rpc: &str, message: &str, code: (&str, &str), detail: &str, details: Option<Value>) -> Response {
+fn ads_error(
+    version: &str,
+    status: StatusCode,
+    rpc: &str,
+    message: &str,
+    code: (&str, &str),
+    detail: &str,
+    details: Option<Value>,
+) -> Response {
     let mut error = json!({"errorCode": {code.0: code.1}, "message": detail});
     if let Some(details) = details {
         error["details"] = details;
@@ -114,7 +128,15 @@ fn ads_error(version: &str, status: StatusCode, rpc: &str, message: &str, code: 
 }
 
 fn invalid(version: &str, code: (&str, &str), detail: &str) -> Response {
-    ads_error(version, StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", "Request contains an invalid argument.", code, detail, None)
+    ads_error(
+        version,
+        StatusCode::BAD_REQUEST,
+        "INVALID_ARGUMENT",
+        "Request contains an invalid argument.",
+        code,
+        detail,
+        None,
+    )
 }
 
 /// `POST /token` of Google's OAuth server (shared with the Drive simulator).
@@ -131,8 +153,16 @@ pub(super) fn token_endpoint(issued: &AtomicU64, body: &[u8], allow_refresh: boo
                 return refuse(StatusCode::UNAUTHORIZED, "invalid_client", "Unauthorized");
             }
             match field("refresh_token") {
-                None => return refuse(StatusCode::BAD_REQUEST, "invalid_request", "Missing required parameter: refresh_token"),
-                Some("bad") => return refuse(StatusCode::BAD_REQUEST, "invalid_grant", "Token has been expired or revoked."),
+                None => {
+                    return refuse(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_request",
+                        "Missing required parameter: refresh_token",
+                    );
+                }
+                Some("bad") => {
+                    return refuse(StatusCode::BAD_REQUEST, "invalid_grant", "Token has been expired or revoked.");
+                }
                 Some(_) => ADS_SCOPE.to_string(),
             }
         }
@@ -141,11 +171,14 @@ pub(super) fn token_endpoint(issued: &AtomicU64, body: &[u8], allow_refresh: boo
             Some(Err(description)) => return refuse(StatusCode::BAD_REQUEST, "invalid_grant", description),
             Some(Ok(scope)) => scope,
         },
-        Some(other) => return refuse(StatusCode::BAD_REQUEST, "unsupported_grant_type", &format!("Invalid grant_type: {other}")),
+        Some(other) => {
+            return refuse(StatusCode::BAD_REQUEST, "unsupported_grant_type", &format!("Invalid grant_type: {other}"));
+        }
         None => return refuse(StatusCode::BAD_REQUEST, "unsupported_grant_type", "Invalid grant_type: "),
     };
     issued.fetch_add(1, Ordering::Relaxed);
-    Json(json!({"access_token": new_id(TOKEN_PREFIX), "expires_in": 3599, "scope": scope, "token_type": "Bearer"})).into_response()
+    Json(json!({"access_token": new_id(TOKEN_PREFIX), "expires_in": 3599, "scope": scope, "token_type": "Bearer"}))
+        .into_response()
 }
 
 /// Checks an assertion's claims like Google does (not its signature); returns its scope.
@@ -155,7 +188,8 @@ fn jwt_claims(assertion: &str) -> Result<String, &'static str> {
         let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).ok()?;
         serde_json::from_slice(&bytes).ok()
     };
-    let (Some(header), Some(claims)) = (parts.first().and_then(|p| decode(p)), parts.get(1).and_then(|p| decode(p))) else {
+    let (Some(header), Some(claims)) = (parts.first().and_then(|p| decode(p)), parts.get(1).and_then(|p| decode(p)))
+    else {
         return Err("Invalid JWT Signature.");
     };
     if parts.len() != 3 || parts[2].is_empty() || header["alg"] != "RS256" {
@@ -164,7 +198,9 @@ fn jwt_claims(assertion: &str) -> Result<String, &'static str> {
     let now = Utc::now().timestamp();
     let (iat, exp) = (claims["iat"].as_i64().unwrap_or(0), claims["exp"].as_i64().unwrap_or(0));
     if exp <= iat || exp - iat > 3600 || iat > now + 300 || exp < now {
-        return Err("Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe. Check your iat and exp values in the JWT claim.");
+        return Err(
+            "Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe. Check your iat and exp values in the JWT claim.",
+        );
     }
     if claims["aud"] != TOKEN_URL {
         return Err("Invalid JWT: Failed audience check.");
@@ -184,7 +220,11 @@ pub(super) fn bearer_problem(headers: &HeaderMap) -> Option<&'static str> {
     }
 }
 
-async fn query(Path((version, customer, method)): Path<(String, String, String)>, headers: HeaderMap, body: Bytes) -> Response {
+async fn query(
+    Path((version, customer, method)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     match bearer_problem(&headers) {
         Some("missing") => {
             let body = json!({"error": {"code": 401, "status": "UNAUTHENTICATED",
@@ -193,12 +233,24 @@ async fn query(Path((version, customer, method)): Path<(String, String, String)>
         }
         Some(_) => {
             let message = "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential. See https://developers.google.com/identity/sign-in/web/devconsole-project.";
-            return ads_error(&version, StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", message, ("authenticationError", "OAUTH_TOKEN_INVALID"), "Oauth token is invalid.", None);
+            return ads_error(
+                &version,
+                StatusCode::UNAUTHORIZED,
+                "UNAUTHENTICATED",
+                message,
+                ("authenticationError", "OAUTH_TOKEN_INVALID"),
+                "Oauth token is invalid.",
+                None,
+            );
         }
         None => {}
     }
     if headers.get("developer-token").and_then(|v| v.to_str().ok()).is_none_or(|v| v.trim().is_empty()) {
-        return invalid(&version, ("requestError", "DEVELOPER_TOKEN_PARAMETER_MISSING"), "The developer-token parameter is required for all requests.");
+        return invalid(
+            &version,
+            ("requestError", "DEVELOPER_TOKEN_PARAMETER_MISSING"),
+            "The developer-token parameter is required for all requests.",
+        );
     }
     let stream = match method.as_str() {
         "googleAds:searchStream" => true,
@@ -209,19 +261,36 @@ async fn query(Path((version, customer, method)): Path<(String, String, String)>
         }
     };
     if customer.len() != 10 || !customer.bytes().all(|b| b.is_ascii_digit()) {
-        return invalid(&version, ("requestError", "INVALID_CUSTOMER_ID"), &format!("Invalid customer ID '{customer}'."));
+        return invalid(
+            &version,
+            ("requestError", "INVALID_CUSTOMER_ID"),
+            &format!("Invalid customer ID '{customer}'."),
+        );
     }
     if customer == "0000000000" {
         let detail = "User doesn't have permission to access customer. Note: If you're accessing a client customer, the manager's customer id must be set in the 'login-customer-id' header.";
         let message = "The caller does not have permission";
-        return ads_error(&version, StatusCode::FORBIDDEN, "PERMISSION_DENIED", message, ("authorizationError", "USER_PERMISSION_DENIED"), detail, None);
+        return ads_error(
+            &version,
+            StatusCode::FORBIDDEN,
+            "PERMISSION_DENIED",
+            message,
+            ("authorizationError", "USER_PERMISSION_DENIED"),
+            detail,
+            None,
+        );
     }
     let Ok(request) = serde_json::from_slice::<Value>(&body) else {
-        let body = json!({"error": {"code": 400, "message": "Invalid JSON payload received.", "status": "INVALID_ARGUMENT"}});
+        let body =
+            json!({"error": {"code": 400, "message": "Invalid JSON payload received.", "status": "INVALID_ARGUMENT"}});
         return (StatusCode::BAD_REQUEST, Json(body)).into_response();
     };
     let Some(gaql) = request["query"].as_str().filter(|q| !q.trim().is_empty()) else {
-        return invalid(&version, ("requestError", "REQUIRED_FIELD_MISSING"), "Required field was not specified: query.");
+        return invalid(
+            &version,
+            ("requestError", "REQUIRED_FIELD_MISSING"),
+            "Required field was not specified: query.",
+        );
     };
     let parsed = match Gaql::parse(gaql) {
         Ok(parsed) => parsed,
@@ -230,7 +299,8 @@ async fn query(Path((version, customer, method)): Path<(String, String, String)>
     let rows = parsed.rows(&customer);
     let request_id = new_id("");
     if stream {
-        let mut batch = json!({"fieldMask": parsed.field_mask, "requestId": request_id, "queryResourceConsumption": "1200"});
+        let mut batch =
+            json!({"fieldMask": parsed.field_mask, "requestId": request_id, "queryResourceConsumption": "1200"});
         if !rows.is_empty() {
             batch["results"] = Value::Array(rows);
         }
@@ -250,7 +320,8 @@ async fn query(Path((version, customer, method)): Path<(String, String, String)>
         page["results"] = Value::Array(rows[offset..end].to_vec());
     }
     if end < rows.len() {
-        page["nextPageToken"] = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{end}:{fingerprint}")).into();
+        page["nextPageToken"] =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{end}:{fingerprint}")).into();
     }
     ([("request-id", request_id)], Json(page)).into_response()
 }
@@ -278,7 +349,12 @@ impl Gaql {
         let campaigns = match resource {
             "customer" => false,
             "campaign" => true,
-            other => return Err(("BAD_RESOURCE_TYPE_IN_FROM_CLAUSE", format!("The simulator serves FROM customer and FROM campaign, not '{other}'."))),
+            other => {
+                return Err((
+                    "BAD_RESOURCE_TYPE_IN_FROM_CLAUSE",
+                    format!("The simulator serves FROM customer and FROM campaign, not '{other}'."),
+                ));
+            }
         };
         let field_mask = query[select + 7..from_at]
             .split(',')
@@ -287,23 +363,35 @@ impl Gaql {
             .collect::<Vec<_>>()
             .join(",");
         let between = "segments.date between '";
-        let at = lower.find(between).ok_or(("EXPECTED_FILTERS_ON_DATE_RANGE", "Filtering on segments.date is required.".to_string()))?;
+        let at = lower
+            .find(between)
+            .ok_or(("EXPECTED_FILTERS_ON_DATE_RANGE", "Filtering on segments.date is required.".to_string()))?;
         let rest = &query[at + between.len()..];
-        let bad = || ("INVALID_VALUE_WITH_BETWEEN_OPERATOR", "Expected segments.date BETWEEN 'YYYY-MM-DD' AND 'YYYY-MM-DD'.".to_string());
+        let bad = || {
+            (
+                "INVALID_VALUE_WITH_BETWEEN_OPERATOR",
+                "Expected segments.date BETWEEN 'YYYY-MM-DD' AND 'YYYY-MM-DD'.".to_string(),
+            )
+        };
         let (from, rest) = rest.split_once('\'').ok_or_else(bad)?;
         let rest = rest.trim_start();
-        let rest = rest.get(..4).filter(|k| k.eq_ignore_ascii_case("and ")).map(|_| rest[4..].trim_start()).ok_or_else(bad)?;
+        let rest =
+            rest.get(..4).filter(|k| k.eq_ignore_ascii_case("and ")).map(|_| rest[4..].trim_start()).ok_or_else(bad)?;
         let to = rest.strip_prefix('\'').and_then(|r| r.split_once('\'')).map(|(to, _)| to).ok_or_else(bad)?;
         let (from, to) = (from.parse::<NaiveDate>().map_err(|_| bad())?, to.parse::<NaiveDate>().map_err(|_| bad())?);
         if to < from || (to - from).num_days() > MAX_DAYS {
-            return Err(("INVALID_VALUE_WITH_BETWEEN_OPERATOR", format!("Date range {from}..{to} is empty or longer than {MAX_DAYS} days.")));
+            return Err((
+                "INVALID_VALUE_WITH_BETWEEN_OPERATOR",
+                format!("Date range {from}..{to} is empty or longer than {MAX_DAYS} days."),
+            ));
         }
         Ok(Self { campaigns, from, to, field_mask })
     }
 
     /// Rows in date order (then campaign); days without delivery are absent, like Google.
     fn rows(&self, customer: &str) -> Vec<Value> {
-        let currency = CURRENCIES[(unit(&[customer, "currency"]) * CURRENCIES.len() as f64) as usize % CURRENCIES.len()];
+        let currency =
+            CURRENCIES[(unit(&[customer, "currency"]) * CURRENCIES.len() as f64) as usize % CURRENCIES.len()];
         let budget = 40.0 + unit(&[customer, "budget"]) * 460.0;
         let customer_part = json!({"resourceName": format!("customers/{customer}"), "currencyCode": currency});
         let mut rows = Vec::new();
@@ -427,14 +515,23 @@ mod tests {
         assert_eq!((q.from.to_string(), q.to.to_string()), ("2026-06-01".into(), "2026-06-07".into()));
         assert_eq!(q.field_mask, "customer.currencyCode,segments.date,metrics.costMicros");
         assert!(Gaql::parse("SELECT campaign.id FROM campaign WHERE segments.date BETWEEN '2026-06-01' AND '2026-06-01' ORDER BY segments.date").unwrap().campaigns);
-        assert!(Gaql::parse("SELECT ad_group.id FROM ad_group WHERE segments.date BETWEEN '2026-06-01' AND '2026-06-02'").is_err());
+        assert!(
+            Gaql::parse("SELECT ad_group.id FROM ad_group WHERE segments.date BETWEEN '2026-06-01' AND '2026-06-02'")
+                .is_err()
+        );
         assert!(Gaql::parse("SELECT campaign.id FROM campaign").is_err());
-        assert!(Gaql::parse("SELECT campaign.id FROM campaign WHERE segments.date BETWEEN '2026-06-09' AND '2026-06-01'").is_err());
+        assert!(
+            Gaql::parse("SELECT campaign.id FROM campaign WHERE segments.date BETWEEN '2026-06-09' AND '2026-06-01'")
+                .is_err()
+        );
     }
 
     #[test]
     fn metrics_are_deterministic_with_quiet_days() {
-        let q = Gaql::parse("SELECT metrics.clicks FROM customer WHERE segments.date BETWEEN '2026-01-01' AND '2026-12-31'").unwrap();
+        let q = Gaql::parse(
+            "SELECT metrics.clicks FROM customer WHERE segments.date BETWEEN '2026-01-01' AND '2026-12-31'",
+        )
+        .unwrap();
         let rows = q.rows("1234567890");
         assert_eq!(rows, q.rows("1234567890"));
         assert_ne!(rows, q.rows("1234567891"));

@@ -111,13 +111,21 @@ pub fn router() -> Router<SimState> {
     Router::new()
         .route(
             "/token",
-            post(|Shared(s): Shared<SimState>, body: Bytes| async move { super::google_ads::token_endpoint(&s.google_drive().tokens, &body, false) }),
+            post(|Shared(s): Shared<SimState>, body: Bytes| async move {
+                super::google_ads::token_endpoint(&s.google_drive().tokens, &body, false)
+            }),
         )
         .route("/drive/v3/files", get(list).post(create))
 }
 
 /// The classic Google error body Drive answers with.
-fn drive_error(status: StatusCode, domain: &str, reason: &str, message: &str, location: Option<(&str, &str)>) -> Response {
+fn drive_error(
+    status: StatusCode,
+    domain: &str,
+    reason: &str,
+    message: &str,
+    location: Option<(&str, &str)>,
+) -> Response {
     let mut item = json!({"domain": domain, "reason": reason, "message": message});
     if let Some((location, kind)) = location {
         item["location"] = location.into();
@@ -140,8 +148,20 @@ fn invalid(location: &str) -> Response {
 
 fn unauthorized(headers: &HeaderMap) -> Option<Response> {
     match bearer_problem(headers)? {
-        "missing" => Some(drive_error(StatusCode::UNAUTHORIZED, "global", "required", "Login Required.", Some(("Authorization", "header")))),
-        _ => Some(drive_error(StatusCode::UNAUTHORIZED, "global", "authError", "Invalid Credentials", Some(("Authorization", "header")))),
+        "missing" => Some(drive_error(
+            StatusCode::UNAUTHORIZED,
+            "global",
+            "required",
+            "Login Required.",
+            Some(("Authorization", "header")),
+        )),
+        _ => Some(drive_error(
+            StatusCode::UNAUTHORIZED,
+            "global",
+            "authError",
+            "Invalid Credentials",
+            Some(("Authorization", "header")),
+        )),
     }
 }
 
@@ -173,7 +193,9 @@ enum Cond {
 impl Cond {
     fn matches(&self, f: &File) -> bool {
         match self {
-            Cond::Name { negate, contains, value } => (if *contains { f.name.contains(value.as_str()) } else { &f.name == value }) != *negate,
+            Cond::Name { negate, contains, value } => {
+                (if *contains { f.name.contains(value.as_str()) } else { &f.name == value }) != *negate
+            }
             Cond::Mime { negate, value } => (&f.mime_type == value) != *negate,
             Cond::Parent(id) => f.parents.contains(id),
             Cond::Trashed(t) => f.trashed == *t,
@@ -245,12 +267,16 @@ fn parse_query(q: &str) -> Option<Vec<Cond>> {
                     _ => return None,
                 }
             }
-            [Tok::Lit(id), Tok::Word(_), Tok::Word(_)] if word(1) == Some("in") && word(2) == Some("parents") => Cond::Parent(id.clone()),
-            [Tok::Word(_), Tok::Word(_), Tok::Word(value)] if word(0) == Some("trashed") && word(1) == Some("=") => match value.as_str() {
-                "true" => Cond::Trashed(true),
-                "false" => Cond::Trashed(false),
-                _ => return None,
-            },
+            [Tok::Lit(id), Tok::Word(_), Tok::Word(_)] if word(1) == Some("in") && word(2) == Some("parents") => {
+                Cond::Parent(id.clone())
+            }
+            [Tok::Word(_), Tok::Word(_), Tok::Word(value)] if word(0) == Some("trashed") && word(1) == Some("=") => {
+                match value.as_str() {
+                    "true" => Cond::Trashed(true),
+                    "false" => Cond::Trashed(false),
+                    _ => return None,
+                }
+            }
             _ => return None,
         };
         conds.push(cond);
@@ -262,9 +288,12 @@ async fn list(Shared(state): Shared<SimState>, headers: HeaderMap, RawQuery(quer
     if let Some(denied) = unauthorized(&headers) {
         return denied;
     }
-    let params: BTreeMap<String, String> = form_urlencoded::parse(query.unwrap_or_default().as_bytes()).into_owned().collect();
+    let params: BTreeMap<String, String> =
+        form_urlencoded::parse(query.unwrap_or_default().as_bytes()).into_owned().collect();
     let flag = |name: &str| params.get(name).is_some_and(|v| v == "true");
-    if params.get("corpora").is_some_and(|c| c == "drive") && (!params.contains_key("driveId") || !flag("includeItemsFromAllDrives") || !flag("supportsAllDrives")) {
+    if params.get("corpora").is_some_and(|c| c == "drive")
+        && (!params.contains_key("driveId") || !flag("includeItemsFromAllDrives") || !flag("supportsAllDrives"))
+    {
         return invalid("corpora");
     }
     let conds = match params.get("q").map(|q| parse_query(q)) {
@@ -277,15 +306,18 @@ async fn list(Shared(state): Shared<SimState>, headers: HeaderMap, RawQuery(quer
         Some(Ok(n)) if (1..=MAX_PAGE_SIZE).contains(&n) => n,
         Some(_) => return invalid("pageSize"),
     };
-    let offset = match params.get("pageToken").map(|t| t.strip_prefix("sim-page-").and_then(|o| o.parse::<usize>().ok())) {
-        None => 0,
-        Some(Some(offset)) => offset,
-        Some(None) => return invalid("pageToken"),
-    };
+    let offset =
+        match params.get("pageToken").map(|t| t.strip_prefix("sim-page-").and_then(|o| o.parse::<usize>().ok())) {
+            None => 0,
+            Some(Some(offset)) => offset,
+            Some(None) => return invalid("pageToken"),
+        };
     let fields = params.get("fields").map(String::as_str);
     // Insertion order is creation order, which is what `orderBy=createdTime` asks for.
-    let matching: Vec<File> = state.google_drive().files().into_iter().filter(|f| conds.iter().all(|c| c.matches(f))).collect();
-    let page: Vec<Value> = matching.iter().skip(offset).take(page_size).map(|f| render(f, fields.and_then(files_fields))).collect();
+    let matching: Vec<File> =
+        state.google_drive().files().into_iter().filter(|f| conds.iter().all(|c| c.matches(f))).collect();
+    let page: Vec<Value> =
+        matching.iter().skip(offset).take(page_size).map(|f| render(f, fields.and_then(files_fields))).collect();
     let mut body = json!({"files": page});
     if fields.is_none() {
         body["kind"] = "drive#fileList".into();
@@ -303,18 +335,34 @@ fn files_fields(fields: &str) -> Option<&str> {
     fields[start..].find(')').map(|end| &fields[start..start + end])
 }
 
-async fn create(Shared(state): Shared<SimState>, headers: HeaderMap, RawQuery(query): RawQuery, body: Bytes) -> Response {
+async fn create(
+    Shared(state): Shared<SimState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
     if let Some(denied) = unauthorized(&headers) {
         return denied;
     }
-    let params: BTreeMap<String, String> = form_urlencoded::parse(query.unwrap_or_default().as_bytes()).into_owned().collect();
+    let params: BTreeMap<String, String> =
+        form_urlencoded::parse(query.unwrap_or_default().as_bytes()).into_owned().collect();
     let Ok(request) = serde_json::from_slice::<Value>(&body) else {
         return drive_error(StatusCode::BAD_REQUEST, "global", "parseError", "Parse Error", None);
     };
     let parents: Vec<String> = match &request["parents"] {
         Value::Null => vec!["root".to_string()],
-        Value::Array(ids) if ids.len() == 1 && ids[0].is_string() => vec![ids[0].as_str().unwrap_or_default().to_string()],
-        _ => return drive_error(StatusCode::FORBIDDEN, "global", "cannotAddParent", "Increasing the number of parents is not allowed", None),
+        Value::Array(ids) if ids.len() == 1 && ids[0].is_string() => {
+            vec![ids[0].as_str().unwrap_or_default().to_string()]
+        }
+        _ => {
+            return drive_error(
+                StatusCode::FORBIDDEN,
+                "global",
+                "cannotAddParent",
+                "Increasing the number of parents is not allowed",
+                None,
+            );
+        }
     };
     let file = File {
         id: new_id("1sim"),
@@ -336,7 +384,12 @@ mod tests {
     #[test]
     fn parses_the_connectors_query_and_honours_escapes() {
         let name = r"O'Brien \ Co";
-        let q = format!("name = {} and {} in parents and mimeType = {} and trashed = false", quote(name), quote("root"), quote(FOLDER_MIME));
+        let q = format!(
+            "name = {} and {} in parents and mimeType = {} and trashed = false",
+            quote(name),
+            quote("root"),
+            quote(FOLDER_MIME)
+        );
         let conds = parse_query(&q).unwrap();
         assert_eq!(
             conds,
@@ -354,8 +407,17 @@ mod tests {
 
     #[test]
     fn list_fields_select_file_fields() {
-        assert_eq!(files_fields("nextPageToken,files(id,name,parents,webViewLink)"), Some("id,name,parents,webViewLink"));
-        let file = File { id: "1x".into(), name: "A".into(), mime_type: FOLDER_MIME.into(), parents: vec!["root".into()], trashed: false };
+        assert_eq!(
+            files_fields("nextPageToken,files(id,name,parents,webViewLink)"),
+            Some("id,name,parents,webViewLink")
+        );
+        let file = File {
+            id: "1x".into(),
+            name: "A".into(),
+            mime_type: FOLDER_MIME.into(),
+            parents: vec!["root".into()],
+            trashed: false,
+        };
         assert_eq!(render(&file, Some("id,name")), json!({"id": "1x", "name": "A"}));
         assert_eq!(render(&file, None)["kind"], "drive#file");
     }

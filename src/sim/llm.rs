@@ -37,7 +37,9 @@ impl State {
 }
 
 pub fn router() -> Router<SimState> {
-    Router::new().route("/anthropic/v1/messages", post(messages)).route("/openai/v1/chat/completions", post(chat_completions))
+    Router::new()
+        .route("/anthropic/v1/messages", post(messages))
+        .route("/openai/v1/chat/completions", post(chat_completions))
 }
 
 /// Anthropic's 429: wait a second, and the request budget says so too.
@@ -49,12 +51,16 @@ pub fn throttled() -> Response {
         ("anthropic-ratelimit-requests-remaining", "0".to_string()),
         ("anthropic-ratelimit-requests-reset", reset),
     ];
-    let body = anthropic_error_body("rate_limit_error", "Number of request tokens has exceeded your per-minute rate limit");
+    let body =
+        anthropic_error_body("rate_limit_error", "Number of request tokens has exceeded your per-minute rate limit");
     (StatusCode::TOO_MANY_REQUESTS, headers, Json(body)).into_response()
 }
 
 pub fn fault() -> Response {
-    (StatusCode::from_u16(529).unwrap_or(StatusCode::SERVICE_UNAVAILABLE), Json(anthropic_error_body("overloaded_error", "Overloaded")))
+    (
+        StatusCode::from_u16(529).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
+        Json(anthropic_error_body("overloaded_error", "Overloaded")),
+    )
         .into_response()
 }
 
@@ -67,7 +73,11 @@ fn anthropic_error(status: StatusCode, kind: &str, message: &str) -> Response {
 }
 
 fn openai_error(status: StatusCode, message: &str, kind: &str, param: Option<&str>, code: Option<&str>) -> Response {
-    (status, [("x-request-id", new_id("req_"))], Json(json!({"error": {"message": message, "type": kind, "param": param, "code": code}})))
+    (
+        status,
+        [("x-request-id", new_id("req_"))],
+        Json(json!({"error": {"message": message, "type": kind, "param": param, "code": code}})),
+    )
         .into_response()
 }
 
@@ -120,19 +130,20 @@ pub fn answer(prompt: &str, max_tokens: u32) -> (String, bool) {
         "keep budgets steady and review again next week",
     ][(unit(&[prompt, "advice"]) * 3.0) as usize % 3];
     let text = match figures.as_slice() {
-        [] => format!("Summary: no figures were provided, so performance cannot be judged yet. Recommendation: {advice}."),
+        [] => {
+            format!("Summary: no figures were provided, so performance cannot be judged yet. Recommendation: {advice}.")
+        }
         [one] => format!("Summary: the key figure is {one}; performance looks {outlook}. Recommendation: {advice}."),
         [init @ .., last] => {
-            format!("Summary: key figures are {} and {last}; performance looks {outlook}. Recommendation: {advice}.", init.join(", "))
+            format!(
+                "Summary: key figures are {} and {last}; performance looks {outlook}. Recommendation: {advice}.",
+                init.join(", ")
+            )
         }
     };
     let words: Vec<&str> = text.split_whitespace().collect();
     let fit = ((max_tokens as usize) * 3 / 4).max(1);
-    if estimate_tokens(&text) <= max_tokens {
-        (text, false)
-    } else {
-        (words[..fit.min(words.len())].join(" "), true)
-    }
+    if estimate_tokens(&text) <= max_tokens { (text, false) } else { (words[..fit.min(words.len())].join(" "), true) }
 }
 
 fn required_u32(body: &Value, field: &str) -> Option<u32> {
@@ -145,7 +156,11 @@ async fn messages(AxumState(state): AxumState<SimState>, headers: HeaderMap, bod
         return anthropic_error(StatusCode::UNAUTHORIZED, "authentication_error", "x-api-key header is required");
     }
     if header("anthropic-version").is_none() {
-        return anthropic_error(StatusCode::BAD_REQUEST, "invalid_request_error", "anthropic-version: header is required");
+        return anthropic_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "anthropic-version: header is required",
+        );
     }
     let Ok(body) = serde_json::from_slice::<Value>(&body) else {
         return anthropic_error(StatusCode::BAD_REQUEST, "invalid_request_error", "Request body is not valid JSON");
@@ -157,7 +172,11 @@ async fn messages(AxumState(state): AxumState<SimState>, headers: HeaderMap, bod
         return anthropic_error(StatusCode::BAD_REQUEST, "invalid_request_error", "max_tokens: Field required");
     };
     let Some(messages) = body.get("messages").and_then(Value::as_array).filter(|m| !m.is_empty()) else {
-        return anthropic_error(StatusCode::BAD_REQUEST, "invalid_request_error", "messages: at least one message is required");
+        return anthropic_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "messages: at least one message is required",
+        );
     };
     let prompt = messages.iter().map(|m| content_text(&m["content"])).collect::<Vec<_>>().join("\n");
     let system = body.get("system").map(content_text).unwrap_or_default();
@@ -188,16 +207,40 @@ async fn chat_completions(AxumState(state): AxumState<SimState>, headers: Header
         return openai_error(StatusCode::UNAUTHORIZED, message, "invalid_request_error", None, None);
     }
     let Ok(body) = serde_json::from_slice::<Value>(&body) else {
-        return openai_error(StatusCode::BAD_REQUEST, "We could not parse the JSON body of your request.", "invalid_request_error", None, None);
+        return openai_error(
+            StatusCode::BAD_REQUEST,
+            "We could not parse the JSON body of your request.",
+            "invalid_request_error",
+            None,
+            None,
+        );
     };
     let Some(model) = body.get("model").and_then(Value::as_str) else {
-        return openai_error(StatusCode::BAD_REQUEST, "you must provide a model parameter", "invalid_request_error", None, None);
+        return openai_error(
+            StatusCode::BAD_REQUEST,
+            "you must provide a model parameter",
+            "invalid_request_error",
+            None,
+            None,
+        );
     };
     let Some(messages) = body.get("messages").and_then(Value::as_array).filter(|m| !m.is_empty()) else {
-        return openai_error(StatusCode::BAD_REQUEST, "Missing required parameter: 'messages'.", "invalid_request_error", Some("messages"), Some("missing_required_parameter"));
+        return openai_error(
+            StatusCode::BAD_REQUEST,
+            "Missing required parameter: 'messages'.",
+            "invalid_request_error",
+            Some("messages"),
+            Some("missing_required_parameter"),
+        );
     };
-    let max_tokens = required_u32(&body, "max_completion_tokens").or_else(|| required_u32(&body, "max_tokens")).unwrap_or(4096);
-    let prompt = messages.iter().filter(|m| m["role"] != "system").map(|m| content_text(&m["content"])).collect::<Vec<_>>().join("\n");
+    let max_tokens =
+        required_u32(&body, "max_completion_tokens").or_else(|| required_u32(&body, "max_tokens")).unwrap_or(4096);
+    let prompt = messages
+        .iter()
+        .filter(|m| m["role"] != "system")
+        .map(|m| content_text(&m["content"]))
+        .collect::<Vec<_>>()
+        .join("\n");
     let all = messages.iter().map(|m| content_text(&m["content"])).collect::<Vec<_>>().join("\n");
     let (text, cut) = answer(&prompt, max_tokens.max(1));
     state.llm().completions.fetch_add(1, Ordering::Relaxed);

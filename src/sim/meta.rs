@@ -91,7 +91,10 @@ pub(crate) fn graph_error(status: StatusCode, mut error: Value) -> Response {
 }
 
 fn invalid(message: &str) -> Response {
-    graph_error(StatusCode::BAD_REQUEST, json!({"message": format!("(#100) {message}"), "type": "OAuthException", "code": 100}))
+    graph_error(
+        StatusCode::BAD_REQUEST,
+        json!({"message": format!("(#100) {message}"), "type": "OAuthException", "code": 100}),
+    )
 }
 
 fn insert_json_header(headers: &mut HeaderMap, name: &'static str, value: &Value) {
@@ -108,7 +111,8 @@ fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
 
 /// Token, `appsecret_proof` and node checks shared by every route; the node's digits on success.
 fn admit(node: &str, params: &[(String, String)], headers: &HeaderMap) -> Result<String, Box<Response>> {
-    let bearer = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    let bearer =
+        headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
     let token = param(params, "access_token").or(bearer).unwrap_or("").trim();
     let oauth = |message: &str, subcode: Option<i64>| {
         let mut e = json!({"message": message, "type": "OAuthException", "code": 190});
@@ -121,7 +125,10 @@ fn admit(node: &str, params: &[(String, String)], headers: &HeaderMap) -> Result
         return Err(Box::new(oauth("Invalid OAuth access token - Cannot parse access token", None)));
     }
     if token.starts_with("expired") {
-        return Err(Box::new(oauth("Error validating access token: Session has expired on Sunday, 01-Jun-25 10:00:00 PDT.", Some(463))));
+        return Err(Box::new(oauth(
+            "Error validating access token: Session has expired on Sunday, 01-Jun-25 10:00:00 PDT.",
+            Some(463),
+        )));
     }
     if let Some(proof) = param(params, "appsecret_proof")
         && (proof.len() != 64 || !proof.bytes().all(|b| b.is_ascii_hexdigit()))
@@ -155,10 +162,22 @@ fn with_usage(state: &SimState, account: &str, insights: bool, mut response: Res
         "total_cputime": pct / 2, "total_time": pct / 2, "estimated_time_to_regain_access": 0, "ads_api_access_tier": "standard_access"}]);
     let buc = Value::Object(Map::from_iter([(digits.to_string(), counters)]));
     insert_json_header(headers, "x-business-use-case-usage", &buc);
-    insert_json_header(headers, "x-ad-account-usage", &json!({"acc_id_util_pct": pct, "reset_time_duration": 0, "ads_api_access_tier": "standard_access"}));
-    insert_json_header(headers, "x-app-usage", &json!({"call_count": pct, "total_time": pct / 2, "total_cputime": pct / 2}));
+    insert_json_header(
+        headers,
+        "x-ad-account-usage",
+        &json!({"acc_id_util_pct": pct, "reset_time_duration": 0, "ads_api_access_tier": "standard_access"}),
+    );
+    insert_json_header(
+        headers,
+        "x-app-usage",
+        &json!({"call_count": pct, "total_time": pct / 2, "total_cputime": pct / 2}),
+    );
     if insights {
-        insert_json_header(headers, "x-fb-ads-insights-throttle", &json!({"app_id_util_pct": pct, "acc_id_util_pct": pct, "ads_api_access_tier": "standard_access"}));
+        insert_json_header(
+            headers,
+            "x-fb-ads-insights-throttle",
+            &json!({"app_id_util_pct": pct, "acc_id_util_pct": pct, "ads_api_access_tier": "standard_access"}),
+        );
     }
     response
 }
@@ -287,7 +306,9 @@ fn row(a: &Account, campaign: Option<&Campaign>, s: Stats, since: NaiveDate, unt
     let mut actions = vec![json!({"action_type": "link_click", "value": (s.clicks * 9 / 10).to_string()})];
     if s.purchases > 0 {
         let pixel = s.purchases * 9 / 10;
-        for (kind, n) in [("purchase", s.purchases), ("omni_purchase", s.purchases), ("offsite_conversion.fb_pixel_purchase", pixel)] {
+        for (kind, n) in
+            [("purchase", s.purchases), ("omni_purchase", s.purchases), ("offsite_conversion.fb_pixel_purchase", pixel)]
+        {
             actions.push(json!({"action_type": kind, "value": n.to_string()}));
         }
         let pixel_value = s.value_cents * 9 / 10;
@@ -296,7 +317,8 @@ fn row(a: &Account, campaign: Option<&Campaign>, s: Stats, since: NaiveDate, unt
             {"action_type": "omni_purchase", "value": money(s.value_cents)},
             {"action_type": "offsite_conversion.fb_pixel_purchase", "value": money(pixel_value)},
         ]);
-        r["purchase_roas"] = json!([{"action_type": "omni_purchase", "value": ratio(s.value_cents as f64, s.spend_cents as f64)}]);
+        r["purchase_roas"] =
+            json!([{"action_type": "omni_purchase", "value": ratio(s.value_cents as f64, s.spend_cents as f64)}]);
     }
     if s.clicks > 0 {
         r["actions"] = json!(actions);
@@ -381,7 +403,9 @@ async fn insights(
     let a = account_of(&digits);
     let level = param(&params, "level").unwrap_or("account");
     if !matches!(level, "account" | "campaign") {
-        return invalid(&format!("level must be one of the following values: account, campaign (the simulator does not serve `{level}`)"));
+        return invalid(&format!(
+            "level must be one of the following values: account, campaign (the simulator does not serve `{level}`)"
+        ));
     }
     let (since, until) = match param(&params, "time_range") {
         Some(raw) => {
@@ -391,7 +415,11 @@ async fn insights(
             });
             match parsed {
                 Some((s, u)) if s <= u => (s, u),
-                _ => return invalid("Param time_range must be a JSON object {\"since\":\"YYYY-MM-DD\",\"until\":\"YYYY-MM-DD\"} with since <= until"),
+                _ => {
+                    return invalid(
+                        "Param time_range must be a JSON object {\"since\":\"YYYY-MM-DD\",\"until\":\"YYYY-MM-DD\"} with since <= until",
+                    );
+                }
             }
         }
         // Graph's default: the last 30 days.
@@ -419,7 +447,12 @@ async fn insights(
             .collect();
         let mut emit = |campaign: Option<&Campaign>, s: Stats| {
             let full = row(&a, campaign, s, from, to);
-            rows.push(select(full, param(&params, "fields"), &["account_id", "impressions", "spend"], &["date_start", "date_stop"]));
+            rows.push(select(
+                full,
+                param(&params, "fields"),
+                &["account_id", "impressions", "spend"],
+                &["date_start", "date_stop"],
+            ));
         };
         if level == "campaign" {
             for (c, s) in campaigns.iter().zip(&per_campaign) {
@@ -470,7 +503,12 @@ fn paginate(rows: Vec<Value>, params: &[(String, String)], uri: &axum::http::Uri
     let cursor = |i: usize| URL_SAFE_NO_PAD.encode(i.to_string());
     let start = match param(params, "after") {
         None => 0,
-        Some(after) => match URL_SAFE_NO_PAD.decode(after).ok().and_then(|b| String::from_utf8(b).ok()).and_then(|s| s.parse::<usize>().ok()) {
+        Some(after) => match URL_SAFE_NO_PAD
+            .decode(after)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .and_then(|s| s.parse::<usize>().ok())
+        {
             Some(i) => i + 1,
             None => return invalid("Invalid cursor: after"),
         },

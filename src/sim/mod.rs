@@ -89,10 +89,8 @@ impl Default for SimState {
 impl SimState {
     /// Every platform starts with `behaviour`.
     pub fn new(behaviour: Behaviour) -> Self {
-        let inner = Inner {
-            counters: REGISTRY.iter().map(|p| (p.key, Counters::default())).collect(),
-            ..Inner::default()
-        };
+        let inner =
+            Inner { counters: REGISTRY.iter().map(|p| (p.key, Counters::default())).collect(), ..Inner::default() };
         let state = Self(Arc::new(inner));
         for p in REGISTRY {
             state.configure(p.key, behaviour.clone());
@@ -123,7 +121,9 @@ impl SimState {
         let limiter = behaviour.rate_per_second.map(|rate| {
             let period = Duration::from_secs_f64(1.0 / rate.max(0.001));
             let burst = NonZeroU32::new((rate.ceil() as u32).max(1)).unwrap_or(NonZeroU32::MIN);
-            Arc::new(RateLimiter::direct(Quota::with_period(period).unwrap_or(Quota::per_second(NonZeroU32::MIN)).allow_burst(burst)))
+            Arc::new(RateLimiter::direct(
+                Quota::with_period(period).unwrap_or(Quota::per_second(NonZeroU32::MIN)).allow_burst(burst),
+            ))
         });
         let mut limiters = self.0.limiters.lock().expect("sim limiters");
         match limiter {

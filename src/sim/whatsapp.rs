@@ -82,7 +82,12 @@ pub fn throttled() -> Response {
 }
 
 pub fn fault() -> Response {
-    error(StatusCode::INTERNAL_SERVER_ERROR, 131000, "(#131000) Something went wrong", "Something went wrong. Please try again later.")
+    error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        131000,
+        "(#131000) Something went wrong",
+        "Something went wrong. Please try again later.",
+    )
 }
 
 fn error(status: StatusCode, code: i64, message: &str, details: &str) -> Response {
@@ -107,7 +112,12 @@ async fn send(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let token = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).unwrap_or("").trim();
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("")
+        .trim();
     let oauth = |message: &str, subcode: Option<i64>| {
         let mut e = json!({"message": message, "type": "OAuthException", "code": 190});
         if let Some(sub) = subcode {
@@ -119,7 +129,10 @@ async fn send(
         return oauth("Invalid OAuth access token - Cannot parse access token", None);
     }
     if token.starts_with("expired") {
-        return oauth("Error validating access token: Session has expired on Sunday, 01-Jun-25 10:00:00 PDT.", Some(463));
+        return oauth(
+            "Error validating access token: Session has expired on Sunday, 01-Jun-25 10:00:00 PDT.",
+            Some(463),
+        );
     }
     if phone_number_id.is_empty() || !phone_number_id.bytes().all(|b| b.is_ascii_digit()) {
         return graph_error(
@@ -135,7 +148,9 @@ async fn send(
     let str_at = |pointer: &str| req.pointer(pointer).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty());
     match str_at("/messaging_product") {
         Some("whatsapp") => {}
-        Some(other) => return invalid(&format!("Param messaging_product must be one of {{WHATSAPP}} - got \"{other}\".")),
+        Some(other) => {
+            return invalid(&format!("Param messaging_product must be one of {{WHATSAPP}} - got \"{other}\"."));
+        }
         None => return invalid("The parameter messaging_product is required."),
     }
     let Some(input) = str_at("/to") else {
@@ -167,7 +182,11 @@ async fn send(
                 .collect();
             (name.to_string(), Some(language.to_string()), params)
         }
-        other => return invalid(&format!("Param type must be one of {{TEXT, TEMPLATE}} in this simulator - got \"{other}\".")),
+        other => {
+            return invalid(&format!(
+                "Param type must be one of {{TEXT, TEMPLATE}} in this simulator - got \"{other}\"."
+            ));
+        }
     };
     // The deterministic "customer last wrote more than 24 h ago" case.
     if kind == "text" && to.ends_with("47") {
@@ -198,5 +217,6 @@ async fn send(
     if kind == "template" {
         message["message_status"] = json!("accepted");
     }
-    Json(json!({"messaging_product": "whatsapp", "contacts": [{"input": input, "wa_id": to}], "messages": [message]})).into_response()
+    Json(json!({"messaging_product": "whatsapp", "contacts": [{"input": input, "wa_id": to}], "messages": [message]}))
+        .into_response()
 }

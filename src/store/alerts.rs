@@ -147,7 +147,13 @@ pub struct NewAlert {
 /// run and status and takes the new severity, message and figures. An alert is
 /// new to `run_id` when its `run_id` is that run (first raised by it, possibly in
 /// an earlier attempt of the same task). `alerts` must not repeat a (kind, subject).
-pub async fn record(conn: &mut PgConnection, client_id: Uuid, run_id: Option<Uuid>, day: NaiveDate, alerts: &[NewAlert]) -> Result<Vec<Alert>, sqlx::Error> {
+pub async fn record(
+    conn: &mut PgConnection,
+    client_id: Uuid,
+    run_id: Option<Uuid>,
+    day: NaiveDate,
+    alerts: &[NewAlert],
+) -> Result<Vec<Alert>, sqlx::Error> {
     if alerts.is_empty() {
         return Ok(vec![]);
     }
@@ -224,7 +230,12 @@ pub struct AlertFilter {
 }
 
 /// Newest first, before the `before` id.
-pub async fn list(conn: &mut PgConnection, f: &AlertFilter, before: Option<Uuid>, limit: i64) -> Result<Vec<Alert>, sqlx::Error> {
+pub async fn list(
+    conn: &mut PgConnection,
+    f: &AlertFilter,
+    before: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<Alert>, sqlx::Error> {
     let rows = sqlx::query_as!(
         AlertRow,
         "SELECT id, client_id, run_id, kind, severity, subject, day, message, data, status,

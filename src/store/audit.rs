@@ -73,7 +73,12 @@ pub struct AuditFilter {
 }
 
 /// Newest first, before the `before` id.
-pub async fn list(conn: &mut PgConnection, f: &AuditFilter, before: Option<i64>, limit: i64) -> Result<Vec<AuditRow>, sqlx::Error> {
+pub async fn list(
+    conn: &mut PgConnection,
+    f: &AuditFilter,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<AuditRow>, sqlx::Error> {
     let actor_id = f.actor.as_deref().and_then(|a| Uuid::parse_str(a).ok());
     sqlx::query_as!(
         AuditRow,

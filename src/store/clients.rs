@@ -105,7 +105,10 @@ pub async fn find(conn: &mut PgConnection, key: &ClientKey, for_update: bool) ->
     let id = match key {
         ClientKey::Id(id) => *id,
         ClientKey::Slug(slug) => {
-            match sqlx::query_scalar!("SELECT id FROM knowledge.clients WHERE slug = $1", slug).fetch_optional(&mut *conn).await? {
+            match sqlx::query_scalar!("SELECT id FROM knowledge.clients WHERE slug = $1", slug)
+                .fetch_optional(&mut *conn)
+                .await?
+            {
                 Some(id) => id,
                 None => return Ok(None),
             }

@@ -40,7 +40,12 @@ pub struct LlmDay {
 }
 
 /// LLM usage per client and UTC day of `at`, `from..=to`. Usage tied to no client is left out.
-pub async fn llm_by_day(conn: &mut PgConnection, from: NaiveDate, to: NaiveDate, client: Option<Uuid>) -> Result<Vec<LlmDay>, sqlx::Error> {
+pub async fn llm_by_day(
+    conn: &mut PgConnection,
+    from: NaiveDate,
+    to: NaiveDate,
+    client: Option<Uuid>,
+) -> Result<Vec<LlmDay>, sqlx::Error> {
     sqlx::query_as!(
         LlmDay,
         r#"SELECT u.client_id AS "client_id!", c.slug AS client_slug, (u.at AT TIME ZONE 'UTC')::date AS "day!",
@@ -69,7 +74,12 @@ pub struct CallsDay {
     pub calls: i64,
 }
 
-pub async fn calls_by_day(conn: &mut PgConnection, from: NaiveDate, to: NaiveDate, client: Option<Uuid>) -> Result<Vec<CallsDay>, sqlx::Error> {
+pub async fn calls_by_day(
+    conn: &mut PgConnection,
+    from: NaiveDate,
+    to: NaiveDate,
+    client: Option<Uuid>,
+) -> Result<Vec<CallsDay>, sqlx::Error> {
     sqlx::query_as!(
         CallsDay,
         r#"SELECT p.client_id, c.slug AS client_slug, p.platform, p.day, p.calls::bigint AS "calls!"

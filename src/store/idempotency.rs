@@ -35,7 +35,14 @@ pub enum Claim {
 
 /// Takes the key for this request, or reports what holds it. An expired key, or one whose
 /// request died while in flight (lock passed), is taken over.
-pub async fn claim(pool: &PgPool, token_id: Uuid, key: &str, hash: &str, lock_secs: f64, ttl_hours: i32) -> Result<Claim, sqlx::Error> {
+pub async fn claim(
+    pool: &PgPool,
+    token_id: Uuid,
+    key: &str,
+    hash: &str,
+    lock_secs: f64,
+    ttl_hours: i32,
+) -> Result<Claim, sqlx::Error> {
     let acquired = sqlx::query_scalar!(
         r#"INSERT INTO engine.idempotency_keys (token_id, key, request_hash, state, locked_until, expires_at)
            VALUES ($1, $2, $3, 'in_progress', now() + make_interval(secs => $4), now() + make_interval(hours => $5))
@@ -87,7 +94,14 @@ pub async fn claim(pool: &PgPool, token_id: Uuid, key: &str, hash: &str, lock_se
 }
 
 /// Stores the response; `sealed_body` is the body sealed with the key ring.
-pub async fn complete(pool: &PgPool, token_id: Uuid, key: &str, status: i16, headers: &serde_json::Value, sealed_body: &str) -> Result<(), sqlx::Error> {
+pub async fn complete(
+    pool: &PgPool,
+    token_id: Uuid,
+    key: &str,
+    status: i16,
+    headers: &serde_json::Value,
+    sealed_body: &str,
+) -> Result<(), sqlx::Error> {
     sqlx::query!(
         "UPDATE engine.idempotency_keys
          SET state = 'completed', response_status = $3, response_headers = $4, response_body = NULL, response_sealed = $5
@@ -125,7 +139,12 @@ pub struct Unsealed {
 
 /// Up to `limit` rows after (`token_id`, `key`) whose body is plaintext, or (with
 /// `current_prefix`, e.g. `v1:1a2b3c4d:`) sealed under another key than the current one.
-pub async fn to_seal(pool: &PgPool, after: (Uuid, &str), current_prefix: Option<&str>, limit: i64) -> Result<Vec<Unsealed>, sqlx::Error> {
+pub async fn to_seal(
+    pool: &PgPool,
+    after: (Uuid, &str),
+    current_prefix: Option<&str>,
+    limit: i64,
+) -> Result<Vec<Unsealed>, sqlx::Error> {
     let rows = sqlx::query!(
         "SELECT token_id, key, response_body, response_sealed FROM engine.idempotency_keys
          WHERE (token_id, key) > ($1, $2)

@@ -7,7 +7,13 @@ use uuid::Uuid;
 
 /// Records a message unless its id was seen before. True when this call recorded
 /// it (the caller processes it); false for a duplicate delivery.
-pub async fn record(conn: &mut PgConnection, message_id: &str, sender: &str, body: &str, command: Option<&str>) -> Result<bool, sqlx::Error> {
+pub async fn record(
+    conn: &mut PgConnection,
+    message_id: &str,
+    sender: &str,
+    body: &str,
+    command: Option<&str>,
+) -> Result<bool, sqlx::Error> {
     let done = sqlx::query!(
         "INSERT INTO engine.inbound_messages (message_id, sender, body, command) VALUES ($1, $2, $3, $4)
          ON CONFLICT (message_id) DO NOTHING",
@@ -23,14 +29,19 @@ pub async fn record(conn: &mut PgConnection, message_id: &str, sender: &str, bod
 
 /// Keeps the answer sent for a message.
 pub async fn set_reply(conn: &mut PgConnection, message_id: &str, reply: &str) -> Result<(), sqlx::Error> {
-    sqlx::query!("UPDATE engine.inbound_messages SET reply = $2 WHERE message_id = $1", message_id, reply).execute(conn).await?;
+    sqlx::query!("UPDATE engine.inbound_messages SET reply = $2 WHERE message_id = $1", message_id, reply)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
 pub async fn open_alerts(conn: &mut PgConnection, client_id: Uuid) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar!(r#"SELECT count(*) AS "n!" FROM engine.alerts WHERE client_id = $1 AND status = 'open'"#, client_id)
-        .fetch_one(conn)
-        .await
+    sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM engine.alerts WHERE client_id = $1 AND status = 'open'"#,
+        client_id
+    )
+    .fetch_one(conn)
+    .await
 }
 
 pub struct LatestReport {

@@ -33,7 +33,12 @@ impl From<EntryRow> for KnowledgeEntry {
     }
 }
 
-pub async fn insert(conn: &mut PgConnection, id: Uuid, client_id: Uuid, e: &KnowledgeInput) -> Result<KnowledgeEntry, sqlx::Error> {
+pub async fn insert(
+    conn: &mut PgConnection,
+    id: Uuid,
+    client_id: Uuid,
+    e: &KnowledgeInput,
+) -> Result<KnowledgeEntry, sqlx::Error> {
     let row = sqlx::query_as!(
         EntryRow,
         "INSERT INTO knowledge.entries (id, client_id, kind, title, body, tags)

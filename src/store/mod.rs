@@ -25,7 +25,11 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// A pool whose connections cancel any statement running longer than
 /// `statement_timeout` (None: no limit), so a stuck query cannot hold a request
 /// and its connection for ever.
-pub async fn connect(url: &str, max_connections: u32, statement_timeout: Option<Duration>) -> Result<PgPool, sqlx::Error> {
+pub async fn connect(
+    url: &str,
+    max_connections: u32,
+    statement_timeout: Option<Duration>,
+) -> Result<PgPool, sqlx::Error> {
     connect_with(url.parse()?, max_connections, statement_timeout).await
 }
 

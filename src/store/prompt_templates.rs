@@ -80,7 +80,11 @@ pub async fn versions(conn: &mut PgConnection, key: &str) -> Result<Vec<VersionR
 }
 
 /// The current version of each key, in key order, after `after`.
-pub async fn list_current(conn: &mut PgConnection, after: Option<&str>, limit: i64) -> Result<Vec<TemplateRow>, sqlx::Error> {
+pub async fn list_current(
+    conn: &mut PgConnection,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<TemplateRow>, sqlx::Error> {
     sqlx::query_as!(
         TemplateRow,
         "SELECT DISTINCT ON (key) key, version, description, system, body, created_by, created_at
@@ -153,7 +157,16 @@ pub async fn seed_defaults(pool: &PgPool) -> Result<Vec<String>, sqlx::Error> {
         .await?;
         if let Some(row) = row {
             let actor = Actor { token_id: None, name: "seed".into(), request_id: None };
-            audit::record(&mut tx, &actor, "prompt_template.create", "prompt_template", &row.key, None::<&()>, Some(&row)).await?;
+            audit::record(
+                &mut tx,
+                &actor,
+                "prompt_template.create",
+                "prompt_template",
+                &row.key,
+                None::<&()>,
+                Some(&row),
+            )
+            .await?;
             seeded.push(row.key);
         }
     }

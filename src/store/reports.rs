@@ -85,7 +85,12 @@ pub async fn find(conn: &mut PgConnection, id: Uuid) -> Result<Option<ReportRow>
 }
 
 /// The report a run already wrote for a client (a retried task reuses it).
-pub async fn find_for_run(conn: &mut PgConnection, run_id: Uuid, client_id: Uuid, kind: &str) -> Result<Option<ReportRow>, sqlx::Error> {
+pub async fn find_for_run(
+    conn: &mut PgConnection,
+    run_id: Uuid,
+    client_id: Uuid,
+    kind: &str,
+) -> Result<Option<ReportRow>, sqlx::Error> {
     sqlx::query_as!(
         ReportRow,
         "SELECT id, client_id, run_id, kind, period_start, period_end, body, figures, model, input_tokens,
@@ -111,7 +116,12 @@ pub struct ReportFilter {
 }
 
 /// Newest first, before the `before` id.
-pub async fn list(conn: &mut PgConnection, f: &ReportFilter, before: Option<Uuid>, limit: i64) -> Result<Vec<ReportRow>, sqlx::Error> {
+pub async fn list(
+    conn: &mut PgConnection,
+    f: &ReportFilter,
+    before: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<ReportRow>, sqlx::Error> {
     sqlx::query_as!(
         ReportRow,
         "SELECT id, client_id, run_id, kind, period_start, period_end, body, figures, model, input_tokens,

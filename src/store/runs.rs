@@ -77,9 +77,12 @@ pub async fn create(conn: &mut PgConnection, new: &NewRun<'_>) -> Result<RunRow,
     crate::events::emit(&mut *conn, "run.started", &event_data(&run, None)).await?;
     if tasks.rows_affected() == 0 {
         // Nothing to do: the run is born finished.
-        sqlx::query!("UPDATE engine.runs SET status = 'succeeded', started_at = now(), finished_at = now() WHERE id = $1", id)
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query!(
+            "UPDATE engine.runs SET status = 'succeeded', started_at = now(), finished_at = now() WHERE id = $1",
+            id
+        )
+        .execute(&mut *conn)
+        .await?;
         let run = find(&mut *conn, id).await?.expect("just created");
         crate::events::emit(&mut *conn, "run.succeeded", &event_data(&run, Some(TaskCounts::default()))).await?;
         announce(conn, &run).await?;
@@ -111,7 +114,12 @@ pub struct RunFilter {
 }
 
 /// Newest first, before the `before` id.
-pub async fn list(conn: &mut PgConnection, f: &RunFilter, before: Option<Uuid>, limit: i64) -> Result<Vec<RunRow>, sqlx::Error> {
+pub async fn list(
+    conn: &mut PgConnection,
+    f: &RunFilter,
+    before: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<RunRow>, sqlx::Error> {
     sqlx::query_as!(
         RunRow,
         "SELECT id, workflow, workflow_version, status, trigger, params, dry_run, callback_url, schedule_id,
@@ -169,7 +177,13 @@ pub async fn counts(conn: &mut PgConnection, run_id: Uuid) -> Result<TaskCounts,
     )
     .fetch_one(conn)
     .await?;
-    Ok(TaskCounts { queued: r.queued, running: r.running, succeeded: r.succeeded, failed: r.failed, canceled: r.canceled })
+    Ok(TaskCounts {
+        queued: r.queued,
+        running: r.running,
+        succeeded: r.succeeded,
+        failed: r.failed,
+        canceled: r.canceled,
+    })
 }
 
 #[derive(Debug, Clone)]
@@ -186,7 +200,12 @@ pub struct TaskRow {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
-pub async fn tasks(conn: &mut PgConnection, run_id: Uuid, after: Option<Uuid>, limit: i64) -> Result<Vec<TaskRow>, sqlx::Error> {
+pub async fn tasks(
+    conn: &mut PgConnection,
+    run_id: Uuid,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<TaskRow>, sqlx::Error> {
     sqlx::query_as!(
         TaskRow,
         "SELECT id, run_id, client_id, status, attempt, max_attempts, result, error, started_at, finished_at
@@ -243,7 +262,12 @@ pub async fn claim(pool: &PgPool, worker: &str, lease_secs: f64, limit: i64) -> 
 }
 
 /// Extends a held lease. `None` when the lease was lost; `Some(true)` when the run was canceled.
-pub async fn heartbeat(pool: &PgPool, task_id: Uuid, worker: &str, lease_secs: f64) -> Result<Option<bool>, sqlx::Error> {
+pub async fn heartbeat(
+    pool: &PgPool,
+    task_id: Uuid,
+    worker: &str,
+    lease_secs: f64,
+) -> Result<Option<bool>, sqlx::Error> {
     let row = sqlx::query_scalar!(
         r#"UPDATE engine.tasks t SET locked_until = now() + make_interval(secs => $3)
            WHERE t.id = $1 AND t.locked_by = $2 AND t.status = 'running'
@@ -274,7 +298,12 @@ pub async fn succeed(pool: &PgPool, task_id: Uuid, worker: &str, result: &Value)
 
 /// Marks many held tasks succeeded in one statement (one commit for the batch).
 /// Returns (task, run) of those whose lease was still held.
-pub async fn succeed_many(pool: &PgPool, worker: &str, ids: &[Uuid], results: &[Value]) -> Result<Vec<(Uuid, Uuid)>, sqlx::Error> {
+pub async fn succeed_many(
+    pool: &PgPool,
+    worker: &str,
+    ids: &[Uuid],
+    results: &[Value],
+) -> Result<Vec<(Uuid, Uuid)>, sqlx::Error> {
     let rows = sqlx::query!(
         "UPDATE engine.tasks t SET status = 'succeeded', result = u.result, error = NULL, locked_by = NULL,
                 locked_until = NULL, finished_at = now()
@@ -292,7 +321,14 @@ pub async fn succeed_many(pool: &PgPool, worker: &str, ids: &[Uuid], results: &[
 
 /// Records a failure: back to the queue after `retry_in_secs` while attempts remain
 /// (and the error is retryable), else `failed`. False when the lease was lost.
-pub async fn fail(pool: &PgPool, task_id: Uuid, worker: &str, error: &str, retryable: bool, retry_in_secs: f64) -> Result<bool, sqlx::Error> {
+pub async fn fail(
+    pool: &PgPool,
+    task_id: Uuid,
+    worker: &str,
+    error: &str,
+    retryable: bool,
+    retry_in_secs: f64,
+) -> Result<bool, sqlx::Error> {
     // A task of a canceled run ends canceled: never back in the queue.
     let done = sqlx::query!(
         "UPDATE engine.tasks t
@@ -467,7 +503,12 @@ pub struct Effect {
     pub dry_run: bool,
 }
 
-pub async fn effect(conn: &mut PgConnection, run_id: Uuid, client_id: Uuid, step: &str) -> Result<Option<Effect>, sqlx::Error> {
+pub async fn effect(
+    conn: &mut PgConnection,
+    run_id: Uuid,
+    client_id: Uuid,
+    step: &str,
+) -> Result<Option<Effect>, sqlx::Error> {
     let row = sqlx::query!(
         "SELECT result, dry_run FROM engine.effects WHERE run_id = $1 AND client_id = $2 AND step = $3",
         run_id,
@@ -479,7 +520,14 @@ pub async fn effect(conn: &mut PgConnection, run_id: Uuid, client_id: Uuid, step
     Ok(row.map(|r| Effect { result: r.result, dry_run: r.dry_run }))
 }
 
-pub async fn record_effect(conn: &mut PgConnection, run_id: Uuid, client_id: Uuid, step: &str, result: &Value, dry_run: bool) -> Result<(), sqlx::Error> {
+pub async fn record_effect(
+    conn: &mut PgConnection,
+    run_id: Uuid,
+    client_id: Uuid,
+    step: &str,
+    result: &Value,
+    dry_run: bool,
+) -> Result<(), sqlx::Error> {
     sqlx::query!(
         "INSERT INTO engine.effects (run_id, client_id, step, result, dry_run) VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (run_id, client_id, step) DO NOTHING",

@@ -48,7 +48,12 @@ pub async fn find(conn: &mut PgConnection, id: Uuid) -> Result<Option<TokenRow>,
     .await
 }
 
-pub async fn list(conn: &mut PgConnection, after: Option<Uuid>, limit: i64, include_revoked: bool) -> Result<Vec<TokenRow>, sqlx::Error> {
+pub async fn list(
+    conn: &mut PgConnection,
+    after: Option<Uuid>,
+    limit: i64,
+    include_revoked: bool,
+) -> Result<Vec<TokenRow>, sqlx::Error> {
     sqlx::query_as!(
         TokenRow,
         "SELECT id, name, scopes, created_by, created_at, expires_at, revoked_at, last_used_at

@@ -110,7 +110,9 @@ impl Workflow for ClientOnboarding {
                 v.text(field, id, 1, 64);
             }
         }
-        for (field, value, max) in [("params.welcome_template", &p.welcome_template, 512), ("params.language", &p.language, 15)] {
+        for (field, value, max) in
+            [("params.welcome_template", &p.welcome_template, 512), ("params.language", &p.language, 15)]
+        {
             v.text(field, value, 1, max);
             if value.chars().any(char::is_whitespace) {
                 v.add(field, "must not contain spaces");
@@ -144,12 +146,23 @@ async fn onboard(ctx: &TaskContext) -> Result<Value, StepError> {
                 (Some(space), _) => ListLocation::Space(space.clone()),
                 (_, Some(folder)) => ListLocation::Folder(folder.clone()),
                 _ => platforms.clickup.settings().default_location().ok_or_else(|| {
-                    StepError::permanent("no ClickUp location: give params.space_id or params.folder_id, or set CLICKUP_SPACE_ID")
+                    StepError::permanent(
+                        "no ClickUp location: give params.space_id or params.folder_id, or set CLICKUP_SPACE_ID",
+                    )
                 })?,
             };
-            let (list, list_created) = platforms.clickup.find_or_create_list(&format!("{name} — Onboarding"), location).await?;
-            let tasks = platforms.clickup.ensure_tasks(&list.id, &default_onboarding_template(), chrono::Utc::now().date_naive()).await?;
-            Ok(ClickupProject { list_id: list.id, list_created, task_ids: tasks.task_ids, tasks_created: tasks.created })
+            let (list, list_created) =
+                platforms.clickup.find_or_create_list(&format!("{name} — Onboarding"), location).await?;
+            let tasks = platforms
+                .clickup
+                .ensure_tasks(&list.id, &default_onboarding_template(), chrono::Utc::now().date_naive())
+                .await?;
+            Ok(ClickupProject {
+                list_id: list.id,
+                list_created,
+                task_ids: tasks.task_ids,
+                tasks_created: tasks.created,
+            })
         })
         .await?;
 
@@ -174,7 +187,10 @@ async fn onboard(ctx: &TaskContext) -> Result<Value, StepError> {
                 let sent: Option<Sent> = ctx
                     .effect("welcome_message", || async {
                         platforms.ensure_configured("whatsapp")?;
-                        let sent = platforms.whatsapp.send_template(&to, &params.welcome_template, &params.language, std::slice::from_ref(&name)).await?;
+                        let sent = platforms
+                            .whatsapp
+                            .send_template(&to, &params.welcome_template, &params.language, std::slice::from_ref(&name))
+                            .await?;
                         Ok(Sent { message_id: sent.id, to: sent.to })
                     })
                     .await?;
@@ -240,8 +256,21 @@ async fn update_client(ctx: &TaskContext, change: impl FnOnce(&mut ClientInput))
     let fields = input.validate().map_err(|e| StepError::permanent(format!("the client update was refused: {e:?}")))?;
     let after = store::clients::update(&mut tx, before.id, &fields).await?;
     crate::events::emit(&mut tx, "client.updated", &after).await?;
-    let actor = Actor { token_id: None, name: format!("workflow:{}", ctx.run.workflow), request_id: Some(ctx.run.id.to_string()) };
-    store::audit::record(&mut tx, &actor, "client.update", "client", &after.id.to_string(), Some(&before), Some(&after)).await?;
+    let actor = Actor {
+        token_id: None,
+        name: format!("workflow:{}", ctx.run.workflow),
+        request_id: Some(ctx.run.id.to_string()),
+    };
+    store::audit::record(
+        &mut tx,
+        &actor,
+        "client.update",
+        "client",
+        &after.id.to_string(),
+        Some(&before),
+        Some(&after),
+    )
+    .await?;
     tx.commit().await?;
     ctx.state.clients.forget(after.id);
     Ok(after)

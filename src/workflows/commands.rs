@@ -25,9 +25,16 @@ pub const REPORT_EXCERPT_CHARS: usize = 600;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     Help,
-    Status { client: String },
-    Run { workflow: String, client: Option<String> },
-    Report { client: String },
+    Status {
+        client: String,
+    },
+    Run {
+        workflow: String,
+        client: Option<String>,
+    },
+    Report {
+        client: String,
+    },
     /// A known command with the wrong arguments: the usage line to send back.
     Usage(&'static str),
     Unknown,
@@ -117,7 +124,8 @@ async fn status(state: &AppState, raw: &str) -> anyhow::Result<String> {
     let pacing = pacing_for(state, &client, None).await.map_err(|e| anyhow::anyhow!("pacing: {}", e.detail))?;
     let mut conn = state.pool.acquire().await?;
     let alerts = store::inbound::open_alerts(&mut conn, client.id).await?;
-    let mut text = format!("{} — pacing {} (as of {}, {}):\n", client.name, pacing.month, pacing.as_of, pacing.currency);
+    let mut text =
+        format!("{} — pacing {} (as of {}, {}):\n", client.name, pacing.month, pacing.as_of, pacing.currency);
     for p in &pacing.platforms {
         let status = serde_json::to_value(p.status).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
         let budget = p.budget.map(money).unwrap_or_else(|| "no budget".into());
@@ -144,7 +152,10 @@ async fn run(state: &AppState, sender: &str, key: &str, client: Option<&str>) ->
         Ok(p) => p,
         Err(fields) => {
             let names: Vec<String> = fields.iter().map(|f| format!("{} ({})", f.field, f.message)).collect();
-            return Ok(format!("`{key}` needs parameters that a message cannot give: {}. Start it from the API.", names.join(", ")));
+            return Ok(format!(
+                "`{key}` needs parameters that a message cannot give: {}. Start it from the API.",
+                names.join(", ")
+            ));
         }
     };
     let target = match client {

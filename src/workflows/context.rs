@@ -81,7 +81,15 @@ impl TaskContext {
         drop(conn);
         if self.run.dry_run {
             let mut conn = self.state.pool.acquire().await?;
-            store::runs::record_effect(&mut conn, self.run.id, self.client.id, step, &serde_json::json!({"skipped": "dry run"}), true).await?;
+            store::runs::record_effect(
+                &mut conn,
+                self.run.id,
+                self.client.id,
+                step,
+                &serde_json::json!({"skipped": "dry run"}),
+                true,
+            )
+            .await?;
             return Ok(None);
         }
         let result = act().await?;

@@ -117,12 +117,17 @@ async fn monitor(ctx: &TaskContext, max_attempts: i32) -> Result<Value, StepErro
 
     // Platform calls first, with no transaction open.
     let linked = linked_ad_accounts(client);
-    let results = join_all(linked.iter().map(|(platform, account)| fetch(&ctx.state, platform, account, from, day))).await;
-    let errors: Vec<(bool, String)> = results.iter().filter_map(|r| r.as_ref().err()).map(|e| (e.retryable, e.to_string())).collect();
+    let results =
+        join_all(linked.iter().map(|(platform, account)| fetch(&ctx.state, platform, account, from, day))).await;
+    let errors: Vec<(bool, String)> =
+        results.iter().filter_map(|r| r.as_ref().err()).map(|e| (e.retryable, e.to_string())).collect();
     let complete = errors.is_empty();
     // Every platform failed for a passing reason: worth another attempt while attempts
     // remain; the last one records the failures as alerts and then fails the task.
-    let retry_reason = (!linked.is_empty() && errors.len() == linked.len() && errors.iter().all(|(retryable, _)| *retryable)).then(|| {
+    let retry_reason = (!linked.is_empty()
+        && errors.len() == linked.len()
+        && errors.iter().all(|(retryable, _)| *retryable))
+    .then(|| {
         let why: Vec<&str> = errors.iter().map(|(_, e)| e.as_str()).collect();
         format!("every ad platform failed: {}", why.join("; "))
     });
@@ -139,7 +144,10 @@ async fn monitor(ctx: &TaskContext, max_attempts: i32) -> Result<Value, StepErro
         match result {
             Ok(days) => synced.push((*platform, account.as_str(), days)),
             Err(e) => {
-                platforms.insert(platform.to_string(), json!({"account": account, "error": e.to_string(), "retryable": e.retryable}));
+                platforms.insert(
+                    platform.to_string(),
+                    json!({"account": account, "error": e.to_string(), "retryable": e.retryable}),
+                );
                 alerts.push(platform_error(platform, account, &e));
             }
         }
@@ -177,9 +185,15 @@ async fn monitor(ctx: &TaskContext, max_attempts: i32) -> Result<Value, StepErro
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 enum Delivery {
-    Sent { message_id: String, to: String },
+    Sent {
+        message_id: String,
+        to: String,
+    },
     /// WhatsApp refused it for a business reason (e.g. 131047, outside the 24 h window).
-    NotSent { reason: String, code: Option<String> },
+    NotSent {
+        reason: String,
+        code: Option<String>,
+    },
 }
 
 async fn notify(ctx: &TaskContext, params: &Params, day: NaiveDate, new: &[&Alert]) -> Result<Value, StepError> {
@@ -212,7 +226,9 @@ async fn notify(ctx: &TaskContext, params: &Params, day: NaiveDate, new: &[&Aler
 /// One message listing the new alerts, most severe first.
 fn digest(client: &str, day: NaiveDate, new: &[&Alert]) -> String {
     let mut sorted = new.to_vec();
-    sorted.sort_by(|a, b| b.severity.cmp(&a.severity).then_with(|| a.kind.cmp(&b.kind)).then_with(|| a.subject.cmp(&b.subject)));
+    sorted.sort_by(|a, b| {
+        b.severity.cmp(&a.severity).then_with(|| a.kind.cmp(&b.kind)).then_with(|| a.subject.cmp(&b.subject))
+    });
     let plural = if new.len() == 1 { "" } else { "s" };
     let mut text = format!("Daily check for {client} ({day}): {} new alert{plural}", new.len());
     for a in sorted.iter().take(DIGEST_LINES) {
@@ -297,7 +313,13 @@ struct Subject<'a> {
 /// Every finding for the synced platforms. Totals are checked only when every
 /// linked platform synced (a partial total would mislead), and only when there
 /// is more than one platform (else the total repeats the platform).
-fn findings(client: &Client, day: NaiveDate, threshold: f64, synced: &[(&'static str, &[DailyMetrics])], complete: bool) -> Vec<NewAlert> {
+fn findings(
+    client: &Client,
+    day: NaiveDate,
+    threshold: f64,
+    synced: &[(&'static str, &[DailyMetrics])],
+    complete: bool,
+) -> Vec<NewAlert> {
     let mut out = vec![];
     let mut total = Figures::default();
     let mut total_budget = 0.0;
@@ -312,7 +334,8 @@ fn findings(client: &Client, day: NaiveDate, threshold: f64, synced: &[(&'static
         out.extend(anomaly(&subject, &figures, day, threshold));
     }
     if complete && synced.len() > 1 {
-        let subject = Subject { key: "total", currency: &client.currency, budget: (total_budget > 0.0).then_some(total_budget) };
+        let subject =
+            Subject { key: "total", currency: &client.currency, budget: (total_budget > 0.0).then_some(total_budget) };
         out.extend(target_checks(&subject, &total, &client.targets, day));
     }
     if let Some(max) = client.targets.max_daily_spend
@@ -368,7 +391,10 @@ fn target_checks(s: &Subject, f: &Figures, targets: &Targets, day: NaiveDate) ->
                     "{name} month-to-date CPA is {cpa:.2} {c}, above the {target:.2} target ({:.2} spent for {} conversions)",
                     f.spend_mtd, f.conversions_mtd
                 ),
-                None => format!("{name} spent {:.2} {c} this month with no conversions (target CPA {target:.2})", f.spend_mtd),
+                None => format!(
+                    "{name} spent {:.2} {c} this month with no conversions (target CPA {target:.2})",
+                    f.spend_mtd
+                ),
             };
             out.push(NewAlert {
                 kind: "cpa_above_target",

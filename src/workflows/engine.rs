@@ -32,7 +32,12 @@ pub struct WorkerSettings {
 
 impl Default for WorkerSettings {
     fn default() -> Self {
-        Self { concurrency: 32, lease: Duration::from_secs(30), poll: Duration::from_secs(1), retry_base: Duration::from_secs(5) }
+        Self {
+            concurrency: 32,
+            lease: Duration::from_secs(30),
+            poll: Duration::from_secs(1),
+            retry_base: Duration::from_secs(5),
+        }
     }
 }
 
@@ -73,7 +78,9 @@ impl Worker {
             let free = self.settings.concurrency.saturating_sub(running.len());
             let mut claimed = 0;
             if free > 0 {
-                match store::runs::claim(&self.state.pool, &self.id, self.settings.lease.as_secs_f64(), free as i64).await {
+                match store::runs::claim(&self.state.pool, &self.id, self.settings.lease.as_secs_f64(), free as i64)
+                    .await
+                {
                     Ok(tasks) => {
                         claimed = tasks.len();
                         for task in tasks {
@@ -111,7 +118,9 @@ impl Worker {
                 // Successes are recorded in batches by `record_successes` (one commit for
                 // many tasks), which also settles their runs.
                 let (done, recorded) = tokio::sync::oneshot::channel();
-                if record.send(Success { task: task.id, result: summary, done }).await.is_ok() && recorded.await != Ok(true) {
+                if record.send(Success { task: task.id, result: summary, done }).await.is_ok()
+                    && recorded.await != Ok(true)
+                {
                     tracing::warn!(task = %task.id, "lease lost before the outcome was recorded; another worker owns it");
                 }
                 return;
@@ -122,8 +131,12 @@ impl Worker {
         tracing::warn!(task = %task.id, error = %error.message, retryable = error.retryable, "task failed");
         match store::runs::fail(&self.state.pool, task.id, &self.id, &error.message, error.retryable, delay).await {
             Ok(true) => {}
-            Ok(false) => tracing::warn!(task = %task.id, "lease lost before the outcome was recorded; another worker owns it"),
-            Err(e) => tracing::error!(task = %task.id, error = %e, "recording the outcome failed; the lease will expire and the task rerun"),
+            Ok(false) => {
+                tracing::warn!(task = %task.id, "lease lost before the outcome was recorded; another worker owns it")
+            }
+            Err(e) => {
+                tracing::error!(task = %task.id, error = %e, "recording the outcome failed; the lease will expire and the task rerun")
+            }
         }
         settle_and_announce(&self.state, task.run_id).await;
     }
@@ -134,7 +147,11 @@ impl Worker {
         let run = match self.runs.get(&task.run_id) {
             Some(run) => run,
             None => {
-                let run = Arc::new(store::runs::find(&mut conn, task.run_id).await?.ok_or_else(|| StepError::permanent("run not found"))?);
+                let run = Arc::new(
+                    store::runs::find(&mut conn, task.run_id)
+                        .await?
+                        .ok_or_else(|| StepError::permanent("run not found"))?,
+                );
                 self.runs.insert(task.run_id, run.clone());
                 run
             }
@@ -150,7 +167,12 @@ impl Worker {
             .ok_or_else(|| StepError::permanent(format!("no workflow `{}` in this build", run.workflow)))?;
         let ctx = TaskContext {
             state: self.state.clone(),
-            run: RunInfo { id: run.id, workflow: run.workflow.clone(), params: run.params.clone(), dry_run: run.dry_run },
+            run: RunInfo {
+                id: run.id,
+                workflow: run.workflow.clone(),
+                params: run.params.clone(),
+                dry_run: run.dry_run,
+            },
             client,
             task_id: task.id,
             attempt: task.attempt,

@@ -65,7 +65,11 @@ pub fn parse_params<P: DeserializeOwned + Serialize>(params: &Value) -> Result<(
         let field = match (msg.strip_prefix("unknown field `"), msg.strip_prefix("missing field `")) {
             (Some(rest), _) | (_, Some(rest)) => {
                 let name = rest.split('`').next().unwrap_or_default();
-                if path == "." || path.ends_with(name) { format!("params.{name}") } else { format!("params.{path}.{name}") }
+                if path == "." || path.ends_with(name) {
+                    format!("params.{name}")
+                } else {
+                    format!("params.{path}.{name}")
+                }
             }
             _ => format!("params.{path}"),
         };

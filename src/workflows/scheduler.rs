@@ -55,7 +55,12 @@ pub fn check_interval(expr: &str, tz: &str, after: DateTime<Utc>) -> Result<(), 
     let floor = chrono::TimeDelta::minutes(MIN_INTERVAL_MINUTES);
     let end = after + chrono::TimeDelta::days(INTERVAL_WINDOW_DAYS);
     let mut previous: Option<DateTime<Utc>> = None;
-    for at in cron.iter_after(after.with_timezone(&tz)).take(INTERVAL_SAMPLE).map(|t| t.with_timezone(&Utc)).take_while(|t| *t < end) {
+    for at in cron
+        .iter_after(after.with_timezone(&tz))
+        .take(INTERVAL_SAMPLE)
+        .map(|t| t.with_timezone(&Utc))
+        .take_while(|t| *t < end)
+    {
         if let Some(before) = previous
             && at - before < floor
         {
@@ -119,18 +124,21 @@ pub async fn fire_due(state: &AppState) -> Result<Vec<Uuid>, sqlx::Error> {
             Some(workflow) => {
                 let info = workflow.info();
                 let params: Value = workflow.check_params(&due.params).unwrap_or(due.params.clone());
-                let run = store::runs::create(&mut tx, &store::runs::NewRun {
-                    workflow: info.key,
-                    workflow_version: info.version as i32,
-                    trigger: "schedule",
-                    params: &params,
-                    dry_run: false,
-                    callback_url: None,
-                    schedule_id: Some(due.id),
-                    created_by: None,
-                    client_ids: None,
-                    max_attempts: info.max_attempts as i32,
-                })
+                let run = store::runs::create(
+                    &mut tx,
+                    &store::runs::NewRun {
+                        workflow: info.key,
+                        workflow_version: info.version as i32,
+                        trigger: "schedule",
+                        params: &params,
+                        dry_run: false,
+                        callback_url: None,
+                        schedule_id: Some(due.id),
+                        created_by: None,
+                        client_ids: None,
+                        max_attempts: info.max_attempts as i32,
+                    },
+                )
                 .await?;
                 Some(run.id)
             }

@@ -110,7 +110,12 @@ pub struct Period {
 
 impl Period {
     pub fn ending(end: NaiveDate) -> Self {
-        Period { start: end - Duration::days(6), end, previous_start: end - Duration::days(13), previous_end: end - Duration::days(7) }
+        Period {
+            start: end - Duration::days(6),
+            end,
+            previous_start: end - Duration::days(13),
+            previous_end: end - Duration::days(7),
+        }
     }
 }
 
@@ -119,11 +124,14 @@ async fn report(ctx: &TaskContext) -> Result<Value, StepError> {
     let client = &ctx.client;
     let state = &ctx.state;
     let tz: chrono_tz::Tz = client.timezone.parse().unwrap_or(chrono_tz::UTC);
-    let period = Period::ending(params.week_ending.unwrap_or_else(|| Utc::now().with_timezone(&tz).date_naive() - Duration::days(1)));
+    let period = Period::ending(
+        params.week_ending.unwrap_or_else(|| Utc::now().with_timezone(&tz).date_naive() - Duration::days(1)),
+    );
 
     // Fresh figures: pull both weeks from every linked ad platform, then read what is stored.
     let linked = linked_ad_accounts(client);
-    let pulls = linked.iter().map(|(platform, account)| fetch(state, platform, account, period.previous_start, period.end));
+    let pulls =
+        linked.iter().map(|(platform, account)| fetch(state, platform, account, period.previous_start, period.end));
     let pulled = futures::future::join_all(pulls).await;
     let mut sync_errors = vec![];
     let mut tx = state.pool.begin().await?;
@@ -139,9 +147,9 @@ async fn report(ctx: &TaskContext) -> Result<Value, StepError> {
     }
     let rows = store::metrics::days(&mut tx, client.id, period.previous_start, period.end, None).await?;
     let mut context = prompts::client_context(&mut tx, client).await?;
-    let template = store::prompt_templates::current(&mut tx, &params.template, false)
-        .await?
-        .ok_or_else(|| StepError::permanent(format!("no prompt template `{}` (POST /v1/prompt-templates)", params.template)))?;
+    let template = store::prompt_templates::current(&mut tx, &params.template, false).await?.ok_or_else(|| {
+        StepError::permanent(format!("no prompt template `{}` (POST /v1/prompt-templates)", params.template))
+    })?;
     tx.commit().await?;
 
     let platforms: Vec<&str> = linked.iter().map(|(p, _)| *p).collect();
@@ -155,7 +163,12 @@ async fn report(ctx: &TaskContext) -> Result<Value, StepError> {
     let completion: Option<Completion> = ctx
         .effect("llm_summary", || async {
             state.platforms.ensure_configured("llm")?;
-            let request = CompletionRequest { system: Some(system.clone()).filter(|s| !s.trim().is_empty()), prompt: prompt.clone(), max_tokens: None, temperature: None };
+            let request = CompletionRequest {
+                system: Some(system.clone()).filter(|s| !s.trim().is_empty()),
+                prompt: prompt.clone(),
+                max_tokens: None,
+                temperature: None,
+            };
             let completion = state.platforms.llm.complete(&request).await?;
             // Usage is recorded with the call it counts, so a retry reusing the ledger adds nothing.
             let usage = store::metrics::LlmUsage {
@@ -293,8 +306,15 @@ fn compare(this: &Week, previous: &Week) -> Value {
 
 /// The figures a report is built from: per platform (every linked one, and any
 /// with stored days) and in total (only when all share one currency).
-pub fn figures(rows: &[MetricsRow], linked: &[&str], client_currency: &str, period: Period, sync_errors: &[String]) -> Value {
-    let mut weeks: BTreeMap<&str, (Week, Week, Option<&str>)> = linked.iter().map(|p| (*p, Default::default())).collect();
+pub fn figures(
+    rows: &[MetricsRow],
+    linked: &[&str],
+    client_currency: &str,
+    period: Period,
+    sync_errors: &[String],
+) -> Value {
+    let mut weeks: BTreeMap<&str, (Week, Week, Option<&str>)> =
+        linked.iter().map(|p| (*p, Default::default())).collect();
     for r in rows {
         let entry = weeks.entry(r.platform.as_str()).or_default();
         entry.2.get_or_insert(r.currency.as_str());
@@ -358,7 +378,10 @@ mod tests {
     #[test]
     fn weeks_compare_per_platform_and_in_total() {
         let period = Period::ending("2026-06-14".parse().unwrap());
-        assert_eq!((period.start.to_string(), period.previous_start.to_string(), period.previous_end.to_string()), ("2026-06-08".into(), "2026-06-01".into(), "2026-06-07".into()));
+        assert_eq!(
+            (period.start.to_string(), period.previous_start.to_string(), period.previous_end.to_string()),
+            ("2026-06-08".into(), "2026-06-01".into(), "2026-06-07".into())
+        );
         let rows = [
             row("meta", "2026-06-01", 100.0, 4.0, 200.0, "USD"),
             row("meta", "2026-06-09", 60.0, 2.0, 90.0, "USD"),
@@ -385,7 +408,8 @@ mod tests {
     #[test]
     fn mixed_currencies_have_no_total() {
         let period = Period::ending("2026-06-14".parse().unwrap());
-        let rows = [row("meta", "2026-06-09", 1.0, 0.0, 0.0, "USD"), row("google_ads", "2026-06-09", 1.0, 0.0, 0.0, "EUR")];
+        let rows =
+            [row("meta", "2026-06-09", 1.0, 0.0, 0.0, "USD"), row("google_ads", "2026-06-09", 1.0, 0.0, 0.0, "EUR")];
         assert!(figures(&rows, &["meta", "google_ads"], "USD", period, &[])["total"].is_null());
     }
 
@@ -401,7 +425,8 @@ mod tests {
     fn params_default_and_name_bad_fields() {
         let p = WeeklyReport.check_params(&Value::Null).unwrap();
         assert_eq!(p, json!({"deliver": true, "template": "weekly-report"}));
-        let fields = |v: Value| WeeklyReport.check_params(&v).unwrap_err().into_iter().map(|e| e.field).collect::<Vec<_>>();
+        let fields =
+            |v: Value| WeeklyReport.check_params(&v).unwrap_err().into_iter().map(|e| e.field).collect::<Vec<_>>();
         assert_eq!(fields(json!({"template": "Not A Key"})), ["params.template"]);
         assert_eq!(fields(json!({"week_ending": "2999-01-01"})), ["params.week_ending"]);
         assert_eq!(fields(json!({"week_ending": "last monday"})), ["params.week_ending"]);

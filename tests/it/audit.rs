@@ -17,7 +17,14 @@ async fn writer(app: &TestApp, name: &str) -> (String, String) {
     (token, res.json()["id"].as_str().unwrap().to_string())
 }
 
-async fn send(app: &TestApp, method: Method, path: &str, token: &str, request_id: &str, body: Option<Value>) -> TestResponse {
+async fn send(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    token: &str,
+    request_id: &str,
+    body: Option<Value>,
+) -> TestResponse {
     let req = app.request(method, path).token(token).header("x-request-id", request_id);
     match body {
         Some(b) => req.json(&b).send().await,
@@ -46,19 +53,35 @@ fn check_actor(entry: &Value, token_id: &str, name: &str, request_id: &str) {
 async fn client_changes_are_recorded(pool: PgPool) {
     let app = TestApp::new(pool).await;
     let (token, token_id) = writer(&app, "audit-writer").await;
-    let res = send(&app, Method::POST, "/v1/clients", &token, "req-create", Some(json!({"name": "Audited Co", "notes": "old"}))).await;
+    let res = send(
+        &app,
+        Method::POST,
+        "/v1/clients",
+        &token,
+        "req-create",
+        Some(json!({"name": "Audited Co", "notes": "old"})),
+    )
+    .await;
     assert_eq!(res.status, StatusCode::CREATED);
     let id = res.json()["id"].as_str().unwrap().to_string();
     let path = format!("/v1/clients/{id}");
-    assert_eq!(send(&app, Method::PATCH, &path, &token, "req-update", Some(json!({"notes": "new"}))).await.status, StatusCode::OK);
+    assert_eq!(
+        send(&app, Method::PATCH, &path, &token, "req-update", Some(json!({"notes": "new"}))).await.status,
+        StatusCode::OK
+    );
     assert_eq!(send(&app, Method::DELETE, &path, &token, "req-archive", None).await.status, StatusCode::OK);
-    assert_eq!(send(&app, Method::DELETE, &format!("{path}?hard=true"), &token, "req-delete", None).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        send(&app, Method::DELETE, &format!("{path}?hard=true"), &token, "req-delete", None).await.status,
+        StatusCode::NO_CONTENT
+    );
 
     let list = entries(&app, &format!("resource_type=client&resource_id={id}")).await;
     assert_eq!(actions(&list), ["client.delete", "client.archive", "client.update", "client.create"]);
     assert_eq!(app.count(&format!("SELECT count(*) FROM audit.log WHERE resource_id = '{id}'")).await, 4);
     let (delete, archive, update, create) = (&list[0], &list[1], &list[2], &list[3]);
-    for (entry, request_id) in [(create, "req-create"), (update, "req-update"), (archive, "req-archive"), (delete, "req-delete")] {
+    for (entry, request_id) in
+        [(create, "req-create"), (update, "req-update"), (archive, "req-archive"), (delete, "req-delete")]
+    {
         check_actor(entry, &token_id, "audit-writer", request_id);
         assert_eq!(entry["resource_type"], "client");
         assert_eq!(entry["resource_id"], id.as_str());
@@ -83,7 +106,9 @@ async fn knowledge_changes_are_recorded(pool: PgPool) {
     let res = send(&app, Method::POST, &base, &token, "kb-1", Some(body)).await;
     assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
     let id = res.json()["id"].as_str().unwrap().to_string();
-    let res = send(&app, Method::PATCH, &format!("{base}/{id}"), &token, "kb-2", Some(json!({"title": "Delivery area"}))).await;
+    let res =
+        send(&app, Method::PATCH, &format!("{base}/{id}"), &token, "kb-2", Some(json!({"title": "Delivery area"})))
+            .await;
     assert_eq!(res.status, StatusCode::OK);
     let res = send(&app, Method::DELETE, &format!("{base}/{id}"), &token, "kb-3", None).await;
     assert_eq!(res.status, StatusCode::NO_CONTENT);
@@ -95,7 +120,10 @@ async fn knowledge_changes_are_recorded(pool: PgPool) {
     }
     assert_eq!(list[2]["before"], Value::Null);
     assert_eq!(list[2]["after"]["body"], "Free delivery in SP");
-    assert_eq!((&list[1]["before"]["title"], &list[1]["after"]["title"]), (&json!("Delivery"), &json!("Delivery area")));
+    assert_eq!(
+        (&list[1]["before"]["title"], &list[1]["after"]["title"]),
+        (&json!("Delivery"), &json!("Delivery area"))
+    );
     assert_eq!(list[0]["before"]["title"], "Delivery area");
     assert_eq!(list[0]["after"], Value::Null);
 }
@@ -105,7 +133,15 @@ async fn token_issue_and_revoke_are_recorded_without_secrets(pool: PgPool) {
     let app = TestApp::new(pool).await;
     let (admin, admin_id) = writer(&app, "token-admin").await;
     let mut secrets = vec![app.admin.clone(), admin.clone()];
-    let res = send(&app, Method::POST, "/v1/tokens", &admin, "tok-1", Some(json!({"name": "make-prod", "scopes": ["clients:read"]}))).await;
+    let res = send(
+        &app,
+        Method::POST,
+        "/v1/tokens",
+        &admin,
+        "tok-1",
+        Some(json!({"name": "make-prod", "scopes": ["clients:read"]})),
+    )
+    .await;
     assert_eq!(res.status, StatusCode::CREATED);
     let id = res.json()["id"].as_str().unwrap().to_string();
     secrets.push(res.json()["token"].as_str().unwrap().to_string());
@@ -134,7 +170,11 @@ async fn token_issue_and_revoke_are_recorded_without_secrets(pool: PgPool) {
         assert!(!text.contains(secret.as_str()));
     }
     assert!(!text.contains("eyJ"), "{text}");
-    let in_table = app.count("SELECT count(*) FROM audit.log WHERE coalesce(before::text, '') || coalesce(after::text, '') LIKE '%eyJ%'").await;
+    let in_table = app
+        .count(
+            "SELECT count(*) FROM audit.log WHERE coalesce(before::text, '') || coalesce(after::text, '') LIKE '%eyJ%'",
+        )
+        .await;
     assert_eq!(in_table, 0);
 }
 
@@ -148,11 +188,20 @@ async fn filters_narrow_the_log(pool: PgPool) {
     for (i, token) in [&alice, &bob, &alice].into_iter().enumerate() {
         marks.push(Utc::now());
         tokio::time::sleep(Duration::from_millis(30)).await;
-        let res = send(&app, Method::POST, "/v1/clients", token, &format!("f-{i}"), Some(json!({"name": format!("Filtered {i}")}))).await;
+        let res = send(
+            &app,
+            Method::POST,
+            "/v1/clients",
+            token,
+            &format!("f-{i}"),
+            Some(json!({"name": format!("Filtered {i}")})),
+        )
+        .await;
         ids.push(res.json()["id"].as_str().unwrap().to_string());
         tokio::time::sleep(Duration::from_millis(30)).await;
     }
-    let client_ids = |list: &[Value]| list.iter().map(|e| e["resource_id"].as_str().unwrap().to_string()).collect::<Vec<_>>();
+    let client_ids =
+        |list: &[Value]| list.iter().map(|e| e["resource_id"].as_str().unwrap().to_string()).collect::<Vec<_>>();
 
     let by_alice_id = entries(&app, &format!("actor={alice_id}")).await;
     assert_eq!(client_ids(&by_alice_id), [ids[2].clone(), ids[0].clone()]);
@@ -203,9 +252,15 @@ async fn failed_changes_write_nothing(pool: PgPool) {
     let before = app.count("SELECT count(*) FROM audit.log").await;
     app.post("/v1/clients", json!({"name": ""})).send().await.problem(422, "validation_failed");
     app.patch(&path, json!({"currency": "dollars"})).send().await.problem(422, "validation_failed");
-    app.post(&format!("{path}/knowledge"), json!({"kind": "note", "title": "", "body": "b"})).send().await.problem(422, "validation_failed");
+    app.post(&format!("{path}/knowledge"), json!({"kind": "note", "title": "", "body": "b"}))
+        .send()
+        .await
+        .problem(422, "validation_failed");
     app.post("/v1/clients", json!({"name": "Stable Co"})).send().await.problem(409, "slug_taken");
-    app.post("/v1/tokens", json!({"name": "t", "scopes": ["admin"], "expires_in": "soon"})).send().await.problem(422, "validation_failed");
+    app.post("/v1/tokens", json!({"name": "t", "scopes": ["admin"], "expires_in": "soon"}))
+        .send()
+        .await
+        .problem(422, "validation_failed");
     app.delete("/v1/clients/no-such-client").send().await.problem(404, "not_found");
     assert_eq!(app.count("SELECT count(*) FROM audit.log").await, before);
     // A change that does succeed still writes its row.
@@ -235,7 +290,15 @@ async fn a_hostile_request_id_is_replaced_not_recorded(pool: PgPool) {
     let long = "a".repeat(200);
     let hostile = ["<script>alert(1)</script>", "id with spaces", "x\tinjected=1", long.as_str()];
     for (i, request_id) in hostile.iter().enumerate() {
-        let res = send(&app, Method::POST, "/v1/clients", &app.admin, request_id, Some(json!({"name": format!("Hostile {i}")}))).await;
+        let res = send(
+            &app,
+            Method::POST,
+            "/v1/clients",
+            &app.admin,
+            request_id,
+            Some(json!({"name": format!("Hostile {i}")})),
+        )
+        .await;
         assert_eq!(res.status, StatusCode::CREATED);
         let echoed = res.headers.get("x-request-id").unwrap().to_str().unwrap().to_string();
         assert!(uuid::Uuid::parse_str(&echoed).is_ok(), "a fresh id replaces {request_id:?}: {echoed}");
@@ -244,7 +307,9 @@ async fn a_hostile_request_id_is_replaced_not_recorded(pool: PgPool) {
         assert_eq!(recorded[0]["request_id"], echoed.as_str());
     }
     // An ordinary id from a caller (Make's execution id, a trace id) is kept as it is.
-    let res = send(&app, Method::POST, "/v1/clients", &app.admin, "make-exec:4f2a.9/b+c=", Some(json!({"name": "Traced"}))).await;
+    let res =
+        send(&app, Method::POST, "/v1/clients", &app.admin, "make-exec:4f2a.9/b+c=", Some(json!({"name": "Traced"})))
+            .await;
     assert_eq!(res.headers.get("x-request-id").unwrap(), "make-exec:4f2a.9/b+c=");
     assert_eq!(app.count("SELECT count(*) FROM audit.log WHERE request_id LIKE '%<%' OR request_id LIKE '% %' OR length(request_id) > 128").await, 0);
 }

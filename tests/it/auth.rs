@@ -41,7 +41,8 @@ fn claims(jti: Uuid, aud: &str, exp: Option<i64>) -> Claims {
 }
 
 fn sign(claims: &Claims, secret: &str) -> String {
-    jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(secret.as_bytes()).unwrap()).unwrap()
+    jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(secret.as_bytes()).unwrap())
+        .unwrap()
 }
 
 /// The id of a token, as the service reports it.
@@ -80,9 +81,15 @@ async fn tokens_are_accepted_as_bearer_and_as_x_api_key(pool: PgPool) {
 async fn missing_and_garbage_tokens_are_401(pool: PgPool) {
     let app = TestApp::new(pool).await;
     assert_unauthorized(&app.request(Method::GET, "/v1/clients").send().await, "missing_token");
-    assert_unauthorized(&app.request(Method::GET, "/v1/clients").header("authorization", "Bearer ").send().await, "missing_token");
+    assert_unauthorized(
+        &app.request(Method::GET, "/v1/clients").header("authorization", "Bearer ").send().await,
+        "missing_token",
+    );
     assert_unauthorized(&app.request(Method::GET, "/v1/clients").token("not-a-jwt").send().await, "invalid_token");
-    assert_unauthorized(&app.request(Method::GET, "/v1/clients").header("x-api-key", "garbage.garbage.garbage").send().await, "invalid_token");
+    assert_unauthorized(
+        &app.request(Method::GET, "/v1/clients").header("x-api-key", "garbage.garbage.garbage").send().await,
+        "invalid_token",
+    );
 }
 
 #[sqlx::test]
@@ -127,11 +134,16 @@ async fn expired_foreign_audience_and_unknown_tokens_are_401(pool: PgPool) {
 #[sqlx::test]
 async fn token_expired_in_the_database_is_401(pool: PgPool) {
     let app = TestApp::new(pool).await;
-    let res = app.post("/v1/tokens", json!({"name": "short", "scopes": ["clients:read"], "expires_in": "1h"})).send().await;
+    let res =
+        app.post("/v1/tokens", json!({"name": "short", "scopes": ["clients:read"], "expires_in": "1h"})).send().await;
     assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
     let created = res.json();
     let id: Uuid = created["id"].as_str().unwrap().parse().unwrap();
-    sqlx::query("UPDATE auth.api_tokens SET expires_at = now() - interval '1 minute' WHERE id = $1").bind(id).execute(&app.pool).await.unwrap();
+    sqlx::query("UPDATE auth.api_tokens SET expires_at = now() - interval '1 minute' WHERE id = $1")
+        .bind(id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
     // A fresh app has no cached status, so it reads the expired row.
     let fresh = TestApp::new(app.pool.clone()).await;
     assert_unauthorized(&current(&fresh, created["token"].as_str().unwrap()).await, "token_expired");
@@ -145,7 +157,8 @@ async fn revoked_token_is_refused_at_once(pool: PgPool) {
     let res = app.delete(&format!("/v1/tokens/{id}")).send().await;
     assert_eq!(res.status, StatusCode::NO_CONTENT, "{}", res.text());
     assert_unauthorized(&app.request(Method::GET, "/v1/clients").token(&token).send().await, "token_revoked");
-    let revoked_at = app.count(&format!("SELECT count(*) FROM auth.api_tokens WHERE id = '{id}' AND revoked_at IS NOT NULL")).await;
+    let revoked_at =
+        app.count(&format!("SELECT count(*) FROM auth.api_tokens WHERE id = '{id}' AND revoked_at IS NOT NULL")).await;
     assert_eq!(revoked_at, 1);
     app.delete(&format!("/v1/tokens/{}", Uuid::now_v7())).send().await.problem(404, "not_found");
 }
@@ -208,7 +221,10 @@ async fn operations(app: &TestApp, round: &str) -> Vec<Op> {
     let c = main["id"].as_str().unwrap().to_string();
     let mut entries = Vec::new();
     for title in ["keep", "drop"] {
-        let res = app.post(&format!("/v1/clients/{c}/knowledge"), json!({"kind": "note", "title": title, "body": "text"})).send().await;
+        let res = app
+            .post(&format!("/v1/clients/{c}/knowledge"), json!({"kind": "note", "title": title, "body": "text"}))
+            .send()
+            .await;
         assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
         entries.push(res.json()["id"].as_str().unwrap().to_string());
     }
@@ -221,15 +237,39 @@ async fn operations(app: &TestApp, round: &str) -> Vec<Op> {
         op(Method::GET, format!("/v1/clients/{c}/knowledge"), None, "clients:read", 200),
         op(Method::GET, format!("/v1/clients/{c}/knowledge/{}", entries[0]), None, "clients:read", 200),
         op(Method::GET, "/v1/knowledge/search?q=text".into(), None, "clients:read", 200),
-        op(Method::POST, "/v1/clients".into(), Some(json!({"name": format!("Scope New {round}")})), "clients:write", 201),
+        op(
+            Method::POST,
+            "/v1/clients".into(),
+            Some(json!({"name": format!("Scope New {round}")})),
+            "clients:write",
+            201,
+        ),
         op(Method::PATCH, format!("/v1/clients/{c}"), Some(json!({"notes": "patched"})), "clients:write", 200),
         op(Method::DELETE, format!("/v1/clients/{}", archive["id"].as_str().unwrap()), None, "clients:write", 200),
         op(Method::DELETE, format!("/v1/clients/{}?hard=true", hard["id"].as_str().unwrap()), None, "admin", 204),
-        op(Method::POST, format!("/v1/clients/{c}/knowledge"), Some(json!({"kind": "fact", "title": "t", "body": "b"})), "clients:write", 201),
-        op(Method::PATCH, format!("/v1/clients/{c}/knowledge/{}", entries[0]), Some(json!({"title": "kept"})), "clients:write", 200),
+        op(
+            Method::POST,
+            format!("/v1/clients/{c}/knowledge"),
+            Some(json!({"kind": "fact", "title": "t", "body": "b"})),
+            "clients:write",
+            201,
+        ),
+        op(
+            Method::PATCH,
+            format!("/v1/clients/{c}/knowledge/{}", entries[0]),
+            Some(json!({"title": "kept"})),
+            "clients:write",
+            200,
+        ),
         op(Method::DELETE, format!("/v1/clients/{c}/knowledge/{}", entries[1]), None, "clients:write", 204),
         op(Method::GET, "/v1/tokens".into(), None, "tokens:admin", 200),
-        op(Method::POST, "/v1/tokens".into(), Some(json!({"name": "granted", "scopes": ["tokens:admin"]})), "tokens:admin", 201),
+        op(
+            Method::POST,
+            "/v1/tokens".into(),
+            Some(json!({"name": "granted", "scopes": ["tokens:admin"]})),
+            "tokens:admin",
+            201,
+        ),
         op(Method::DELETE, format!("/v1/tokens/{victim}"), None, "tokens:admin", 204),
         op(Method::GET, "/v1/audit-log".into(), None, "audit:read", 200),
     ]
@@ -280,7 +320,10 @@ async fn current_token_needs_no_scope(pool: PgPool) {
     assert_eq!(body["name"], "whoami");
     assert_eq!(body["scopes"], json!(["workflows:read"]));
     let id = body["id"].as_str().unwrap();
-    assert_eq!(app.count(&format!("SELECT count(*) FROM auth.api_tokens WHERE id = '{id}' AND name = 'whoami'")).await, 1);
+    assert_eq!(
+        app.count(&format!("SELECT count(*) FROM auth.api_tokens WHERE id = '{id}' AND name = 'whoami'")).await,
+        1
+    );
     assert_eq!(body["expires_at"], Value::Null);
 }
 
@@ -291,7 +334,10 @@ fn looks_like_jwt(text: &str) -> bool {
 #[sqlx::test]
 async fn issued_token_is_shown_once_and_usable_at_once(pool: PgPool) {
     let app = TestApp::new(pool).await;
-    let res = app.post("/v1/tokens", json!({"name": "make-production", "scopes": ["clients:read", "clients:write"]})).send().await;
+    let res = app
+        .post("/v1/tokens", json!({"name": "make-production", "scopes": ["clients:read", "clients:write"]}))
+        .send()
+        .await;
     assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
     let created = res.json();
     let token = created["token"].as_str().expect("token in the create response");
@@ -303,14 +349,16 @@ async fn issued_token_is_shown_once_and_usable_at_once(pool: PgPool) {
     let me = current(&app, token).await;
     assert_eq!(me.status, StatusCode::OK);
     assert_eq!(me.json()["id"], created["id"]);
-    let res = app.request(Method::POST, "/v1/clients").token(token).json(&json!({"name": "Made By New Token"})).send().await;
+    let res =
+        app.request(Method::POST, "/v1/clients").token(token).json(&json!({"name": "Made By New Token"})).send().await;
     assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
 
     let list = app.get("/v1/tokens").send().await;
     assert_eq!(list.status, StatusCode::OK);
     let text = list.text();
     assert!(!text.contains(token) && !looks_like_jwt(&text), "{text}");
-    let listed = list.json()["data"].as_array().unwrap().iter().find(|t| t["id"] == created["id"]).cloned().expect("listed");
+    let listed =
+        list.json()["data"].as_array().unwrap().iter().find(|t| t["id"] == created["id"]).cloned().expect("listed");
     assert!(listed.get("token").is_none(), "{listed}");
 }
 
@@ -320,19 +368,32 @@ async fn a_token_cannot_grant_scopes_it_lacks(pool: PgPool) {
     let issuer = app.token(&["tokens:admin", "clients:read"]).await;
     let before = app.count("SELECT count(*) FROM auth.api_tokens").await;
     for scopes in [json!(["clients:write"]), json!(["clients:read", "admin"]), json!(["audit:read"])] {
-        let res = app.request(Method::POST, "/v1/tokens").token(&issuer).json(&json!({"name": "escalate", "scopes": scopes})).send().await;
+        let res = app
+            .request(Method::POST, "/v1/tokens")
+            .token(&issuer)
+            .json(&json!({"name": "escalate", "scopes": scopes}))
+            .send()
+            .await;
         let body = res.problem(403, "scope_not_grantable");
         assert!(body["detail"].as_str().unwrap().contains('`'), "{body}");
     }
     assert_eq!(app.count("SELECT count(*) FROM auth.api_tokens").await, before);
-    let res = app.request(Method::POST, "/v1/tokens").token(&issuer).json(&json!({"name": "ok", "scopes": ["clients:read"]})).send().await;
+    let res = app
+        .request(Method::POST, "/v1/tokens")
+        .token(&issuer)
+        .json(&json!({"name": "ok", "scopes": ["clients:read"]}))
+        .send()
+        .await;
     assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
 }
 
 #[sqlx::test]
 async fn expires_in_sets_expiry_and_bad_input_is_422(pool: PgPool) {
     let app = TestApp::new(pool).await;
-    let res = app.post("/v1/tokens", json!({"name": "monthly", "scopes": ["clients:read"], "expires_in": "30d"})).send().await;
+    let res = app
+        .post("/v1/tokens", json!({"name": "monthly", "scopes": ["clients:read"], "expires_in": "30d"}))
+        .send()
+        .await;
     assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
     let expires_at: DateTime<Utc> = res.json()["expires_at"].as_str().unwrap().parse().unwrap();
     let expected = Utc::now() + chrono::Duration::days(30);
@@ -343,7 +404,8 @@ async fn expires_in_sets_expiry_and_bad_input_is_422(pool: PgPool) {
     assert!((claimed - expires_at).num_milliseconds().abs() < 1000, "{claimed} vs {expires_at}");
 
     let before = app.count("SELECT count(*) FROM auth.api_tokens").await;
-    let res = app.post("/v1/tokens", json!({"name": "vague", "scopes": ["clients:read"], "expires_in": "soon"})).send().await;
+    let res =
+        app.post("/v1/tokens", json!({"name": "vague", "scopes": ["clients:read"], "expires_in": "soon"})).send().await;
     res.problem(422, "validation_failed");
     assert_eq!(res.error_fields(), vec!["expires_in"]);
 
@@ -423,7 +485,11 @@ async fn the_jwt_secret_rotates_without_invalidating_tokens(pool: PgPool) {
 
     // During the rotation a token signed with the old secret still works, and new tokens
     // are signed with the new one.
-    let rotating = TestApp::with_config(pool.clone(), config(Some(&format!("unrelated-secret-that-is-long-enough-000,{JWT_SECRET}")))).await;
+    let rotating = TestApp::with_config(
+        pool.clone(),
+        config(Some(&format!("unrelated-secret-that-is-long-enough-000,{JWT_SECRET}"))),
+    )
+    .await;
     assert_eq!(current(&rotating, &held).await.status, StatusCode::OK);
     let fresh = rotating.token(&["clients:read"]).await;
     assert_eq!(current(&rotating, &fresh).await.status, StatusCode::OK);

@@ -37,7 +37,8 @@ fn operations(spec: &Value) -> Vec<Operation> {
             let requirements = op["security"].as_array().cloned().unwrap_or_default();
             // No requirement, or an empty one (`{}`: the token is optional, as on `/metrics`
             // without METRICS_TOKEN, tested in runtime_limits): the operation takes no API token.
-            let secured: Vec<&serde_json::Map<String, Value>> = requirements.iter().filter_map(Value::as_object).filter(|r| !r.is_empty()).collect();
+            let secured: Vec<&serde_json::Map<String, Value>> =
+                requirements.iter().filter_map(Value::as_object).filter(|r| !r.is_empty()).collect();
             if secured.is_empty() || secured.len() < requirements.len() {
                 continue;
             }
@@ -49,7 +50,12 @@ fn operations(spec: &Value) -> Vec<Operation> {
                 .collect();
             scopes.sort();
             scopes.dedup();
-            ops.push(Operation { method: method.to_uppercase().parse().unwrap(), uri: uri(spec, path, op), body: body(spec, op), scopes });
+            ops.push(Operation {
+                method: method.to_uppercase().parse().unwrap(),
+                uri: uri(spec, path, op),
+                body: body(spec, op),
+                scopes,
+            });
         }
     }
     ops
@@ -99,7 +105,8 @@ fn resolve<'a>(spec: &'a Value, schema: &'a Value) -> &'a Value {
 }
 
 fn sign(claims: &Claims, secret: &str) -> String {
-    jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(secret.as_bytes()).unwrap()).unwrap()
+    jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(secret.as_bytes()).unwrap())
+        .unwrap()
 }
 
 /// Claims for an existing, live admin token row, which each case then spoils in one way.
@@ -171,7 +178,11 @@ async fn every_secured_operation_refuses_every_bad_token(pool: PgPool) {
         }
         let key = op.scopes.join(" ");
         if !all_but.contains_key(&key) {
-            let others: Vec<&str> = Scope::ALL.iter().map(|s| s.as_str()).filter(|s| !op.scopes.iter().any(|n| n == s) && *s != "admin").collect();
+            let others: Vec<&str> = Scope::ALL
+                .iter()
+                .map(|s| s.as_str())
+                .filter(|s| !op.scopes.iter().any(|n| n == s) && *s != "admin")
+                .collect();
             all_but.insert(key.clone(), app.token_named("matrix-all-but", &others).await);
         }
         let res = send(&app, op, Some(&all_but[&key])).await;

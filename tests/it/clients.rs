@@ -222,7 +222,10 @@ async fn patch_is_a_merge_patch(pool: PgPool) {
     assert_eq!(body["id"], created["id"]);
     assert_eq!(body["created_at"], created["created_at"]);
     assert_timestamp(&body["updated_at"]);
-    assert!(body["updated_at"].as_str().unwrap() > created["updated_at"].as_str().unwrap(), "updated_at did not move: {body}");
+    assert!(
+        body["updated_at"].as_str().unwrap() > created["updated_at"].as_str().unwrap(),
+        "updated_at did not move: {body}"
+    );
     // The change was stored.
     assert_eq!(app.get("/v1/clients/merge-co").send().await.json(), body);
     assert_eq!(app.count("SELECT count(*) FROM audit.log WHERE action = 'client.update'").await, 1);
@@ -320,7 +323,10 @@ async fn hard_delete_needs_admin_and_removes_knowledge(pool: PgPool) {
     let keeper = app.create_client(json!({"name": "Keeper"})).await;
     for client in ["doomed", "doomed", "keeper"] {
         let res = app
-            .post(&format!("/v1/clients/{client}/knowledge"), json!({"kind": "note", "title": "A note", "body": "text"}))
+            .post(
+                &format!("/v1/clients/{client}/knowledge"),
+                json!({"kind": "note", "title": "A note", "body": "text"}),
+            )
             .send()
             .await;
         assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());

@@ -31,7 +31,12 @@ async fn crafted_search_cursors_are_400(pool: PgPool) {
     }
     // Without a cursor, or with a well-formed one past the end, it still answers.
     let first = app.get("/v1/knowledge/search?q=espresso").send().await;
-    assert_eq!((first.status, first.json()["data"].as_array().map(Vec::len)), (StatusCode::OK, Some(1)), "{}", first.text());
+    assert_eq!(
+        (first.status, first.json()["data"].as_array().map(Vec::len)),
+        (StatusCode::OK, Some(1)),
+        "{}",
+        first.text()
+    );
     let past = URL_SAFE_NO_PAD.encode("search1:50");
     let res = app.get(&format!("/v1/knowledge/search?q=espresso&cursor={past}")).send().await;
     assert_eq!((res.status, &res.json()["data"]), (StatusCode::OK, &json!([])), "{}", res.text());
@@ -69,13 +74,15 @@ async fn a_run_names_at_most_1000_clients(pool: PgPool) {
     let client = app.create_client(json!({"name": "Run Co", "status": "active"})).await;
     let slug = client["slug"].as_str().unwrap();
     let too_many: Vec<&str> = vec![slug; 1001];
-    let res = app.post("/v1/workflows/daily-monitoring/runs", json!({"client_ids": too_many, "dry_run": true})).send().await;
+    let res =
+        app.post("/v1/workflows/daily-monitoring/runs", json!({"client_ids": too_many, "dry_run": true})).send().await;
     invalid(&res, "client_ids");
     assert_eq!(app.count("SELECT count(*) FROM engine.runs").await, 0);
     assert_eq!(app.count("SELECT count(*) FROM engine.tasks").await, 0);
 
     let at_most: Vec<&str> = vec![slug; 1000];
-    let res = app.post("/v1/workflows/daily-monitoring/runs", json!({"client_ids": at_most, "dry_run": true})).send().await;
+    let res =
+        app.post("/v1/workflows/daily-monitoring/runs", json!({"client_ids": at_most, "dry_run": true})).send().await;
     assert_eq!(res.status, StatusCode::ACCEPTED, "{}", res.text());
     assert_eq!(app.count("SELECT count(*) FROM engine.runs").await, 1);
     assert_eq!(app.count("SELECT count(*) FROM engine.tasks").await, 1, "duplicates collapse to one task");

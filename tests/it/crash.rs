@@ -36,12 +36,14 @@ struct FreshDb {
 
 impl FreshDb {
     async fn create() -> Self {
-        let server_url = std::env::var("DATABASE_URL").expect("DATABASE_URL points at a server where tests may CREATE DATABASE");
+        let server_url =
+            std::env::var("DATABASE_URL").expect("DATABASE_URL points at a server where tests may CREATE DATABASE");
         let name = format!("crash_{}", Uuid::new_v4().simple());
         let mut conn = sqlx::PgConnection::connect(&server_url).await.unwrap();
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.unwrap();
         conn.close().await.ok();
-        let (without_query, query) = server_url.split_once('?').map_or((server_url.as_str(), None), |(a, q)| (a, Some(q)));
+        let (without_query, query) =
+            server_url.split_once('?').map_or((server_url.as_str(), None), |(a, q)| (a, Some(q)));
         let (server, _) = without_query.rsplit_once('/').expect("DATABASE_URL has a database name");
         let url = format!("{server}/{name}{}", query.map(|q| format!("?{q}")).unwrap_or_default());
         Self { name, server_url, url }
@@ -60,7 +62,9 @@ impl Drop for FreshDb {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             rt.block_on(async {
                 if let Ok(mut conn) = sqlx::PgConnection::connect(&server_url).await {
-                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).execute(&mut conn).await;
+                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+                        .execute(&mut conn)
+                        .await;
                 }
             });
         })
@@ -81,7 +85,11 @@ struct Procs(Vec<Proc>);
 
 impl Procs {
     fn spawn(&mut self, name: &str, mut cmd: Command) -> usize {
-        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap_or_else(|e| panic!("starting {name}: {e}"));
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {name}: {e}"));
         let stdout = child.stdout.take().unwrap();
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
@@ -124,7 +132,10 @@ impl Drop for Procs {
 fn service(dir: &Path, db: &FreshDb, sim_port: u16, port: u16, role: &str, extra: &[(&str, &str)]) -> Command {
     let sim = format!("http://127.0.0.1:{sim_port}");
     let mut cmd = Command::new(BIN);
-    cmd.args(["serve", "--role", role]).current_dir(dir).env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
+    cmd.args(["serve", "--role", role])
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
     let vars: Vec<(&str, String)> = vec![
         ("DATABASE_URL", db.url.clone()),
         ("JWT_SECRET", "crash-test-secret-that-is-long-enough-for-hs256".into()),
@@ -206,7 +217,11 @@ async fn a_run_survives_sigkill_with_no_task_lost_and_no_effect_repeated() {
     // (a) The simulator in a process of its own, so it outlives the service.
     let sim_port = free_port();
     let mut sim_cmd = Command::new(BIN);
-    sim_cmd.args(["sim", "--port", &sim_port.to_string(), "--latency-ms", "300"]).current_dir(dir.path()).env_remove("DATABASE_URL").env("LOG_LEVEL", "warn");
+    sim_cmd
+        .args(["sim", "--port", &sim_port.to_string(), "--latency-ms", "300"])
+        .current_dir(dir.path())
+        .env_remove("DATABASE_URL")
+        .env("LOG_LEVEL", "warn");
     let sim = procs.spawn("simulator", sim_cmd);
     let stats_url = format!("http://127.0.0.1:{sim_port}/_sim/stats");
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -223,12 +238,16 @@ async fn a_run_survives_sigkill_with_no_task_lost_and_no_effect_repeated() {
     // Piped stdout: the first admin token is in DATA_DIR, not in what the service printed.
     assert!(!printed.iter().any(|l| is_jwt(l)), "an admin token was printed to piped stdout: {printed:?}");
     let token_file = dir.path().join("data").join(switchboard::server::BOOTSTRAP_TOKEN_FILE);
-    let admin = std::fs::read_to_string(&token_file).unwrap_or_else(|e| panic!("{}: {e}", token_file.display())).trim().to_string();
+    let admin = std::fs::read_to_string(&token_file)
+        .unwrap_or_else(|e| panic!("{}: {e}", token_file.display()))
+        .trim()
+        .to_string();
 
     // (c) Clients with WhatsApp numbers, and an onboarding run over them.
     let mut ids = vec![];
     for i in 0..CLIENTS {
-        let body = json!({"name": format!("Crash Client {i:02}"), "accounts": {"whatsapp": format!("+55119999900{i:02}")}});
+        let body =
+            json!({"name": format!("Crash Client {i:02}"), "accounts": {"whatsapp": format!("+55119999900{i:02}")}});
         let res = http.post(format!("{base}/v1/clients")).bearer_auth(&admin).json(&body).send().await.unwrap();
         assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
         ids.push(res.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string());
@@ -260,13 +279,17 @@ async fn a_run_survives_sigkill_with_no_task_lost_and_no_effect_repeated() {
     procs.kill(svc);
     let killed = Instant::now();
     let pool = db.pool().await;
-    let running: i64 = sqlx::query_scalar("SELECT count(*) FROM engine.tasks WHERE status = 'running'").fetch_one(&pool).await.unwrap();
+    let running: i64 = sqlx::query_scalar("SELECT count(*) FROM engine.tasks WHERE status = 'running'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert!(running > 0, "the kill should leave tasks mid-flight: {at_kill}");
 
     // (e) Restart (same settings, another port): every task finishes within lease + 30 s.
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let svc = procs.spawn("service (restarted)", service(dir.path(), &db, sim_port, port, "all", &[("WORKER_CONCURRENCY", "4")]));
+    let svc = procs
+        .spawn("service (restarted)", service(dir.path(), &db, sim_port, port, "all", &[("WORKER_CONCURRENCY", "4")]));
     let printed = ready(&mut procs, svc, &base).await;
     assert!(!printed.iter().any(|l| is_jwt(l)), "a second admin token was printed");
     let run_url = format!("{base}/v1/runs/{run}");
@@ -281,7 +304,11 @@ async fn a_run_survives_sigkill_with_no_task_lost_and_no_effect_repeated() {
     };
     assert_eq!(view["status"], "succeeded", "{view}");
     assert_eq!(view["tasks"]["succeeded"], CLIENTS, "{view}");
-    eprintln!("crash test: {} of {CLIENTS} done at the kill, all done {:?} after it", at_kill["tasks"]["succeeded"], killed.elapsed());
+    eprintln!(
+        "crash test: {} of {CLIENTS} done at the kill, all done {:?} after it",
+        at_kill["tasks"]["succeeded"],
+        killed.elapsed()
+    );
 
     // (f) No effect twice: the simulator saw exactly one of each.
     let stats: Value = http.get(&stats_url).send().await.unwrap().json().await.unwrap();
@@ -296,7 +323,10 @@ async fn a_run_survives_sigkill_with_no_task_lost_and_no_effect_repeated() {
     for t in tasks["data"].as_array().unwrap() {
         assert_eq!(t["status"], "succeeded", "{t}");
     }
-    let active: i64 = sqlx::query_scalar("SELECT count(*) FROM knowledge.clients WHERE status = 'active'").fetch_one(&pool).await.unwrap();
+    let active: i64 = sqlx::query_scalar("SELECT count(*) FROM knowledge.clients WHERE status = 'active'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert_eq!(active, CLIENTS as i64);
     pool.close().await;
     drop(procs);
@@ -338,7 +368,10 @@ async fn two_scheduler_processes_fire_a_slot_once() {
         }
         if banners == [true, true]
             && let Ok(pool) = sqlx::postgres::PgPoolOptions::new().max_connections(2).connect(&db.url).await
-            && sqlx::query_scalar::<_, i64>("SELECT count(*) FROM engine.schedules").fetch_one(&pool).await.is_ok_and(|n| n >= 3)
+            && sqlx::query_scalar::<_, i64>("SELECT count(*) FROM engine.schedules")
+                .fetch_one(&pool)
+                .await
+                .is_ok_and(|n| n >= 3)
         {
             break pool;
         }
@@ -346,7 +379,10 @@ async fn two_scheduler_processes_fire_a_slot_once() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let per_workflow: Vec<(String, i64)> =
-        sqlx::query_as("SELECT workflow, count(*) FROM engine.schedules GROUP BY workflow ORDER BY workflow").fetch_all(&pool).await.unwrap();
+        sqlx::query_as("SELECT workflow, count(*) FROM engine.schedules GROUP BY workflow ORDER BY workflow")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
     assert!(per_workflow.iter().all(|(_, n)| *n == 1), "default schedules seeded twice: {per_workflow:?}");
 
     // Every minute, due now (this minute's slot).
@@ -362,12 +398,13 @@ async fn two_scheduler_processes_fire_a_slot_once() {
     .unwrap();
     tokio::time::sleep(Duration::from_secs(3)).await;
 
-    let for_slot: i64 = sqlx::query_scalar("SELECT count(*) FROM engine.schedule_firings WHERE schedule_id = $1 AND fire_at = $2")
-        .bind(schedule)
-        .bind(slot)
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let for_slot: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM engine.schedule_firings WHERE schedule_id = $1 AND fire_at = $2")
+            .bind(schedule)
+            .bind(slot)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
     assert_eq!(for_slot, 1, "the slot fired {for_slot} times");
     // A minute boundary may pass meanwhile: its slot is another firing, but never a run without one.
     let (runs, firings, linked): (i64, i64, i64) = sqlx::query_as(
@@ -380,7 +417,12 @@ async fn two_scheduler_processes_fire_a_slot_once() {
     .await
     .unwrap();
     assert_eq!((runs, linked), (firings, firings), "one run per firing");
-    let next: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("SELECT next_fire_at FROM engine.schedules WHERE id = $1").bind(schedule).fetch_one(&pool).await.unwrap();
+    let next: chrono::DateTime<chrono::Utc> =
+        sqlx::query_scalar("SELECT next_fire_at FROM engine.schedules WHERE id = $1")
+            .bind(schedule)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
     assert!(next > slot);
     for i in [a, b, w] {
         assert!(procs.alive(i), "{} died", procs.get(i).name);

@@ -197,25 +197,32 @@ pub async fn start_run(state: &AppState, workflow: &str, clients: &[Uuid], dry_r
     let info = w.info();
     let params = w.check_params(&Value::Null).unwrap();
     let mut conn = state.pool.acquire().await.unwrap();
-    let run = store::runs::create(&mut conn, &NewRun {
-        workflow: info.key,
-        workflow_version: info.version as i32,
-        trigger: "api",
-        params: &params,
-        dry_run,
-        callback_url: None,
-        schedule_id: None,
-        created_by: None,
-        client_ids: Some(clients),
-        max_attempts: info.max_attempts as i32,
-    })
+    let run = store::runs::create(
+        &mut conn,
+        &NewRun {
+            workflow: info.key,
+            workflow_version: info.version as i32,
+            trigger: "api",
+            params: &params,
+            dry_run,
+            callback_url: None,
+            schedule_id: None,
+            created_by: None,
+            client_ids: Some(clients),
+            max_attempts: info.max_attempts as i32,
+        },
+    )
     .await
     .unwrap();
     run.id
 }
 
 pub async fn run_status(pool: &PgPool, run: Uuid) -> String {
-    sqlx::query_scalar::<_, String>("SELECT status FROM engine.runs WHERE id = $1").bind(run).fetch_one(pool).await.unwrap()
+    sqlx::query_scalar::<_, String>("SELECT status FROM engine.runs WHERE id = $1")
+        .bind(run)
+        .fetch_one(pool)
+        .await
+        .unwrap()
 }
 
 /// Waits until the run leaves `queued`/`running`; returns its status.
@@ -285,7 +292,10 @@ async fn retryable_failures_back_off_then_succeed_or_fail_with_the_error_kept(po
     let (recovers_stats, gives_up_stats) = (recovers.stats.clone(), gives_up.stats.clone());
     let state = state_with(&app, vec![Arc::new(recovers), Arc::new(gives_up)]);
     let ids = clients(&app, "Flaky", 1).await;
-    let worker = start_worker(&state, WorkerSettings { retry_base: Duration::from_millis(200), ..settings(4, Duration::from_secs(30)) });
+    let worker = start_worker(
+        &state,
+        WorkerSettings { retry_base: Duration::from_millis(200), ..settings(4, Duration::from_secs(30)) },
+    );
 
     let run = start_run(&state, "recovers", &ids, false).await;
     assert_eq!(finished(&pool, run, Duration::from_secs(20)).await, "succeeded");
@@ -348,7 +358,8 @@ async fn a_dead_workers_task_is_reaped_and_finished_by_a_live_one(pool: PgPool) 
     let (status, attempt, _) = task(&pool, run, orphan).await;
     assert_eq!((status.as_str(), attempt), ("succeeded", 2), "the ghost's attempt counts");
     assert_eq!(stats.all_executions().values().copied().collect::<Vec<_>>(), [1, 1]);
-    let locked: i64 = count(&pool, "SELECT count(*) FROM engine.tasks WHERE run_id = $1 AND locked_by IS NOT NULL", run).await;
+    let locked: i64 =
+        count(&pool, "SELECT count(*) FROM engine.tasks WHERE run_id = $1 AND locked_by IS NOT NULL", run).await;
     assert_eq!(locked, 0);
     worker.stop().await;
 }
@@ -373,7 +384,8 @@ async fn a_worker_that_lost_its_lease_cannot_record_an_outcome(pool: PgPool) {
     assert_eq!(store::runs::heartbeat(&pool, id, "w1", 30.0).await.unwrap(), None);
     assert_eq!(store::runs::heartbeat(&pool, id, "w2", 30.0).await.unwrap(), Some(false));
     assert!(store::runs::succeed(&pool, id, "w2", &json!({"by": "w2"})).await.unwrap());
-    let result: Value = sqlx::query_scalar("SELECT result FROM engine.tasks WHERE id = $1").bind(id).fetch_one(&pool).await.unwrap();
+    let result: Value =
+        sqlx::query_scalar("SELECT result FROM engine.tasks WHERE id = $1").bind(id).fetch_one(&pool).await.unwrap();
     assert_eq!(result, json!({"by": "w2"}));
 }
 
@@ -392,15 +404,20 @@ async fn an_effect_recorded_in_one_attempt_is_not_repeated_in_the_next(pool: PgP
     for id in &ids {
         assert_eq!(stats.executions(*id), 2);
     }
-    let (attempt, result): (i32, Value) = sqlx::query_as("SELECT attempt, result FROM engine.tasks WHERE run_id = $1 AND client_id = $2")
-        .bind(run)
-        .bind(ids[0])
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let (attempt, result): (i32, Value) =
+        sqlx::query_as("SELECT attempt, result FROM engine.tasks WHERE run_id = $1 AND client_id = $2")
+            .bind(run)
+            .bind(ids[0])
+            .fetch_one(&pool)
+            .await
+            .unwrap();
     assert_eq!(attempt, 2);
     assert_eq!(result["sent"], json!({"sent_to": "Ledger 00"}), "the second attempt got the recorded result");
-    assert_eq!(count(&pool, "SELECT count(*) FROM engine.effects WHERE run_id = $1 AND step = 'send' AND NOT dry_run", run).await, 3);
+    assert_eq!(
+        count(&pool, "SELECT count(*) FROM engine.effects WHERE run_id = $1 AND step = 'send' AND NOT dry_run", run)
+            .await,
+        3
+    );
     worker.stop().await;
 }
 
@@ -415,8 +432,15 @@ async fn a_dry_run_records_effects_without_performing_them(pool: PgPool) {
     let run = start_run(&state, "probe", &ids, true).await;
     assert_eq!(finished(&pool, run, Duration::from_secs(15)).await, "succeeded");
     assert_eq!(stats.effects.load(SeqCst), 0, "nothing sent");
-    assert_eq!(count(&pool, "SELECT count(*) FROM engine.effects WHERE run_id = $1 AND step = 'send' AND dry_run", run).await, 2);
-    let results: Vec<Value> = sqlx::query_scalar("SELECT result FROM engine.tasks WHERE run_id = $1").bind(run).fetch_all(&pool).await.unwrap();
+    assert_eq!(
+        count(&pool, "SELECT count(*) FROM engine.effects WHERE run_id = $1 AND step = 'send' AND dry_run", run).await,
+        2
+    );
+    let results: Vec<Value> = sqlx::query_scalar("SELECT result FROM engine.tasks WHERE run_id = $1")
+        .bind(run)
+        .fetch_all(&pool)
+        .await
+        .unwrap();
     assert!(results.iter().all(|r| r["sent"].is_null()), "{results:?}");
     worker.stop().await;
 }
@@ -440,7 +464,8 @@ async fn cancel_stops_queued_tasks_at_once_and_running_ones_at_their_heartbeat(p
     assert!(store::runs::cancel(&mut conn, run).await.unwrap());
     assert!(!store::runs::cancel(&mut conn, run).await.unwrap(), "a canceled run cannot be canceled again");
     drop(conn);
-    let canceled_now = count(&pool, "SELECT count(*) FROM engine.tasks WHERE run_id = $1 AND status = 'canceled'", run).await;
+    let canceled_now =
+        count(&pool, "SELECT count(*) FROM engine.tasks WHERE run_id = $1 AND status = 'canceled'", run).await;
     assert_eq!(canceled_now, 2, "the queued tasks are canceled at once");
 
     let stopped = Instant::now();
@@ -452,7 +477,10 @@ async fn cancel_stops_queued_tasks_at_once_and_running_ones_at_their_heartbeat(p
     assert!(stopped.elapsed() < Duration::from_secs(3), "{:?}", stopped.elapsed());
     assert_eq!(stats.in_flight.load(SeqCst), 0, "the step was stopped");
     assert_eq!(stats.completed.load(SeqCst), 0);
-    assert_eq!(count(&pool, "SELECT count(*) FROM engine.tasks WHERE run_id = $1 AND status = 'canceled'", run).await, 3);
+    assert_eq!(
+        count(&pool, "SELECT count(*) FROM engine.tasks WHERE run_id = $1 AND status = 'canceled'", run).await,
+        3
+    );
     assert_eq!(run_status(&pool, run).await, "canceled");
     // Nothing of the canceled run is picked up again.
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -514,7 +542,11 @@ async fn retry_requeues_only_the_failed_tasks_and_the_run_finishes_again(pool: P
     let executions: Vec<usize> = ids.iter().map(|id| stats.executions(*id)).collect();
     assert_eq!(executions, [2, 2, 1, 1], "only the failed ones ran again");
     let (status, attempt, error) = task(&pool, run, ids[0]).await;
-    assert_eq!((status.as_str(), attempt, error), ("succeeded", 1, None), "a retry is a new attempt series; the old error is cleared");
+    assert_eq!(
+        (status.as_str(), attempt, error),
+        ("succeeded", 1, None),
+        "a retry is a new attempt series; the old error is cleared"
+    );
     let mut conn = pool.acquire().await.unwrap();
     assert_eq!(store::runs::retry_failed(&mut conn, run).await.unwrap(), 0, "nothing failed any more");
     worker.stop().await;
@@ -544,7 +576,8 @@ async fn a_notification_wakes_the_worker_before_its_poll(pool: PgPool) {
     let app = TestApp::new(pool.clone()).await;
     let state = state_with(&app, vec![Arc::new(Probe::new("probe"))]);
     let ids = clients(&app, "Woken", 1).await;
-    let worker = start_worker(&state, WorkerSettings { poll: Duration::from_secs(30), ..settings(4, Duration::from_secs(30)) });
+    let worker =
+        start_worker(&state, WorkerSettings { poll: Duration::from_secs(30), ..settings(4, Duration::from_secs(30)) });
     tokio::time::sleep(Duration::from_millis(500)).await; // the listener is up
     let started = Instant::now();
     let run = start_run(&state, "probe", &ids, false).await;

@@ -50,10 +50,12 @@ async fn the_feed_lists_events_oldest_first_after_an_id_filtered_by_type(pool: P
     let app = TestApp::new(pool.clone()).await;
     let a = app.create_client(json!({"name": "Acme"})).await;
     app.create_client(json!({"name": "Bravo"})).await;
-    let res = app.patch(&format!("/v1/clients/{}", a["id"].as_str().unwrap()), json!({"industry": "coffee"})).send().await;
+    let res =
+        app.patch(&format!("/v1/clients/{}", a["id"].as_str().unwrap()), json!({"industry": "coffee"})).send().await;
     assert_eq!(res.status, StatusCode::OK);
     let updated = res.json();
-    let res = app.post("/v1/workflows/daily-monitoring/runs", json!({"client_ids": ["acme"], "dry_run": true})).send().await;
+    let res =
+        app.post("/v1/workflows/daily-monitoring/runs", json!({"client_ids": ["acme"], "dry_run": true})).send().await;
     assert_eq!(res.status, StatusCode::ACCEPTED, "{}", res.text());
     let run_id = res.json()["id"].as_str().unwrap().to_string();
 
@@ -125,7 +127,10 @@ async fn an_event_commits_or_rolls_back_with_its_change(pool: PgPool) {
     app.post("/v1/clients", json!({"name": ""})).send().await.problem(422, "validation_failed");
     app.create_client(json!({"name": "Acme", "slug": "acme"})).await;
     app.post("/v1/clients", json!({"name": "Acme again", "slug": "acme"})).send().await.problem(409, "slug_taken");
-    app.patch("/v1/clients/acme", json!({"accounts": {"meta": "not-an-account"}})).send().await.problem(422, "validation_failed");
+    app.patch("/v1/clients/acme", json!({"accounts": {"meta": "not-an-account"}}))
+        .send()
+        .await
+        .problem(422, "validation_failed");
     assert_eq!(types(&pool).await, vec!["client.created"]);
     assert_eq!(app.count("SELECT count(*) FROM engine.deliveries").await, 1);
 
@@ -171,7 +176,8 @@ async fn alert_created_is_emitted_for_new_alerts_only(pool: PgPool) {
     let second = record(vec![alert("meta", Severity::Critical), alert("google_ads", Severity::Warning)]).await;
     assert_eq!(second.iter().find(|a| a.subject == "meta").unwrap().id, first[0].id);
 
-    let alerts: Vec<Value> = stored(&pool).await.into_iter().filter(|(t, _)| t == "alert.created").map(|(_, d)| d).collect();
+    let alerts: Vec<Value> =
+        stored(&pool).await.into_iter().filter(|(t, _)| t == "alert.created").map(|(_, d)| d).collect();
     assert_eq!(alerts.len(), 2, "{alerts:?}");
     assert_eq!(alerts[0], serde_json::to_value(&first[0]).unwrap(), "the alert as the API shows it");
     assert_eq!(alerts[1]["subject"], "google_ads");
@@ -228,7 +234,8 @@ async fn runs_driven_by_a_worker_emit_started_and_their_outcome(pool: PgPool) {
     worker.stop().await;
 
     let runs: Vec<(String, Value)> = stored(&pool).await.into_iter().filter(|(t, _)| t.starts_with("run.")).collect();
-    let seen: Vec<(&str, String)> = runs.iter().map(|(t, d)| (t.as_str(), d["id"].as_str().unwrap().to_string())).collect();
+    let seen: Vec<(&str, String)> =
+        runs.iter().map(|(t, d)| (t.as_str(), d["id"].as_str().unwrap().to_string())).collect();
     assert_eq!(
         seen,
         vec![
@@ -241,10 +248,16 @@ async fn runs_driven_by_a_worker_emit_started_and_their_outcome(pool: PgPool) {
         ]
     );
     let (_, started) = &runs[0];
-    assert_eq!((started["workflow"].clone(), started["trigger"].clone(), started["dry_run"].clone()), (json!("probe"), json!("api"), json!(false)));
+    assert_eq!(
+        (started["workflow"].clone(), started["trigger"].clone(), started["dry_run"].clone()),
+        (json!("probe"), json!("api"), json!(false))
+    );
     assert_eq!(started["params"], json!({"level": 0}));
     let (_, done) = &runs[3];
-    assert_eq!((done["status"].clone(), done["tasks"]["succeeded"].clone(), done["tasks"]["failed"].clone()), (json!("partially_failed"), json!(1), json!(1)));
+    assert_eq!(
+        (done["status"].clone(), done["tasks"]["succeeded"].clone(), done["tasks"]["failed"].clone()),
+        (json!("partially_failed"), json!(1), json!(1))
+    );
     assert!(done["finished_at"].as_str().is_some_and(|t| t.ends_with('Z')));
 }
 
@@ -266,14 +279,22 @@ async fn every_client_change_emits_client_updated(pool: PgPool) {
     worker.stop().await;
     let updates = app.count("SELECT count(*) FROM engine.events WHERE type = 'client.updated'").await;
     assert!(updates >= 2, "{updates}");
-    assert_eq!(updates, app.count("SELECT count(*) FROM audit.log WHERE action = 'client.update'").await, "one event per recorded change");
+    assert_eq!(
+        updates,
+        app.count("SELECT count(*) FROM audit.log WHERE action = 'client.update'").await,
+        "one event per recorded change"
+    );
 }
 
 #[sqlx::test]
 async fn reading_an_event_type_needs_the_scope_that_reads_its_resource(pool: PgPool) {
     let app = TestApp::new(pool.clone()).await;
-    app.create_client(json!({"name": "Private Co", "contacts": [{"name": "Ana", "email": "ana@private.example"}]})).await;
-    let res = app.post("/v1/workflows/daily-monitoring/runs", json!({"client_ids": ["private-co"], "dry_run": true})).send().await;
+    app.create_client(json!({"name": "Private Co", "contacts": [{"name": "Ana", "email": "ana@private.example"}]}))
+        .await;
+    let res = app
+        .post("/v1/workflows/daily-monitoring/runs", json!({"client_ids": ["private-co"], "dry_run": true}))
+        .send()
+        .await;
     assert_eq!(res.status, StatusCode::ACCEPTED, "{}", res.text());
     tokio::time::sleep(SETTLE + Duration::from_millis(100)).await;
     let get = |token: String, query: &'static str| {
@@ -285,12 +306,17 @@ async fn reading_an_event_type_needs_the_scope_that_reads_its_resource(pool: PgP
     let runs_only = app.token(&["workflows:read"]).await;
     let res = get(runs_only.clone(), "").await;
     assert_eq!(res.status, StatusCode::OK);
-    let kinds: Vec<String> = res.json()["data"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap().to_string()).collect();
+    let kinds: Vec<String> =
+        res.json()["data"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap().to_string()).collect();
     assert_eq!(kinds, vec!["run.started"]);
     assert!(!res.text().contains("ana@private.example"));
     for query in ["?types=client.created", "?types=client.*", "?types=*", "?types=run.*,client.updated"] {
         let res = get(runs_only.clone(), query).await;
-        assert_eq!(res.problem(403, "missing_scope")["detail"], "This token lacks the `clients:read` scope.", "{query}");
+        assert_eq!(
+            res.problem(403, "missing_scope")["detail"],
+            "This token lacks the `clients:read` scope.",
+            "{query}"
+        );
     }
 
     // clients:read sees client events, not runs; both scopes see everything.
@@ -321,7 +347,9 @@ async fn subscribing_an_endpoint_needs_the_scope_that_reads_each_type(pool: PgPo
                 .await
         }
     };
-    for events in [json!(["client.*"]), json!(["*"]), json!(["client.created"]), json!(["run.*"]), json!(["alert.created"])] {
+    for events in
+        [json!(["client.*"]), json!(["*"]), json!(["client.created"]), json!(["run.*"]), json!(["alert.created"])]
+    {
         let res = create(hooks_only.clone(), events.clone()).await;
         res.problem(403, "missing_scope");
         assert_eq!(res.error_fields(), vec!["events"], "{events}");
@@ -333,7 +361,12 @@ async fn subscribing_an_endpoint_needs_the_scope_that_reads_each_type(pool: PgPo
     assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
     // Widening a subscription later is checked the same way.
     let id = res.json()["id"].as_str().unwrap().to_string();
-    let res = app.request(Method::PATCH, &format!("/v1/webhook-endpoints/{id}")).token(&runs).json(&json!({"events": ["*"]})).send().await;
+    let res = app
+        .request(Method::PATCH, &format!("/v1/webhook-endpoints/{id}"))
+        .token(&runs)
+        .json(&json!({"events": ["*"]}))
+        .send()
+        .await;
     res.problem(403, "missing_scope");
     let all = app.token(&["webhooks:write", "workflows:read", "clients:read"]).await;
     assert_eq!(create(all, json!(["*"])).await.status, StatusCode::CREATED);

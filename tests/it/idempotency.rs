@@ -50,7 +50,11 @@ async fn same_key_with_another_body_is_422(pool: PgPool) {
     assert_eq!(clients(&app).await, 1);
     assert_eq!(app.count("SELECT count(*) FROM knowledge.clients WHERE name = 'Second Body'").await, 0);
     // The same key on another path is another request too.
-    let res = app.post("/v1/tokens", json!({"name": "t", "scopes": ["clients:read"]})).header("idempotency-key", "key-2").send().await;
+    let res = app
+        .post("/v1/tokens", json!({"name": "t", "scopes": ["clients:read"]}))
+        .header("idempotency-key", "key-2")
+        .send()
+        .await;
     res.problem(422, "idempotency_key_reused");
 }
 
@@ -80,8 +84,13 @@ async fn concurrent_duplicates_create_once(pool: PgPool) {
     for round in 0..5 {
         let key = format!("race-{round}");
         let body = json!({"name": format!("Race Client {round}")});
-        let (one, two) = tokio::join!(create(&app, &app.admin, &key, body.clone()), create(&app, &app.admin, &key, body.clone()));
-        let (winner, other) = if one.header("idempotent-replayed").is_none() && one.status == StatusCode::CREATED { (one, two) } else { (two, one) };
+        let (one, two) =
+            tokio::join!(create(&app, &app.admin, &key, body.clone()), create(&app, &app.admin, &key, body.clone()));
+        let (winner, other) = if one.header("idempotent-replayed").is_none() && one.status == StatusCode::CREATED {
+            (one, two)
+        } else {
+            (two, one)
+        };
         assert_eq!(winner.status, StatusCode::CREATED, "{}", winner.text());
         match other.status {
             StatusCode::CREATED => {
@@ -103,7 +112,12 @@ async fn a_validation_failure_is_replayed(pool: PgPool) {
     let app = TestApp::new(pool).await;
     let bad = json!({"name": "", "currency": "dollars"});
     let send = || {
-        app.request(Method::POST, "/v1/clients").token(&app.admin).header("idempotency-key", "bad-1").header("x-request-id", "req-bad").json(&bad).send()
+        app.request(Method::POST, "/v1/clients")
+            .token(&app.admin)
+            .header("idempotency-key", "bad-1")
+            .header("x-request-id", "req-bad")
+            .json(&bad)
+            .send()
     };
     let first = send().await;
     let problem = first.problem(422, "validation_failed");
@@ -153,7 +167,10 @@ async fn an_expired_key_can_be_reused(pool: PgPool) {
     let app = TestApp::new(pool).await;
     let first = create(&app, &app.admin, "old-key", json!({"name": "Yesterday"})).await;
     assert_eq!(first.status, StatusCode::CREATED);
-    sqlx::query("UPDATE engine.idempotency_keys SET expires_at = now() - interval '1 hour'").execute(&app.pool).await.unwrap();
+    sqlx::query("UPDATE engine.idempotency_keys SET expires_at = now() - interval '1 hour'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
     let res = create(&app, &app.admin, "old-key", json!({"name": "Today"})).await;
     assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
     assert_eq!(res.header("idempotent-replayed"), None);
@@ -184,7 +201,10 @@ async fn a_dead_requests_key_is_taken_over(pool: PgPool) {
     // While its lock holds, the key is in flight.
     create(&app, &app.admin, "stuck", body.clone()).await.problem(409, "idempotency_in_flight");
 
-    sqlx::query("UPDATE engine.idempotency_keys SET locked_until = now() - interval '1 second'").execute(&app.pool).await.unwrap();
+    sqlx::query("UPDATE engine.idempotency_keys SET locked_until = now() - interval '1 second'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
     let res = create(&app, &app.admin, "stuck", body.clone()).await;
     assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
     assert_eq!(res.header("idempotent-replayed"), None);
@@ -201,8 +221,12 @@ async fn keys_are_kept_at_least_a_day(pool: PgPool) {
     create(&app, &app.admin, "kept", json!({"name": "Kept Key"})).await;
     create(&app, &app.admin, "kept-invalid", json!({"name": ""})).await;
     assert_eq!(app.count(KEYS).await, 2);
-    let kept = app.count("SELECT count(*) FROM engine.idempotency_keys WHERE expires_at - created_at >= interval '24 hours'").await;
+    let kept = app
+        .count("SELECT count(*) FROM engine.idempotency_keys WHERE expires_at - created_at >= interval '24 hours'")
+        .await;
     assert_eq!(kept, 2);
-    let stored = app.count("SELECT count(*) FROM engine.idempotency_keys WHERE state = 'completed' AND response_status IS NOT NULL").await;
+    let stored = app
+        .count("SELECT count(*) FROM engine.idempotency_keys WHERE state = 'completed' AND response_status IS NOT NULL")
+        .await;
     assert_eq!(stored, 2);
 }

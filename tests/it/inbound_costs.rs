@@ -19,7 +19,8 @@ const BOSS: &str = "5511999990000";
 const STRANGER: &str = "14155550100";
 
 async fn app(pool: PgPool) -> TestApp {
-    let config = switchboard::config::Config { whatsapp_command_senders: format!("+{BOSS}, +442071838750"), ..test_config() };
+    let config =
+        switchboard::config::Config { whatsapp_command_senders: format!("+{BOSS}, +442071838750"), ..test_config() };
     TestApp::with_config(pool, config).await
 }
 
@@ -82,7 +83,8 @@ async fn active_client(app: &TestApp, name: &str, extra: Value) -> Value {
 #[sqlx::test]
 async fn verification_handshake_echoes_the_challenge_only_for_the_right_token(pool: PgPool) {
     let app = app(pool).await;
-    let url = |mode: &str, token: &str| format!("{PATH}?hub.mode={mode}&hub.verify_token={token}&hub.challenge=1158201444");
+    let url =
+        |mode: &str, token: &str| format!("{PATH}?hub.mode={mode}&hub.verify_token={token}&hub.challenge=1158201444");
     let res = app.request(Method::GET, &url("subscribe", VERIFY_TOKEN)).send().await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text());
     assert_eq!(res.text(), "1158201444");
@@ -156,7 +158,9 @@ async fn a_redelivered_message_is_processed_once(pool: PgPool) {
 async fn a_number_not_on_the_list_is_recorded_and_ignored(pool: PgPool) {
     let app = app(pool).await;
     let client = active_client(&app, "Ignored Co", json!({})).await;
-    let ack = say(&app, STRANGER, "wamid.stranger", &format!("run daily-monitoring {}", client["slug"].as_str().unwrap())).await;
+    let ack =
+        say(&app, STRANGER, "wamid.stranger", &format!("run daily-monitoring {}", client["slug"].as_str().unwrap()))
+            .await;
     assert_eq!(ack, json!({"messages": 1, "new": 1, "commands": 0}));
     assert!(sent_to(&app, STRANGER).is_empty(), "no reply");
     assert_eq!(app.sim.state.stats().platforms["whatsapp"].created["messages"], 0);
@@ -176,7 +180,10 @@ async fn unknown_commands_and_missing_arguments_get_a_hint(pool: PgPool) {
     assert!(last_reply(&app, BOSS).contains("Usage: status <client>"), "{}", last_reply(&app, BOSS));
     say(&app, BOSS, "wamid.q3", "status nobody-here").await;
     assert!(last_reply(&app, BOSS).contains("No client `nobody-here`"), "{}", last_reply(&app, BOSS));
-    assert_eq!(app.count("SELECT count(*) FROM engine.inbound_messages WHERE command IN ('unknown', 'usage', 'status')").await, 3);
+    assert_eq!(
+        app.count("SELECT count(*) FROM engine.inbound_messages WHERE command IN ('unknown', 'usage', 'status')").await,
+        3
+    );
 }
 
 #[sqlx::test]
@@ -190,8 +197,13 @@ async fn run_starts_the_workflow_for_one_client_or_all_active_ones(pool: PgPool)
     say(&app, BOSS, "wamid.run1", &format!("Run Daily-Monitoring {slug}")).await;
     let reply = last_reply(&app, BOSS);
     assert!(reply.starts_with("Started daily-monitoring for Run One"), "{reply}");
-    assert_eq!(app.count("SELECT count(*) FROM engine.runs WHERE trigger = 'whatsapp' AND workflow = 'daily-monitoring'").await, 1);
-    let tasks: Vec<String> = sqlx::query_scalar("SELECT client_id::text FROM engine.tasks").fetch_all(&app.pool).await.unwrap();
+    assert_eq!(
+        app.count("SELECT count(*) FROM engine.runs WHERE trigger = 'whatsapp' AND workflow = 'daily-monitoring'")
+            .await,
+        1
+    );
+    let tasks: Vec<String> =
+        sqlx::query_scalar("SELECT client_id::text FROM engine.tasks").fetch_all(&app.pool).await.unwrap();
     assert_eq!(tasks, vec![one["id"].as_str().unwrap().to_string()]);
     assert_eq!(
         app.count("SELECT count(*) FROM audit.log WHERE actor_name = 'whatsapp:+5511999990000' AND action = 'run.create' AND resource_type = 'run'").await,
@@ -214,7 +226,8 @@ async fn run_starts_the_workflow_for_one_client_or_all_active_ones(pool: PgPool)
 #[sqlx::test]
 async fn status_reports_pacing_and_open_alerts(pool: PgPool) {
     let app = app(pool).await;
-    let client = active_client(&app, "Paced Co", json!({"budgets": {"meta": 3000}, "accounts": {"meta": "1234567890"}})).await;
+    let client =
+        active_client(&app, "Paced Co", json!({"budgets": {"meta": 3000}, "accounts": {"meta": "1234567890"}})).await;
     let id = client["id"].as_str().unwrap();
     sqlx::query(
         "INSERT INTO engine.alerts (id, client_id, kind, severity, day, message, status)
@@ -271,13 +284,15 @@ fn today() -> NaiveDate {
 }
 
 async fn calls(app: &TestApp, client_id: &str, platform: &str) -> Option<i32> {
-    sqlx::query_scalar("SELECT calls FROM costs.platform_calls WHERE client_id = $1::uuid AND platform = $2 AND day = $3")
-        .bind(client_id)
-        .bind(platform)
-        .bind(today())
-        .fetch_optional(&app.pool)
-        .await
-        .unwrap()
+    sqlx::query_scalar(
+        "SELECT calls FROM costs.platform_calls WHERE client_id = $1::uuid AND platform = $2 AND day = $3",
+    )
+    .bind(client_id)
+    .bind(platform)
+    .bind(today())
+    .fetch_optional(&app.pool)
+    .await
+    .unwrap()
 }
 
 #[sqlx::test]
@@ -308,7 +323,9 @@ async fn platform_calls_in_a_client_scope_are_counted_and_flushed(pool: PgPool) 
     assert_eq!(calls(&app, a["id"].as_str().unwrap(), "whatsapp").await, Some(3));
 
     // A metrics sync attributes its calls to the client, per platform.
-    let ads = active_client(&app, "Counted Ads", json!({"accounts": {"meta": "1234567890", "google_ads": "123-456-7890"}})).await;
+    let ads =
+        active_client(&app, "Counted Ads", json!({"accounts": {"meta": "1234567890", "google_ads": "123-456-7890"}}))
+            .await;
     let (from, to) = (today() - Duration::days(9), today() - Duration::days(3));
     let res = app.post("/v1/clients/counted-ads/metrics/sync", json!({"from": from, "to": to})).send().await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text());
@@ -333,9 +350,22 @@ async fn seed_costs(app: &TestApp) -> (Value, Value) {
     for (at, client, input, output) in rows {
         sqlx::query(llm).bind(at).bind(client).bind(input).bind(output).execute(&app.pool).await.unwrap();
     }
-    let calls = "INSERT INTO costs.platform_calls (client_id, platform, day, calls) VALUES ($1::uuid, $2, $3::date, $4)";
-    for (client, platform, day, n) in [(&a, "meta", "2026-06-01", 3), (&a, "google_ads", "2026-06-01", 2), (&b, "meta", "2026-06-03", 5), (&a, "meta", "2026-07-01", 99)] {
-        sqlx::query(calls).bind(client["id"].as_str()).bind(platform).bind(day).bind(n).execute(&app.pool).await.unwrap();
+    let calls =
+        "INSERT INTO costs.platform_calls (client_id, platform, day, calls) VALUES ($1::uuid, $2, $3::date, $4)";
+    for (client, platform, day, n) in [
+        (&a, "meta", "2026-06-01", 3),
+        (&a, "google_ads", "2026-06-01", 2),
+        (&b, "meta", "2026-06-03", 5),
+        (&a, "meta", "2026-07-01", 99),
+    ] {
+        sqlx::query(calls)
+            .bind(client["id"].as_str())
+            .bind(platform)
+            .bind(day)
+            .bind(n)
+            .execute(&app.pool)
+            .await
+            .unwrap();
     }
     (a, b)
 }
@@ -366,8 +396,15 @@ async fn costs_show_llm_usage_and_platform_calls_per_client_and_day(pool: PgPool
     // One client, by slug or id; a narrower range.
     let only_b = app.get("/v1/costs?from=2026-06-01&to=2026-06-30&client=cost-beta").send().await.json();
     assert_eq!(only_b["data"].as_array().unwrap().len(), 2);
-    assert_eq!(only_b["totals"], json!({"llm": {"input_tokens": 300, "output_tokens": 30, "calls": 1}, "platform_calls": {"meta": 5}}));
-    let by_id = app.get(&format!("/v1/costs?from=2026-06-01&to=2026-06-30&client={}", b["id"].as_str().unwrap())).send().await.json();
+    assert_eq!(
+        only_b["totals"],
+        json!({"llm": {"input_tokens": 300, "output_tokens": 30, "calls": 1}, "platform_calls": {"meta": 5}})
+    );
+    let by_id = app
+        .get(&format!("/v1/costs?from=2026-06-01&to=2026-06-30&client={}", b["id"].as_str().unwrap()))
+        .send()
+        .await
+        .json();
     assert_eq!(by_id, only_b);
     let day2 = app.get("/v1/costs?from=2026-06-02&to=2026-06-02").send().await.json();
     assert_eq!(day2["data"].as_array().unwrap().len(), 1);
@@ -390,10 +427,18 @@ async fn costs_refuse_bad_ranges_unknown_clients_and_missing_scope(pool: PgPool)
     bad(app.get("/v1/costs?from=2026-06-02&to=2026-06-01").send().await, "to");
     bad(app.get("/v1/costs?from=2025-01-01&to=2026-01-02").send().await, "to");
     bad(app.get("/v1/costs?from=2026-06-01&to=2026-06-30&clinet=x").send().await, "clinet");
-    assert_eq!(app.get("/v1/costs?from=2025-01-01&to=2026-01-01").send().await.status, StatusCode::OK, "366 days are fine");
+    assert_eq!(
+        app.get("/v1/costs?from=2025-01-01&to=2026-01-01").send().await.status,
+        StatusCode::OK,
+        "366 days are fine"
+    );
     app.get("/v1/costs?from=2026-06-01&to=2026-06-30&client=nobody").send().await.problem(404, "not_found");
     let runner = app.token(&["workflows:run"]).await;
-    app.request(Method::GET, "/v1/costs?from=2026-06-01&to=2026-06-30").token(&runner).send().await.problem(403, "missing_scope");
+    app.request(Method::GET, "/v1/costs?from=2026-06-01&to=2026-06-30")
+        .token(&runner)
+        .send()
+        .await
+        .problem(403, "missing_scope");
 }
 
 /// A workflow that sends one WhatsApp message per client.
@@ -434,7 +479,13 @@ impl switchboard::workflows::Workflow for Pinger {
 #[sqlx::test]
 async fn workflow_tasks_count_their_calls_for_their_client_and_the_flusher_writes_them(pool: PgPool) {
     use std::sync::Arc;
-    use switchboard::{store::runs, workflows::{Registry, engine::{Worker, WorkerSettings}}};
+    use switchboard::{
+        store::runs,
+        workflows::{
+            Registry,
+            engine::{Worker, WorkerSettings},
+        },
+    };
 
     let app = app(pool).await;
     let a = active_client(&app, "Task A", json!({})).await;
@@ -459,9 +510,12 @@ async fn workflow_tasks_count_their_calls_for_their_client_and_the_flusher_write
     let registry = Arc::new(Registry::new(vec![Arc::new(Pinger)]));
     let settings = WorkerSettings { poll: std::time::Duration::from_millis(50), ..WorkerSettings::default() };
     let worker = tokio::spawn(Arc::new(Worker::new(app.state.clone(), registry, settings)).run(stop.clone()));
-    let flusher = tokio::spawn(switchboard::costs::flush_every(app.pool.clone(), std::time::Duration::from_secs(3600), stop));
+    let flusher =
+        tokio::spawn(switchboard::costs::flush_every(app.pool.clone(), std::time::Duration::from_secs(3600), stop));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while app.count(&format!("SELECT count(*) FROM engine.runs WHERE id = '{}' AND status = 'succeeded'", run.id)).await == 0 {
+    while app.count(&format!("SELECT count(*) FROM engine.runs WHERE id = '{}' AND status = 'succeeded'", run.id)).await
+        == 0
+    {
         assert!(std::time::Instant::now() < deadline, "the run did not finish");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }

@@ -110,13 +110,19 @@ async fn list_filters_by_kind_and_tag(pool: PgPool) {
     let app = TestApp::new(pool).await;
     let client_id = client(&app, "Acme").await;
     client(&app, "Other").await;
-    entry(&app, "acme", json!({"kind": "faq", "title": "Opening hours", "body": "9-17", "tags": ["store", "hours"]})).await;
-    entry(&app, "acme", json!({"kind": "offer", "title": "Free delivery", "body": "Over R$100", "tags": ["promo"]})).await;
-    entry(&app, "acme", json!({"kind": "faq", "title": "Returns", "body": "30 days", "tags": ["promo", "store"]})).await;
+    entry(&app, "acme", json!({"kind": "faq", "title": "Opening hours", "body": "9-17", "tags": ["store", "hours"]}))
+        .await;
+    entry(&app, "acme", json!({"kind": "offer", "title": "Free delivery", "body": "Over R$100", "tags": ["promo"]}))
+        .await;
+    entry(&app, "acme", json!({"kind": "faq", "title": "Returns", "body": "30 days", "tags": ["promo", "store"]}))
+        .await;
     entry(&app, "other", json!({"kind": "faq", "title": "Not Acme", "body": "x", "tags": ["store"]})).await;
 
     assert_eq!(get_titles(&app, "/v1/clients/acme/knowledge").await, ["Opening hours", "Free delivery", "Returns"]);
-    assert_eq!(get_titles(&app, &format!("/v1/clients/{client_id}/knowledge")).await, ["Opening hours", "Free delivery", "Returns"]);
+    assert_eq!(
+        get_titles(&app, &format!("/v1/clients/{client_id}/knowledge")).await,
+        ["Opening hours", "Free delivery", "Returns"]
+    );
     assert_eq!(get_titles(&app, "/v1/clients/acme/knowledge?kind=faq").await, ["Opening hours", "Returns"]);
     assert_eq!(get_titles(&app, "/v1/clients/acme/knowledge?tag=promo").await, ["Free delivery", "Returns"]);
     assert_eq!(get_titles(&app, "/v1/clients/acme/knowledge?kind=faq&tag=promo").await, ["Returns"]);
@@ -149,7 +155,8 @@ async fn list_paginates(pool: PgPool) {
 async fn patch_merges_and_validates(pool: PgPool) {
     let app = TestApp::new(pool).await;
     client(&app, "Acme").await;
-    let created = entry(&app, "acme", json!({"kind": "note", "title": "Tone", "body": "Warm.", "tags": ["tone"]})).await;
+    let created =
+        entry(&app, "acme", json!({"kind": "note", "title": "Tone", "body": "Warm.", "tags": ["tone"]})).await;
     let path = format!("/v1/clients/acme/knowledge/{}", created["id"].as_str().unwrap());
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
 
@@ -197,7 +204,10 @@ async fn delete_removes_the_entry(pool: PgPool) {
     app.get(&path).send().await.problem(404, "not_found");
     app.delete(&path).send().await.problem(404, "not_found");
     assert_eq!(get_titles(&app, "/v1/clients/acme/knowledge").await, ["Keep"]);
-    assert_eq!(app.get(&format!("/v1/clients/acme/knowledge/{}", keep["id"].as_str().unwrap())).send().await.status, StatusCode::OK);
+    assert_eq!(
+        app.get(&format!("/v1/clients/acme/knowledge/{}", keep["id"].as_str().unwrap())).send().await.status,
+        StatusCode::OK
+    );
     assert_eq!(app.count("SELECT count(*) FROM audit.log WHERE action = 'knowledge.delete'").await, 1);
 }
 
@@ -229,7 +239,8 @@ async fn body_is_limited_to_100_kb(pool: PgPool) {
 async fn search_fixture(app: &TestApp) {
     client(app, "Acme Coffee").await;
     client(app, "Bean Bar").await;
-    entry(app, "acme-coffee", note("Brewing guide", "Our house blend makes a rich espresso with crema every time.")).await;
+    entry(app, "acme-coffee", note("Brewing guide", "Our house blend makes a rich espresso with crema every time."))
+        .await;
     entry(app, "acme-coffee", note("Espresso pricing", "Single shots cost less on Mondays.")).await;
     entry(app, "acme-coffee", note("Opening hours", "Open every day from nine to five.")).await;
     entry(app, "bean-bar", note("Menu", "We serve espresso, filter coffee and tea.")).await;

@@ -18,7 +18,9 @@ fn root() -> PathBuf {
 
 fn spec() -> Spec {
     let path = root().join("openapi/openapi.json");
-    Spec(serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+    Spec(
+        serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+    )
 }
 
 /// Every `make-scenarios/*.json`, by file name.
@@ -34,7 +36,8 @@ fn blueprints() -> Vec<(String, Value)> {
         .into_iter()
         .map(|p| {
             let name = p.file_name().unwrap().to_string_lossy().into_owned();
-            let bp = serde_json::from_str(&fs::read_to_string(&p).unwrap()).unwrap_or_else(|e| panic!("{name}: not JSON: {e}"));
+            let bp = serde_json::from_str(&fs::read_to_string(&p).unwrap())
+                .unwrap_or_else(|e| panic!("{name}: not JSON: {e}"));
             (name, bp)
         })
         .collect()
@@ -64,7 +67,10 @@ fn readme_lists_every_blueprint_with_the_scopes_it_needs() {
         let checked = check(&name, &bp, &spec);
         assert!(!checked.scopes.is_empty(), "{name}: no scope found for its requests");
         for scope in checked.scopes {
-            assert!(row.contains(&format!("`{scope}`")), "make-scenarios/README.md: the row for `{name}` must list scope `{scope}`:\n{row}");
+            assert!(
+                row.contains(&format!("`{scope}`")),
+                "make-scenarios/README.md: the row for `{name}` must list scope `{scope}`:\n{row}"
+            );
         }
     }
 }
@@ -80,23 +86,35 @@ fn the_checker_reports_each_kind_of_mistake() {
 
     type Mutation = fn(&mut Value);
     let cases: [(&str, &str, Mutation); 18] = [
-        ("module 2", "is not in openapi.json", |b| b["flow"][1]["mapper"]["url"] = json!("{{1.switchboard_url}}/v1/client/{{1.client}}/metrics/sync")),
+        ("module 2", "is not in openapi.json", |b| {
+            b["flow"][1]["mapper"]["url"] = json!("{{1.switchboard_url}}/v1/client/{{1.client}}/metrics/sync")
+        }),
         ("module 2", "no PUT", |b| b["flow"][1]["mapper"]["method"] = json!("put")),
         ("module 2", "body.form: unknown property", |b| {
-            b["flow"][1]["mapper"]["jsonStringBodyContent"] = json!(r#"{"from": "{{1.from}}", "to": "{{1.to}}", "form": 1}"#)
+            b["flow"][1]["mapper"]["jsonStringBodyContent"] =
+                json!(r#"{"from": "{{1.from}}", "to": "{{1.to}}", "form": 1}"#)
         }),
-        ("module 2", "body: missing required `to`", |b| b["flow"][1]["mapper"]["jsonStringBodyContent"] = json!(r#"{"from": "{{1.from}}"}"#)),
+        ("module 2", "body: missing required `to`", |b| {
+            b["flow"][1]["mapper"]["jsonStringBodyContent"] = json!(r#"{"from": "{{1.from}}"}"#)
+        }),
         ("module 2", "body.platforms: expected array or null", |b| {
-            b["flow"][1]["mapper"]["jsonStringBodyContent"] = json!(r#"{"from": "{{1.from}}", "to": "{{1.to}}", "platforms": "{{1.p}}"}"#)
+            b["flow"][1]["mapper"]["jsonStringBodyContent"] =
+                json!(r#"{"from": "{{1.from}}", "to": "{{1.to}}", "platforms": "{{1.p}}"}"#)
         }),
-        ("module 2", "not JSON", |b| b["flow"][1]["mapper"]["jsonStringBodyContent"] = json!(r#"{"from": "{{1.from}}", "to": }"#)),
+        ("module 2", "not JSON", |b| {
+            b["flow"][1]["mapper"]["jsonStringBodyContent"] = json!(r#"{"from": "{{1.from}}", "to": }"#)
+        }),
         ("module 2", "Idempotency-Key", |b| remove_header(b, 1, "Idempotency-Key")),
         ("module 2", "derived from business data", |b| set_header(b, 1, "Idempotency-Key", "{{uuid}}")),
         ("module 2", "Authorization", |b| remove_header(b, 1, "Authorization")),
         ("module 2", "Content-Type: application/json", |b| remove_header(b, 1, "Content-Type")),
         ("module 2", "id 2 is used twice", |b| b["flow"][2]["id"] = json!(2)),
-        ("module 2", "not a module the blueprints may use", |b| b["flow"][1]["module"] = json!("http:ActionSendDataBasicAuth")),
-        ("module 4", "query parameter `granularty`", |b| b["flow"][2]["mapper"]["queryParameters"][2]["name"] = json!("granularty")),
+        ("module 2", "not a module the blueprints may use", |b| {
+            b["flow"][1]["module"] = json!("http:ActionSendDataBasicAuth")
+        }),
+        ("module 4", "query parameter `granularty`", |b| {
+            b["flow"][2]["mapper"]["queryParameters"][2]["name"] = json!("granularty")
+        }),
         ("module 4", "\"closed\" is not one of", |b| {
             b["flow"][2]["mapper"]["url"] = json!("{{1.switchboard_url}}/v1/alerts");
             b["flow"][2]["mapper"]["queryParameters"] = json!([{"name": "status", "value": "closed"}]);
@@ -104,7 +122,9 @@ fn the_checker_reports_each_kind_of_mistake() {
         ("module 4", "required query parameter `to`", |b| {
             b["flow"][2]["mapper"]["queryParameters"].as_array_mut().unwrap().remove(1);
         }),
-        ("module 4", "refers to module 9", |b| b["flow"][2]["mapper"]["url"] = json!("{{1.switchboard_url}}/v1/clients/{{9.id}}/metrics")),
+        ("module 4", "refers to module 9", |b| {
+            b["flow"][2]["mapper"]["url"] = json!("{{1.switchboard_url}}/v1/clients/{{9.id}}/metrics")
+        }),
         ("module 4", "no error handler with a retrying builtin:Break", |b| {
             b["flow"][2].as_object_mut().unwrap().remove("onerror");
         }),
@@ -137,7 +157,12 @@ fn expressions_become_strings_or_any_value() {
         substitute(r#"{"a": "x {{1.b}}", "n": {{ifempty(1.c; "null")}}, "q": "\"{{2.d}}"}"#),
         format!(r#"{{"a": "x {TEXT_EXPR}", "n": "{BARE_EXPR}", "q": "\"{TEXT_EXPR}"}}"#)
     );
-    assert_eq!(referenced_ids(r#"if(3.cursor; "&cursor=" + 3.cursor; "") + 11.data.contacts[1].email + addDays(now; -1) + 0.5"#), [3, 3, 11]);
+    assert_eq!(
+        referenced_ids(
+            r#"if(3.cursor; "&cursor=" + 3.cursor; "") + 11.data.contacts[1].email + addDays(now; -1) + 0.5"#
+        ),
+        [3, 3, 11]
+    );
 }
 
 // ---------------------------------------------------------------------------- sample
@@ -153,8 +178,10 @@ fn set_header(bp: &mut Value, module: usize, name: &str, value: &str) {
 
 /// A small valid blueprint: settings → sync a client's metrics → read them back.
 fn sample() -> Value {
-    let brk = |id: u64| json!([{"id": id, "module": "builtin:Break", "version": 1, "parameters": {},
-        "mapper": {"retry": true, "count": "3", "interval": "15"}, "metadata": {"designer": {"x": 0, "y": 300}}}]);
+    let brk = |id: u64| {
+        json!([{"id": id, "module": "builtin:Break", "version": 1, "parameters": {},
+        "mapper": {"retry": true, "count": "3", "interval": "15"}, "metadata": {"designer": {"x": 0, "y": 300}}}])
+    };
     let auth = json!({"name": "Authorization", "value": "Bearer {{1.switchboard_token}}"});
     json!({
         "name": "sample",

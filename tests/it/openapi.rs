@@ -49,7 +49,8 @@ fn every_operation_is_documented() {
                     assert!(responses.contains_key(*status), "{at}: no {status} response");
                 }
                 assert!(
-                    responses.keys().any(|s| s.starts_with('4') && s != "401" && s != "429") || method == "get" && path == "/v1/tokens/current",
+                    responses.keys().any(|s| s.starts_with('4') && s != "401" && s != "429")
+                        || method == "get" && path == "/v1/tokens/current",
                     "{at}: no operation-specific error response"
                 );
             }

@@ -150,13 +150,14 @@ async fn tokens_page_in_creation_order_and_stable(pool: PgPool) {
     for i in 0..54 {
         app.token_named(&format!("paged-{i:02}"), &["clients:read"]).await;
     }
-    let expected: Vec<String> = sqlx::query_scalar::<_, uuid::Uuid>("SELECT id FROM auth.api_tokens ORDER BY created_at, id")
-        .fetch_all(&app.pool)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|id| id.to_string())
-        .collect();
+    let expected: Vec<String> =
+        sqlx::query_scalar::<_, uuid::Uuid>("SELECT id FROM auth.api_tokens ORDER BY created_at, id")
+            .fetch_all(&app.pool)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|id| id.to_string())
+            .collect();
     assert_eq!(expected.len(), 55); // with the admin token
     let (ids, sizes, _) = walk(&app, "/v1/tokens?limit=20", Insert::Token).await;
     assert_unique(&ids);
@@ -183,9 +184,12 @@ async fn cursors_belong_to_their_list(pool: PgPool) {
     let (_, clients_cursor) = page(&app, "/v1/clients?limit=1", None).await;
     let (_, tokens_cursor) = page(&app, "/v1/tokens?limit=1", None).await;
     let (_, audit_cursor) = page(&app, "/v1/audit-log?limit=1", None).await;
-    let (clients_cursor, tokens_cursor, audit_cursor) = (clients_cursor.unwrap(), tokens_cursor.unwrap(), audit_cursor.unwrap());
+    let (clients_cursor, tokens_cursor, audit_cursor) =
+        (clients_cursor.unwrap(), tokens_cursor.unwrap(), audit_cursor.unwrap());
     // Each works on its own list.
-    for (path, cursor) in [("/v1/clients", &clients_cursor), ("/v1/tokens", &tokens_cursor), ("/v1/audit-log", &audit_cursor)] {
+    for (path, cursor) in
+        [("/v1/clients", &clients_cursor), ("/v1/tokens", &tokens_cursor), ("/v1/audit-log", &audit_cursor)]
+    {
         let res = app.get(&format!("{path}?cursor={cursor}")).send().await;
         assert_eq!(res.status.as_u16(), 200, "{path}: {}", res.text());
     }
@@ -213,7 +217,10 @@ async fn knowledge_entries_page_too(pool: PgPool) {
     let c = client["id"].as_str().unwrap();
     let mut created = Vec::new();
     for i in 0..7 {
-        let res = app.post(&format!("/v1/clients/{c}/knowledge"), json!({"kind": "note", "title": format!("n{i}"), "body": "b"})).send().await;
+        let res = app
+            .post(&format!("/v1/clients/{c}/knowledge"), json!({"kind": "note", "title": format!("n{i}"), "body": "b"}))
+            .send()
+            .await;
         created.push(res.json()["id"].as_str().unwrap().to_string());
     }
     let (ids, sizes, _) = walk(&app, &format!("/v1/clients/{c}/knowledge?limit=3"), Insert::Nothing).await;

@@ -141,7 +141,10 @@ async fn platform_posts_need_the_platforms_act_scope(pool: PgPool) {
         let problem = res.problem(403, "missing_scope");
         assert!(problem["detail"].as_str().unwrap().contains("platforms:act"), "{path}: {problem}");
     }
-    assert_eq!(app.count("SELECT count(*) FROM audit.log WHERE action LIKE 'platform.%' OR action = 'metrics.sync'").await, 0);
+    assert_eq!(
+        app.count("SELECT count(*) FROM audit.log WHERE action LIKE 'platform.%' OR action = 'metrics.sync'").await,
+        0
+    );
     assert_eq!(app.count("SELECT count(*) FROM costs.daily_metrics").await, 0);
     for (path, body) in every_action(&slug) {
         let res = app.request(Method::POST, &path).token(&actor).json(&body).send().await;
@@ -169,7 +172,9 @@ async fn every_action_is_audited(pool: PgPool) {
         assert_eq!(audited(&app, action).await, 1, "{action}");
     }
     let id = client["id"].as_str().unwrap();
-    let on_client = app.count(&format!("SELECT count(*) FROM audit.log WHERE action LIKE 'platform.%' AND resource_id = '{id}'")).await;
+    let on_client = app
+        .count(&format!("SELECT count(*) FROM audit.log WHERE action LIKE 'platform.%' AND resource_id = '{id}'"))
+        .await;
     assert_eq!(on_client, 5, "every action about the client names it (the free LLM prompt does not)");
 }
 
@@ -184,7 +189,10 @@ async fn metrics_sync_stores_and_replaces_days(pool: PgPool) {
     let first = ok(&sync(&app, slug, json!({"from": from, "to": to})).await);
     assert_eq!((first["status"].as_str(), first["client_id"].as_str()), (Some("ok"), Some(id)));
     let meta = entry(&first["platforms"], "platform", "meta");
-    assert_eq!((meta["account"].as_str(), meta["days"].as_u64(), &meta["error"]), (Some("act_1234567890"), Some(7), &Value::Null));
+    assert_eq!(
+        (meta["account"].as_str(), meta["days"].as_u64(), &meta["error"]),
+        (Some("act_1234567890"), Some(7), &Value::Null)
+    );
     let google = entry(&first["platforms"], "platform", "google_ads");
     assert_eq!(google["account"], "1234567890");
     assert!(google["days"].as_u64().unwrap() > 0, "{google}");
@@ -201,7 +209,11 @@ async fn metrics_sync_stores_and_replaces_days(pool: PgPool) {
     assert_eq!(entry(&again["platforms"], "platform", "meta")["days"], 7);
     assert_eq!(stored(&app, id).await, rows, "a re-sync replaces rows with the same values");
     assert_eq!(app.count("SELECT count(*) FROM costs.daily_metrics WHERE currency = 'XXX'").await, 0);
-    assert_eq!(app.count(&format!("SELECT count(*) FROM audit.log WHERE action = 'metrics.sync' AND resource_id = '{id}'")).await, 2);
+    assert_eq!(
+        app.count(&format!("SELECT count(*) FROM audit.log WHERE action = 'metrics.sync' AND resource_id = '{id}'"))
+            .await,
+        2
+    );
 }
 
 #[sqlx::test]
@@ -217,9 +229,14 @@ async fn metrics_sync_picks_and_checks_platforms(pool: PgPool) {
     assert_eq!(stored(&app, id).await.len(), 7);
 
     invalid(&sync(&app, slug, json!({"from": from, "to": to, "platforms": ["tiktok_ads"]})).await, "platforms[0]");
-    invalid(&sync(&app, slug, json!({"from": from, "to": to, "platforms": ["meta", "whatsapp"]})).await, "platforms[1]");
+    invalid(
+        &sync(&app, slug, json!({"from": from, "to": to, "platforms": ["meta", "whatsapp"]})).await,
+        "platforms[1]",
+    );
     let meta_only = client_with(&app, "Meta Only", json!({"accounts": {"meta": "1234567890"}})).await;
-    let res = sync(&app, meta_only["slug"].as_str().unwrap(), json!({"from": from, "to": to, "platforms": ["google_ads"]})).await;
+    let res =
+        sync(&app, meta_only["slug"].as_str().unwrap(), json!({"from": from, "to": to, "platforms": ["google_ads"]}))
+            .await;
     invalid(&res, "platforms[0]");
     assert!(res.json()["errors"][0]["message"].as_str().unwrap().contains("not linked"), "{}", res.text());
     invalid(&sync(&app, slug, json!({"from": to, "to": from})).await, "to");
@@ -240,16 +257,24 @@ async fn metrics_sync_keeps_what_worked_when_a_platform_fails(pool: PgPool) {
     let google = entry(&res["platforms"], "platform", "google_ads");
     assert_eq!(google["days"], 0);
     let error = &google["error"];
-    assert_eq!((error["name"].as_str(), error["kind"].as_str(), error["status"].as_u64()), (Some("google_ads"), Some("auth"), Some(403)), "{error}");
-    assert_eq!((error["code"].as_str(), error["retryable"].as_bool()), (Some("authorizationError.USER_PERMISSION_DENIED"), Some(false)));
+    assert_eq!(
+        (error["name"].as_str(), error["kind"].as_str(), error["status"].as_u64()),
+        (Some("google_ads"), Some("auth"), Some(403)),
+        "{error}"
+    );
+    assert_eq!(
+        (error["code"].as_str(), error["retryable"].as_bool()),
+        (Some("authorizationError.USER_PERMISSION_DENIED"), Some(false))
+    );
     assert!(!error["message"].as_str().unwrap().is_empty());
     let rows = stored(&app, id).await;
     assert_eq!((rows.len(), rows.iter().all(|r| r.0 == "meta")), (7, true));
-    let audit_after: Value = sqlx::query_scalar("SELECT after FROM audit.log WHERE action = 'metrics.sync' AND resource_id = $1")
-        .bind(id)
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    let audit_after: Value =
+        sqlx::query_scalar("SELECT after FROM audit.log WHERE action = 'metrics.sync' AND resource_id = $1")
+            .bind(id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
     assert_eq!(audit_after["status"], "partial");
 }
 
@@ -273,7 +298,8 @@ async fn metrics_read_back_by_day_and_in_total(pool: PgPool) {
     let meta_only = ok(&app.get(&format!("/v1/clients/{slug}/metrics?from={from}&to={to}&platform=meta")).send().await);
     assert_eq!(meta_only["data"].as_array().unwrap().len(), 7);
 
-    let totals = ok(&app.get(&format!("/v1/clients/{slug}/metrics?from={from}&to={to}&granularity=total")).send().await);
+    let totals =
+        ok(&app.get(&format!("/v1/clients/{slug}/metrics?from={from}&to={to}&granularity=total")).send().await);
     let data = &totals["data"];
     let names: Vec<&str> = data.as_array().unwrap().iter().map(|r| r["platform"].as_str().unwrap()).collect();
     assert_eq!(names, ["google_ads", "meta", "total"]);
@@ -287,7 +313,8 @@ async fn metrics_read_back_by_day_and_in_total(pool: PgPool) {
         assert_eq!(row["roas"].as_f64(), (spend > 0.0).then(|| round2(value / spend)), "{row}");
     }
     let total = entry(data, "platform", "total");
-    let parts = entry(data, "platform", "meta")["spend"].as_f64().unwrap() + entry(data, "platform", "google_ads")["spend"].as_f64().unwrap();
+    let parts = entry(data, "platform", "meta")["spend"].as_f64().unwrap()
+        + entry(data, "platform", "google_ads")["spend"].as_f64().unwrap();
     assert!(close(total["spend"].as_f64().unwrap(), parts, 0.01), "{total} vs {parts}");
     let (spend, conversions, value) = sums(&app, id, None).await;
     assert_eq!(total["spend"].as_f64().unwrap(), round2(spend));
@@ -299,7 +326,10 @@ async fn metrics_read_back_by_day_and_in_total(pool: PgPool) {
 
     bad_query(&app.get(&format!("/v1/clients/{slug}/metrics?to={to}")).send().await, "from");
     bad_query(&app.get(&format!("/v1/clients/{slug}/metrics?from={from}")).send().await, "to");
-    app.get(&format!("/v1/clients/{slug}/metrics?from={from}&to={to}&granularity=week")).send().await.problem(400, "invalid_query");
+    app.get(&format!("/v1/clients/{slug}/metrics?from={from}&to={to}&granularity=week"))
+        .send()
+        .await
+        .problem(400, "invalid_query");
 }
 
 #[sqlx::test]
@@ -324,7 +354,10 @@ async fn pacing_of_the_current_month(pool: PgPool) {
         assert_eq!(p["budget"].as_f64(), Some(budget), "{p}");
         assert_eq!(p["spend_to_date"].as_f64(), Some(round2(spend)), "{p}");
         assert_eq!(p["expected_to_date"].as_f64(), Some(round2(budget * today.day() as f64 / days_in_month)), "{p}");
-        assert!(close(p["projected_month_end"].as_f64().unwrap(), spend / today.day() as f64 * days_in_month, 0.01), "{p}");
+        assert!(
+            close(p["projected_month_end"].as_f64().unwrap(), spend / today.day() as f64 * days_in_month, 0.01),
+            "{p}"
+        );
         assert!(["on_track", "under", "over"].contains(&p["status"].as_str().unwrap()), "{p}");
     }
     let explicit = ok(&app.get(&format!("/v1/clients/{slug}/pacing?month={}", first.format("%Y-%m"))).send().await);
@@ -377,8 +410,14 @@ async fn meta_insights_and_google_ads_report(pool: PgPool) {
     let other = json!({"client": bare["slug"], "from": from, "to": to});
     invalid(&app.post("/v1/platforms/meta/insights", other.clone()).send().await, "client");
     invalid(&app.post("/v1/platforms/google-ads/report", other).send().await, "client");
-    invalid(&app.post("/v1/platforms/meta/insights", json!({"client": slug, "from": to, "to": from})).send().await, "to");
-    app.post("/v1/platforms/meta/insights", json!({"client": "nobody", "from": from, "to": to})).send().await.problem(404, "not_found");
+    invalid(
+        &app.post("/v1/platforms/meta/insights", json!({"client": slug, "from": to, "to": from})).send().await,
+        "to",
+    );
+    app.post("/v1/platforms/meta/insights", json!({"client": "nobody", "from": from, "to": to}))
+        .send()
+        .await
+        .problem(404, "not_found");
 }
 
 #[sqlx::test]
@@ -389,19 +428,28 @@ async fn drive_client_folders_are_created_once(pool: PgPool) {
     let first = ok(&app.post("/v1/platforms/google-drive/client-folders", json!({"client": slug})).send().await);
     let tree = &first["tree"];
     assert_eq!((tree["root"]["name"].as_str(), tree["created"].as_u64()), (Some("Folder Co"), Some(5)));
-    let children: Vec<&str> = tree["children"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    let children: Vec<&str> =
+        tree["children"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
     assert_eq!(children, ["01 Strategy", "02 Creatives", "03 Reports", "04 Invoices"]);
     let root = tree["root"]["id"].as_str().unwrap().to_string();
     let folders = |app: &TestApp| app.sim.state.stats().platforms["google_drive"].created.get("folders").copied();
     assert_eq!(folders(&app), Some(5));
 
     let second = ok(&app.post("/v1/platforms/google-drive/client-folders", json!({"client": slug})).send().await);
-    assert_eq!((second["tree"]["root"]["id"].as_str(), second["tree"]["created"].as_u64()), (Some(root.as_str()), Some(0)));
+    assert_eq!(
+        (second["tree"]["root"]["id"].as_str(), second["tree"]["created"].as_u64()),
+        (Some(root.as_str()), Some(0))
+    );
     assert_eq!(second["tree"]["children"], tree["children"]);
     assert_eq!(folders(&app), Some(5), "the second run creates nothing");
     let stored = ok(&app.get(&format!("/v1/clients/{slug}")).send().await);
     assert_eq!(stored["accounts"]["drive_folder"], root.as_str());
-    let updates = app.count(&format!("SELECT count(*) FROM audit.log WHERE action = 'client.update' AND resource_id = '{}'", client["id"].as_str().unwrap())).await;
+    let updates = app
+        .count(&format!(
+            "SELECT count(*) FROM audit.log WHERE action = 'client.update' AND resource_id = '{}'",
+            client["id"].as_str().unwrap()
+        ))
+        .await;
     assert_eq!(updates, 1, "the folder id is linked once");
 }
 
@@ -427,16 +475,29 @@ async fn clickup_onboarding_project_is_created_once(pool: PgPool) {
 
     let other = client_with(&app, "Short List Co", json!({})).await;
     let template = json!([{"name": "Kick-off", "due_in_days": 1}, {"name": "Access", "tags": ["meta"]}]);
-    let custom = ok(&app.post("/v1/platforms/clickup/onboarding-project", json!({"client": other["slug"], "template": template})).send().await);
+    let custom = ok(&app
+        .post("/v1/platforms/clickup/onboarding-project", json!({"client": other["slug"], "template": template}))
+        .send()
+        .await);
     assert_eq!((custom["list_created"].as_bool(), custom["tasks_created"].as_u64()), (Some(true), Some(2)));
     assert_ne!(custom["list_id"], first["list_id"]);
-    let names: Vec<String> = app.sim.state.clickup().tasks(custom["list_id"].as_str().unwrap()).iter().map(|t| t["name"].as_str().unwrap().to_string()).collect();
+    let names: Vec<String> = app
+        .sim
+        .state
+        .clickup()
+        .tasks(custom["list_id"].as_str().unwrap())
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(names, ["Kick-off", "Access"]);
     assert_eq!((created(&app)["lists"], created(&app)["tasks"]), (2, template_len + 2));
 
     let both = json!({"client": slug, "space_id": "90120000001", "folder_id": "456"});
     invalid(&app.post("/v1/platforms/clickup/onboarding-project", both).send().await, "folder_id");
-    invalid(&app.post("/v1/platforms/clickup/onboarding-project", json!({"client": slug, "template": []})).send().await, "template");
+    invalid(
+        &app.post("/v1/platforms/clickup/onboarding-project", json!({"client": slug, "template": []})).send().await,
+        "template",
+    );
     assert_eq!(created(&app)["lists"], 2);
 }
 
@@ -458,7 +519,10 @@ async fn whatsapp_messages(pool: PgPool) {
     let templated = ok(&send(json!({"to": "+16505551247", "template": template})).await);
     assert!(templated["message_id"].as_str().unwrap().starts_with("wamid."), "templates pass the 24 h window");
     let t = &app.sim.state.whatsapp().sent_to("16505551247")[0];
-    assert_eq!((t.kind.as_str(), t.body.as_str(), t.language.as_deref(), t.params.clone()), ("template", "weekly_report_ready", Some("pt_BR"), vec!["Chat Co".into(), "12%".into()]));
+    assert_eq!(
+        (t.kind.as_str(), t.body.as_str(), t.language.as_deref(), t.params.clone()),
+        ("template", "weekly_report_ready", Some("pt_BR"), vec!["Chat Co".into(), "12%".into()])
+    );
 
     invalid(&send(json!({"text": "nobody"})).await, "to");
     invalid(&send(json!({"client": slug, "to": "+16505551234", "text": "both"})).await, "to");
@@ -471,7 +535,10 @@ async fn whatsapp_messages(pool: PgPool) {
     let refused = send(json!({"to": "+16505551247", "text": "Late reply"})).await;
     let problem = refused.problem(502, "platform_error");
     let platform = &problem["platform"];
-    assert_eq!((platform["name"].as_str(), platform["kind"].as_str(), platform["retryable"].as_bool()), (Some("whatsapp"), Some("rejected"), Some(false)));
+    assert_eq!(
+        (platform["name"].as_str(), platform["kind"].as_str(), platform["retryable"].as_bool()),
+        (Some("whatsapp"), Some("rejected"), Some(false))
+    );
     assert!(platform["code"].as_str().unwrap().contains("131047"), "{problem}");
     assert_eq!(refused.header("retry-after"), None);
     assert_eq!(app.sim.state.stats().platforms["whatsapp"].created["messages"], 3);
@@ -482,7 +549,8 @@ async fn whatsapp_messages(pool: PgPool) {
 async fn whatsapp_message_with_idempotency_key_is_sent_once(pool: PgPool) {
     let app = TestApp::new(pool).await;
     let body = json!({"to": "+447700900123", "text": "Only once"});
-    let send = || app.post("/v1/platforms/whatsapp/messages", body.clone()).header("Idempotency-Key", "wa-msg-1").send();
+    let send =
+        || app.post("/v1/platforms/whatsapp/messages", body.clone()).header("Idempotency-Key", "wa-msg-1").send();
     let first = send().await;
     let first_body = ok(&first);
     assert_eq!(first.header("idempotent-replayed"), None);
@@ -499,12 +567,21 @@ async fn llm_completions_record_usage(pool: PgPool) {
     let app = TestApp::new(pool).await;
     let client = client_with(&app, "Brief Co", json!({"industry": "coffee", "notes": "Ships beans weekly"})).await;
     let (id, slug) = (client["id"].as_str().unwrap(), client["slug"].as_str().unwrap());
-    let free = ok(&app.post("/v1/platforms/llm/completions", json!({"prompt": "Summarise: spend 120.50, 4 conversions."})).send().await);
+    let free = ok(&app
+        .post("/v1/platforms/llm/completions", json!({"prompt": "Summarise: spend 120.50, 4 conversions."}))
+        .send()
+        .await);
     assert!(!free["text"].as_str().unwrap().trim().is_empty(), "{free}");
     assert!(free["input_tokens"].as_u64().unwrap() > 0 && free["output_tokens"].as_u64().unwrap() > 0, "{free}");
     let usage = |sql: &'static str| sqlx::query_as::<_, (Option<String>, i32, i32)>(sql).fetch_all(&app.pool);
-    let rows = usage("SELECT client_id::text, input_tokens, output_tokens FROM costs.llm_usage WHERE purpose = 'prompt'").await.unwrap();
-    assert_eq!(rows, vec![(None, free["input_tokens"].as_i64().unwrap() as i32, free["output_tokens"].as_i64().unwrap() as i32)]);
+    let rows =
+        usage("SELECT client_id::text, input_tokens, output_tokens FROM costs.llm_usage WHERE purpose = 'prompt'")
+            .await
+            .unwrap();
+    assert_eq!(
+        rows,
+        vec![(None, free["input_tokens"].as_i64().unwrap() as i32, free["output_tokens"].as_i64().unwrap() as i32)]
+    );
 
     let body = json!({"template_key": "client_brief", "client": slug, "variables": {"focus": "Meta campaigns"}});
     let brief = ok(&app.post("/v1/platforms/llm/completions", body).send().await);
@@ -515,10 +592,19 @@ async fn llm_completions_record_usage(pool: PgPool) {
     assert_eq!(app.count("SELECT count(*) FROM costs.llm_usage").await, 2);
 
     invalid(&app.post("/v1/platforms/llm/completions", json!({"template_key": "haiku"})).send().await, "template_key");
-    invalid(&app.post("/v1/platforms/llm/completions", json!({"prompt": "x", "template_key": "client_brief"})).send().await, "prompt");
+    invalid(
+        &app.post("/v1/platforms/llm/completions", json!({"prompt": "x", "template_key": "client_brief"})).send().await,
+        "prompt",
+    );
     invalid(&app.post("/v1/platforms/llm/completions", json!({})).send().await, "prompt");
-    invalid(&app.post("/v1/platforms/llm/completions", json!({"prompt": "x", "max_tokens": 0})).send().await, "max_tokens");
-    app.post("/v1/platforms/llm/completions", json!({"prompt": "x", "client": "nobody"})).send().await.problem(404, "not_found");
+    invalid(
+        &app.post("/v1/platforms/llm/completions", json!({"prompt": "x", "max_tokens": 0})).send().await,
+        "max_tokens",
+    );
+    app.post("/v1/platforms/llm/completions", json!({"prompt": "x", "client": "nobody"}))
+        .send()
+        .await
+        .problem(404, "not_found");
     assert_eq!(app.count("SELECT count(*) FROM costs.llm_usage").await, 2, "refused requests record nothing");
 }
 
@@ -532,7 +618,10 @@ async fn platform_outage_is_a_retryable_problem(pool: PgPool) {
     let res = app.post("/v1/platforms/whatsapp/messages", json!({"to": "+16505551234", "text": "Down?"})).send().await;
     let problem = res.problem(503, "platform_error");
     let platform = &problem["platform"];
-    assert_eq!((platform["name"].as_str(), platform["kind"].as_str(), platform["retryable"].as_bool()), (Some("whatsapp"), Some("unavailable"), Some(true)));
+    assert_eq!(
+        (platform["name"].as_str(), platform["kind"].as_str(), platform["retryable"].as_bool()),
+        (Some("whatsapp"), Some("unavailable"), Some(true))
+    );
     assert_eq!((platform["status"].as_u64(), platform["code"].as_str()), (Some(500), Some("131000")), "{problem}");
     let retry_after: u64 = res.header("retry-after").expect("Retry-After").parse().unwrap();
     assert!(retry_after >= 1, "{retry_after}");

@@ -25,7 +25,11 @@ fn settings(base: &str) -> Settings {
 
 /// Fast limiter and backoff so retries take milliseconds.
 fn fast() -> HttpSettings {
-    HttpSettings { base_backoff: Duration::from_millis(5), max_backoff: Duration::from_millis(20), ..HttpSettings::new(1000.0, 100) }
+    HttpSettings {
+        base_backoff: Duration::from_millis(5),
+        max_backoff: Duration::from_millis(20),
+        ..HttpSettings::new(1000.0, 100)
+    }
 }
 
 fn client(server: &MockServer) -> ClickUp {
@@ -48,7 +52,13 @@ fn now_secs() -> u64 {
 fn template(names: &[&str]) -> Vec<TaskTemplate> {
     names
         .iter()
-        .map(|n| TaskTemplate { name: n.to_string(), description: format!("{n} details"), due_in_days: Some(2), priority: Some(2), tags: vec!["onboarding".into()] })
+        .map(|n| TaskTemplate {
+            name: n.to_string(),
+            description: format!("{n} details"),
+            due_in_days: Some(2),
+            priority: Some(2),
+            tags: vec!["onboarding".into()],
+        })
         .collect()
 }
 
@@ -58,12 +68,16 @@ async fn platform_clickup_finds_an_existing_list_without_creating() {
     Mock::given(method("GET"))
         .and(path("/api/v2/space/789/list"))
         .and(header("authorization", TOKEN))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"lists": [list("900", "Acme Corp (old)"), list("901", "Acme Corp")]})))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"lists": [list("900", "Acme Corp (old)"), list("901", "Acme Corp")]})),
+        )
         .expect(1)
         .mount(&server)
         .await;
     Mock::given(method("POST")).respond_with(ResponseTemplate::new(500)).expect(0).mount(&server).await;
-    let (found, created) = client(&server).find_or_create_list("Acme Corp", ListLocation::Space("789".into())).await.unwrap();
+    let (found, created) =
+        client(&server).find_or_create_list("Acme Corp", ListLocation::Space("789".into())).await.unwrap();
     assert_eq!((found.id.as_str(), created), ("901", false));
 }
 
@@ -83,7 +97,8 @@ async fn platform_clickup_creates_a_missing_list_in_the_folder() {
         .expect(1)
         .mount(&server)
         .await;
-    let (list, created) = client(&server).find_or_create_list("Acme Corp", ListLocation::Folder("456".into())).await.unwrap();
+    let (list, created) =
+        client(&server).find_or_create_list("Acme Corp", ListLocation::Folder("456".into())).await.unwrap();
     assert_eq!((list.id.as_str(), list.name.as_str(), created), ("902", "Acme Corp", true));
 }
 
@@ -112,7 +127,10 @@ async fn platform_clickup_ensure_tasks_creates_only_missing_ones_with_due_dates(
     let server = MockServer::start().await;
     Mock::given(method("GET"))
         .and(path("/api/v2/list/901/task"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"tasks": [task("t1", "Kick-off call")], "last_page": true})))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"tasks": [task("t1", "Kick-off call")], "last_page": true})),
+        )
         .mount(&server)
         .await;
     // 2026-06-01 + 2 days = 2026-06-03T00:00:00Z.
@@ -170,7 +188,11 @@ async fn platform_clickup_waits_for_ratelimit_reset_on_429() {
 async fn platform_clickup_429_with_retry_after_or_no_wait_header_is_retried() {
     let server = MockServer::start().await;
     Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "0.3").set_body_json(json!({"err": "Rate limit reached", "ECODE": "APP_002"})))
+        .respond_with(
+            ResponseTemplate::new(429)
+                .insert_header("retry-after", "0.3")
+                .set_body_json(json!({"err": "Rate limit reached", "ECODE": "APP_002"})),
+        )
         .up_to_n_times(1)
         .mount(&server)
         .await;
@@ -194,7 +216,10 @@ async fn platform_clickup_retries_5xx_then_succeeds() {
         .up_to_n_times(2)
         .mount(&server)
         .await;
-    Mock::given(method("POST")).respond_with(ResponseTemplate::new(200).set_body_json(list("903", "Beta"))).mount(&server).await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(list("903", "Beta")))
+        .mount(&server)
+        .await;
     let list = client(&server).create_list("Beta", &ListLocation::Space("789".into())).await.unwrap();
     assert_eq!(list.id, "903");
     assert_eq!(server.received_requests().await.unwrap().len(), 3);
@@ -204,10 +229,15 @@ async fn platform_clickup_retries_5xx_then_succeeds() {
 async fn platform_clickup_validation_error_fails_at_once_with_ecode() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(400).set_body_json(json!({"err": "Status does not exist", "ECODE": "CRTSK_001"})))
+        .respond_with(
+            ResponseTemplate::new(400).set_body_json(json!({"err": "Status does not exist", "ECODE": "CRTSK_001"})),
+        )
         .mount(&server)
         .await;
-    let err = client(&server).create_task("901", &clickup::NewTask { name: "x".into(), ..Default::default() }).await.unwrap_err();
+    let err = client(&server)
+        .create_task("901", &clickup::NewTask { name: "x".into(), ..Default::default() })
+        .await
+        .unwrap_err();
     assert_eq!(err.kind, ErrorKind::Invalid);
     assert_eq!(err.code.as_deref(), Some("CRTSK_001"));
     assert!(err.message.contains("Status does not exist"), "{}", err.message);
@@ -219,7 +249,10 @@ async fn platform_clickup_validation_error_fails_at_once_with_ecode() {
 async fn platform_clickup_invalid_token_is_an_auth_error_and_masked() {
     let server = MockServer::start().await;
     Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(401).set_body_json(json!({"err": format!("Oauth token not found {TOKEN}"), "ECODE": "OAUTH_019"})))
+        .respond_with(
+            ResponseTemplate::new(401)
+                .set_body_json(json!({"err": format!("Oauth token not found {TOKEN}"), "ECODE": "OAUTH_019"})),
+        )
         .mount(&server)
         .await;
     let err = client(&server).list_tasks("901").await.unwrap_err();
@@ -233,7 +266,9 @@ async fn platform_clickup_invalid_token_is_an_auth_error_and_masked() {
 async fn platform_clickup_malformed_json_is_a_clear_error() {
     let server = MockServer::start().await;
     Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"tasks": {"id": "not a list"}, "last_page": true})))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"tasks": {"id": "not a list"}, "last_page": true})),
+        )
         .mount(&server)
         .await;
     let err = client(&server).list_tasks("901").await.unwrap_err();
@@ -314,7 +349,10 @@ async fn platform_clickup_sim_onboarding_is_idempotent() {
 #[tokio::test]
 async fn platform_clickup_sim_rejects_a_bad_token() {
     let (running, _) = sandbox().await;
-    let settings = Settings { token: Some("not-a-token".into()), ..Settings::default().sandboxed(&format!("{}/clickup", running.base_url)) };
+    let settings = Settings {
+        token: Some("not-a-token".into()),
+        ..Settings::default().sandboxed(&format!("{}/clickup", running.base_url))
+    };
     let err = ClickUp::with_http(&settings, fast()).list_tasks("1").await.unwrap_err();
     assert_eq!((err.kind, err.code.as_deref()), (ErrorKind::Auth, Some("OAUTH_025")));
 }
@@ -333,7 +371,8 @@ async fn platform_clickup_sim_throttling_and_faults_are_retried() {
     // Every answer a 500: retried, then a clear retryable error.
     running.state.configure("clickup", Behaviour { fault_rate: 1.0, ..Behaviour::default() });
     let settings = clickup.settings().clone();
-    let err = ClickUp::with_http(&settings, HttpSettings { max_attempts: 2, ..fast() }).list_tasks("55").await.unwrap_err();
+    let err =
+        ClickUp::with_http(&settings, HttpSettings { max_attempts: 2, ..fast() }).list_tasks("55").await.unwrap_err();
     assert_eq!((err.kind, err.code.as_deref(), err.retryable), (ErrorKind::Unavailable, Some("APP_001"), true));
     assert_eq!(running.state.stats().platforms["clickup"].faults, 2);
     running.state.configure("clickup", Behaviour::default());

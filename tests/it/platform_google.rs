@@ -39,7 +39,10 @@ async fn requests_to(server: &MockServer, p: &str) -> Vec<Request> {
 async fn mount_token(server: &MockServer, token: &str) {
     Mock::given(method("POST"))
         .and(path("/token"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"access_token": token, "expires_in": 3599, "token_type": "Bearer"})))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"access_token": token, "expires_in": 3599, "token_type": "Bearer"})),
+        )
         .mount(server)
         .await;
 }
@@ -75,7 +78,8 @@ fn ads_failure(code: u16, status: &str, family: &str, reason: &str, details: Opt
 }
 
 fn quota(reason: &str, retry_delay: Option<&str>) -> ResponseTemplate {
-    let details = retry_delay.map(|d| json!({"quotaErrorDetails": {"rateScope": "ACCOUNT", "rateName": "r", "retryDelay": d}}));
+    let details =
+        retry_delay.map(|d| json!({"quotaErrorDetails": {"rateScope": "ACCOUNT", "rateName": "r", "retryDelay": d}}));
     ResponseTemplate::new(429).set_body_json(ads_failure(429, "RESOURCE_EXHAUSTED", "quotaError", reason, details))
 }
 
@@ -108,17 +112,26 @@ async fn google_ads_daily_metrics_reads_the_stream_with_the_right_headers() {
     let days = ads.daily_metrics("123-456-7890", day(1), day(3)).await.unwrap();
     assert_eq!(days.len(), 3);
     assert_eq!((days[0].date, days[0].spend, days[0].impressions, days[0].clicks), (day(1), 1.23, 10, 0));
-    assert_eq!((days[1].spend, days[1].impressions, days[1].clicks, days[1].conversions, days[1].conversion_value), (25.0, 82000, 1540, 18.0, 540.0));
+    assert_eq!(
+        (days[1].spend, days[1].impressions, days[1].clicks, days[1].conversions, days[1].conversion_value),
+        (25.0, 82000, 1540, 18.0, 540.0)
+    );
     assert_eq!((days[2].spend, days[2].impressions), (0.0, 0));
     assert!(days.iter().all(|d| d.currency == "EUR"));
 
     let sent: Value = serde_json::from_slice(&requests_to(&server, STREAM).await[0].body).unwrap();
     let query = sent["query"].as_str().unwrap();
-    assert!(query.contains("FROM customer") && query.contains("segments.date BETWEEN '2026-06-01' AND '2026-06-03'"), "{query}");
+    assert!(
+        query.contains("FROM customer") && query.contains("segments.date BETWEEN '2026-06-01' AND '2026-06-03'"),
+        "{query}"
+    );
     assert!(query.contains("metrics.cost_micros") && query.contains("customer.currency_code"), "{query}");
     let token = form(&requests_to(&server, "/token").await[0]);
     assert_eq!(token["grant_type"], "refresh_token");
-    assert_eq!((token["client_id"].as_str(), token["refresh_token"].as_str()), ("client.apps.googleusercontent.com", "1//refresh-abc"));
+    assert_eq!(
+        (token["client_id"].as_str(), token["refresh_token"].as_str()),
+        ("client.apps.googleusercontent.com", "1//refresh-abc")
+    );
 
     // The token is cached: a second call does not refresh it.
     ads.daily_metrics(CUSTOMER, day(1), day(3)).await.unwrap();
@@ -130,7 +143,11 @@ async fn google_ads_concurrent_calls_share_one_token_refresh() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/token"))
-        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_millis(100)).set_body_json(json!({"access_token": "ya29.t", "expires_in": 3599})))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_delay(Duration::from_millis(100))
+                .set_body_json(json!({"access_token": "ya29.t", "expires_in": 3599})),
+        )
         .mount(&server)
         .await;
     Mock::given(method("POST")).and(path(STREAM)).respond_with(stream_ok()).mount(&server).await;
@@ -158,18 +175,29 @@ async fn google_ads_campaign_report_follows_next_page_token() {
     Mock::given(method("POST"))
         .and(path(SEARCH))
         .and(body_partial_json(json!({"pageToken": "page-2"})))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"results": [row("222", "2026-06-02")], "fieldMask": "campaign.id"})))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"results": [row("222", "2026-06-02")], "fieldMask": "campaign.id"})),
+        )
         .mount(&server)
         .await;
     Mock::given(method("POST"))
         .and(path(SEARCH))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"results": [row("111", "2026-06-01"), row("222", "2026-06-01")], "nextPageToken": "page-2"})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"results": [row("111", "2026-06-01"), row("222", "2026-06-01")], "nextPageToken": "page-2"}),
+        ))
         .mount(&server)
         .await;
     let rows = GoogleAds::new(&ads_settings(&server.uri())).campaign_report(CUSTOMER, day(1), day(2)).await.unwrap();
     assert_eq!(rows.len(), 3);
-    assert_eq!((rows[2].campaign_id.as_str(), rows[2].campaign_name.as_str(), rows[2].date), ("222", "Campaign 222", day(2)));
-    assert_eq!((rows[0].spend, rows[0].clicks, rows[0].impressions, rows[0].currency.as_str(), rows[0].status.as_str()), (2.5, 3, 0, "USD", "ENABLED"));
+    assert_eq!(
+        (rows[2].campaign_id.as_str(), rows[2].campaign_name.as_str(), rows[2].date),
+        ("222", "Campaign 222", day(2))
+    );
+    assert_eq!(
+        (rows[0].spend, rows[0].clicks, rows[0].impressions, rows[0].currency.as_str(), rows[0].status.as_str()),
+        (2.5, 3, 0, "USD", "ENABLED")
+    );
     let sent = requests_to(&server, SEARCH).await;
     assert_eq!(sent.len(), 2);
     let first: Value = serde_json::from_slice(&sent[0].body).unwrap();
@@ -181,7 +209,12 @@ async fn google_ads_campaign_report_follows_next_page_token() {
 async fn google_ads_quota_error_waits_for_its_retry_delay() {
     let server = MockServer::start().await;
     mount_token(&server, "ya29.t").await;
-    Mock::given(method("POST")).and(path(STREAM)).respond_with(quota("RESOURCE_EXHAUSTED", Some("0.3s"))).up_to_n_times(1).mount(&server).await;
+    Mock::given(method("POST"))
+        .and(path(STREAM))
+        .respond_with(quota("RESOURCE_EXHAUSTED", Some("0.3s")))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
     Mock::given(method("POST")).and(path(STREAM)).respond_with(stream_ok()).mount(&server).await;
     let started = Instant::now();
     let days = GoogleAds::new(&ads_settings(&server.uri())).daily_metrics(CUSTOMER, day(1), day(1)).await.unwrap();
@@ -194,7 +227,11 @@ async fn google_ads_quota_error_waits_for_its_retry_delay() {
 async fn google_ads_quota_error_of_hours_fails_fast_with_retry_after() {
     let server = MockServer::start().await;
     mount_token(&server, "ya29.t").await;
-    Mock::given(method("POST")).and(path(STREAM)).respond_with(quota("RESOURCE_EXHAUSTED", Some("8962s"))).mount(&server).await;
+    Mock::given(method("POST"))
+        .and(path(STREAM))
+        .respond_with(quota("RESOURCE_EXHAUSTED", Some("8962s")))
+        .mount(&server)
+        .await;
     let started = Instant::now();
     let err = GoogleAds::new(&ads_settings(&server.uri())).daily_metrics(CUSTOMER, day(1), day(1)).await.unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(2), "slept: {:?}", started.elapsed());
@@ -208,7 +245,12 @@ async fn google_ads_quota_error_of_hours_fails_fast_with_retry_after() {
 async fn google_ads_short_term_quota_without_delay_backs_off_and_retries() {
     let server = MockServer::start().await;
     mount_token(&server, "ya29.t").await;
-    Mock::given(method("POST")).and(path(STREAM)).respond_with(quota("RESOURCE_TEMPORARILY_EXHAUSTED", None)).up_to_n_times(2).mount(&server).await;
+    Mock::given(method("POST"))
+        .and(path(STREAM))
+        .respond_with(quota("RESOURCE_TEMPORARILY_EXHAUSTED", None))
+        .up_to_n_times(2)
+        .mount(&server)
+        .await;
     Mock::given(method("POST")).and(path(STREAM)).respond_with(stream_ok()).mount(&server).await;
     GoogleAds::new(&ads_settings(&server.uri())).daily_metrics(CUSTOMER, day(1), day(1)).await.unwrap();
     assert_eq!(requests_to(&server, STREAM).await.len(), 3);
@@ -220,8 +262,18 @@ async fn google_ads_internal_errors_are_retried() {
     mount_token(&server, "ya29.t").await;
     let internal = ads_failure(500, "INTERNAL", "internalError", "INTERNAL_ERROR", None);
     // Once as an envelope, once wrapped in the stream's array.
-    Mock::given(method("POST")).and(path(STREAM)).respond_with(ResponseTemplate::new(500).set_body_json(&internal)).up_to_n_times(1).mount(&server).await;
-    Mock::given(method("POST")).and(path(STREAM)).respond_with(ResponseTemplate::new(503).set_body_json(json!([internal]))).up_to_n_times(1).mount(&server).await;
+    Mock::given(method("POST"))
+        .and(path(STREAM))
+        .respond_with(ResponseTemplate::new(500).set_body_json(&internal))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(STREAM))
+        .respond_with(ResponseTemplate::new(503).set_body_json(json!([internal])))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
     Mock::given(method("POST")).and(path(STREAM)).respond_with(stream_ok()).mount(&server).await;
     let days = GoogleAds::new(&ads_settings(&server.uri())).daily_metrics(CUSTOMER, day(1), day(1)).await.unwrap();
     assert_eq!(days[0].spend, 1.5);
@@ -233,7 +285,11 @@ async fn google_ads_permission_denied_fails_at_once() {
     let server = MockServer::start().await;
     mount_token(&server, "ya29.t").await;
     let denied = ads_failure(403, "PERMISSION_DENIED", "authorizationError", "USER_PERMISSION_DENIED", None);
-    Mock::given(method("POST")).and(path(STREAM)).respond_with(ResponseTemplate::new(403).set_body_json(denied)).mount(&server).await;
+    Mock::given(method("POST"))
+        .and(path(STREAM))
+        .respond_with(ResponseTemplate::new(403).set_body_json(denied))
+        .mount(&server)
+        .await;
     let err = GoogleAds::new(&ads_settings(&server.uri())).daily_metrics(CUSTOMER, day(1), day(1)).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::Auth);
     assert!(!err.retryable);
@@ -247,7 +303,9 @@ async fn google_ads_invalid_grant_is_an_auth_error_and_not_retried() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/token"))
-        .respond_with(ResponseTemplate::new(400).set_body_json(json!({"error": "invalid_grant", "error_description": "Token has been expired or revoked."})))
+        .respond_with(ResponseTemplate::new(400).set_body_json(
+            json!({"error": "invalid_grant", "error_description": "Token has been expired or revoked."}),
+        ))
         .mount(&server)
         .await;
     let err = GoogleAds::new(&ads_settings(&server.uri())).daily_metrics(CUSTOMER, day(1), day(1)).await.unwrap_err();
@@ -263,12 +321,33 @@ async fn google_ads_invalid_grant_is_an_auth_error_and_not_retried() {
 async fn google_ads_a_revoked_cached_token_is_refreshed_once() {
     let server = MockServer::start().await;
     let token = |t: &str| ResponseTemplate::new(200).set_body_json(json!({"access_token": t, "expires_in": 3599}));
-    Mock::given(method("POST")).and(path("/token")).respond_with(token("ya29.one")).up_to_n_times(1).mount(&server).await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(token("ya29.one"))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
     Mock::given(method("POST")).and(path("/token")).respond_with(token("ya29.two")).mount(&server).await;
     let unauthenticated = json!({"error": {"code": 401, "message": "Request had invalid authentication credentials.", "status": "UNAUTHENTICATED"}});
-    Mock::given(method("POST")).and(path(STREAM)).and(header("authorization", "Bearer ya29.one")).respond_with(stream_ok()).up_to_n_times(1).mount(&server).await;
-    Mock::given(method("POST")).and(path(STREAM)).and(header("authorization", "Bearer ya29.one")).respond_with(ResponseTemplate::new(401).set_body_json(unauthenticated)).mount(&server).await;
-    Mock::given(method("POST")).and(path(STREAM)).and(header("authorization", "Bearer ya29.two")).respond_with(stream_ok()).mount(&server).await;
+    Mock::given(method("POST"))
+        .and(path(STREAM))
+        .and(header("authorization", "Bearer ya29.one"))
+        .respond_with(stream_ok())
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(STREAM))
+        .and(header("authorization", "Bearer ya29.one"))
+        .respond_with(ResponseTemplate::new(401).set_body_json(unauthenticated))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(STREAM))
+        .and(header("authorization", "Bearer ya29.two"))
+        .respond_with(stream_ok())
+        .mount(&server)
+        .await;
     let ads = GoogleAds::new(&ads_settings(&server.uri()));
     ads.daily_metrics(CUSTOMER, day(1), day(1)).await.unwrap();
     ads.daily_metrics(CUSTOMER, day(1), day(1)).await.unwrap();
@@ -282,10 +361,16 @@ async fn google_ads_malformed_json_is_a_clear_error() {
     mount_token(&server, "ya29.t").await;
     Mock::given(method("POST"))
         .and(path(STREAM))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!([{"results": [{"metrics": {"costMicros": "lots"}, "segments": {"date": "2026-06-01"}}]}])))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!([{"results": [{"metrics": {"costMicros": "lots"}, "segments": {"date": "2026-06-01"}}]}]),
+        ))
         .mount(&server)
         .await;
-    Mock::given(method("POST")).and(path(SEARCH)).respond_with(ResponseTemplate::new(200).set_body_string("<html>oops")).mount(&server).await;
+    Mock::given(method("POST"))
+        .and(path(SEARCH))
+        .respond_with(ResponseTemplate::new(200).set_body_string("<html>oops"))
+        .mount(&server)
+        .await;
     let ads = GoogleAds::new(&ads_settings(&server.uri()));
     let err = ads.daily_metrics(CUSTOMER, day(1), day(1)).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::MalformedResponse);
@@ -302,7 +387,8 @@ async fn google_ads_refuses_bad_input_and_missing_settings_without_calling() {
     let ads = GoogleAds::new(&ads_settings(&server.uri()));
     assert_eq!(ads.daily_metrics("12345", day(1), day(1)).await.unwrap_err().kind, ErrorKind::Invalid);
     assert_eq!(ads.daily_metrics(CUSTOMER, day(2), day(1)).await.unwrap_err().kind, ErrorKind::Invalid);
-    let unconfigured = GoogleAds::new(&google_ads::Settings { base_url: server.uri(), ..google_ads::Settings::default() });
+    let unconfigured =
+        GoogleAds::new(&google_ads::Settings { base_url: server.uri(), ..google_ads::Settings::default() });
     let err = unconfigured.campaign_report(CUSTOMER, day(1), day(1)).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::NotConfigured);
     assert!(err.message.contains("GOOGLE_ADS_REFRESH_TOKEN"), "{}", err.message);
@@ -349,9 +435,19 @@ fn q_of(req: &Request) -> String {
 async fn google_drive_creates_a_missing_client_tree_with_jwt_bearer_auth() {
     let server = MockServer::start().await;
     mount_token(&server, "ya29.sa-token").await;
-    Mock::given(method("GET")).and(path(FILES)).respond_with(ResponseTemplate::new(200).set_body_json(json!({"files": []}))).mount(&server).await;
-    Mock::given(method("POST")).and(path(FILES)).and(header("authorization", "Bearer ya29.sa-token")).respond_with(echo_create).mount(&server).await;
-    let settings = google_drive::Settings { subject: Some("ops@agency.example".into()), ..drive_settings(&server.uri()) };
+    Mock::given(method("GET"))
+        .and(path(FILES))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"files": []})))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(FILES))
+        .and(header("authorization", "Bearer ya29.sa-token"))
+        .respond_with(echo_create)
+        .mount(&server)
+        .await;
+    let settings =
+        google_drive::Settings { subject: Some("ops@agency.example".into()), ..drive_settings(&server.uri()) };
     let tree = GoogleDrive::new(&settings).ensure_client_folders(r"O'Brien \ Co").await.unwrap();
     assert_eq!(tree.created, 5);
     assert_eq!(tree.root.id, r"id-O'Brien \ Co");
@@ -359,17 +455,29 @@ async fn google_drive_creates_a_missing_client_tree_with_jwt_bearer_auth() {
     assert_eq!(names, ["01 Strategy", "02 Creatives", "03 Reports", "04 Invoices"]);
     assert!(tree.root.web_view_link.as_deref().unwrap().starts_with("https://drive.google.com/"));
 
-    let lists: Vec<Request> = server.received_requests().await.unwrap().into_iter().filter(|r| r.method.as_str() == "GET").collect();
+    let lists: Vec<Request> =
+        server.received_requests().await.unwrap().into_iter().filter(|r| r.method.as_str() == "GET").collect();
     assert_eq!(lists.len(), 1, "a new folder is not listed");
-    assert_eq!(q_of(&lists[0]), format!(r"name = 'O\'Brien \\ Co' and 'root' in parents and mimeType = '{FOLDER_MIME}' and trashed = false"));
-    let creates: Vec<Value> = server.received_requests().await.unwrap().into_iter().filter(|r| r.method.as_str() == "POST" && r.url.path() == FILES).map(|r| serde_json::from_slice(&r.body).unwrap()).collect();
+    assert_eq!(
+        q_of(&lists[0]),
+        format!(r"name = 'O\'Brien \\ Co' and 'root' in parents and mimeType = '{FOLDER_MIME}' and trashed = false")
+    );
+    let creates: Vec<Value> = server
+        .received_requests()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.method.as_str() == "POST" && r.url.path() == FILES)
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect();
     assert_eq!(creates[0], json!({"name": r"O'Brien \ Co", "mimeType": FOLDER_MIME, "parents": ["root"]}));
     assert_eq!(creates[1]["parents"], json!([r"id-O'Brien \ Co"]));
 
     let token = form(&requests_to(&server, "/token").await[0]);
     assert_eq!(token["grant_type"], JWT_BEARER_GRANT);
     let claims = token["assertion"].split('.').nth(1).unwrap();
-    let claims: Value = serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(claims).unwrap()).unwrap();
+    let claims: Value =
+        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(claims).unwrap()).unwrap();
     assert_eq!(claims["aud"], TOKEN_URL, "audience is Google's token URL, not where we post");
     assert_eq!(claims["scope"], "https://www.googleapis.com/auth/drive");
     assert_eq!(claims["sub"], "ops@agency.example");
@@ -384,31 +492,46 @@ async fn google_drive_existing_tree_is_read_across_pages_and_only_gaps_filled() 
     Mock::given(method("GET"))
         .and(path(FILES))
         .and(query_param("pageToken", "next-1"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"files": [folder("c3", "03 Reports"), folder("x", "Old stuff")]})))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"files": [folder("c3", "03 Reports"), folder("x", "Old stuff")]})),
+        )
         .mount(&server)
         .await;
     Mock::given(method("GET"))
         .and(path(FILES))
         .and(query_param("pageSize", "100"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"files": [folder("c1", "01 Strategy")], "nextPageToken": "next-1"})))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"files": [folder("c1", "01 Strategy")], "nextPageToken": "next-1"})),
+        )
         .mount(&server)
         .await;
-    Mock::given(method("GET")).and(path(FILES)).respond_with(ResponseTemplate::new(200).set_body_json(json!({"files": [folder("root-1", "Acme")]}))).mount(&server).await;
+    Mock::given(method("GET"))
+        .and(path(FILES))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"files": [folder("root-1", "Acme")]})))
+        .mount(&server)
+        .await;
     Mock::given(method("POST")).and(path(FILES)).respond_with(echo_create).mount(&server).await;
-    let settings = google_drive::Settings { shared_drive_id: Some("0ASharedDrive".into()), ..drive_settings(&server.uri()) };
+    let settings =
+        google_drive::Settings { shared_drive_id: Some("0ASharedDrive".into()), ..drive_settings(&server.uri()) };
     let tree = GoogleDrive::new(&settings).ensure_client_folders("Acme").await.unwrap();
     assert_eq!(tree.root.id, "root-1");
     assert_eq!(tree.created, 2);
     let ids: Vec<&str> = tree.children.iter().map(|f| f.id.as_str()).collect();
     assert_eq!(ids, ["c1", "id-02 Creatives", "c3", "id-04 Invoices"]);
-    let gets: Vec<Request> = server.received_requests().await.unwrap().into_iter().filter(|r| r.method.as_str() == "GET").collect();
+    let gets: Vec<Request> =
+        server.received_requests().await.unwrap().into_iter().filter(|r| r.method.as_str() == "GET").collect();
     assert_eq!(gets.len(), 3);
     // In a Shared Drive: its root is the parent, and every list names the drive.
     assert!(q_of(&gets[0]).contains("'0ASharedDrive' in parents"), "{}", q_of(&gets[0]));
     for get in &gets {
         let params: std::collections::HashMap<String, String> = get.url.query_pairs().into_owned().collect();
         assert_eq!((params["corpora"].as_str(), params["driveId"].as_str()), ("drive", "0ASharedDrive"));
-        assert_eq!((params["supportsAllDrives"].as_str(), params["includeItemsFromAllDrives"].as_str()), ("true", "true"));
+        assert_eq!(
+            (params["supportsAllDrives"].as_str(), params["includeItemsFromAllDrives"].as_str()),
+            ("true", "true")
+        );
     }
 }
 
@@ -416,14 +539,23 @@ async fn google_drive_existing_tree_is_read_across_pages_and_only_gaps_filled() 
 async fn google_drive_rate_limits_retry_with_and_without_retry_after() {
     let server = MockServer::start().await;
     mount_token(&server, "ya29.t").await;
-    Mock::given(method("GET")).and(path(FILES)).respond_with(drive_error(403, "userRateLimitExceeded")).up_to_n_times(1).mount(&server).await;
+    Mock::given(method("GET"))
+        .and(path(FILES))
+        .respond_with(drive_error(403, "userRateLimitExceeded"))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
     Mock::given(method("GET"))
         .and(path(FILES))
         .respond_with(drive_error(429, "rateLimitExceeded").insert_header("retry-after", "0.3"))
         .up_to_n_times(1)
         .mount(&server)
         .await;
-    Mock::given(method("GET")).and(path(FILES)).respond_with(ResponseTemplate::new(200).set_body_json(json!({"files": [folder("f1", "Acme")]}))).mount(&server).await;
+    Mock::given(method("GET"))
+        .and(path(FILES))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"files": [folder("f1", "Acme")]})))
+        .mount(&server)
+        .await;
     let started = Instant::now();
     let found = GoogleDrive::new(&drive_settings(&server.uri())).find_folder("Acme", "root").await.unwrap();
     assert_eq!(found.unwrap().id, "f1");
@@ -435,7 +567,12 @@ async fn google_drive_rate_limits_retry_with_and_without_retry_after() {
 async fn google_drive_backend_error_then_success() {
     let server = MockServer::start().await;
     mount_token(&server, "ya29.t").await;
-    Mock::given(method("POST")).and(path(FILES)).respond_with(drive_error(500, "backendError")).up_to_n_times(1).mount(&server).await;
+    Mock::given(method("POST"))
+        .and(path(FILES))
+        .respond_with(drive_error(500, "backendError"))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
     Mock::given(method("POST")).and(path(FILES)).respond_with(echo_create).mount(&server).await;
     let folder = GoogleDrive::new(&drive_settings(&server.uri())).create_folder("Acme", "root").await.unwrap();
     assert_eq!(folder.id, "id-Acme");
@@ -448,11 +585,19 @@ async fn google_drive_backend_error_then_success() {
 async fn google_drive_storage_quota_fails_at_once_pointing_at_shared_drives() {
     let server = MockServer::start().await;
     mount_token(&server, "ya29.t").await;
-    Mock::given(method("POST")).and(path(FILES)).respond_with(drive_error(403, "storageQuotaExceeded")).mount(&server).await;
+    Mock::given(method("POST"))
+        .and(path(FILES))
+        .respond_with(drive_error(403, "storageQuotaExceeded"))
+        .mount(&server)
+        .await;
     let err = GoogleDrive::new(&drive_settings(&server.uri())).create_folder("Acme", "root").await.unwrap_err();
     assert!(!err.retryable);
     assert_eq!(err.code.as_deref(), Some("storageQuotaExceeded"));
-    assert!(err.message.contains("Shared Drive") && err.message.contains("GOOGLE_DRIVE_SHARED_DRIVE_ID"), "{}", err.message);
+    assert!(
+        err.message.contains("Shared Drive") && err.message.contains("GOOGLE_DRIVE_SHARED_DRIVE_ID"),
+        "{}",
+        err.message
+    );
     assert_eq!(requests_to(&server, FILES).await.len(), 1);
 }
 
@@ -469,7 +614,10 @@ async fn google_drive_auth_failures_are_not_retried() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/token"))
-        .respond_with(ResponseTemplate::new(400).set_body_json(json!({"error": "invalid_grant", "error_description": "Invalid JWT Signature."})))
+        .respond_with(
+            ResponseTemplate::new(400)
+                .set_body_json(json!({"error": "invalid_grant", "error_description": "Invalid JWT Signature."})),
+        )
         .mount(&server)
         .await;
     let err = GoogleDrive::new(&drive_settings(&server.uri())).ensure_client_folders("Acme").await.unwrap_err();
@@ -482,7 +630,11 @@ async fn google_drive_not_found_and_malformed_answers() {
     let server = MockServer::start().await;
     mount_token(&server, "ya29.t").await;
     Mock::given(method("POST")).and(path(FILES)).respond_with(drive_error(404, "notFound")).mount(&server).await;
-    Mock::given(method("GET")).and(path(FILES)).respond_with(ResponseTemplate::new(200).set_body_json(json!({"files": "nope"}))).mount(&server).await;
+    Mock::given(method("GET"))
+        .and(path(FILES))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"files": "nope"})))
+        .mount(&server)
+        .await;
     let drive = GoogleDrive::new(&drive_settings(&server.uri()));
     let err = drive.create_folder("Acme", "missing-parent").await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::NotFound);
@@ -500,12 +652,17 @@ async fn simulator() -> (sim::Running, String) {
 }
 
 fn sim_ads(base: &str) -> GoogleAds {
-    let settings = google_ads::Settings { retry_base_ms: Some(5), account_rate_per_second: Some(100.0), ..google_ads::Settings::default() };
+    let settings = google_ads::Settings {
+        retry_base_ms: Some(5),
+        account_rate_per_second: Some(100.0),
+        ..google_ads::Settings::default()
+    };
     GoogleAds::new(&settings.sandboxed(&format!("{base}{}", google_ads::INFO.sim_prefix)))
 }
 
 fn sim_drive(base: &str) -> GoogleDrive {
-    let settings = google_drive::Settings { retry_base_ms: Some(20), max_attempts: Some(12), ..google_drive::Settings::default() };
+    let settings =
+        google_drive::Settings { retry_base_ms: Some(20), max_attempts: Some(12), ..google_drive::Settings::default() };
     GoogleDrive::new(&settings.sandboxed(&format!("{base}{}", google_drive::INFO.sim_prefix)))
 }
 
@@ -537,7 +694,8 @@ async fn google_sim_ads_metrics_and_paged_campaign_report_agree() {
 async fn google_sim_ads_errors_are_the_real_ones() {
     let (sim, base) = simulator().await;
     let prefix = format!("{base}{}", google_ads::INFO.sim_prefix);
-    let settings = google_ads::Settings { retry_base_ms: Some(5), ..google_ads::Settings::default() }.sandboxed(&prefix);
+    let settings =
+        google_ads::Settings { retry_base_ms: Some(5), ..google_ads::Settings::default() }.sandboxed(&prefix);
     let err = sim_ads(&base).daily_metrics("000-000-0000", day(1), day(2)).await.unwrap_err();
     assert_eq!((err.kind, err.code.as_deref()), (ErrorKind::Auth, Some("authorizationError.USER_PERMISSION_DENIED")));
     let bad = GoogleAds::new(&google_ads::Settings { refresh_token: Some("bad".into()), ..settings.clone() });

@@ -21,17 +21,29 @@ const ANTHROPIC_KEY: &str = "sk-ant-test-key-123";
 const OPENAI_KEY: &str = "sk-openai-test-key-456";
 
 fn fast() -> HttpSettings {
-    HttpSettings { base_backoff: Duration::from_millis(5), max_backoff: Duration::from_millis(20), ..HttpSettings::new(1000.0, 100) }
+    HttpSettings {
+        base_backoff: Duration::from_millis(5),
+        max_backoff: Duration::from_millis(20),
+        ..HttpSettings::new(1000.0, 100)
+    }
 }
 
 fn anthropic(server: &MockServer) -> Llm {
-    let settings = Settings { anthropic_api_key: Some(ANTHROPIC_KEY.into()), anthropic_base_url: server.uri(), ..Settings::default() };
+    let settings = Settings {
+        anthropic_api_key: Some(ANTHROPIC_KEY.into()),
+        anthropic_base_url: server.uri(),
+        ..Settings::default()
+    };
     Llm::with_http(&settings, fast())
 }
 
 fn openai(server: &MockServer) -> Llm {
-    let settings =
-        Settings { provider: Provider::OpenAi, openai_api_key: Some(OPENAI_KEY.into()), openai_base_url: server.uri(), ..Settings::default() };
+    let settings = Settings {
+        provider: Provider::OpenAi,
+        openai_api_key: Some(OPENAI_KEY.into()),
+        openai_base_url: server.uri(),
+        ..Settings::default()
+    };
     Llm::with_http(&settings, fast())
 }
 
@@ -52,7 +64,9 @@ fn message_reply() -> Value {
 }
 
 fn anthropic_error(status: u16, kind: &str) -> ResponseTemplate {
-    ResponseTemplate::new(status).set_body_json(json!({"type": "error", "error": {"type": kind, "message": format!("{kind} happened")}, "request_id": "req_1"}))
+    ResponseTemplate::new(status).set_body_json(
+        json!({"type": "error", "error": {"type": kind, "message": format!("{kind} happened")}, "request_id": "req_1"}),
+    )
 }
 
 #[tokio::test]
@@ -73,7 +87,10 @@ async fn platform_llm_anthropic_completion() {
         .await;
     let done = anthropic(&server).complete(&request()).await.unwrap();
     assert_eq!(done.text, "This week, Meta delivered a 3.4 ROAS.");
-    assert_eq!((done.provider, done.model.as_str(), done.stop_reason.as_str()), (Provider::Anthropic, "claude-sonnet-4-6", "end_turn"));
+    assert_eq!(
+        (done.provider, done.model.as_str(), done.stop_reason.as_str()),
+        (Provider::Anthropic, "claude-sonnet-4-6", "end_turn")
+    );
     assert_eq!((done.usage.input_tokens, done.usage.output_tokens), (2095, 503));
     assert!(!done.truncated());
 }
@@ -97,7 +114,10 @@ async fn platform_llm_openai_completion() {
         .mount(&server)
         .await;
     let done = openai(&server).complete(&CompletionRequest { max_tokens: Some(200), ..request() }).await.unwrap();
-    assert_eq!((done.text.as_str(), done.provider, done.model.as_str()), ("This week…", Provider::OpenAi, "gpt-4.1-mini-2025-04-14"));
+    assert_eq!(
+        (done.text.as_str(), done.provider, done.model.as_str()),
+        ("This week…", Provider::OpenAi, "gpt-4.1-mini-2025-04-14")
+    );
     assert_eq!((done.usage.input_tokens, done.usage.output_tokens), (19, 10));
     assert!(done.truncated());
 }
@@ -110,7 +130,10 @@ async fn platform_llm_anthropic_429_honours_retry_after() {
         .up_to_n_times(1)
         .mount(&server)
         .await;
-    Mock::given(method("POST")).respond_with(ResponseTemplate::new(200).set_body_json(message_reply())).mount(&server).await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(message_reply()))
+        .mount(&server)
+        .await;
     let started = Instant::now();
     anthropic(&server).complete(&request()).await.unwrap();
     assert!(started.elapsed() >= Duration::from_millis(300), "retry-after ignored: {:?}", started.elapsed());
@@ -126,8 +149,11 @@ async fn platform_llm_429_without_retry_after_backs_off_and_retries() {
         .mount(&server)
         .await;
     Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"choices": [{"message": {"content": "ok"}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 5, "completion_tokens": 1}})))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"choices": [{"message": {"content": "ok"}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 5, "completion_tokens": 1}})),
+        )
         .mount(&server)
         .await;
     let done = openai(&server).complete(&request()).await.unwrap();
@@ -138,9 +164,16 @@ async fn platform_llm_429_without_retry_after_backs_off_and_retries() {
 #[tokio::test]
 async fn platform_llm_overloaded_and_api_errors_are_retried() {
     let server = MockServer::start().await;
-    Mock::given(method("POST")).respond_with(anthropic_error(529, "overloaded_error")).up_to_n_times(1).mount(&server).await;
+    Mock::given(method("POST"))
+        .respond_with(anthropic_error(529, "overloaded_error"))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
     Mock::given(method("POST")).respond_with(anthropic_error(500, "api_error")).up_to_n_times(1).mount(&server).await;
-    Mock::given(method("POST")).respond_with(ResponseTemplate::new(200).set_body_json(message_reply())).mount(&server).await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(message_reply()))
+        .mount(&server)
+        .await;
     anthropic(&server).complete(&request()).await.unwrap();
     assert_eq!(server.received_requests().await.unwrap().len(), 3);
 }
@@ -155,7 +188,10 @@ async fn platform_llm_spend_limit_is_not_retried() {
         .mount(&server)
         .await;
     let err = anthropic(&server).complete(&request()).await.unwrap_err();
-    assert_eq!((err.kind, err.code.as_deref(), err.retryable), (ErrorKind::Rejected, Some("enforced_spend_limit_reached"), false));
+    assert_eq!(
+        (err.kind, err.code.as_deref(), err.retryable),
+        (ErrorKind::Rejected, Some("enforced_spend_limit_reached"), false)
+    );
     assert_eq!(server.received_requests().await.unwrap().len(), 1);
 }
 
@@ -173,12 +209,17 @@ async fn platform_llm_invalid_request_fails_at_once() {
 async fn platform_llm_openai_insufficient_quota_is_not_retried() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(429).set_body_json(json!({"error": {"message": "You exceeded your current quota, please check your plan and billing details.",
-            "type": "insufficient_quota", "param": null, "code": "insufficient_quota"}})))
+        .respond_with(ResponseTemplate::new(429).set_body_json(
+            json!({"error": {"message": "You exceeded your current quota, please check your plan and billing details.",
+            "type": "insufficient_quota", "param": null, "code": "insufficient_quota"}}),
+        ))
         .mount(&server)
         .await;
     let err = openai(&server).complete(&request()).await.unwrap_err();
-    assert_eq!((err.kind, err.code.as_deref(), err.retryable), (ErrorKind::Rejected, Some("insufficient_quota"), false));
+    assert_eq!(
+        (err.kind, err.code.as_deref(), err.retryable),
+        (ErrorKind::Rejected, Some("insufficient_quota"), false)
+    );
     assert_eq!(server.received_requests().await.unwrap().len(), 1);
 }
 
@@ -193,8 +234,11 @@ async fn platform_llm_bad_keys_are_auth_errors_and_masked() {
         .await;
     Mock::given(method("POST"))
         .and(path("/v1/chat/completions"))
-        .respond_with(ResponseTemplate::new(401).set_body_json(json!({"error": {"message": "Incorrect API key provided: sk-opena***-456.",
-            "type": "invalid_request_error", "param": null, "code": "invalid_api_key"}})))
+        .respond_with(
+            ResponseTemplate::new(401)
+                .set_body_json(json!({"error": {"message": "Incorrect API key provided: sk-opena***-456.",
+            "type": "invalid_request_error", "param": null, "code": "invalid_api_key"}})),
+        )
         .mount(&server)
         .await;
     let err = anthropic(&server).complete(&request()).await.unwrap_err();
@@ -208,7 +252,11 @@ async fn platform_llm_bad_keys_are_auth_errors_and_masked() {
 #[tokio::test]
 async fn platform_llm_malformed_answers_are_clear_errors() {
     let server = MockServer::start().await;
-    Mock::given(method("POST")).and(path("/v1/messages")).respond_with(ResponseTemplate::new(200).set_body_json(json!({"content": 5}))).mount(&server).await;
+    Mock::given(method("POST"))
+        .and(path("/v1/messages"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"content": 5})))
+        .mount(&server)
+        .await;
     Mock::given(method("POST"))
         .and(path("/v1/chat/completions"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"choices": []})))
@@ -232,7 +280,11 @@ async fn platform_llm_without_key_is_not_configured() {
 
 async fn sandbox(provider: Provider) -> (sim::Running, Llm) {
     let running = sim::spawn("127.0.0.1:0".parse().unwrap(), SimState::default()).await.unwrap();
-    let settings = Settings { provider, ..Settings::default() }.sandboxed(&format!("{}{}", running.base_url, llm::INFO.sim_prefix));
+    let settings = Settings { provider, ..Settings::default() }.sandboxed(&format!(
+        "{}{}",
+        running.base_url,
+        llm::INFO.sim_prefix
+    ));
     let llm = Llm::with_http(&settings, fast());
     (running, llm)
 }
@@ -267,7 +319,12 @@ async fn platform_llm_sim_checks_credentials_and_version() {
     let res = http.post(&url).header("x-api-key", "k").json(&body).send().await.unwrap();
     assert_eq!(res.status(), 400);
     let url = format!("{}/llm/openai/v1/chat/completions", running.base_url);
-    let res = http.post(&url).json(&json!({"model": "gpt-4.1-mini", "messages": [{"role": "user", "content": "hi"}]})).send().await.unwrap();
+    let res = http
+        .post(&url)
+        .json(&json!({"model": "gpt-4.1-mini", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 401);
     assert_eq!(res.json::<Value>().await.unwrap()["error"]["type"], "invalid_request_error");
     assert_eq!(running.state.stats().platforms["llm"].created["completions"], 0);
@@ -285,7 +342,11 @@ async fn platform_llm_sim_throttling_and_overload_are_retried() {
 
     running.state.configure("llm", Behaviour { fault_rate: 1.0, ..Behaviour::default() });
     let settings = llm.settings().clone();
-    let err = Llm::with_http(&settings, HttpSettings { max_attempts: 2, ..fast() }).complete(&request()).await.unwrap_err();
-    assert_eq!((err.kind, err.code.as_deref(), err.retryable), (ErrorKind::Unavailable, Some("overloaded_error"), true));
+    let err =
+        Llm::with_http(&settings, HttpSettings { max_attempts: 2, ..fast() }).complete(&request()).await.unwrap_err();
+    assert_eq!(
+        (err.kind, err.code.as_deref(), err.retryable),
+        (ErrorKind::Unavailable, Some("overloaded_error"), true)
+    );
     assert_eq!(running.state.stats().platforms["llm"].faults, 2);
 }

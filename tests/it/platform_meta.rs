@@ -110,7 +110,9 @@ async fn platform_meta_follows_paging_next_for_insights_and_campaigns() {
         .await;
     Mock::given(path("/v25.0/act_9/campaigns"))
         .and(query_param("after", "B"))
-        .respond_with(ok(json!({"data": [{"id": "c2", "name": "Winter", "objective": "OUTCOME_TRAFFIC"}], "paging": {}})))
+        .respond_with(ok(
+            json!({"data": [{"id": "c2", "name": "Winter", "objective": "OUTCOME_TRAFFIC"}], "paging": {}}),
+        ))
         .mount(&server)
         .await;
     let meta = Meta::new(&settings(&uri));
@@ -134,7 +136,11 @@ async fn platform_meta_throttle_waits_as_long_as_the_usage_headers_say() {
     Mock::given(path("/v25.0/act_1/insights"))
         .respond_with(
             ResponseTemplate::new(400)
-                .set_body_json(graph_error(80000, Some(2446079), "(#80000) There have been too many calls from this ad-account."))
+                .set_body_json(graph_error(
+                    80000,
+                    Some(2446079),
+                    "(#80000) There have been too many calls from this ad-account.",
+                ))
                 .insert_header("x-ad-account-usage", r#"{"acc_id_util_pct":100,"reset_time_duration":1}"#),
         )
         .up_to_n_times(1)
@@ -152,7 +158,11 @@ async fn platform_meta_throttle_waits_as_long_as_the_usage_headers_say() {
 async fn platform_meta_throttle_without_a_wait_backs_off_and_gives_up() {
     let server = MockServer::start().await;
     Mock::given(path("/v25.0/act_1/campaigns"))
-        .respond_with(ResponseTemplate::new(400).set_body_json(graph_error(17, Some(2446079), "User request limit reached")))
+        .respond_with(ResponseTemplate::new(400).set_body_json(graph_error(
+            17,
+            Some(2446079),
+            "User request limit reached",
+        )))
         .mount(&server)
         .await;
     let meta = Meta::new(&settings(&server.uri()));
@@ -168,12 +178,18 @@ async fn platform_meta_throttle_without_a_wait_backs_off_and_gives_up() {
 async fn platform_meta_retries_a_transient_5xx_then_succeeds() {
     let server = MockServer::start().await;
     Mock::given(path("/v25.0/act_1/campaigns"))
-        .respond_with(ResponseTemplate::new(500).set_body_json(json!({"error": {"message": "(#2) Service temporarily unavailable",
-            "type": "OAuthException", "code": 2, "is_transient": true, "fbtrace_id": "x"}})))
+        .respond_with(
+            ResponseTemplate::new(500)
+                .set_body_json(json!({"error": {"message": "(#2) Service temporarily unavailable",
+            "type": "OAuthException", "code": 2, "is_transient": true, "fbtrace_id": "x"}})),
+        )
         .up_to_n_times(2)
         .mount(&server)
         .await;
-    Mock::given(path("/v25.0/act_1/campaigns")).respond_with(ok(json!({"data": [{"id": "1", "name": "A"}]}))).mount(&server).await;
+    Mock::given(path("/v25.0/act_1/campaigns"))
+        .respond_with(ok(json!({"data": [{"id": "1", "name": "A"}]})))
+        .mount(&server)
+        .await;
     let meta = Meta::new(&settings(&server.uri()));
     assert_eq!(meta.campaigns("act_1").await.unwrap().len(), 1);
     assert_eq!(requests(&server).await, 3);
@@ -183,7 +199,11 @@ async fn platform_meta_retries_a_transient_5xx_then_succeeds() {
 async fn platform_meta_invalid_parameter_fails_at_once() {
     let server = MockServer::start().await;
     Mock::given(path("/v25.0/act_1/insights"))
-        .respond_with(ResponseTemplate::new(400).set_body_json(graph_error(100, Some(1504018), "(#100) The request limit reached")))
+        .respond_with(ResponseTemplate::new(400).set_body_json(graph_error(
+            100,
+            Some(1504018),
+            "(#100) The request limit reached",
+        )))
         .mount(&server)
         .await;
     let meta = Meta::new(&settings(&server.uri()));
@@ -196,7 +216,11 @@ async fn platform_meta_invalid_parameter_fails_at_once() {
 async fn platform_meta_expired_token_is_an_auth_failure_without_leaking_it() {
     let server = MockServer::start().await;
     Mock::given(path("/v25.0/act_1/insights"))
-        .respond_with(ResponseTemplate::new(400).set_body_json(graph_error(190, Some(463), "Error validating access token EAAB_test_token")))
+        .respond_with(ResponseTemplate::new(400).set_body_json(graph_error(
+            190,
+            Some(463),
+            "Error validating access token EAAB_test_token",
+        )))
         .mount(&server)
         .await;
     let meta = Meta::new(&settings(&server.uri()));
@@ -213,7 +237,10 @@ async fn platform_meta_malformed_json_is_a_clear_error() {
         .respond_with(ok(json!({"data": [{"date_start": "2026-06-01", "spend": "a lot"}]})))
         .mount(&server)
         .await;
-    Mock::given(path("/v25.0/act_1/campaigns")).respond_with(ResponseTemplate::new(200).set_body_string("<html>")).mount(&server).await;
+    Mock::given(path("/v25.0/act_1/campaigns"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("<html>"))
+        .mount(&server)
+        .await;
     let meta = Meta::new(&settings(&server.uri()));
     let err = meta.daily_insights("act_1", day(6, 1), day(6, 1)).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::MalformedResponse);
@@ -285,7 +312,9 @@ async fn platform_meta_sim_serves_every_method_consistently() {
     }
     let campaigns = meta.campaigns(account).await.unwrap();
     assert!((2..=3).contains(&campaigns.len()));
-    assert!(rows.iter().all(|r| campaigns.iter().any(|c| Some(&c.id) == r.campaign_id.as_ref() && Some(&c.name) == r.campaign_name.as_ref())));
+    assert!(rows.iter().all(|r| {
+        campaigns.iter().any(|c| Some(&c.id) == r.campaign_id.as_ref() && Some(&c.name) == r.campaign_name.as_ref())
+    }));
     // Read-only platform: nothing created, every call counted.
     let stats = running.state.stats().platforms["meta"].clone();
     assert!(stats.created.values().all(|n| *n == 0));
@@ -311,7 +340,10 @@ async fn platform_meta_sim_pages_with_absolute_links_and_usage_headers() {
         assert!(data.len() <= 7);
         for row in data {
             assert!(row.get("campaign_name").is_none(), "only the requested fields");
-            seen.push((row["date_start"].as_str().unwrap().to_string(), row["campaign_id"].as_str().unwrap().to_string()));
+            seen.push((
+                row["date_start"].as_str().unwrap().to_string(),
+                row["campaign_id"].as_str().unwrap().to_string(),
+            ));
         }
         match body["paging"]["next"].as_str() {
             Some(next) => {
@@ -350,7 +382,8 @@ async fn platform_meta_sim_answers_real_errors() {
     assert_eq!(client.get(&url).send().await.unwrap().status(), 200);
     let throttled = client.get(&url).send().await.unwrap();
     assert_eq!(throttled.status(), 400);
-    let usage: Value = serde_json::from_str(throttled.headers()["x-business-use-case-usage"].to_str().unwrap()).unwrap();
+    let usage: Value =
+        serde_json::from_str(throttled.headers()["x-business-use-case-usage"].to_str().unwrap()).unwrap();
     assert_eq!(usage["0"][0]["estimated_time_to_regain_access"], 1);
     let body: Value = throttled.json().await.unwrap();
     assert_eq!((body["error"]["code"].as_i64(), body["error"]["error_subcode"].as_i64()), (Some(80000), Some(2446079)));

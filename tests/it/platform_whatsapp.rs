@@ -29,8 +29,9 @@ fn settings(base: &str) -> Settings {
 }
 
 fn accepted(to: &str, id: &str) -> ResponseTemplate {
-    ResponseTemplate::new(200)
-        .set_body_json(json!({"messaging_product": "whatsapp", "contacts": [{"input": to, "wa_id": to}], "messages": [{"id": id}]}))
+    ResponseTemplate::new(200).set_body_json(
+        json!({"messaging_product": "whatsapp", "contacts": [{"input": to, "wa_id": to}], "messages": [{"id": id}]}),
+    )
 }
 
 fn cloud_error(status: u16, code: i64, message: &str) -> ResponseTemplate {
@@ -81,7 +82,10 @@ async fn platform_whatsapp_send_template_with_body_parameters() {
 #[tokio::test]
 async fn platform_whatsapp_outside_the_window_is_rejected_without_retry() {
     let server = MockServer::start().await;
-    Mock::given(path(MESSAGES)).respond_with(cloud_error(400, 131047, "(#131047) Re-engagement message")).mount(&server).await;
+    Mock::given(path(MESSAGES))
+        .respond_with(cloud_error(400, 131047, "(#131047) Re-engagement message"))
+        .mount(&server)
+        .await;
     let wa = WhatsApp::new(&settings(&server.uri()));
     let err = wa.send_text("16505551234", "hi").await.unwrap_err();
     assert_eq!((err.kind, err.retryable, err.code.as_deref()), (ErrorKind::Rejected, false, Some("131047")));
@@ -92,7 +96,11 @@ async fn platform_whatsapp_outside_the_window_is_rejected_without_retry() {
 #[tokio::test]
 async fn platform_whatsapp_throughput_limit_is_retried() {
     let server = MockServer::start().await;
-    Mock::given(path(MESSAGES)).respond_with(cloud_error(400, 130429, "(#130429) Rate limit hit")).up_to_n_times(2).mount(&server).await;
+    Mock::given(path(MESSAGES))
+        .respond_with(cloud_error(400, 130429, "(#130429) Rate limit hit"))
+        .up_to_n_times(2)
+        .mount(&server)
+        .await;
     Mock::given(path(MESSAGES)).respond_with(accepted("16505551234", "wamid.R")).mount(&server).await;
     let wa = WhatsApp::new(&settings(&server.uri()));
     assert_eq!(wa.send_text("16505551234", "hi").await.unwrap().id, "wamid.R");
@@ -118,7 +126,11 @@ async fn platform_whatsapp_throttle_honours_retry_after() {
 #[tokio::test]
 async fn platform_whatsapp_retries_131000_then_succeeds() {
     let server = MockServer::start().await;
-    Mock::given(path(MESSAGES)).respond_with(cloud_error(500, 131000, "(#131000) Something went wrong")).up_to_n_times(1).mount(&server).await;
+    Mock::given(path(MESSAGES))
+        .respond_with(cloud_error(500, 131000, "(#131000) Something went wrong"))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
     Mock::given(path(MESSAGES)).respond_with(accepted("16505551234", "wamid.S")).mount(&server).await;
     let wa = WhatsApp::new(&settings(&server.uri()));
     assert_eq!(wa.send_text("16505551234", "hi").await.unwrap().id, "wamid.S");
@@ -128,7 +140,10 @@ async fn platform_whatsapp_retries_131000_then_succeeds() {
 #[tokio::test]
 async fn platform_whatsapp_invalid_token_is_an_auth_failure() {
     let server = MockServer::start().await;
-    Mock::given(path(MESSAGES)).respond_with(cloud_error(401, 190, "Invalid OAuth access token - Cannot parse access token")).mount(&server).await;
+    Mock::given(path(MESSAGES))
+        .respond_with(cloud_error(401, 190, "Invalid OAuth access token - Cannot parse access token"))
+        .mount(&server)
+        .await;
     let wa = WhatsApp::new(&settings(&server.uri()));
     let err = wa.send_template("16505551234", "t", "en", &[]).await.unwrap_err();
     assert_eq!((err.kind, err.retryable, err.code.as_deref()), (ErrorKind::Auth, false, Some("190")));
@@ -138,7 +153,10 @@ async fn platform_whatsapp_invalid_token_is_an_auth_failure() {
 #[tokio::test]
 async fn platform_whatsapp_missing_parameter_fails_at_once() {
     let server = MockServer::start().await;
-    Mock::given(path(MESSAGES)).respond_with(cloud_error(400, 131008, "(#131008) Required parameter is missing")).mount(&server).await;
+    Mock::given(path(MESSAGES))
+        .respond_with(cloud_error(400, 131008, "(#131008) Required parameter is missing"))
+        .mount(&server)
+        .await;
     let wa = WhatsApp::new(&settings(&server.uri()));
     assert_eq!(wa.send_text("16505551234", "").await.unwrap_err().kind, ErrorKind::Invalid);
     assert_eq!(requests(&server).await, 1);
@@ -151,11 +169,16 @@ async fn platform_whatsapp_missing_parameter_fails_at_once() {
 async fn platform_whatsapp_malformed_response_is_a_clear_error() {
     let server = MockServer::start().await;
     Mock::given(path(MESSAGES))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"messaging_product": "whatsapp", "messages": []})))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"messaging_product": "whatsapp", "messages": []})),
+        )
         .up_to_n_times(1)
         .mount(&server)
         .await;
-    Mock::given(path(MESSAGES)).respond_with(ResponseTemplate::new(200).set_body_string("{\"messages\": 3}")).mount(&server).await;
+    Mock::given(path(MESSAGES))
+        .respond_with(ResponseTemplate::new(200).set_body_string("{\"messages\": 3}"))
+        .mount(&server)
+        .await;
     let wa = WhatsApp::new(&settings(&server.uri()));
     let err = wa.send_text("16505551234", "hi").await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::MalformedResponse);
@@ -197,7 +220,10 @@ async fn platform_whatsapp_sim_records_every_send() {
     wa.send_template("5511987654321", "weekly_report_ready", "pt_BR", &params).await.unwrap();
     let sent = running.state.whatsapp().sent_to("+5511987654321");
     assert_eq!(sent.len(), 3);
-    assert_eq!((sent[2].kind.as_str(), sent[2].body.as_str(), sent[2].params.as_slice()), ("template", "weekly_report_ready", &params[..]));
+    assert_eq!(
+        (sent[2].kind.as_str(), sent[2].body.as_str(), sent[2].params.as_slice()),
+        ("template", "weekly_report_ready", &params[..])
+    );
     assert_eq!(sent[2].language.as_deref(), Some("pt_BR"));
 }
 

@@ -50,7 +50,11 @@ fn with_secret(settings: DeliverySettings, secret: Option<&str>) -> DeliverySett
 }
 
 async fn callback_row(pool: &PgPool, run: Uuid) -> (String, Option<i32>, Option<String>) {
-    sqlx::query_as("SELECT status, last_status, last_error FROM engine.run_callbacks WHERE run_id = $1").bind(run).fetch_one(pool).await.unwrap()
+    sqlx::query_as("SELECT status, last_status, last_error FROM engine.run_callbacks WHERE run_id = $1")
+        .bind(run)
+        .fetch_one(pool)
+        .await
+        .unwrap()
 }
 
 #[sqlx::test]
@@ -58,11 +62,17 @@ async fn callbacks_are_signed_and_retried_under_one_message_id(pool: PgPool) {
     let secret = signing::new_secret();
     let app = local_app(pool.clone()).await;
     let server = MockServer::start().await;
-    Mock::given(method("POST")).respond_with(ResponseTemplate::new(500)).up_to_n_times(1).with_priority(1).mount(&server).await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(500))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
     Mock::given(method("POST")).respond_with(ResponseTemplate::new(200)).with_priority(2).mount(&server).await;
     let run = finished_run(&pool, &format!("{}/callback", server.uri())).await;
     let worker = RunningDeliverer::start(&pool, with_secret(fast(3, Duration::from_millis(10)), Some(&secret)));
-    wait_for(&app, "SELECT count(*) FROM engine.run_callbacks WHERE status = 'succeeded'", 1, Duration::from_secs(10)).await;
+    wait_for(&app, "SELECT count(*) FROM engine.run_callbacks WHERE status = 'succeeded'", 1, Duration::from_secs(10))
+        .await;
     worker.stop().await;
     let received = server.received_requests().await.unwrap();
     assert_eq!(received.len(), 2);
@@ -77,7 +87,8 @@ async fn callbacks_are_signed_and_retried_under_one_message_id(pool: PgPool) {
     Mock::given(method("POST")).respond_with(ResponseTemplate::new(200)).mount(&server).await;
     finished_run(&pool, &format!("{}/callback", server.uri())).await;
     let worker = RunningDeliverer::start(&pool, with_secret(fast(1, Duration::ZERO), None));
-    wait_for(&app, "SELECT count(*) FROM engine.run_callbacks WHERE status = 'succeeded'", 2, Duration::from_secs(10)).await;
+    wait_for(&app, "SELECT count(*) FROM engine.run_callbacks WHERE status = 'succeeded'", 2, Duration::from_secs(10))
+        .await;
     worker.stop().await;
     let received = server.received_requests().await.unwrap();
     assert!(received[0].headers.get("webhook-id").is_some() && received[0].headers.get("webhook-timestamp").is_some());
@@ -98,7 +109,8 @@ async fn a_callback_redirect_is_not_followed(pool: PgPool) {
         .await;
     let run = finished_run(&pool, &format!("{}/callback", outside.uri())).await;
     let worker = RunningDeliverer::start(&pool, fast(1, Duration::ZERO));
-    wait_for(&app, "SELECT count(*) FROM engine.run_callbacks WHERE status = 'failed'", 1, Duration::from_secs(10)).await;
+    wait_for(&app, "SELECT count(*) FROM engine.run_callbacks WHERE status = 'failed'", 1, Duration::from_secs(10))
+        .await;
     worker.stop().await;
     assert_eq!(outside.received_requests().await.unwrap().len(), 1);
     assert!(inside.received_requests().await.unwrap().is_empty(), "the redirect was followed");
@@ -116,7 +128,8 @@ async fn the_callback_guard_runs_again_at_delivery_time(pool: PgPool) {
     let mut settings = fast(1, Duration::ZERO);
     settings.policy.allow_private = false;
     let worker = RunningDeliverer::start(&pool, settings);
-    wait_for(&app, "SELECT count(*) FROM engine.run_callbacks WHERE status = 'failed'", 1, Duration::from_secs(10)).await;
+    wait_for(&app, "SELECT count(*) FROM engine.run_callbacks WHERE status = 'failed'", 1, Duration::from_secs(10))
+        .await;
     worker.stop().await;
     let (_, status, error) = callback_row(&pool, run.id).await;
     assert_eq!(status, None);
@@ -127,7 +140,11 @@ async fn the_callback_guard_runs_again_at_delivery_time(pool: PgPool) {
 
 #[sqlx::test]
 async fn a_callback_waits_in_the_outbox_until_a_worker_runs(pool: PgPool) {
-    let app = TestApp::with_config(pool.clone(), Config { webhook_allow_http: true, webhook_allow_private: true, ..test_config() }).await;
+    let app = TestApp::with_config(
+        pool.clone(),
+        Config { webhook_allow_http: true, webhook_allow_private: true, ..test_config() },
+    )
+    .await;
     let server = MockServer::start().await;
     Mock::given(method("POST")).respond_with(ResponseTemplate::new(204)).mount(&server).await;
     // The run ends while no delivery worker runs (a restart, say): the callback is a row.
@@ -136,7 +153,8 @@ async fn a_callback_waits_in_the_outbox_until_a_worker_runs(pool: PgPool) {
     assert!(server.received_requests().await.unwrap().is_empty());
     assert_eq!(callback_row(&pool, run.id).await.0, "pending");
     let worker = RunningDeliverer::start(&pool, fast(1, Duration::ZERO));
-    wait_for(&app, "SELECT count(*) FROM engine.run_callbacks WHERE status = 'succeeded'", 1, Duration::from_secs(10)).await;
+    wait_for(&app, "SELECT count(*) FROM engine.run_callbacks WHERE status = 'succeeded'", 1, Duration::from_secs(10))
+        .await;
     worker.stop().await;
     let received = server.received_requests().await.unwrap();
     assert_eq!(received.len(), 1);

@@ -27,7 +27,11 @@ async fn app_with(pool: PgPool, workflows: Vec<Arc<dyn Workflow>>) -> TestApp {
     app_with_config(pool, workflows, test_config()).await
 }
 
-async fn app_with_config(pool: PgPool, workflows: Vec<Arc<dyn Workflow>>, config: switchboard::config::Config) -> TestApp {
+async fn app_with_config(
+    pool: PgPool,
+    workflows: Vec<Arc<dyn Workflow>>,
+    config: switchboard::config::Config,
+) -> TestApp {
     let mut app = TestApp::with_config(pool, config).await;
     app.state = state_with(&app, workflows);
     app.router = api::app(app.state.clone());
@@ -85,7 +89,10 @@ async fn workflows_are_listed_with_their_schema_and_default_schedule(pool: PgPoo
     for w in list.as_array().unwrap() {
         assert!(w["params_schema"].is_object(), "{w}");
         assert!(w["default_cron"].as_str().is_some_and(|c| !c.is_empty()), "{w}");
-        assert!(w["default_timezone"].is_string() && w["default_next_fire_at"].as_str().is_some_and(|t| t.ends_with('Z')), "{w}");
+        assert!(
+            w["default_timezone"].is_string() && w["default_next_fire_at"].as_str().is_some_and(|t| t.ends_with('Z')),
+            "{w}"
+        );
         assert!(w["max_attempts"].as_u64().is_some_and(|n| n >= 1), "{w}");
     }
     let one = ok(&app.get("/v1/workflows/daily-monitoring").send().await);
@@ -110,7 +117,10 @@ async fn starting_a_run_answers_202_with_the_run_and_its_location(pool: PgPool) 
     assert_eq!(run["tasks"]["queued"], 3);
 
     let got = ok(&app.get(&format!("/v1/runs/{id}")).send().await);
-    assert_eq!((&got["trigger"], &got["workflow"], &got["workflow_version"]), (&json!("api"), &json!("probe"), &json!(7)));
+    assert_eq!(
+        (&got["trigger"], &got["workflow"], &got["workflow_version"]),
+        (&json!("api"), &json!("probe"), &json!(7))
+    );
     assert_eq!((&got["progress"], &got["dry_run"], &got["params"]), (&json!(0), &json!(false), &json!({"level": 0})));
     assert_eq!(got["duration_ms"], Value::Null, "not started yet");
     app.get(&format!("/v1/runs/{}", Uuid::now_v7())).send().await.problem(404, "not_found");
@@ -124,7 +134,11 @@ async fn prefer_wait_answers_200_with_the_finished_run(pool: PgPool) {
     let app = app_with(pool, vec![w]).await;
     let ids = clients(&app, "Waited", 4).await;
     let worker = start_worker(&app.state, settings(8, Duration::from_secs(30)));
-    let res = app.post("/v1/workflows/probe/runs", json!({"client_ids": ids_json(&ids)})).header("prefer", "wait=5").send().await;
+    let res = app
+        .post("/v1/workflows/probe/runs", json!({"client_ids": ids_json(&ids)}))
+        .header("prefer", "wait=5")
+        .send()
+        .await;
     let run = ok(&res);
     assert_eq!(run["status"], "succeeded");
     assert_eq!(run["tasks"], json!({"queued": 0, "running": 0, "succeeded": 4, "failed": 0, "canceled": 0}));
@@ -142,7 +156,11 @@ async fn prefer_wait_on_a_slow_run_answers_202_after_the_wait(pool: PgPool) {
     let ids = clients(&app, "Slow", 1).await;
     let worker = start_worker(&app.state, settings(8, Duration::from_secs(30)));
     let t = Instant::now();
-    let res = app.post("/v1/workflows/slow/runs", json!({"client_ids": ids_json(&ids)})).header("prefer", "wait=1").send().await;
+    let res = app
+        .post("/v1/workflows/slow/runs", json!({"client_ids": ids_json(&ids)}))
+        .header("prefer", "wait=1")
+        .send()
+        .await;
     assert_eq!(res.status, StatusCode::ACCEPTED, "{}", res.text());
     assert!(t.elapsed() >= Duration::from_secs(1) && t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
     assert_eq!(res.json()["status"], "running");
@@ -157,7 +175,11 @@ async fn the_longest_wait_still_answers_before_the_request_timeout(pool: PgPool)
     let ids = clients(&app, "Timeout", 1).await;
     let t = Instant::now();
     // wait=30 is allowed, but the answer must come before the request times out (408).
-    let res = app.post("/v1/workflows/slow/runs", json!({"client_ids": ids_json(&ids)})).header("prefer", "wait=30").send().await;
+    let res = app
+        .post("/v1/workflows/slow/runs", json!({"client_ids": ids_json(&ids)}))
+        .header("prefer", "wait=30")
+        .send()
+        .await;
     assert_eq!(res.status, StatusCode::ACCEPTED, "{}", res.text());
     assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
     assert_eq!(app.count("SELECT count(*) FROM engine.runs").await, 1);
@@ -169,7 +191,8 @@ async fn an_idempotency_key_replays_the_same_run(pool: PgPool) {
     let app = app_with(pool, vec![w]).await;
     let ids = clients(&app, "Once", 2).await;
     let body = json!({"client_ids": ids_json(&ids)});
-    let send = || app.post("/v1/workflows/probe/runs", body.clone()).header("idempotency-key", "make-scenario-42").send();
+    let send =
+        || app.post("/v1/workflows/probe/runs", body.clone()).header("idempotency-key", "make-scenario-42").send();
     let first = send().await;
     let second = send().await;
     assert_eq!(first.status, StatusCode::ACCEPTED, "{}", first.text());
@@ -187,15 +210,24 @@ async fn bad_params_clients_and_callbacks_are_422_naming_the_field(pool: PgPool)
     let client = app.create_client(json!({"name": "Real Client"})).await;
     let res = start(&app, "daily-monitoring", json!({"params": {"anomaly_threshold": 0}})).await;
     invalid(&res, "params.anomaly_threshold");
-    invalid(&start(&app, "daily-monitoring", json!({"params": {"anomaly_threshold": "high"}})).await, "params.anomaly_threshold");
+    invalid(
+        &start(&app, "daily-monitoring", json!({"params": {"anomaly_threshold": "high"}})).await,
+        "params.anomaly_threshold",
+    );
     invalid(&start(&app, "daily-monitoring", json!({"params": {"colour": "red"}})).await, "params.colour");
     invalid(&start(&app, "daily-monitoring", json!({"client_ids": ["no-such-client"]})).await, "client_ids[0]");
     invalid(&start(&app, "daily-monitoring", json!({"client_ids": [client["slug"], "ghost"]})).await, "client_ids[1]");
     invalid(&start(&app, "daily-monitoring", json!({"client_ids": []})).await, "client_ids");
     invalid(&start(&app, "daily-monitoring", json!({"callback_url": "ftp://example.com/x"})).await, "callback_url");
     // The SSRF guard of webhook endpoints applies: no plain http, no internal addresses.
-    invalid(&start(&app, "daily-monitoring", json!({"callback_url": "http://hooks.example.com/x"})).await, "callback_url");
-    invalid(&start(&app, "daily-monitoring", json!({"callback_url": "https://169.254.169.254/latest"})).await, "callback_url");
+    invalid(
+        &start(&app, "daily-monitoring", json!({"callback_url": "http://hooks.example.com/x"})).await,
+        "callback_url",
+    );
+    invalid(
+        &start(&app, "daily-monitoring", json!({"callback_url": "https://169.254.169.254/latest"})).await,
+        "callback_url",
+    );
     start(&app, "daily-monitoring", json!({"surprise": true})).await.problem(422, "validation_failed");
     assert_eq!(app.count("SELECT count(*) FROM engine.runs").await, 0, "nothing started");
 
@@ -230,7 +262,8 @@ async fn runs_are_listed_with_filters_and_pages(pool: PgPool) {
         let res = app.get(&format!("/v1/runs{query}"));
         async move {
             let body = ok(&res.send().await);
-            let ids: Vec<Uuid> = body["data"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().parse().unwrap()).collect();
+            let ids: Vec<Uuid> =
+                body["data"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().parse().unwrap()).collect();
             (ids, body["next_cursor"].as_str().map(String::from))
         }
     };
@@ -263,11 +296,17 @@ async fn a_runs_tasks_show_each_clients_outcome(pool: PgPool) {
     assert_eq!(finished(&app.pool, run, Duration::from_secs(10)).await, "partially_failed");
     worker.stop().await;
     let view = ok(&app.get(&format!("/v1/runs/{run}")).send().await);
-    assert_eq!((&view["status"], &view["tasks"]["succeeded"], &view["tasks"]["failed"], &view["progress"]), (&json!("partially_failed"), &json!(2), &json!(1), &json!(100)));
+    assert_eq!(
+        (&view["status"], &view["tasks"]["succeeded"], &view["tasks"]["failed"], &view["progress"]),
+        (&json!("partially_failed"), &json!(2), &json!(1), &json!(100))
+    );
 
     let page = ok(&app.get(&format!("/v1/runs/{run}/tasks?limit=2")).send().await);
     let mut tasks = page["data"].as_array().unwrap().clone();
-    let next = ok(&app.get(&format!("/v1/runs/{run}/tasks?limit=2&cursor={}", page["next_cursor"].as_str().unwrap())).send().await);
+    let next = ok(&app
+        .get(&format!("/v1/runs/{run}/tasks?limit=2&cursor={}", page["next_cursor"].as_str().unwrap()))
+        .send()
+        .await);
     tasks.extend(next["data"].as_array().unwrap().iter().cloned());
     assert_eq!((tasks.len(), &next["next_cursor"]), (3, &Value::Null));
     for t in &tasks {
@@ -275,9 +314,16 @@ async fn a_runs_tasks_show_each_clients_outcome(pool: PgPool) {
         assert_eq!((&t["attempt"], &t["max_attempts"]), (&json!(1), &json!(3)), "{t}");
         assert!(t["started_at"].is_string() && t["finished_at"].is_string(), "{t}");
         if client == ids[1] {
-            assert_eq!((&t["status"], &t["error"], &t["result"]), (&json!("failed"), &json!("Tasked 01 is doomed"), &Value::Null));
+            assert_eq!(
+                (&t["status"], &t["error"], &t["result"]),
+                (&json!("failed"), &json!("Tasked 01 is doomed"), &Value::Null)
+            );
         } else {
-            assert_eq!((&t["status"], &t["error"], &t["result"]["attempt"]), (&json!("succeeded"), &Value::Null, &json!(1)), "{t}");
+            assert_eq!(
+                (&t["status"], &t["error"], &t["result"]["attempt"]),
+                (&json!("succeeded"), &Value::Null, &json!(1)),
+                "{t}"
+            );
         }
     }
     app.get(&format!("/v1/runs/{}/tasks", Uuid::now_v7())).send().await.problem(404, "not_found");
@@ -305,7 +351,12 @@ async fn cancel_and_retry_through_the_api(pool: PgPool) {
     stats.doomed.lock().unwrap().clear();
     let res = app.post(&format!("/v1/runs/{run}/retry"), json!({})).send().await;
     assert_eq!(res.status, StatusCode::ACCEPTED, "{}", res.text());
-    assert_eq!(res.json()["tasks"]["queued"].as_i64().unwrap() + res.json()["tasks"]["running"].as_i64().unwrap() + res.json()["tasks"]["succeeded"].as_i64().unwrap(), 3);
+    assert_eq!(
+        res.json()["tasks"]["queued"].as_i64().unwrap()
+            + res.json()["tasks"]["running"].as_i64().unwrap()
+            + res.json()["tasks"]["succeeded"].as_i64().unwrap(),
+        3
+    );
     assert_eq!(finished(&app.pool, run, Duration::from_secs(10)).await, "succeeded");
     assert_eq!(ids.iter().map(|id| stats.executions(*id)).collect::<Vec<_>>(), [1, 1, 2]);
     app.post(&format!("/v1/runs/{run}/retry"), json!({})).send().await.problem(409, "nothing_to_retry");
@@ -340,7 +391,13 @@ async fn run_endpoints_need_their_scopes(pool: PgPool) {
     post("/v1/workflows/probe/runs", &reader).await.problem(403, "missing_scope");
     post(&format!("/v1/runs/{run}/cancel"), &reader).await.problem(403, "missing_scope");
     post(&format!("/v1/runs/{run}/retry"), &reader).await.problem(403, "missing_scope");
-    for path in ["/v1/workflows".to_string(), "/v1/workflows/probe".into(), "/v1/runs".into(), format!("/v1/runs/{run}"), format!("/v1/runs/{run}/tasks")] {
+    for path in [
+        "/v1/workflows".to_string(),
+        "/v1/workflows/probe".into(),
+        "/v1/runs".into(),
+        format!("/v1/runs/{run}"),
+        format!("/v1/runs/{run}/tasks"),
+    ] {
         assert_eq!(app.request(Method::GET, &path).token(&reader).send().await.status, StatusCode::OK, "{path}");
         app.request(Method::GET, &path).token(&other).send().await.problem(403, "missing_scope");
         assert_eq!(app.request(Method::GET, &path).send().await.status, StatusCode::UNAUTHORIZED, "{path}");
@@ -351,10 +408,19 @@ async fn run_endpoints_need_their_scopes(pool: PgPool) {
 #[sqlx::test]
 async fn the_callback_url_receives_the_finished_run(pool: PgPool) {
     let hook = MockServer::start().await;
-    Mock::given(matchers::method("POST")).and(matchers::path("/run-finished")).respond_with(ResponseTemplate::new(204)).mount(&hook).await;
+    Mock::given(matchers::method("POST"))
+        .and(matchers::path("/run-finished"))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&hook)
+        .await;
     let (w, _) = probe("probe", 50);
     // The hook is wiremock on 127.0.0.1: allow it as a local deployment would.
-    let app = app_with_config(pool, vec![w], switchboard::config::Config { webhook_allow_http: true, webhook_allow_private: true, ..test_config() }).await;
+    let app = app_with_config(
+        pool,
+        vec![w],
+        switchboard::config::Config { webhook_allow_http: true, webhook_allow_private: true, ..test_config() },
+    )
+    .await;
     let ids = clients(&app, "Called", 2).await;
     let worker = start_worker(&app.state, settings(8, Duration::from_secs(30)));
     let deliverer = crate::webhooks::RunningDeliverer::start(&app.pool, crate::webhooks::fast(1, Duration::ZERO));
@@ -363,7 +429,10 @@ async fn the_callback_url_receives_the_finished_run(pool: PgPool) {
     assert_eq!(finished(&app.pool, run, Duration::from_secs(10)).await, "succeeded");
     let (body, content_type) = callback(&hook).await;
     deliverer.stop().await;
-    assert_eq!((&body["id"], &body["status"], &body["callback_url"]), (&json!(run.to_string()), &json!("succeeded"), &json!(url)));
+    assert_eq!(
+        (&body["id"], &body["status"], &body["callback_url"]),
+        (&json!(run.to_string()), &json!("succeeded"), &json!(url))
+    );
     assert_eq!(body["tasks"]["succeeded"], 2);
     assert_eq!(content_type, "application/json");
     worker.stop().await;
@@ -391,15 +460,25 @@ async fn a_canceled_run_is_announced_to_its_callback_url(pool: PgPool) {
     let hook = MockServer::start().await;
     Mock::given(matchers::method("POST")).respond_with(ResponseTemplate::new(200)).mount(&hook).await;
     let (w, _) = probe("probe", 0);
-    let app = app_with_config(pool, vec![w], switchboard::config::Config { webhook_allow_http: true, webhook_allow_private: true, ..test_config() }).await;
+    let app = app_with_config(
+        pool,
+        vec![w],
+        switchboard::config::Config { webhook_allow_http: true, webhook_allow_private: true, ..test_config() },
+    )
+    .await;
     let ids = clients(&app, "Dropped", 2).await;
     // No worker: the run is still queued when it is canceled.
-    let run = started(&app, "probe", json!({"client_ids": ids_json(&ids), "callback_url": format!("{}/hook", hook.uri())})).await;
+    let run =
+        started(&app, "probe", json!({"client_ids": ids_json(&ids), "callback_url": format!("{}/hook", hook.uri())}))
+            .await;
     ok(&app.post(&format!("/v1/runs/{run}/cancel"), json!({})).send().await);
     let deliverer = crate::webhooks::RunningDeliverer::start(&app.pool, crate::webhooks::fast(1, Duration::ZERO));
     let (body, _) = callback(&hook).await;
     deliverer.stop().await;
-    assert_eq!((&body["id"], &body["status"], &body["tasks"]["canceled"]), (&json!(run.to_string()), &json!("canceled"), &json!(2)));
+    assert_eq!(
+        (&body["id"], &body["status"], &body["tasks"]["canceled"]),
+        (&json!(run.to_string()), &json!("canceled"), &json!(2))
+    );
 }
 
 // ---- schedules ----
@@ -419,7 +498,10 @@ async fn schedules_are_created_read_changed_and_deleted(pool: PgPool) {
     assert!(next.ends_with("T10:00:00.000Z"), "{next}");
     let next_at: chrono::DateTime<chrono::Utc> = next.parse().unwrap();
     assert!(next_at > chrono::Utc::now() && next_at <= chrono::Utc::now() + chrono::Duration::days(1), "{next}");
-    assert_eq!((&created["params"], &created["enabled"], &created["last_fired_at"]), (&json!({"anomaly_threshold": 0.5, "notify": true}), &json!(true), &Value::Null));
+    assert_eq!(
+        (&created["params"], &created["enabled"], &created["last_fired_at"]),
+        (&json!({"anomaly_threshold": 0.5, "notify": true}), &json!(true), &Value::Null)
+    );
 
     let path = format!("/v1/schedules/{id}");
     assert_eq!(ok(&app.get(&path).send().await), created);
@@ -442,7 +524,11 @@ async fn schedules_are_created_read_changed_and_deleted(pool: PgPool) {
     assert_eq!(app.delete(&path).send().await.status, StatusCode::NO_CONTENT);
     app.get(&path).send().await.problem(404, "not_found");
     app.delete(&path).send().await.problem(404, "not_found");
-    let actions: Vec<String> = sqlx::query_scalar("SELECT action FROM audit.log WHERE resource_type = 'schedule' ORDER BY id").fetch_all(&app.pool).await.unwrap();
+    let actions: Vec<String> =
+        sqlx::query_scalar("SELECT action FROM audit.log WHERE resource_type = 'schedule' ORDER BY id")
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
     assert_eq!(actions, ["schedule.create", "schedule.update", "schedule.update", "schedule.delete"]);
 }
 
@@ -451,9 +537,15 @@ async fn bad_schedules_are_422_naming_the_field(pool: PgPool) {
     let app = TestApp::new(pool).await;
     let post = |body: Value| app.post("/v1/schedules", body).send();
     invalid(&post(json!({"workflow": "daily-monitoring", "cron": "61 * * * *"})).await, "cron");
-    invalid(&post(json!({"workflow": "daily-monitoring", "cron": "0 7 * * *", "timezone": "Mars/Base"})).await, "timezone");
+    invalid(
+        &post(json!({"workflow": "daily-monitoring", "cron": "0 7 * * *", "timezone": "Mars/Base"})).await,
+        "timezone",
+    );
     invalid(&post(json!({"workflow": "no-such-workflow", "cron": "0 7 * * *"})).await, "workflow");
-    invalid(&post(json!({"workflow": "daily-monitoring", "cron": "0 7 * * *", "params": {"anomaly_threshold": 99}})).await, "params.anomaly_threshold");
+    invalid(
+        &post(json!({"workflow": "daily-monitoring", "cron": "0 7 * * *", "params": {"anomaly_threshold": 99}})).await,
+        "params.anomaly_threshold",
+    );
     post(json!({"workflow": "daily-monitoring"})).await.problem(422, "validation_failed");
     assert_eq!(app.count("SELECT count(*) FROM engine.schedules").await, 0);
 
@@ -462,7 +554,10 @@ async fn bad_schedules_are_422_naming_the_field(pool: PgPool) {
     app.request(Method::POST, "/v1/schedules").token(&reader).json(&body).send().await.problem(403, "missing_scope");
     assert_eq!(app.request(Method::GET, "/v1/schedules").token(&reader).send().await.status, StatusCode::OK);
     let writer = app.token(&["schedules:write"]).await;
-    assert_eq!(app.request(Method::POST, "/v1/schedules").token(&writer).json(&body).send().await.status, StatusCode::CREATED);
+    assert_eq!(
+        app.request(Method::POST, "/v1/schedules").token(&writer).json(&body).send().await.status,
+        StatusCode::CREATED
+    );
     app.get(&format!("/v1/schedules/{}", Uuid::now_v7())).send().await.problem(404, "not_found");
 }
 
@@ -483,13 +578,18 @@ async fn due_schedule(pool: &PgPool, cron: &str, overdue: &str) -> Uuid {
 }
 
 async fn fired(pool: &PgPool, schedule: Uuid) -> (i64, i64) {
-    let runs = count(pool, "SELECT count(*) FROM engine.runs WHERE schedule_id = $1 AND trigger = 'schedule'", schedule).await;
+    let runs =
+        count(pool, "SELECT count(*) FROM engine.runs WHERE schedule_id = $1 AND trigger = 'schedule'", schedule).await;
     let firings = count(pool, "SELECT count(*) FROM engine.schedule_firings WHERE schedule_id = $1", schedule).await;
     (runs, firings)
 }
 
 async fn next_fire_at(pool: &PgPool, schedule: Uuid) -> chrono::DateTime<chrono::Utc> {
-    sqlx::query_scalar("SELECT next_fire_at FROM engine.schedules WHERE id = $1").bind(schedule).fetch_one(pool).await.unwrap()
+    sqlx::query_scalar("SELECT next_fire_at FROM engine.schedules WHERE id = $1")
+        .bind(schedule)
+        .fetch_one(pool)
+        .await
+        .unwrap()
 }
 
 #[sqlx::test]
@@ -498,12 +598,14 @@ async fn a_due_schedule_fires_exactly_once_across_concurrent_schedulers(pool: Pg
     let schedule = due_schedule(&pool, "0 7 * * *", "1 minute").await;
     for round in 0..3 {
         if round > 0 {
-            sqlx::query("UPDATE engine.schedules SET next_fire_at = now() - make_interval(mins => $2::int) WHERE id = $1")
-                .bind(schedule)
-                .bind(round)
-                .execute(&pool)
-                .await
-                .unwrap();
+            sqlx::query(
+                "UPDATE engine.schedules SET next_fire_at = now() - make_interval(mins => $2::int) WHERE id = $1",
+            )
+            .bind(schedule)
+            .bind(round)
+            .execute(&pool)
+            .await
+            .unwrap();
         }
         let tasks: Vec<_> = (0..4)
             .map(|_| {
@@ -516,7 +618,11 @@ async fn a_due_schedule_fires_exactly_once_across_concurrent_schedulers(pool: Pg
         assert_eq!(fired(&pool, schedule).await, (round + 1, round + 1));
         assert!(next_fire_at(&pool, schedule).await > chrono::Utc::now());
     }
-    let trigger: String = sqlx::query_scalar("SELECT trigger FROM engine.runs WHERE schedule_id = $1 LIMIT 1").bind(schedule).fetch_one(&pool).await.unwrap();
+    let trigger: String = sqlx::query_scalar("SELECT trigger FROM engine.runs WHERE schedule_id = $1 LIMIT 1")
+        .bind(schedule)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert_eq!(trigger, "schedule");
     // Nothing due: nothing fires.
     assert!(scheduler::fire_due(&app.state).await.unwrap().is_empty());
@@ -553,7 +659,10 @@ async fn default_schedules_are_seeded_once_and_disabled(pool: PgPool) {
     futures::future::join_all(seeds).await.into_iter().for_each(|r| r.unwrap());
     scheduler::seed_defaults(&pool, &app.state.workflows).await.unwrap();
     let rows: Vec<(String, String, bool, Option<chrono::DateTime<chrono::Utc>>)> =
-        sqlx::query_as("SELECT workflow, cron, enabled, next_fire_at FROM engine.schedules ORDER BY workflow").fetch_all(&pool).await.unwrap();
+        sqlx::query_as("SELECT workflow, cron, enabled, next_fire_at FROM engine.schedules ORDER BY workflow")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
     let keys: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
     let mut expected = app.state.workflows.keys();
     expected.sort();

@@ -24,7 +24,11 @@ async fn custom_methods_and_unknown_paths_add_no_metric_series(pool: PgPool) {
         let method = Method::from_bytes(format!("X-{:08x}-{i}", rand::random::<u32>()).as_bytes()).unwrap();
         let res = app.request(method.clone(), "/v1/clients").token(&app.admin).send().await;
         assert_eq!(res.status, StatusCode::METHOD_NOT_ALLOWED);
-        app.request(method, &format!("/random/{i}/{:x}", rand::random::<u64>())).token(&app.admin).send().await.problem(404, "not_found");
+        app.request(method, &format!("/random/{i}/{:x}", rand::random::<u64>()))
+            .token(&app.admin)
+            .send()
+            .await
+            .problem(404, "not_found");
     }
 
     let after = app.state.metrics.render();
@@ -39,7 +43,9 @@ async fn custom_methods_and_unknown_paths_add_no_metric_series(pool: PgPool) {
 #[sqlx::test]
 async fn metrics_need_the_metrics_token_when_one_is_set(pool: PgPool) {
     let token = "metrics-token-for-prometheus-0123456789";
-    let app = TestApp::with_config(pool, switchboard::config::Config { metrics_token: Some(token.into()), ..test_config() }).await;
+    let app =
+        TestApp::with_config(pool, switchboard::config::Config { metrics_token: Some(token.into()), ..test_config() })
+            .await;
     app.request(Method::GET, "/metrics").send().await.problem(401, "invalid_metrics_token");
     let wrong = app.request(Method::GET, "/metrics").token("metrics-token-for-prometheus-012345678X").send().await;
     let body = wrong.problem(401, "invalid_metrics_token");

@@ -11,14 +11,8 @@ use axum::{
 use http_body_util::BodyExt;
 use serde_json::Value;
 use sqlx::PgPool;
-use switchboard::{
-    api,
-    app::AppState,
-    config::Config,
-    domain::scope::Scope,
-    store::audit::Actor,
-};
 use std::sync::Arc;
+use switchboard::{api, app::AppState, config::Config, domain::scope::Scope, store::audit::Actor};
 
 use switchboard::platforms::{Mode, Platforms};
 use tower::ServiceExt;
@@ -62,7 +56,11 @@ impl TestApp {
     }
 
     pub async fn with_config(pool: PgPool, config: Config) -> Self {
-        let secret = config.jwt_secret.as_ref().map(|s| secrecy::ExposeSecret::expose_secret(s).to_string()).expect("test config has a secret");
+        let secret = config
+            .jwt_secret
+            .as_ref()
+            .map(|s| secrecy::ExposeSecret::expose_secret(s).to_string())
+            .expect("test config has a secret");
         let keys = Arc::new(switchboard::server::key_ring(&config).expect("test config has an encryption key"));
         let sim = switchboard::sim::spawn("127.0.0.1:0".parse().unwrap(), switchboard::sim::SimState::default())
             .await
@@ -90,7 +88,11 @@ impl TestApp {
     }
 
     pub fn request(&self, method: Method, path: &str) -> TestRequest {
-        TestRequest { router: self.router.clone(), builder: Request::builder().method(method).uri(path), body: Body::empty() }
+        TestRequest {
+            router: self.router.clone(),
+            builder: Request::builder().method(method).uri(path),
+            body: Body::empty(),
+        }
     }
 
     pub fn get(&self, path: &str) -> TestRequest {

@@ -52,10 +52,15 @@ async fn a_template_that_runs_out_of_steps_is_not_stored(pool: PgPool) {
 
     // The system part is checked too, and an update stores no new version.
     let started = Instant::now();
-    let res = app.post("/v1/prompt-templates", json!({"key": "spin", "system": NESTED_RANGES, "body": "hi"})).send().await;
+    let res =
+        app.post("/v1/prompt-templates", json!({"key": "spin", "system": NESTED_RANGES, "body": "hi"})).send().await;
     refused(&res, started, "system");
     let started = Instant::now();
-    refused(&put(&app, "/v1/prompt-templates/client-brief", json!({"body": NESTED_RANGES})).send().await, started, "body");
+    refused(
+        &put(&app, "/v1/prompt-templates/client-brief", json!({"body": NESTED_RANGES})).send().await,
+        started,
+        "body",
+    );
     assert_eq!(templates_named(&app, "client-brief").await, 1);
     assert_eq!(app.count(audited).await, audit_rows, "nothing audited");
 }
@@ -74,7 +79,10 @@ async fn a_template_that_runs_out_of_steps_on_real_values_answers_422_quickly(po
 
     // The LLM action renders under the same limits, and calls no model.
     let started = Instant::now();
-    let res = app.post("/v1/platforms/llm/completions", json!({"template_key": "sneaky", "client": client["id"]})).send().await;
+    let res = app
+        .post("/v1/platforms/llm/completions", json!({"template_key": "sneaky", "client": client["id"]}))
+        .send()
+        .await;
     refused(&res, started, "body");
     assert_eq!(app.count("SELECT count(*) FROM costs.llm_usage").await, 0);
 
@@ -82,7 +90,11 @@ async fn a_template_that_runs_out_of_steps_on_real_values_answers_422_quickly(po
     let res = app.post("/v1/prompt-templates", json!({"key": "counted", "body": "{% for i in range(n) %}{% for j in range(n) %}x{% endfor %}{% endfor %}"})).send().await;
     assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
     let started = Instant::now();
-    refused(&app.post("/v1/prompt-templates/counted/render", json!({"variables": {"n": 100000}})).send().await, started, "body");
+    refused(
+        &app.post("/v1/prompt-templates/counted/render", json!({"variables": {"n": 100000}})).send().await,
+        started,
+        "body",
+    );
 }
 
 #[sqlx::test]
@@ -119,7 +131,10 @@ async fn output_bombs_are_refused(pool: PgPool) {
 async fn normal_templates_still_render(pool: PgPool) {
     let app = TestApp::new(pool).await;
     let client = app.create_client(json!({"name": "Plain Co", "industry": "Coffee"})).await;
-    let res = app.post("/v1/prompt-templates/client-brief/render", json!({"client": "plain-co", "variables": {"focus": "Meta"}})).send().await;
+    let res = app
+        .post("/v1/prompt-templates/client-brief/render", json!({"client": "plain-co", "variables": {"focus": "Meta"}}))
+        .send()
+        .await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text());
     assert!(res.json()["text"].as_str().unwrap().contains("Plain Co (Coffee)"), "{}", res.text());
 
@@ -156,7 +171,12 @@ async fn a_weekly_report_whose_template_runs_out_of_steps_fails_its_task(pool: P
     };
     let mut conn = app.pool.acquire().await.unwrap();
     let run = store::runs::create(&mut conn, &new).await.unwrap();
-    let settings = WorkerSettings { concurrency: 2, lease: Duration::from_secs(30), poll: Duration::from_millis(50), retry_base: Duration::from_millis(10) };
+    let settings = WorkerSettings {
+        concurrency: 2,
+        lease: Duration::from_secs(30),
+        poll: Duration::from_millis(50),
+        retry_base: Duration::from_millis(10),
+    };
     let worker = Arc::new(Worker::new(app.state.clone(), app.state.workflows.clone(), settings));
     let (stop, stopped) = watch::channel(false);
     let handle = tokio::spawn(worker.run(stopped));

@@ -43,7 +43,10 @@ const TOKENS: &str = "SELECT count(*) FROM auth.api_tokens";
 #[sqlx::test]
 async fn a_child_never_outlives_its_parent(pool: PgPool) {
     let app = TestApp::new(pool).await;
-    let res = app.post("/v1/tokens", json!({"name": "short", "scopes": ["tokens:admin", "clients:read"], "expires_in": "1h"})).send().await;
+    let res = app
+        .post("/v1/tokens", json!({"name": "short", "scopes": ["tokens:admin", "clients:read"], "expires_in": "1h"}))
+        .send()
+        .await;
     assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
     let parent = res.json();
     let parent_token = parent["token"].as_str().unwrap();
@@ -60,9 +63,14 @@ async fn a_child_never_outlives_its_parent(pool: PgPool) {
         assert_eq!(res.error_fields(), vec!["expires_in"], "{}", res.text());
     }
     assert_eq!(app.count(TOKENS).await, before);
-    assert_eq!(app.count("SELECT count(*) FROM audit.log WHERE action = 'token.issue'").await, before, "a refused issue was audited");
+    assert_eq!(
+        app.count("SELECT count(*) FROM audit.log WHERE action = 'token.issue'").await,
+        before,
+        "a refused issue was audited"
+    );
 
-    let res = create(&app, parent_token, json!({"name": "shorter", "scopes": ["clients:read"], "expires_in": "30m"})).await;
+    let res =
+        create(&app, parent_token, json!({"name": "shorter", "scopes": ["clients:read"], "expires_in": "30m"})).await;
     assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
     let expiry: DateTime<Utc> = res.json()["expires_at"].as_str().unwrap().parse().unwrap();
     assert!(expiry <= parent_expiry, "{expiry} > {parent_expiry}");
@@ -95,10 +103,11 @@ async fn revoking_a_token_revokes_what_it_created_transitively(pool: PgPool) {
     assert_eq!(whoami(&app, &sibling).await.status, StatusCode::OK, "a token outside the lineage was revoked");
 
     // One audit row per revoked token, as for a single revocation.
-    let audited: Vec<String> = sqlx::query_scalar("SELECT resource_id FROM audit.log WHERE action = 'token.revoke' ORDER BY resource_id")
-        .fetch_all(&app.pool)
-        .await
-        .unwrap();
+    let audited: Vec<String> =
+        sqlx::query_scalar("SELECT resource_id FROM audit.log WHERE action = 'token.revoke' ORDER BY resource_id")
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
     let mut expected = vec![parent_id.clone(), child_id.clone(), grandchild_id.clone()];
     expected.sort();
     assert_eq!(audited, expected);
@@ -115,7 +124,11 @@ async fn a_revoked_parent_cannot_create_tokens_even_while_cached(pool: PgPool) {
     let (parent_id, parent) = child(&app, &app.admin, "parent", &["tokens:admin", "clients:read"]).await;
     assert_eq!(whoami(&app, &parent).await.status, StatusCode::OK); // cached as valid
     // Revoked by another writer whose announcement this process has not seen.
-    sqlx::query("UPDATE auth.api_tokens SET revoked_at = now() WHERE id = $1::uuid").bind(&parent_id).execute(&app.pool).await.unwrap();
+    sqlx::query("UPDATE auth.api_tokens SET revoked_at = now() WHERE id = $1::uuid")
+        .bind(&parent_id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
     let before = app.count(TOKENS).await;
     create(&app, &parent, json!({"name": "orphan", "scopes": ["clients:read"]})).await.problem(401, "token_revoked");
     assert_eq!(app.count(TOKENS).await, before);
@@ -165,7 +178,9 @@ async fn revoking_a_parent_reaches_its_descendants_on_another_replica(pool: PgPo
     let listener = tokio::spawn(async move { state.follow_changes().await });
     let mut listening = false;
     for _ in 0..100 {
-        let n = app.count("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query ILIKE 'LISTEN%'").await;
+        let n = app
+            .count("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query ILIKE 'LISTEN%'")
+            .await;
         if n > 0 {
             listening = true;
             break;

@@ -40,7 +40,12 @@ pub async fn local_app(pool: PgPool) -> TestApp {
 pub fn fast(attempts: usize, retry: Duration) -> DeliverySettings {
     let mut schedule = vec![Duration::ZERO];
     schedule.extend(std::iter::repeat_n(retry, attempts.saturating_sub(1)));
-    DeliverySettings { schedule, poll: Duration::from_millis(50), policy: Policy { allow_http: true, allow_private: true }, ..Default::default() }
+    DeliverySettings {
+        schedule,
+        poll: Duration::from_millis(50),
+        policy: Policy { allow_http: true, allow_private: true },
+        ..Default::default()
+    }
 }
 
 pub struct RunningDeliverer {
@@ -51,7 +56,8 @@ pub struct RunningDeliverer {
 impl RunningDeliverer {
     pub fn start(pool: &PgPool, settings: DeliverySettings) -> Self {
         let (stop, rx) = watch::channel(false);
-        let handle = tokio::spawn(Arc::new(Deliverer::new(pool.clone(), settings, crate::support::test_keys())).run(rx));
+        let handle =
+            tokio::spawn(Arc::new(Deliverer::new(pool.clone(), settings, crate::support::test_keys())).run(rx));
         Self { stop, handle }
     }
 
@@ -92,7 +98,9 @@ fn verified(req: &Request, secret: &str) -> Value {
 
 /// Checks the headers and signature; returns the `webhook-id` and the JSON body.
 pub fn signed(req: &Request, secret: &str) -> (String, Value) {
-    let header = |n: &str| req.headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or_else(|| panic!("no {n} header")).to_string();
+    let header = |n: &str| {
+        req.headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or_else(|| panic!("no {n} header")).to_string()
+    };
     let id = header("webhook-id");
     let timestamp: i64 = header("webhook-timestamp").parse().unwrap();
     assert!((chrono::Utc::now().timestamp() - timestamp).abs() < 60);
@@ -120,7 +128,8 @@ fn signing_matches_the_standard_webhooks_vectors() {
     for v in vectors {
         assert!(v["computed_with"].as_str().unwrap().starts_with("python3 -c"));
         let s = |k: &str| v[k].as_str().unwrap();
-        let signature = signing::sign(s("secret"), s("msg_id"), v["timestamp"].as_i64().unwrap(), s("body").as_bytes()).unwrap();
+        let signature =
+            signing::sign(s("secret"), s("msg_id"), v["timestamp"].as_i64().unwrap(), s("body").as_bytes()).unwrap();
         assert_eq!(signature, s("expected_signature"), "{}", s("name"));
     }
     let secret = signing::new_secret();
@@ -130,7 +139,10 @@ fn signing_matches_the_standard_webhooks_vectors() {
 #[sqlx::test]
 async fn endpoints_crud_shows_the_secret_only_on_create_and_rotate(pool: PgPool) {
     let app = TestApp::new(pool).await;
-    let res = app.post("/v1/webhook-endpoints", json!({"url": "https://203.0.113.10/hook", "description": "Make: alerts"})).send().await;
+    let res = app
+        .post("/v1/webhook-endpoints", json!({"url": "https://203.0.113.10/hook", "description": "Make: alerts"}))
+        .send()
+        .await;
     assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
     let created = res.json();
     let id = created["id"].as_str().unwrap().to_string();
@@ -146,11 +158,20 @@ async fn endpoints_crud_shows_the_secret_only_on_create_and_rotate(pool: PgPool)
     assert_eq!(list["data"].as_array().unwrap().len(), 1);
     assert!(list["data"][0].get("secret").is_none());
 
-    let res = app.patch(&format!("/v1/webhook-endpoints/{id}"), json!({"events": ["run.*", "alert.created", "run.*"], "enabled": false})).send().await;
+    let res = app
+        .patch(
+            &format!("/v1/webhook-endpoints/{id}"),
+            json!({"events": ["run.*", "alert.created", "run.*"], "enabled": false}),
+        )
+        .send()
+        .await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text());
     let patched = res.json();
     assert_eq!(patched["events"], json!(["run.*", "alert.created"]));
-    assert_eq!((patched["enabled"].clone(), patched["disabled_reason"].clone()), (json!(false), json!("disabled through the API")));
+    assert_eq!(
+        (patched["enabled"].clone(), patched["disabled_reason"].clone()),
+        (json!(false), json!("disabled through the API"))
+    );
     let res = app.patch(&format!("/v1/webhook-endpoints/{id}"), json!({"enabled": true})).send().await;
     assert_eq!((res.json()["enabled"].clone(), res.json()["disabled_reason"].clone()), (json!(true), Value::Null));
     let res = app.patch(&format!("/v1/webhook-endpoints/{id}"), json!({"events": ["run.nope", "*"]})).send().await;
@@ -162,7 +183,8 @@ async fn endpoints_crud_shows_the_secret_only_on_create_and_rotate(pool: PgPool)
     let rotated = app.post(&format!("/v1/webhook-endpoints/{id}/rotate-secret"), json!({})).send().await.json();
     let new_secret = rotated["secret"].as_str().unwrap();
     assert!(new_secret.starts_with("whsec_") && new_secret != secret);
-    let stored: String = sqlx::query_scalar("SELECT secret FROM engine.webhook_endpoints").fetch_one(&app.pool).await.unwrap();
+    let stored: String =
+        sqlx::query_scalar("SELECT secret FROM engine.webhook_endpoints").fetch_one(&app.pool).await.unwrap();
     assert!(stored.starts_with("v1:") && !stored.contains(new_secret), "sealed at rest: {stored}");
     let opened = switchboard::events::secret::open(&crate::support::test_keys(), id.parse().unwrap(), &stored).unwrap();
     assert_eq!(secrecy::ExposeSecret::expose_secret(&opened), new_secret);
@@ -184,7 +206,12 @@ async fn endpoints_crud_shows_the_secret_only_on_create_and_rotate(pool: PgPool)
     assert!(res.problem(403, "missing_scope")["detail"].as_str().unwrap().contains("webhooks:write"));
     // Subscribing to every type (the default) also needs the scopes that read them.
     let writer = app.token(&["webhooks:write", "workflows:read", "clients:read"]).await;
-    let res = app.request(axum::http::Method::POST, "/v1/webhook-endpoints").token(&writer).json(&json!({"url": "https://203.0.113.11/"})).send().await;
+    let res = app
+        .request(axum::http::Method::POST, "/v1/webhook-endpoints")
+        .token(&writer)
+        .json(&json!({"url": "https://203.0.113.11/"}))
+        .send()
+        .await;
     assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
 }
 
@@ -255,17 +282,27 @@ async fn a_delivery_failing_twice_then_succeeding_logs_every_attempt(pool: PgPoo
         .with_priority(1)
         .mount(&server)
         .await;
-    Mock::given(method("POST")).and(path("/hook")).respond_with(ResponseTemplate::new(200).set_body_string("Accepted")).with_priority(2).mount(&server).await;
+    Mock::given(method("POST"))
+        .and(path("/hook"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("Accepted"))
+        .with_priority(2)
+        .mount(&server)
+        .await;
     let (id, secret) = endpoint(&app, &format!("{}/hook", server.uri()), json!(["client.*"])).await;
     let client = app.create_client(json!({"name": "Acme Coffee"})).await;
 
     let worker = RunningDeliverer::start(&pool, fast(5, Duration::from_millis(100)));
-    wait_for(&app, "SELECT count(*) FROM engine.deliveries WHERE status = 'succeeded'", 1, Duration::from_secs(10)).await;
+    wait_for(&app, "SELECT count(*) FROM engine.deliveries WHERE status = 'succeeded'", 1, Duration::from_secs(10))
+        .await;
     worker.stop().await;
 
     let page = app.get(&format!("/v1/webhook-endpoints/{id}/deliveries")).send().await.json();
     let d = &page["data"][0];
-    assert_eq!((d["status"].clone(), d["attempts"].clone(), d["last_status"].clone()), (json!("succeeded"), json!(3), json!(200)), "{d}");
+    assert_eq!(
+        (d["status"].clone(), d["attempts"].clone(), d["last_status"].clone()),
+        (json!("succeeded"), json!(3), json!(200)),
+        "{d}"
+    );
     assert_eq!(d["event_type"], "client.created");
     let log = d["attempt_log"].as_array().unwrap();
     let statuses: Vec<&Value> = log.iter().map(|a| &a["status"]).collect();
@@ -281,7 +318,8 @@ async fn a_delivery_failing_twice_then_succeeding_logs_every_attempt(pool: PgPoo
     assert_eq!(bodies[0]["type"], "client.created");
     assert_eq!(bodies[0]["data"], client);
     assert_eq!(bodies[0]["id"], d["event_id"]);
-    let failing: Option<String> = sqlx::query_scalar("SELECT failing_since::text FROM engine.webhook_endpoints").fetch_one(&pool).await.unwrap();
+    let failing: Option<String> =
+        sqlx::query_scalar("SELECT failing_since::text FROM engine.webhook_endpoints").fetch_one(&pool).await.unwrap();
     assert_eq!(failing, None, "a success ends the failure streak");
 }
 
@@ -293,7 +331,8 @@ async fn gone_disables_the_endpoint_at_once(pool: PgPool) {
     let (id, _) = endpoint(&app, &format!("{}/hook", server.uri()), json!(["*"])).await;
     app.create_client(json!({"name": "One"})).await;
     app.create_client(json!({"name": "Two"})).await;
-    let worker = RunningDeliverer::start(&pool, DeliverySettings { concurrency: 1, ..fast(8, Duration::from_millis(10)) });
+    let worker =
+        RunningDeliverer::start(&pool, DeliverySettings { concurrency: 1, ..fast(8, Duration::from_millis(10)) });
     wait_for(&app, "SELECT count(*) FROM engine.webhook_endpoints WHERE NOT enabled", 1, Duration::from_secs(10)).await;
     wait_for(&app, "SELECT count(*) FROM engine.deliveries WHERE status = 'failed'", 2, Duration::from_secs(10)).await;
     let got = app.get(&format!("/v1/webhook-endpoints/{id}")).send().await.json();
@@ -316,10 +355,19 @@ async fn an_endpoint_failing_for_a_day_is_disabled(pool: PgPool) {
     app.create_client(json!({"name": "One"})).await;
     let worker = RunningDeliverer::start(&pool, fast(8, Duration::from_secs(3600)));
     // A first failure starts the streak; the delivery waits for its next attempt.
-    wait_for(&app, "SELECT count(*) FROM engine.webhook_endpoints WHERE failing_since IS NOT NULL", 1, Duration::from_secs(10)).await;
+    wait_for(
+        &app,
+        "SELECT count(*) FROM engine.webhook_endpoints WHERE failing_since IS NOT NULL",
+        1,
+        Duration::from_secs(10),
+    )
+    .await;
     assert_eq!(app.count("SELECT count(*) FROM engine.webhook_endpoints WHERE enabled").await, 1);
     // The streak is a day old at the next failure.
-    sqlx::query("UPDATE engine.webhook_endpoints SET failing_since = now() - interval '25 hours'").execute(&pool).await.unwrap();
+    sqlx::query("UPDATE engine.webhook_endpoints SET failing_since = now() - interval '25 hours'")
+        .execute(&pool)
+        .await
+        .unwrap();
     sqlx::query("UPDATE engine.deliveries SET next_attempt_at = now()").execute(&pool).await.unwrap();
     wait_for(&app, "SELECT count(*) FROM engine.webhook_endpoints WHERE NOT enabled", 1, Duration::from_secs(10)).await;
     worker.stop().await;
@@ -346,7 +394,8 @@ async fn deliveries_to_one_endpoint_are_paced(pool: PgPool) {
     let (rate, burst) = (10.0, 2.0);
     let settings = DeliverySettings { rate_per_second: 10, burst: 2, concurrency: 32, ..fast(1, Duration::ZERO) };
     let worker = RunningDeliverer::start(&pool, settings);
-    wait_for(&app, "SELECT count(*) FROM engine.deliveries WHERE status = 'succeeded'", n, Duration::from_secs(15)).await;
+    wait_for(&app, "SELECT count(*) FROM engine.deliveries WHERE status = 'succeeded'", n, Duration::from_secs(15))
+        .await;
     worker.stop().await;
     let mut times = arrivals.0.lock().unwrap().clone();
     times.sort();
@@ -383,9 +432,16 @@ async fn the_outbox_survives_a_crash_between_commit_and_delivery(pool: PgPool) {
     assert_eq!(app.count("SELECT count(*) FROM engine.deliveries").await, 2, "only the subscribed types");
 
     let worker = RunningDeliverer::start(&pool, fast(3, Duration::from_millis(50)));
-    wait_for(&app, "SELECT count(*) FROM engine.deliveries WHERE status = 'succeeded'", 2, Duration::from_secs(10)).await;
+    wait_for(&app, "SELECT count(*) FROM engine.deliveries WHERE status = 'succeeded'", 2, Duration::from_secs(10))
+        .await;
     worker.stop().await;
-    let mut ids: Vec<String> = server.received_requests().await.unwrap().iter().map(|r| verified(r, &secret)["id"].as_str().unwrap().to_string()).collect();
+    let mut ids: Vec<String> = server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| verified(r, &secret)["id"].as_str().unwrap().to_string())
+        .collect();
     ids.sort();
     assert_eq!(ids, vec![first.to_string(), second.to_string()]);
 }
@@ -394,7 +450,12 @@ async fn the_outbox_survives_a_crash_between_commit_and_delivery(pool: PgPool) {
 async fn manual_retry_sends_again_now(pool: PgPool) {
     let app = local_app(pool.clone()).await;
     let server = MockServer::start().await;
-    Mock::given(method("POST")).respond_with(ResponseTemplate::new(500)).up_to_n_times(1).with_priority(1).mount(&server).await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(500))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
     Mock::given(method("POST")).respond_with(ResponseTemplate::new(200)).with_priority(2).mount(&server).await;
     let (endpoint_id, _) = endpoint(&app, &format!("{}/hook", server.uri()), json!(["*"])).await;
     app.create_client(json!({"name": "One"})).await;
@@ -405,9 +466,11 @@ async fn manual_retry_sends_again_now(pool: PgPool) {
     let res = app.post(&format!("/v1/deliveries/{delivery}/retry"), json!({})).send().await;
     assert_eq!(res.status, StatusCode::ACCEPTED, "{}", res.text());
     assert!(matches!(res.json()["status"].as_str(), Some("pending" | "delivering")), "{}", res.text());
-    wait_for(&app, "SELECT count(*) FROM engine.deliveries WHERE status = 'succeeded'", 1, Duration::from_secs(10)).await;
+    wait_for(&app, "SELECT count(*) FROM engine.deliveries WHERE status = 'succeeded'", 1, Duration::from_secs(10))
+        .await;
     worker.stop().await;
-    let d = &app.get(&format!("/v1/webhook-endpoints/{endpoint_id}/deliveries?status=succeeded")).send().await.json()["data"][0];
+    let d = &app.get(&format!("/v1/webhook-endpoints/{endpoint_id}/deliveries?status=succeeded")).send().await.json()["data"]
+        [0];
     assert_eq!(d["attempts"], 2);
     assert_eq!(d["attempt_log"].as_array().unwrap().len(), 2);
     assert_eq!(app.count("SELECT count(*) FROM audit.log WHERE action = 'delivery.retry'").await, 1);
@@ -415,19 +478,28 @@ async fn manual_retry_sends_again_now(pool: PgPool) {
     app.post(&format!("/v1/deliveries/{}/retry", Uuid::now_v7()), json!({})).send().await.problem(404, "not_found");
     app.patch(&format!("/v1/webhook-endpoints/{endpoint_id}"), json!({"enabled": false})).send().await;
     app.post(&format!("/v1/deliveries/{delivery}/retry"), json!({})).send().await.problem(409, "endpoint_disabled");
-    app.get(&format!("/v1/webhook-endpoints/{endpoint_id}/deliveries?status=nope")).send().await.problem(400, "invalid_query");
+    app.get(&format!("/v1/webhook-endpoints/{endpoint_id}/deliveries?status=nope"))
+        .send()
+        .await
+        .problem(400, "invalid_query");
 }
 
 #[sqlx::test]
 async fn a_test_event_is_sent_signed_and_reported(pool: PgPool) {
     let app = local_app(pool.clone()).await;
     let server = MockServer::start().await;
-    Mock::given(method("POST")).respond_with(ResponseTemplate::new(200).set_body_string("Accepted")).mount(&server).await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("Accepted"))
+        .mount(&server)
+        .await;
     let (id, secret) = endpoint(&app, &format!("{}/hook", server.uri()), json!(["report.ready"])).await;
     let res = app.post(&format!("/v1/webhook-endpoints/{id}/test"), json!({})).send().await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text());
     let result = res.json();
-    assert_eq!((result["succeeded"].clone(), result["status"].clone(), result["response_excerpt"].clone()), (json!(true), json!(200), json!("Accepted")));
+    assert_eq!(
+        (result["succeeded"].clone(), result["status"].clone(), result["response_excerpt"].clone()),
+        (json!(true), json!(200), json!("Accepted"))
+    );
     let received = server.received_requests().await.unwrap();
     let body = verified(&received[0], &secret);
     assert_eq!(body["type"], "webhook.test");
@@ -437,7 +509,10 @@ async fn a_test_event_is_sent_signed_and_reported(pool: PgPool) {
 
     // A refusal is reported, not raised.
     server.reset().await;
-    Mock::given(method("POST")).respond_with(ResponseTemplate::new(404).set_body_string("no such hook")).mount(&server).await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(404).set_body_string("no such hook"))
+        .mount(&server)
+        .await;
     let result = app.post(&format!("/v1/webhook-endpoints/{id}/test"), json!({})).send().await.json();
     assert_eq!((result["succeeded"].clone(), result["status"].clone()), (json!(false), json!(404)));
 }
@@ -455,7 +530,9 @@ async fn the_delivery_log_pages_newest_event_first(pool: PgPool) {
     tx.commit().await.unwrap();
     emitted.reverse();
     let first = app.get(&format!("/v1/webhook-endpoints/{id}/deliveries?limit=2")).send().await.json();
-    let event_ids = |page: &Value| page["data"].as_array().unwrap().iter().map(|d| d["event_id"].as_str().unwrap().to_string()).collect::<Vec<_>>();
+    let event_ids = |page: &Value| {
+        page["data"].as_array().unwrap().iter().map(|d| d["event_id"].as_str().unwrap().to_string()).collect::<Vec<_>>()
+    };
     assert_eq!(event_ids(&first), emitted[..2].to_vec());
     assert_eq!(first["data"][0]["status"], "pending");
     assert!(first["data"][0]["next_attempt_at"].is_string());
@@ -468,6 +545,10 @@ async fn the_delivery_log_pages_newest_event_first(pool: PgPool) {
 
     let endpoints = app.get("/v1/webhook-endpoints?limit=1").send().await.json();
     assert_eq!(endpoints["data"][0]["id"], id.as_str());
-    let next = app.get(&format!("/v1/webhook-endpoints?limit=1&cursor={}", endpoints["next_cursor"].as_str().unwrap())).send().await.json();
+    let next = app
+        .get(&format!("/v1/webhook-endpoints?limit=1&cursor={}", endpoints["next_cursor"].as_str().unwrap()))
+        .send()
+        .await
+        .json();
     assert_eq!((next["data"].as_array().unwrap().len(), next["next_cursor"].clone()), (1, Value::Null));
 }

@@ -42,7 +42,12 @@ async fn run(app: &TestApp, params: Value, dry_run: bool) -> (RunRow, Vec<TaskRo
         max_attempts: 3,
     };
     let created = store::runs::create(&mut conn, &new).await.unwrap();
-    let settings = WorkerSettings { concurrency: 8, lease: Duration::from_secs(30), poll: Duration::from_millis(50), retry_base: Duration::from_millis(10) };
+    let settings = WorkerSettings {
+        concurrency: 8,
+        lease: Duration::from_secs(30),
+        poll: Duration::from_millis(50),
+        retry_base: Duration::from_millis(10),
+    };
     let worker = Arc::new(Worker::new(app.state.clone(), app.state.workflows.clone(), settings));
     let (stop, stopped) = watch::channel(false);
     let handle = tokio::spawn(worker.run(stopped));
@@ -114,7 +119,8 @@ async fn busy_day(app: &TestApp, meta: &[&str], google: &[&str]) -> NaiveDate {
         series.push(app.state.platforms.meta.daily_insights(account, from, to).await.expect("meta insights"));
     }
     for customer in google {
-        series.push(app.state.platforms.google_ads.daily_metrics(customer, from, to).await.expect("google ads metrics"));
+        series
+            .push(app.state.platforms.google_ads.daily_metrics(customer, from, to).await.expect("google ads metrics"));
     }
     let mut day = to;
     while day > from + chrono::Duration::days(8) {
@@ -132,15 +138,25 @@ async fn monitoring_alerts_every_client_once_and_sends_one_digest_each(pool: PgP
     let app = TestApp::new(pool).await;
     let day = busy_day(&app, &["act_1111111111", "act_2222222222", "act_3333333333"], &["1234567890"]).await;
     // Tiny budgets pace over; a 0.01 CPA target and a daily cap of 1 are always breached.
-    let a = active_client(&app, "Alpha", json!({
-        "accounts": {"meta": "1111111111", "google_ads": "123-456-7890", "whatsapp": "+5511999990001"},
-        "budgets": {"meta": 1, "google_ads": 1},
-        "targets": {"cpa": 0.01, "max_daily_spend": 1},
-    }))
+    let a = active_client(
+        &app,
+        "Alpha",
+        json!({
+            "accounts": {"meta": "1111111111", "google_ads": "123-456-7890", "whatsapp": "+5511999990001"},
+            "budgets": {"meta": 1, "google_ads": 1},
+            "targets": {"cpa": 0.01, "max_daily_spend": 1},
+        }),
+    )
     .await;
-    let b = active_client(&app, "Bravo", json!({"accounts": {"meta": "2222222222", "whatsapp": "+5511999990002"}, "targets": {"roas": 1000}})).await;
+    let b = active_client(
+        &app,
+        "Bravo",
+        json!({"accounts": {"meta": "2222222222", "whatsapp": "+5511999990002"}, "targets": {"roas": 1000}}),
+    )
+    .await;
     let c = active_client(&app, "Charlie", json!({"accounts": {"meta": "3333333333"}, "budgets": {"meta": 1}})).await;
-    let onboarding = app.create_client(json!({"name": "Delta", "accounts": {"meta": "4444444444"}, "budgets": {"meta": 1}})).await;
+    let onboarding =
+        app.create_client(json!({"name": "Delta", "accounts": {"meta": "4444444444"}, "budgets": {"meta": 1}})).await;
 
     let params = json!({"date": day.to_string()});
     let (first, tasks) = run(&app, params.clone(), false).await;
@@ -158,26 +174,33 @@ async fn monitoring_alerts_every_client_once_and_sends_one_digest_each(pool: PgP
     assert!(!bravo.iter().any(|(kind, ..)| kind == "pacing"), "no budget, no pacing: {bravo:?}");
     assert!(has(&alerts_of(&app, &c).await, "pacing", "meta", "critical"));
     assert!(alerts_of(&app, &onboarding).await.is_empty());
-    let stray: i64 = sqlx::query_scalar("SELECT count(*) FROM engine.alerts WHERE run_id IS DISTINCT FROM $1 OR day <> $2")
-        .bind(first.id)
-        .bind(day)
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    let stray: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM engine.alerts WHERE run_id IS DISTINCT FROM $1 OR day <> $2")
+            .bind(first.id)
+            .bind(day)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
     assert_eq!(stray, 0, "every alert belongs to the run and the checked day");
-    let synced: i64 = sqlx::query_scalar("SELECT count(DISTINCT platform) FROM costs.daily_metrics WHERE client_id = $1 AND date = $2")
-        .bind(id_of(&a))
-        .bind(day)
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    let synced: i64 = sqlx::query_scalar(
+        "SELECT count(DISTINCT platform) FROM costs.daily_metrics WHERE client_id = $1 AND date = $2",
+    )
+    .bind(id_of(&a))
+    .bind(day)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
     assert_eq!(synced, 2, "both platforms' metrics are stored");
 
     // One digest per client with a WhatsApp recipient, listing its alerts.
     let messages = app.sim.state.whatsapp().messages();
     assert_eq!(messages.len(), 2, "{messages:?}");
     let to_alpha = messages.iter().find(|m| m.to == "5511999990001").expect("Alpha's digest");
-    assert!(to_alpha.body.contains("Daily check for Alpha") && to_alpha.body.contains("[critical]"), "{}", to_alpha.body);
+    assert!(
+        to_alpha.body.contains("Daily check for Alpha") && to_alpha.body.contains("[critical]"),
+        "{}",
+        to_alpha.body
+    );
     assert!(messages.iter().any(|m| m.to == "5511999990002"));
     let s = summary(task_of(&tasks, &a));
     assert_eq!(s["alerts"]["new"].as_u64(), Some(alpha.len() as u64), "{s}");
@@ -200,9 +223,17 @@ async fn monitoring_alerts_every_client_once_and_sends_one_digest_each(pool: PgP
     assert_eq!(app.count("SELECT count(*) FROM engine.alerts").await, rows, "the same day raises no duplicate");
     assert_eq!(sent_messages(&app), 2, "no new alerts, no digest");
     let s = summary(task_of(&tasks, &a));
-    assert_eq!((s["alerts"]["new"].as_u64(), s["alerts"]["existing"].as_u64()), (Some(0), Some(alpha.len() as u64)), "{s}");
+    assert_eq!(
+        (s["alerts"]["new"].as_u64(), s["alerts"]["existing"].as_u64()),
+        (Some(0), Some(alpha.len() as u64)),
+        "{s}"
+    );
     assert_eq!(s["notified"], json!({"status": "skipped", "reason": "no new alerts"}));
-    let (status, run_id): (String, Uuid) = sqlx::query_as("SELECT status, run_id FROM engine.alerts WHERE id = $1").bind(acked).fetch_one(&app.pool).await.unwrap();
+    let (status, run_id): (String, Uuid) = sqlx::query_as("SELECT status, run_id FROM engine.alerts WHERE id = $1")
+        .bind(acked)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
     assert_eq!((status.as_str(), run_id), ("acknowledged", first.id));
 }
 
@@ -210,7 +241,12 @@ async fn monitoring_alerts_every_client_once_and_sends_one_digest_each(pool: PgP
 async fn dry_run_records_alerts_but_sends_nothing(pool: PgPool) {
     let app = TestApp::new(pool).await;
     let day = busy_day(&app, &["act_1111111111"], &[]).await;
-    let a = active_client(&app, "Alpha", json!({"accounts": {"meta": "1111111111", "whatsapp": "+5511999990001"}, "budgets": {"meta": 1}})).await;
+    let a = active_client(
+        &app,
+        "Alpha",
+        json!({"accounts": {"meta": "1111111111", "whatsapp": "+5511999990001"}, "budgets": {"meta": 1}}),
+    )
+    .await;
     let (run, tasks) = run(&app, json!({"date": day.to_string()}), true).await;
     assert_eq!(run.status, "succeeded");
     assert!(has(&alerts_of(&app, &a).await, "pacing", "meta", "critical"), "alerts are recorded in a dry run");
@@ -218,7 +254,12 @@ async fn dry_run_records_alerts_but_sends_nothing(pool: PgPool) {
     let s = summary(task_of(&tasks, &a));
     assert_eq!(s["notified"], json!({"status": "skipped", "reason": "dry run"}));
     assert!(s["alerts"]["new"].as_u64().unwrap() > 0);
-    let skipped = app.count(&format!("SELECT count(*) FROM engine.effects WHERE run_id = '{}' AND step = 'notify_whatsapp' AND dry_run", run.id)).await;
+    let skipped = app
+        .count(&format!(
+            "SELECT count(*) FROM engine.effects WHERE run_id = '{}' AND step = 'notify_whatsapp' AND dry_run",
+            run.id
+        ))
+        .await;
     assert_eq!(skipped, 1, "the skipped send is in the ledger");
 }
 
@@ -227,10 +268,14 @@ async fn a_failing_platform_is_an_alert_and_the_others_still_report(pool: PgPool
     let app = TestApp::new(pool).await;
     let day = busy_day(&app, &["act_1111111111"], &[]).await;
     // Customer 0000000000 answers USER_PERMISSION_DENIED in the simulator.
-    let a = active_client(&app, "Alpha", json!({
-        "accounts": {"meta": "1111111111", "google_ads": "0000000000"},
-        "budgets": {"meta": 1, "google_ads": 1},
-    }))
+    let a = active_client(
+        &app,
+        "Alpha",
+        json!({
+            "accounts": {"meta": "1111111111", "google_ads": "0000000000"},
+            "budgets": {"meta": 1, "google_ads": 1},
+        }),
+    )
     .await;
     let (run, tasks) = run(&app, json!({"date": day.to_string()}), false).await;
     assert_eq!(run.status, "succeeded");
@@ -242,7 +287,10 @@ async fn a_failing_platform_is_an_alert_and_the_others_still_report(pool: PgPool
     assert!(s["platforms"]["google_ads"]["error"].as_str().unwrap().contains("permission"), "{s}");
     assert_eq!(s["platforms"]["google_ads"]["retryable"], false);
     assert!(s["platforms"]["meta"]["days"].as_u64().unwrap() > 0);
-    let data: Value = sqlx::query_scalar("SELECT data FROM engine.alerts WHERE kind = 'platform_error'").fetch_one(&app.pool).await.unwrap();
+    let data: Value = sqlx::query_scalar("SELECT data FROM engine.alerts WHERE kind = 'platform_error'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
     assert_eq!((data["kind"].as_str(), data["account"].as_str()), (Some("auth"), Some("0000000000")), "{data}");
 }
 
@@ -262,7 +310,11 @@ async fn every_platform_failing_is_retried_then_fails_with_an_alert(pool: PgPool
     assert_eq!((task.status.as_str(), task.attempt), ("failed", 3), "retried up to max_attempts");
     assert!(task.error.as_deref().unwrap().contains("every ad platform failed"), "{:?}", task.error);
     let alerts = alerts_of(&app, &a).await;
-    assert_eq!(alerts.into_iter().collect::<Vec<_>>(), vec![("platform_error".into(), "meta".into(), "warning".into())], "the last attempt records it");
+    assert_eq!(
+        alerts.into_iter().collect::<Vec<_>>(),
+        vec![("platform_error".into(), "meta".into(), "warning".into())],
+        "the last attempt records it"
+    );
 }
 
 #[sqlx::test]
@@ -270,11 +322,20 @@ async fn a_rejected_digest_is_reported_not_a_failure(pool: PgPool) {
     let app = TestApp::new(pool).await;
     let day = busy_day(&app, &["act_1111111111"], &[]).await;
     // A free-form text to a number ending in 47 is outside the 24 h window (131047).
-    let a = active_client(&app, "Alpha", json!({"accounts": {"meta": "1111111111", "whatsapp": "+5511999990047"}, "budgets": {"meta": 1}})).await;
+    let a = active_client(
+        &app,
+        "Alpha",
+        json!({"accounts": {"meta": "1111111111", "whatsapp": "+5511999990047"}, "budgets": {"meta": 1}}),
+    )
+    .await;
     let (run, tasks) = run(&app, json!({"date": day.to_string()}), false).await;
     assert_eq!(run.status, "succeeded");
     let s = summary(task_of(&tasks, &a));
-    assert_eq!((s["notified"]["status"].as_str(), s["notified"]["code"].as_str()), (Some("not_sent"), Some("131047")), "{s}");
+    assert_eq!(
+        (s["notified"]["status"].as_str(), s["notified"]["code"].as_str()),
+        (Some("not_sent"), Some("131047")),
+        "{s}"
+    );
     assert_eq!(sent_messages(&app), 0);
 }
 
@@ -282,13 +343,21 @@ async fn a_rejected_digest_is_reported_not_a_failure(pool: PgPool) {
 async fn anomaly_threshold_and_notify_parameters_apply(pool: PgPool) {
     let app = TestApp::new(pool).await;
     let day = busy_day(&app, &["act_1111111111"], &[]).await;
-    let a = active_client(&app, "Alpha", json!({"accounts": {"meta": "1111111111", "whatsapp": "+5511999990001"}})).await;
+    let a =
+        active_client(&app, "Alpha", json!({"accounts": {"meta": "1111111111", "whatsapp": "+5511999990001"}})).await;
     // Any change at all against the trailing week is beyond a 0.01 % threshold.
-    let (_, tasks) = run(&app, json!({"date": day.to_string(), "anomaly_threshold": 0.0001, "notify": false}), false).await;
+    let (_, tasks) =
+        run(&app, json!({"date": day.to_string(), "anomaly_threshold": 0.0001, "notify": false}), false).await;
     let alerts = alerts_of(&app, &a).await;
     assert!(alerts.iter().any(|(kind, subject, _)| kind == "spend_anomaly" && subject == "meta"), "{alerts:?}");
-    let message: String = sqlx::query_scalar("SELECT message FROM engine.alerts WHERE kind = 'spend_anomaly'").fetch_one(&app.pool).await.unwrap();
-    assert!(message.starts_with(&format!("Meta spend on {day} was ")) && message.contains("× the 7-day average"), "{message}");
+    let message: String = sqlx::query_scalar("SELECT message FROM engine.alerts WHERE kind = 'spend_anomaly'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert!(
+        message.starts_with(&format!("Meta spend on {day} was ")) && message.contains("× the 7-day average"),
+        "{message}"
+    );
     assert_eq!(summary(task_of(&tasks, &a))["notified"], json!({"status": "skipped", "reason": "notify is off"}));
     assert_eq!(sent_messages(&app), 0);
 }
@@ -296,8 +365,11 @@ async fn anomaly_threshold_and_notify_parameters_apply(pool: PgPool) {
 #[sqlx::test]
 async fn the_default_day_is_yesterday_in_the_clients_time_zone(pool: PgPool) {
     let app = TestApp::new(pool).await;
-    let east = active_client(&app, "East", json!({"timezone": "Pacific/Kiritimati", "accounts": {"meta": "1111111111"}})).await;
-    let west = active_client(&app, "West", json!({"timezone": "Pacific/Pago_Pago", "accounts": {"meta": "1111111111"}})).await;
+    let east =
+        active_client(&app, "East", json!({"timezone": "Pacific/Kiritimati", "accounts": {"meta": "1111111111"}}))
+            .await;
+    let west =
+        active_client(&app, "West", json!({"timezone": "Pacific/Pago_Pago", "accounts": {"meta": "1111111111"}})).await;
     let (_, tasks) = run(&app, json!({}), false).await;
     for (client, tz) in [(&east, chrono_tz::Pacific::Kiritimati), (&west, chrono_tz::Pacific::Pago_Pago)] {
         let yesterday = Utc::now().with_timezone(&tz).date_naive() - chrono::Duration::days(1);
@@ -309,7 +381,9 @@ async fn the_default_day_is_yesterday_in_the_clients_time_zone(pool: PgPool) {
 async fn bad_parameters_name_the_field() {
     let registry = switchboard::workflows::Registry::builtin();
     let workflow = registry.get(WORKFLOW).unwrap();
-    let fields = |params: Value| -> Vec<String> { workflow.check_params(&params).unwrap_err().into_iter().map(|e| e.field).collect() };
+    let fields = |params: Value| -> Vec<String> {
+        workflow.check_params(&params).unwrap_err().into_iter().map(|e| e.field).collect()
+    };
     assert_eq!(fields(json!({"anomaly_threshold": 0})), vec!["params.anomaly_threshold"]);
     assert_eq!(fields(json!({"anomaly_threshold": -1})), vec!["params.anomaly_threshold"]);
     assert_eq!(fields(json!({"anomaly_threshold": 10.5})), vec!["params.anomaly_threshold"]);
@@ -317,8 +391,15 @@ async fn bad_parameters_name_the_field() {
     assert_eq!(fields(json!({"date": "14/06/2026"})), vec!["params.date"]);
     assert_eq!(fields(json!({"date": "2999-01-01"})), vec!["params.date"]);
     assert_eq!(fields(json!({"notify": "yes"})), vec!["params.notify"]);
-    assert_eq!(workflow.check_params(&json!({})).unwrap(), json!({"anomaly_threshold": 0.5, "notify": true}), "defaults filled in");
-    assert_eq!(workflow.check_params(&json!({"anomaly_threshold": 10, "date": "2026-06-14"})).unwrap()["date"], "2026-06-14");
+    assert_eq!(
+        workflow.check_params(&json!({})).unwrap(),
+        json!({"anomaly_threshold": 0.5, "notify": true}),
+        "defaults filled in"
+    );
+    assert_eq!(
+        workflow.check_params(&json!({"anomaly_threshold": 10, "date": "2026-06-14"})).unwrap()["date"],
+        "2026-06-14"
+    );
     let schema = workflow.params_schema();
     for field in ["anomaly_threshold", "date", "notify"] {
         assert!(schema["properties"][field].is_object(), "{field}: {schema}");
@@ -331,7 +412,13 @@ async fn bad_parameters_name_the_field() {
 // Alerts API
 
 fn finding(kind: &'static str, severity: Severity, subject: &str) -> NewAlert {
-    NewAlert { kind, severity, subject: subject.into(), message: format!("{kind} on {subject}"), data: json!({"figure": 1}) }
+    NewAlert {
+        kind,
+        severity,
+        subject: subject.into(),
+        message: format!("{kind} on {subject}"),
+        data: json!({"figure": 1}),
+    }
 }
 
 /// Records alerts as a run would; returns their ids, oldest first.
@@ -359,14 +446,31 @@ async fn alerts_api_filters_and_pages(pool: PgPool) {
     let x = app.create_client(json!({"name": "Xray"})).await;
     let y = app.create_client(json!({"name": "Yankee"})).await;
     let run = Uuid::now_v7();
-    let xs = seed(&app, &x, Some(run), "2026-06-14", &[
-        finding("pacing", Severity::Warning, "meta"),
-        finding("cpa_above_target", Severity::Warning, "total"),
-        finding("spend_anomaly", Severity::Critical, "meta"),
-    ])
+    let xs = seed(
+        &app,
+        &x,
+        Some(run),
+        "2026-06-14",
+        &[
+            finding("pacing", Severity::Warning, "meta"),
+            finding("cpa_above_target", Severity::Warning, "total"),
+            finding("spend_anomaly", Severity::Critical, "meta"),
+        ],
+    )
     .await;
-    let ys = seed(&app, &y, None, "2026-06-15", &[finding("pacing", Severity::Info, "google_ads"), finding("max_daily_spend", Severity::Critical, "total")]).await;
-    sqlx::query("UPDATE engine.alerts SET status = 'resolved' WHERE id = $1").bind(ys[0]).execute(&app.pool).await.unwrap();
+    let ys = seed(
+        &app,
+        &y,
+        None,
+        "2026-06-15",
+        &[finding("pacing", Severity::Info, "google_ads"), finding("max_daily_spend", Severity::Critical, "total")],
+    )
+    .await;
+    sqlx::query("UPDATE engine.alerts SET status = 'resolved' WHERE id = $1")
+        .bind(ys[0])
+        .execute(&app.pool)
+        .await
+        .unwrap();
 
     let all = list(&app, "").await;
     let mut newest_first: Vec<String> = xs.iter().chain(&ys).map(Uuid::to_string).collect();
@@ -374,10 +478,21 @@ async fn alerts_api_filters_and_pages(pool: PgPool) {
     assert_eq!(ids(&all), newest_first);
     let oldest = &all["data"][4];
     assert_eq!(oldest["client_id"], x["id"]);
-    assert_eq!((oldest["kind"].as_str(), oldest["severity"].as_str(), oldest["subject"].as_str()), (Some("pacing"), Some("warning"), Some("meta")));
-    assert_eq!((oldest["day"].as_str(), oldest["status"].as_str(), oldest["run_id"].as_str()), (Some("2026-06-14"), Some("open"), Some(run.to_string().as_str())));
+    assert_eq!(
+        (oldest["kind"].as_str(), oldest["severity"].as_str(), oldest["subject"].as_str()),
+        (Some("pacing"), Some("warning"), Some("meta"))
+    );
+    assert_eq!(
+        (oldest["day"].as_str(), oldest["status"].as_str(), oldest["run_id"].as_str()),
+        (Some("2026-06-14"), Some("open"), Some(run.to_string().as_str()))
+    );
     assert_eq!((oldest["message"].as_str(), &oldest["data"]), (Some("pacing on meta"), &json!({"figure": 1})));
-    assert!(oldest["created_at"].as_str().unwrap().ends_with('Z') && oldest["acknowledged_at"].is_null() && oldest["resolved_at"].is_null(), "{oldest}");
+    assert!(
+        oldest["created_at"].as_str().unwrap().ends_with('Z')
+            && oldest["acknowledged_at"].is_null()
+            && oldest["resolved_at"].is_null(),
+        "{oldest}"
+    );
 
     assert_eq!(ids(&list(&app, "?client=xray").await).len(), 3, "by slug");
     assert_eq!(ids(&list(&app, &format!("?client={}", y["id"].as_str().unwrap())).await).len(), 2, "by id");
@@ -391,7 +506,9 @@ async fn alerts_api_filters_and_pages(pool: PgPool) {
     let mut seen = vec![];
     let mut cursor: Option<String> = None;
     loop {
-        let page = list(&app, &format!("?limit=2{}", cursor.as_deref().map(|c| format!("&cursor={c}")).unwrap_or_default())).await;
+        let page =
+            list(&app, &format!("?limit=2{}", cursor.as_deref().map(|c| format!("&cursor={c}")).unwrap_or_default()))
+                .await;
         seen.extend(ids(&page));
         match page["next_cursor"].as_str() {
             Some(next) => cursor = Some(next.to_string()),
@@ -417,7 +534,14 @@ async fn audited(app: &TestApp, action: &str) -> i64 {
 async fn alert_transitions_are_checked_idempotent_and_audited(pool: PgPool) {
     let app = TestApp::new(pool).await;
     let x = app.create_client(json!({"name": "Xray"})).await;
-    let ids = seed(&app, &x, None, "2026-06-14", &[finding("pacing", Severity::Warning, "meta"), finding("spend_anomaly", Severity::Critical, "meta")]).await;
+    let ids = seed(
+        &app,
+        &x,
+        None,
+        "2026-06-14",
+        &[finding("pacing", Severity::Warning, "meta"), finding("spend_anomaly", Severity::Critical, "meta")],
+    )
+    .await;
     let (one, two) = (ids[0], ids[1]);
 
     let got = app.get(&format!("/v1/alerts/{one}")).send().await;
@@ -432,24 +556,36 @@ async fn alert_transitions_are_checked_idempotent_and_audited(pool: PgPool) {
     assert_eq!(acked["status"], "acknowledged");
     assert!(acked["acknowledged_at"].as_str().unwrap().ends_with('Z'));
     let again = app.request(Method::POST, &format!("/v1/alerts/{one}/acknowledge")).token(&app.admin).send().await;
-    assert_eq!((again.status, again.json()["acknowledged_at"].clone()), (StatusCode::OK, acked["acknowledged_at"].clone()), "already acknowledged: unchanged");
+    assert_eq!(
+        (again.status, again.json()["acknowledged_at"].clone()),
+        (StatusCode::OK, acked["acknowledged_at"].clone()),
+        "already acknowledged: unchanged"
+    );
     assert_eq!(audited(&app, "alert.acknowledge").await, 1, "a no-op is not audited");
 
-    let resolved = app.request(Method::POST, &format!("/v1/alerts/{one}/resolve")).token(&app.admin).send().await.json();
+    let resolved =
+        app.request(Method::POST, &format!("/v1/alerts/{one}/resolve")).token(&app.admin).send().await.json();
     assert_eq!(resolved["status"], "resolved");
-    assert!(resolved["resolved_at"].is_string() && resolved["acknowledged_at"] == acked["acknowledged_at"], "{resolved}");
+    assert!(
+        resolved["resolved_at"].is_string() && resolved["acknowledged_at"] == acked["acknowledged_at"],
+        "{resolved}"
+    );
     let refused = app.request(Method::POST, &format!("/v1/alerts/{one}/acknowledge")).token(&app.admin).send().await;
     refused.problem(409, "invalid_transition");
-    assert_eq!(app.request(Method::POST, &format!("/v1/alerts/{one}/resolve")).token(&app.admin).send().await.status, StatusCode::OK);
+    assert_eq!(
+        app.request(Method::POST, &format!("/v1/alerts/{one}/resolve")).token(&app.admin).send().await.status,
+        StatusCode::OK
+    );
     // Straight from open to resolved.
     let direct = app.request(Method::POST, &format!("/v1/alerts/{two}/resolve")).token(&app.admin).send().await.json();
     assert_eq!((direct["status"].as_str(), direct["acknowledged_at"].is_null()), (Some("resolved"), true));
     assert_eq!(audited(&app, "alert.resolve").await, 2);
-    let (before, after): (Value, Value) = sqlx::query_as("SELECT before, after FROM audit.log WHERE action = 'alert.acknowledge' AND resource_id = $1")
-        .bind(one.to_string())
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    let (before, after): (Value, Value) =
+        sqlx::query_as("SELECT before, after FROM audit.log WHERE action = 'alert.acknowledge' AND resource_id = $1")
+            .bind(one.to_string())
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
     assert_eq!((before["status"].as_str(), after["status"].as_str()), (Some("open"), Some("acknowledged")));
 }
 

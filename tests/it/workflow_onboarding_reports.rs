@@ -22,7 +22,13 @@ use uuid::Uuid;
 use crate::support::{TestApp, TestResponse, test_config};
 
 /// Creates a run over `clients` as the runs API would, and drives it to its end.
-async fn run(app: &TestApp, workflow: &str, clients: &[&Value], params: Value, dry_run: bool) -> (RunRow, Vec<TaskRow>) {
+async fn run(
+    app: &TestApp,
+    workflow: &str,
+    clients: &[&Value],
+    params: Value,
+    dry_run: bool,
+) -> (RunRow, Vec<TaskRow>) {
     let params = app.state.workflows.get(workflow).expect("registered").check_params(&params).expect("valid params");
     let ids: Vec<Uuid> = clients.iter().map(|c| id_of(c)).collect();
     let new = NewRun {
@@ -43,7 +49,12 @@ async fn run(app: &TestApp, workflow: &str, clients: &[&Value], params: Value, d
 
 /// Runs a worker until the run is no longer queued or running.
 async fn finish(app: &TestApp, run_id: Uuid) -> (RunRow, Vec<TaskRow>) {
-    let settings = WorkerSettings { concurrency: 8, lease: Duration::from_secs(30), poll: Duration::from_millis(50), retry_base: Duration::from_millis(10) };
+    let settings = WorkerSettings {
+        concurrency: 8,
+        lease: Duration::from_secs(30),
+        poll: Duration::from_millis(50),
+        retry_base: Duration::from_millis(10),
+    };
     let worker = Arc::new(Worker::new(app.state.clone(), app.state.workflows.clone(), settings));
     let (stop, stopped) = watch::channel(false);
     let handle = tokio::spawn(worker.run(stopped));
@@ -118,7 +129,10 @@ async fn onboarding_sets_up_each_client_once(pool: PgPool) {
     let messages = app.sim.state.whatsapp().messages();
     assert_eq!(messages.len(), 2, "no number, no welcome: {messages:?}");
     let welcome = &app.sim.state.whatsapp().sent_to("+5511999990001")[0];
-    assert_eq!((welcome.kind.as_str(), welcome.body.as_str(), welcome.params.clone()), ("template", "welcome_client", vec!["Onboard A".to_string()]));
+    assert_eq!(
+        (welcome.kind.as_str(), welcome.body.as_str(), welcome.params.clone()),
+        ("template", "welcome_client", vec!["Onboard A".to_string()])
+    );
     assert!(summary(&tasks, &c)["welcome"].as_str().unwrap().contains("no WhatsApp number"));
 
     for client in [&a, &b, &c] {
@@ -128,7 +142,10 @@ async fn onboarding_sets_up_each_client_once(pool: PgPool) {
         assert_eq!(summary(&tasks, client)["drive_folder"], now["accounts"]["drive_folder"]);
     }
     // Each client: the links, then the status; by the workflow, under the run's id.
-    let audited = format!("SELECT count(*) FROM audit.log WHERE action = 'client.update' AND actor_name = 'workflow:client-onboarding' AND request_id = '{}'", done.id);
+    let audited = format!(
+        "SELECT count(*) FROM audit.log WHERE action = 'client.update' AND actor_name = 'workflow:client-onboarding' AND request_id = '{}'",
+        done.id
+    );
     assert_eq!(app.count(&audited).await, 6);
 
     // A second run creates nothing and sends no second welcome.
@@ -145,7 +162,8 @@ async fn onboarding_dry_run_changes_nothing(pool: PgPool) {
     let app = onboarding_app(pool).await;
     let a = app.create_client(json!({"name": "Dry A", "accounts": {"whatsapp": "+5511999990003"}})).await;
     let b = app.create_client(json!({"name": "Dry B", "accounts": {"whatsapp": "+5511999990004"}})).await;
-    let (done, tasks) = run(&app, "client-onboarding", &[&a, &b], json!({"welcome_template": "hello_new_client"}), true).await;
+    let (done, tasks) =
+        run(&app, "client-onboarding", &[&a, &b], json!({"welcome_template": "hello_new_client"}), true).await;
     assert_eq!(done.status, "succeeded", "{tasks:?}");
     for platform in ["google_drive", "clickup", "whatsapp"] {
         assert_eq!(app.sim.state.stats().platforms[platform].calls, 0, "{platform} was called in a dry run");
@@ -197,18 +215,32 @@ async fn weekly_report_stores_reports_and_delivers_once(pool: PgPool) {
         assert_eq!(report["period_end"], week_ending().to_string());
         assert_eq!(report["period_start"], (week_ending() - chrono::Duration::days(6)).to_string());
         assert_eq!(report["run_id"], done.id.to_string());
-        assert!(report["model"].is_string() && report["input_tokens"].as_i64() > Some(0) && report["output_tokens"].as_i64() > Some(0), "{report}");
+        assert!(
+            report["model"].is_string()
+                && report["input_tokens"].as_i64() > Some(0)
+                && report["output_tokens"].as_i64() > Some(0),
+            "{report}"
+        );
         assert!(!report["body"].as_str().unwrap().contains("Dry run"));
-        let platforms: Vec<&str> = report["figures"]["platforms"].as_array().unwrap().iter().map(|p| p["platform"].as_str().unwrap()).collect();
+        let platforms: Vec<&str> = report["figures"]["platforms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["platform"].as_str().unwrap())
+            .collect();
         assert_eq!(platforms, ["google_ads", "meta"], "{report}");
         assert!(report["figures"]["platforms"][1]["this_week"]["spend"].is_number(), "{report}");
     }
-    let usage = "SELECT count(*) FROM costs.llm_usage WHERE purpose = 'workflow:weekly-report' AND client_id IS NOT NULL";
+    let usage =
+        "SELECT count(*) FROM costs.llm_usage WHERE purpose = 'workflow:weekly-report' AND client_id IS NOT NULL";
     assert_eq!(app.count(usage).await, 2);
     assert_eq!(count_of(&app, "llm", "completions"), 2);
     let messages = app.sim.state.whatsapp().messages();
     assert_eq!(messages.len(), 2);
-    assert!(messages.iter().all(|m| m.kind == "text" && m.body.starts_with("Weekly report for Weekly ")), "{messages:?}");
+    assert!(
+        messages.iter().all(|m| m.kind == "text" && m.body.starts_with("Weekly report for Weekly ")),
+        "{messages:?}"
+    );
     let synced = format!("SELECT count(*) FROM costs.daily_metrics WHERE client_id = '{}'", id_of(&a));
     assert!(app.count(&synced).await > 0, "metrics were synced first");
     assert_eq!(summary(&tasks, &a)["delivered"].as_str().map(|s| s.starts_with("sent")), Some(true));
@@ -216,12 +248,18 @@ async fn weekly_report_stores_reports_and_delivers_once(pool: PgPool) {
     // The same tasks again (as after a crash right before they were marked done):
     // the ledger answers; no second completion, message or report.
     let before = created(&app);
-    sqlx::query("UPDATE engine.tasks SET status = 'queued', attempt = 0, run_at = now(), finished_at = NULL WHERE run_id = $1")
+    sqlx::query(
+        "UPDATE engine.tasks SET status = 'queued', attempt = 0, run_at = now(), finished_at = NULL WHERE run_id = $1",
+    )
+    .bind(done.id)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    sqlx::query("UPDATE engine.runs SET status = 'running', finished_at = NULL WHERE id = $1")
         .bind(done.id)
         .execute(&app.pool)
         .await
         .unwrap();
-    sqlx::query("UPDATE engine.runs SET status = 'running', finished_at = NULL WHERE id = $1").bind(done.id).execute(&app.pool).await.unwrap();
     let (again, tasks) = finish(&app, done.id).await;
     assert_eq!(again.status, "succeeded", "{tasks:?}");
     assert_eq!(created(&app), before);
@@ -242,7 +280,10 @@ async fn weekly_report_dry_run_stores_the_rendered_prompt_and_sends_nothing(pool
     let report = &ok(&app.get("/v1/reports").send().await)["data"][0];
     assert!(report["model"].is_null() && report["input_tokens"].is_null(), "{report}");
     let body = report["body"].as_str().unwrap();
-    assert!(body.contains("Dry run") && body.contains("EDITED for Dry Weekly: google_ads ") && body.contains("; meta "), "{body}");
+    assert!(
+        body.contains("Dry run") && body.contains("EDITED for Dry Weekly: google_ads ") && body.contains("; meta "),
+        "{body}"
+    );
     assert!(body.contains("Warm, never pushy."), "the brand voice is in the system prompt: {body}");
     assert_eq!((count_of(&app, "llm", "completions"), count_of(&app, "whatsapp", "messages")), (0, 0));
     assert_eq!(app.count("SELECT count(*) FROM costs.llm_usage").await, 0);
@@ -273,23 +314,49 @@ async fn prompt_templates_are_seeded_versioned_and_audited(pool: PgPool) {
     let list = ok(&app.get("/v1/prompt-templates").send().await);
     let keys: Vec<&str> = list["data"].as_array().unwrap().iter().map(|t| t["key"].as_str().unwrap()).collect();
     assert_eq!(keys, ["alert-digest", "client-brief", "weekly-report"]);
-    assert!(list["data"].as_array().unwrap().iter().all(|t| t["version"] == 1 && t["created_by"].is_null() && t.get("versions").is_none()));
+    assert!(
+        list["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["version"] == 1 && t["created_by"].is_null() && t.get("versions").is_none())
+    );
 
-    let res = app.post("/v1/prompt-templates", json!({"key": "monthly-recap", "description": "Recap", "body": "v1 {{ client.name }}"})).send().await;
+    let res = app
+        .post(
+            "/v1/prompt-templates",
+            json!({"key": "monthly-recap", "description": "Recap", "body": "v1 {{ client.name }}"}),
+        )
+        .send()
+        .await;
     assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
     assert_eq!(res.header("location"), Some("/v1/prompt-templates/monthly-recap"));
     let first = res.json();
     assert_eq!((first["version"].as_i64(), first["versions"].as_array().map(Vec::len)), (Some(1), Some(1)));
     assert!(first["created_by"].is_string() && first["created_at"].as_str().unwrap().ends_with('Z'));
-    app.post("/v1/prompt-templates", json!({"key": "monthly-recap", "body": "again"})).send().await.problem(409, "template_exists");
+    app.post("/v1/prompt-templates", json!({"key": "monthly-recap", "body": "again"}))
+        .send()
+        .await
+        .problem(409, "template_exists");
 
-    let second = ok(&put(&app, "/v1/prompt-templates/monthly-recap", json!({"body": "v2 {{ client.name }} {{ month }}"})).send().await);
-    assert_eq!((second["version"].as_i64(), second["description"].as_str()), (Some(2), Some("Recap")), "description kept");
+    let second =
+        ok(&put(&app, "/v1/prompt-templates/monthly-recap", json!({"body": "v2 {{ client.name }} {{ month }}"}))
+            .send()
+            .await);
+    assert_eq!(
+        (second["version"].as_i64(), second["description"].as_str()),
+        (Some(2), Some("Recap")),
+        "description kept"
+    );
     let current = ok(&app.get("/v1/prompt-templates/monthly-recap").send().await);
     assert_eq!(current["body"], "v2 {{ client.name }} {{ month }}");
-    let versions: Vec<i64> = current["versions"].as_array().unwrap().iter().map(|v| v["version"].as_i64().unwrap()).collect();
+    let versions: Vec<i64> =
+        current["versions"].as_array().unwrap().iter().map(|v| v["version"].as_i64().unwrap()).collect();
     assert_eq!(versions, [1, 2]);
-    assert_eq!(ok(&app.get("/v1/prompt-templates/monthly-recap?version=1").send().await)["body"], "v1 {{ client.name }}");
+    assert_eq!(
+        ok(&app.get("/v1/prompt-templates/monthly-recap?version=1").send().await)["body"],
+        "v1 {{ client.name }}"
+    );
     app.get("/v1/prompt-templates/monthly-recap?version=7").send().await.problem(404, "not_found");
     app.get("/v1/prompt-templates/monthly-recap?version=x").send().await.problem(400, "invalid_query");
     app.get("/v1/prompt-templates/nope").send().await.problem(404, "not_found");
@@ -297,16 +364,32 @@ async fn prompt_templates_are_seeded_versioned_and_audited(pool: PgPool) {
 
     // Invalid input writes nothing: a bad key, template syntax errors (named by part).
     invalid(&app.post("/v1/prompt-templates", json!({"key": "Bad Key", "body": "x"})).send().await, &["key"]);
-    let broken = invalid(&app.post("/v1/prompt-templates", json!({"key": "broken", "body": "{% if x %}open"})).send().await, &["body"]);
+    let broken = invalid(
+        &app.post("/v1/prompt-templates", json!({"key": "broken", "body": "{% if x %}open"})).send().await,
+        &["body"],
+    );
     assert!(broken["errors"][0]["message"].as_str().unwrap().contains("syntax error"), "{broken}");
     invalid(&put(&app, "/v1/prompt-templates/monthly-recap", json!({"body": "{{ x "})).send().await, &["body"]);
-    invalid(&put(&app, "/v1/prompt-templates/monthly-recap", json!({"system": "{% endfor %}", "body": "ok"})).send().await, &["system"]);
+    invalid(
+        &put(&app, "/v1/prompt-templates/monthly-recap", json!({"system": "{% endfor %}", "body": "ok"})).send().await,
+        &["system"],
+    );
     invalid(&put(&app, "/v1/prompt-templates/monthly-recap", json!({"body": " "})).send().await, &["body"]);
-    invalid(&put(&app, "/v1/prompt-templates/monthly-recap", json!({"body": "x", "colour": 1})).send().await, &["colour"]);
+    invalid(
+        &put(&app, "/v1/prompt-templates/monthly-recap", json!({"body": "x", "colour": 1})).send().await,
+        &["colour"],
+    );
     assert_eq!(app.count("SELECT count(*) FROM knowledge.prompt_templates WHERE key = 'monthly-recap'").await, 2);
 
-    let audit = |action: &str| format!("SELECT count(*) FROM audit.log WHERE action = '{action}' AND resource_id = 'monthly-recap' AND actor_id IS NOT NULL");
-    assert_eq!((app.count(&audit("prompt_template.create")).await, app.count(&audit("prompt_template.update")).await), (1, 1));
+    let audit = |action: &str| {
+        format!(
+            "SELECT count(*) FROM audit.log WHERE action = '{action}' AND resource_id = 'monthly-recap' AND actor_id IS NOT NULL"
+        )
+    };
+    assert_eq!(
+        (app.count(&audit("prompt_template.create")).await, app.count(&audit("prompt_template.update")).await),
+        (1, 1)
+    );
     let before_after = "SELECT count(*) FROM audit.log WHERE action = 'prompt_template.update' AND before->>'version' = '1' AND after->>'version' = '2'";
     assert_eq!(app.count(before_after).await, 1);
 
@@ -318,7 +401,10 @@ async fn prompt_templates_are_seeded_versioned_and_audited(pool: PgPool) {
     // Pages in key order.
     let page = ok(&app.get("/v1/prompt-templates?limit=3").send().await);
     assert_eq!(page["data"].as_array().unwrap().len(), 3);
-    let rest = ok(&app.get(&format!("/v1/prompt-templates?limit=3&cursor={}", page["next_cursor"].as_str().unwrap())).send().await);
+    let rest = ok(&app
+        .get(&format!("/v1/prompt-templates?limit=3&cursor={}", page["next_cursor"].as_str().unwrap()))
+        .send()
+        .await);
     assert_eq!(rest["data"][0]["key"], "weekly-report");
     assert!(rest["next_cursor"].is_null());
     app.get("/v1/prompt-templates?cursor=bogus").send().await.problem(400, "invalid_cursor");
@@ -335,10 +421,16 @@ async fn rendering_names_missing_variables(pool: PgPool) {
     let render = |body: Value| app.post("/v1/prompt-templates/greeting/render", body).send();
 
     let out = ok(&render(json!({"client": "render-co", "variables": {"topic": "budgets", "extra": null}})).await);
-    assert_eq!(out, json!({"key": "greeting", "version": 1, "system": "Voice: Bold and bright.", "text": "Hello Render Co, budgets"}));
+    assert_eq!(
+        out,
+        json!({"key": "greeting", "version": 1, "system": "Voice: Bold and bright.", "text": "Hello Render Co, budgets"})
+    );
     invalid(&render(json!({"client": "render-co", "variables": {"topic": "x"}})).await, &["variables.extra"]);
     invalid(&render(json!({})).await, &["client", "variables.extra", "variables.topic"]);
-    invalid(&render(json!({"client": "render-co", "variables": {"topic": 1, "extra": 2, "client": 3}})).await, &["variables.client"]);
+    invalid(
+        &render(json!({"client": "render-co", "variables": {"topic": 1, "extra": 2, "client": 3}})).await,
+        &["variables.client"],
+    );
     render(json!({"client": "nobody", "variables": {"topic": 1, "extra": 2}})).await.problem(404, "not_found");
     app.post("/v1/prompt-templates/nope/render", json!({})).send().await.problem(404, "not_found");
 
@@ -347,7 +439,8 @@ async fn rendering_names_missing_variables(pool: PgPool) {
     let failed = invalid(&render(json!({"client": "render-co"})).await, &["variables"]);
     assert!(failed["errors"][0]["message"].as_str().unwrap().contains("undefined"), "{failed}");
     // An older version still renders.
-    let old = ok(&render(json!({"client": "render-co", "version": 1, "variables": {"topic": "t", "extra": "e"}})).await);
+    let old =
+        ok(&render(json!({"client": "render-co", "version": 1, "variables": {"topic": "t", "extra": "e"}})).await);
     assert_eq!(old["text"], "Hello Render Co, t and e");
 }
 
@@ -359,11 +452,26 @@ async fn prompt_template_scopes(pool: PgPool) {
     let get = |token: &str, path: &str| app.request(Method::GET, path).token(token).send();
     assert_eq!(get(&reader, "/v1/prompt-templates").await.status, StatusCode::OK);
     assert_eq!(get(&reader, "/v1/prompt-templates/client-brief").await.status, StatusCode::OK);
-    let render = app.request(Method::POST, "/v1/prompt-templates/alert-digest/render").token(&reader).json(&json!({"variables": {"client": null}})).send().await;
+    let render = app
+        .request(Method::POST, "/v1/prompt-templates/alert-digest/render")
+        .token(&reader)
+        .json(&json!({"variables": {"client": null}}))
+        .send()
+        .await;
     invalid(&render, &["variables.client"]);
     let body = json!({"key": "from-reader", "body": "x"});
-    app.request(Method::POST, "/v1/prompt-templates").token(&reader).json(&body).send().await.problem(403, "missing_scope");
-    app.request(Method::PUT, "/v1/prompt-templates/client-brief").token(&reader).json(&json!({"body": "x"})).send().await.problem(403, "missing_scope");
+    app.request(Method::POST, "/v1/prompt-templates")
+        .token(&reader)
+        .json(&body)
+        .send()
+        .await
+        .problem(403, "missing_scope");
+    app.request(Method::PUT, "/v1/prompt-templates/client-brief")
+        .token(&reader)
+        .json(&json!({"body": "x"}))
+        .send()
+        .await
+        .problem(403, "missing_scope");
     get(&writer, "/v1/prompt-templates").await.problem(403, "missing_scope");
     let res = app.request(Method::POST, "/v1/prompt-templates").token(&writer).json(&body).send().await;
     assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
@@ -373,9 +481,12 @@ async fn prompt_template_scopes(pool: PgPool) {
 async fn llm_completions_render_the_stored_current_version(pool: PgPool) {
     let app = TestApp::new(pool).await;
     app.create_client(json!({"name": "Brief Me"})).await;
-    ok(&put(&app, "/v1/prompt-templates/client-brief", json!({"body": "Brief {{ client.name }} for {{ audience }}"})).send().await);
+    ok(&put(&app, "/v1/prompt-templates/client-brief", json!({"body": "Brief {{ client.name }} for {{ audience }}"}))
+        .send()
+        .await);
     for key in ["client-brief", "client_brief"] {
-        let res = app.post("/v1/platforms/llm/completions", json!({"template_key": key, "client": "brief-me"})).send().await;
+        let res =
+            app.post("/v1/platforms/llm/completions", json!({"template_key": key, "client": "brief-me"})).send().await;
         invalid(&res, &["variables.audience"]);
     }
     let body = json!({"template_key": "client-brief", "client": "brief-me", "variables": {"audience": "designers"}});
@@ -449,5 +560,9 @@ async fn reports_api_lists_filters_and_reads(pool: PgPool) {
     assert_eq!(app.request(Method::GET, "/v1/reports").token(&reader).send().await.status, StatusCode::OK);
     let outsider = app.token(&["platforms:act"]).await;
     app.request(Method::GET, "/v1/reports").token(&outsider).send().await.problem(403, "missing_scope");
-    app.request(Method::GET, &format!("/v1/reports/{first}")).token(&outsider).send().await.problem(403, "missing_scope");
+    app.request(Method::GET, &format!("/v1/reports/{first}"))
+        .token(&outsider)
+        .send()
+        .await
+        .problem(403, "missing_scope");
 }

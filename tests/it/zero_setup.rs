@@ -112,14 +112,7 @@ fn is_jwt(s: &str) -> bool {
 }
 
 async fn get(base: &str, path: &str, token: &str) -> u16 {
-    reqwest::Client::new()
-        .get(format!("{base}{path}"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
+    reqwest::Client::new().get(format!("{base}{path}")).bearer_auth(token).send().await.unwrap().status().as_u16()
 }
 
 #[tokio::test]
@@ -132,10 +125,14 @@ async fn starts_its_own_postgres_with_no_configuration() {
     let printed = service.ready().await;
     assert!(printed.iter().any(|l| l.contains("/docs")), "no Swagger UI URL printed: {printed:?}");
     // stdout is a pipe (as under a log collector): the admin token goes to a private file, never to stdout.
-    assert!(!printed.iter().any(|l| l.split_whitespace().any(is_jwt)), "a token was printed to piped stdout: {printed:?}");
+    assert!(
+        !printed.iter().any(|l| l.split_whitespace().any(is_jwt)),
+        "a token was printed to piped stdout: {printed:?}"
+    );
     let token_file = dir.path().join(".data/bootstrap-admin-token");
     assert!(printed.iter().any(|l| l.contains("bootstrap-admin-token")), "the token file is not named: {printed:?}");
-    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&token_file).expect("token file").permissions());
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&token_file).expect("token file").permissions());
     assert_eq!(mode & 0o777, 0o600, "token file mode {mode:o}");
     let admin = std::fs::read_to_string(&token_file).unwrap().trim().to_string();
     assert!(is_jwt(&admin), "{admin}");
@@ -159,7 +156,11 @@ async fn starts_its_own_postgres_with_no_configuration() {
         .await
         .unwrap();
     assert_eq!(created.status(), 201);
-    assert_eq!(get(&service.base, "/v1/clients/survives-restart", token).await, 200, "the running service must still work");
+    assert_eq!(
+        get(&service.base, "/v1/clients/survives-restart", token).await,
+        200,
+        "the running service must still work"
+    );
 
     service.stop();
     let pid_file = dir.path().join(".data/pg/data/postmaster.pid");
@@ -168,7 +169,10 @@ async fn starts_its_own_postgres_with_no_configuration() {
     // Restart: same cluster, same data, same secret (old tokens still valid), no new admin token.
     let mut service = start(dir.path());
     let printed = service.ready().await;
-    assert!(!printed.iter().any(|l| is_jwt(l) || l.contains("bootstrap-admin-token")), "a second admin token was made: {printed:?}");
+    assert!(
+        !printed.iter().any(|l| is_jwt(l) || l.contains("bootstrap-admin-token")),
+        "a second admin token was made: {printed:?}"
+    );
     assert_eq!(std::fs::read_to_string(&token_file).unwrap().trim(), admin, "the token file was rewritten");
     assert_eq!(get(&service.base, "/v1/clients/survives-restart", token).await, 200);
     service.stop();

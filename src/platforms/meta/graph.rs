@@ -101,7 +101,8 @@ const DEFAULT_PAUSE: Duration = Duration::from_secs(60);
 
 impl Usage {
     pub fn read(headers: &HeaderMap) -> Self {
-        let json = |name: &str| -> Option<serde_json::Value> { serde_json::from_str(headers.get(name)?.to_str().ok()?).ok() };
+        let json =
+            |name: &str| -> Option<serde_json::Value> { serde_json::from_str(headers.get(name)?.to_str().ok()?).ok() };
         let num = |v: &serde_json::Value, key: &str| -> f64 {
             match v.get(key) {
                 Some(serde_json::Value::Number(n)) => n.as_f64().unwrap_or(0.0),
@@ -139,7 +140,11 @@ impl Usage {
             return Some(Duration::from_secs_f64(self.regain_minutes * 60.0));
         }
         if self.max_pct >= PAUSE_AT_PCT {
-            return Some(if self.reset_seconds > 0.0 { Duration::from_secs_f64(self.reset_seconds) } else { DEFAULT_PAUSE });
+            return Some(if self.reset_seconds > 0.0 {
+                Duration::from_secs_f64(self.reset_seconds)
+            } else {
+                DEFAULT_PAUSE
+            });
         }
         None
     }
@@ -188,7 +193,10 @@ mod tests {
     use super::*;
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
-        pairs.iter().map(|(k, v)| (reqwest::header::HeaderName::from_static(k), HeaderValue::from_str(v).unwrap())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (reqwest::header::HeaderName::from_static(k), HeaderValue::from_str(v).unwrap()))
+            .collect()
     }
 
     fn verdict(status: u16, body: &str, h: &HeaderMap) -> Verdict {
@@ -218,10 +226,14 @@ mod tests {
             }
         }
         for (status, code) in [(500, 1), (503, 2), (500, 999)] {
-            assert!(matches!(verdict(status, &error(code, None), &none), Verdict::Retry(e) if e.kind == ErrorKind::Unavailable));
+            assert!(
+                matches!(verdict(status, &error(code, None), &none), Verdict::Retry(e) if e.kind == ErrorKind::Unavailable)
+            );
         }
         for code in [190, 102, 10, 200, 299] {
-            assert!(matches!(verdict(400, &error(code, Some(463)), &none), Verdict::Fail(e) if e.kind == ErrorKind::Auth && !e.retryable));
+            assert!(
+                matches!(verdict(400, &error(code, Some(463)), &none), Verdict::Fail(e) if e.kind == ErrorKind::Auth && !e.retryable)
+            );
         }
         match verdict(400, &error(100, Some(1504018)), &none) {
             Verdict::Fail(e) => {
@@ -237,7 +249,10 @@ mod tests {
 
     #[test]
     fn throttle_waits_as_long_as_the_usage_headers_say() {
-        let buc = headers(&[("x-business-use-case-usage", r#"{"1":[{"type":"ads_insights","call_count":100,"estimated_time_to_regain_access":2}]}"#)]);
+        let buc = headers(&[(
+            "x-business-use-case-usage",
+            r#"{"1":[{"type":"ads_insights","call_count":100,"estimated_time_to_regain_access":2}]}"#,
+        )]);
         match verdict(400, &error(80000, Some(2446079)), &buc) {
             Verdict::Retry(e) => assert_eq!(e.retry_after, Some(Duration::from_secs(120))),
             _ => panic!("throttle must retry"),
@@ -251,14 +266,20 @@ mod tests {
     #[test]
     fn usage_headers_pause_near_the_limit() {
         let calm = headers(&[
-            ("x-business-use-case-usage", r#"{"10153848260347724":[{"type":"ads_insights","call_count":97,"total_cputime":23,"total_time":23,"estimated_time_to_regain_access":0}]}"#),
+            (
+                "x-business-use-case-usage",
+                r#"{"10153848260347724":[{"type":"ads_insights","call_count":97,"total_cputime":23,"total_time":23,"estimated_time_to_regain_access":0}]}"#,
+            ),
             ("x-ad-account-usage", r#"{"acc_id_util_pct":9.67,"reset_time_duration":100}"#),
         ]);
         assert_eq!(Usage::read(&calm).max_pct, 97.0);
         assert_eq!(Graph.pause_for(&calm), Some(Duration::from_secs(100)));
         let low = headers(&[("x-ad-account-usage", r#"{"acc_id_util_pct":9.67,"reset_time_duration":100}"#)]);
         assert_eq!(Graph.pause_for(&low), None);
-        let regain = headers(&[("x-business-use-case-usage", r#"{"1":[{"type":"ads_insights","call_count":3,"estimated_time_to_regain_access":5}]}"#)]);
+        let regain = headers(&[(
+            "x-business-use-case-usage",
+            r#"{"1":[{"type":"ads_insights","call_count":3,"estimated_time_to_regain_access":5}]}"#,
+        )]);
         assert_eq!(Graph.pause_for(&regain), Some(Duration::from_secs(300)));
         let app = headers(&[("x-app-usage", r#"{"call_count":99,"total_time":1,"total_cputime":1}"#)]);
         assert_eq!(Graph.pause_for(&app), Some(DEFAULT_PAUSE));

@@ -15,9 +15,9 @@ use reqwest::Url;
 use serde::{Deserialize, Deserializer, Serialize, de::DeserializeOwned};
 use utoipa::ToSchema;
 
-pub use graph::appsecret_proof;
-pub(crate) use graph::GraphError;
 use graph::Graph;
+pub(crate) use graph::GraphError;
+pub use graph::appsecret_proof;
 
 use super::{
     ErrorKind, PlatformError, PlatformInfo, SecretString, expose,
@@ -25,13 +25,8 @@ use super::{
 };
 use crate::domain::metrics::DailyMetrics;
 
-pub const INFO: PlatformInfo = PlatformInfo {
-    key: "meta",
-    title: "Meta Ads",
-    env_prefix: "META_",
-    sim_prefix: "/meta",
-    ads: true,
-};
+pub const INFO: PlatformInfo =
+    PlatformInfo { key: "meta", title: "Meta Ads", env_prefix: "META_", sim_prefix: "/meta", ads: true };
 
 /// `META_*` settings.
 #[derive(Clone, Deserialize)]
@@ -140,7 +135,9 @@ impl<'de> Deserialize<'de> for Num {
         }
         match Raw::deserialize(d)? {
             Raw::N(n) => Ok(Num(n)),
-            Raw::S(s) => s.trim().parse().map(Num).map_err(|_| serde::de::Error::custom(format!("not a number: {s:?}"))),
+            Raw::S(s) => {
+                s.trim().parse().map(Num).map_err(|_| serde::de::Error::custom(format!("not a number: {s:?}")))
+            }
         }
     }
 }
@@ -176,10 +173,7 @@ const PURCHASE_TYPES: [&str; 3] = ["omni_purchase", "purchase", "offsite_convers
 
 fn purchases(stats: &Option<Vec<ActionStat>>) -> Option<f64> {
     let stats = stats.as_deref()?;
-    PURCHASE_TYPES
-        .iter()
-        .find_map(|t| stats.iter().find(|s| s.action_type == *t))
-        .map(|s| num(s.value))
+    PURCHASE_TYPES.iter().find_map(|t| stats.iter().find(|s| s.action_type == *t)).map(|s| num(s.value))
 }
 
 #[derive(Debug, Deserialize)]
@@ -289,7 +283,8 @@ fn minor_units<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error>
     Ok(Option::<Num>::deserialize(d)?.map(|n| n.0.round() as i64))
 }
 
-const CAMPAIGN_FIELDS: &str = "id,name,status,effective_status,objective,daily_budget,lifetime_budget,start_time,stop_time,created_time";
+const CAMPAIGN_FIELDS: &str =
+    "id,name,status,effective_status,objective,daily_budget,lifetime_budget,start_time,stop_time,created_time";
 
 /// An ad account (`GET /act_{id}`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -317,8 +312,16 @@ impl Meta {
     pub fn new(settings: &Settings) -> Self {
         let token = expose(&settings.access_token).unwrap_or_default();
         let proof = expose(&settings.app_secret).filter(|s| !s.is_empty()).map(|secret| appsecret_proof(secret, token));
-        let secrets = [expose(&settings.access_token), expose(&settings.app_secret), proof.as_deref()].into_iter().flatten().map(String::from).collect();
-        Self { http: PlatformHttp::new(INFO.key, settings.http(), Arc::new(Graph), secrets), settings: settings.clone(), proof }
+        let secrets = [expose(&settings.access_token), expose(&settings.app_secret), proof.as_deref()]
+            .into_iter()
+            .flatten()
+            .map(String::from)
+            .collect();
+        Self {
+            http: PlatformHttp::new(INFO.key, settings.http(), Arc::new(Graph), secrets),
+            settings: settings.clone(),
+            proof,
+        }
     }
 
     pub fn http(&self) -> &PlatformHttp {
@@ -327,7 +330,12 @@ impl Meta {
 
     /// One [`DailyMetrics`] per day from `from` to `to` (inclusive) for an ad account
     /// (`act_<digits>` or the bare digits). Days Meta has no row for (no delivery) are zero.
-    pub async fn daily_insights(&self, account: &str, from: NaiveDate, to: NaiveDate) -> Result<Vec<DailyMetrics>, PlatformError> {
+    pub async fn daily_insights(
+        &self,
+        account: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<DailyMetrics>, PlatformError> {
         let rows = self.insights_report(account, from, to, InsightsLevel::Account).await?;
         let currency = match rows.iter().find(|r| !r.currency.is_empty()) {
             Some(row) => row.currency.clone(),
@@ -434,7 +442,8 @@ impl Meta {
 
     fn url(&self, path: &str, params: &[(&str, String)]) -> Result<Url, PlatformError> {
         let raw = format!("{}/{}/{path}", self.settings.base_url.trim_end_matches('/'), self.settings.api_version);
-        let mut url = Url::parse(&raw).map_err(|e| PlatformError::new(INFO.key, ErrorKind::NotConfigured, format!("META_BASE_URL: {e}")))?;
+        let mut url = Url::parse(&raw)
+            .map_err(|e| PlatformError::new(INFO.key, ErrorKind::NotConfigured, format!("META_BASE_URL: {e}")))?;
         url.query_pairs_mut().extend_pairs(params.iter().map(|(k, v)| (*k, v.as_str())));
         self.authorize(&mut url)?;
         Ok(url)
@@ -444,9 +453,13 @@ impl Meta {
     /// in it are ours, and refuse to send them to another host.
     fn next_url(&self, next: &str) -> Result<Url, PlatformError> {
         let mut url = Url::parse(next).map_err(|e| PlatformError::malformed(INFO.key, format!("paging.next {e}")))?;
-        let base = Url::parse(&self.settings.base_url).map_err(|e| PlatformError::new(INFO.key, ErrorKind::NotConfigured, e.to_string()))?;
+        let base = Url::parse(&self.settings.base_url)
+            .map_err(|e| PlatformError::new(INFO.key, ErrorKind::NotConfigured, e.to_string()))?;
         if url.origin() != base.origin() {
-            return Err(PlatformError::malformed(INFO.key, format!("paging.next points at another host ({})", url.origin().ascii_serialization())));
+            return Err(PlatformError::malformed(
+                INFO.key,
+                format!("paging.next points at another host ({})", url.origin().ascii_serialization()),
+            ));
         }
         let kept: Vec<(String, String)> = url
             .query_pairs()
@@ -474,7 +487,11 @@ fn account_node(account: &str) -> Result<String, PlatformError> {
     let account = account.trim();
     let digits = account.strip_prefix("act_").unwrap_or(account);
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(PlatformError::new(INFO.key, ErrorKind::Invalid, format!("`{account}` is not an ad account id (act_<digits>)")));
+        return Err(PlatformError::new(
+            INFO.key,
+            ErrorKind::Invalid,
+            format!("`{account}` is not an ad account id (act_<digits>)"),
+        ));
     }
     Ok(format!("act_{digits}"))
 }
@@ -500,9 +517,12 @@ mod tests {
         assert_eq!(row.conversion_value, 1500.0);
         assert_eq!(row.purchase_roas, Some(14.925373));
         assert_eq!((row.currency.as_str(), row.campaign_id.as_deref()), ("EUR", Some("1")));
-        let bare: RawRow = serde_json::from_value(serde_json::json!({"date_start": "2026-06-02", "spend": "0"})).unwrap();
+        let bare: RawRow =
+            serde_json::from_value(serde_json::json!({"date_start": "2026-06-02", "spend": "0"})).unwrap();
         assert_eq!(InsightsRow::from(bare).conversions, 0.0);
-        assert!(serde_json::from_value::<RawRow>(serde_json::json!({"date_start": "2026-06-02", "spend": "lots"})).is_err());
+        assert!(
+            serde_json::from_value::<RawRow>(serde_json::json!({"date_start": "2026-06-02", "spend": "lots"})).is_err()
+        );
     }
 
     #[test]
@@ -522,7 +542,8 @@ mod tests {
             ..Settings::default()
         };
         let meta = Meta::new(&settings);
-        let next = meta.next_url("http://127.0.0.1:9/meta/v25.0/act_1/insights?limit=2&access_token=old&after=QQ").unwrap();
+        let next =
+            meta.next_url("http://127.0.0.1:9/meta/v25.0/act_1/insights?limit=2&access_token=old&after=QQ").unwrap();
         let pairs: Vec<(String, String)> = next.query_pairs().into_owned().collect();
         assert!(pairs.contains(&("after".into(), "QQ".into())));
         assert_eq!(pairs.iter().filter(|(k, _)| k == "access_token").count(), 1);
@@ -538,7 +559,10 @@ mod tests {
         let set = Settings { access_token: Some("EAAsecret".into()), ..Settings::default() };
         assert!(set.missing().is_empty());
         assert!(!format!("{set:?}").contains("EAAsecret"));
-        let vars = [("META_ACCESS_TOKEN".to_string(), "t".to_string()), ("META_ACCOUNT_RATE_PER_SECOND".to_string(), "2.5".to_string())];
+        let vars = [
+            ("META_ACCESS_TOKEN".to_string(), "t".to_string()),
+            ("META_ACCOUNT_RATE_PER_SECOND".to_string(), "2.5".to_string()),
+        ];
         let parsed: Settings = envy::prefixed("META_").from_iter(vars).unwrap();
         assert_eq!((parsed.account_rate_per_second, parsed.api_version.as_str()), (Some(2.5), "v25.0"));
     }

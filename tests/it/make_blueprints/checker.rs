@@ -30,10 +30,26 @@ pub const MODULES: &[(&str, u64)] = &[
 ];
 pub const HTTP_MODULES: [&str; 2] = ["http:MakeRequest", "http:ActionSendData"];
 /// `metadata.scenario` as Make exports it (the Scenario settings panel).
-pub const SCENARIO_KEYS: [&str; 10] =
-    ["roundtrips", "maxErrors", "autoCommit", "autoCommitTriggerLast", "sequential", "slots", "confidential", "dataloss", "dlq", "freshVariables"];
+pub const SCENARIO_KEYS: [&str; 10] = [
+    "roundtrips",
+    "maxErrors",
+    "autoCommit",
+    "autoCommitTriggerLast",
+    "sequential",
+    "slots",
+    "confidential",
+    "dataloss",
+    "dlq",
+    "freshVariables",
+];
 /// The flows the Make integration issue asks for.
-pub const FLOWS: [&str; 5] = ["alerts-webhook-receiver", "client-onboarding-from-form", "daily-monitoring", "sync-metrics-to-sheet", "weekly-report"];
+pub const FLOWS: [&str; 5] = [
+    "alerts-webhook-receiver",
+    "client-onboarding-from-form",
+    "daily-monitoring",
+    "sync-metrics-to-sheet",
+    "weekly-report",
+];
 /// Headers any request may carry besides the operation's own header parameters.
 pub const COMMON_HEADERS: [&str; 5] = ["authorization", "x-api-key", "content-type", "accept", "idempotency-key"];
 
@@ -92,7 +108,12 @@ pub struct Report<'a> {
 
 impl Report<'_> {
     fn at(&mut self, m: &Value, what: impl Display) {
-        self.problems.push(format!("{}: module {} ({}): {what}", self.name, m["id"], m["module"].as_str().unwrap_or("?")));
+        self.problems.push(format!(
+            "{}: module {} ({}): {what}",
+            self.name,
+            m["id"],
+            m["module"].as_str().unwrap_or("?")
+        ));
     }
     fn top(&mut self, field: &str, what: impl Display) {
         self.problems.push(format!("{}: {field}: {what}", self.name));
@@ -133,7 +154,8 @@ pub fn check(name: &str, bp: &Value, spec: &Spec) -> Checked {
         }
     }
     // The one place the user edits: Set multiple variables at the start of the flow.
-    let settings = all.iter().find(|m| m["module"] == json!("util:SetVariables") && variable(m, "switchboard_url").is_some());
+    let settings =
+        all.iter().find(|m| m["module"] == json!("util:SetVariables") && variable(m, "switchboard_url").is_some());
     let settings_id = settings.and_then(|m| m["id"].as_u64());
     match settings {
         None => r.top("flow", "no util:SetVariables setting `switchboard_url` and `switchboard_token`"),
@@ -161,8 +183,16 @@ pub fn check(name: &str, bp: &Value, spec: &Spec) -> Checked {
     for m in &all {
         let module = m["module"].as_str().unwrap_or_default();
         match MODULES.iter().find(|(name, _)| *name == module) {
-            None => r.at(m, format!("not a module the blueprints may use ({})", MODULES.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "))),
-            Some((_, version)) if m["version"].as_u64() != Some(*version) => r.at(m, format!("version {} (Make exports version {version})", m["version"])),
+            None => r.at(
+                m,
+                format!(
+                    "not a module the blueprints may use ({})",
+                    MODULES.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+                ),
+            ),
+            Some((_, version)) if m["version"].as_u64() != Some(*version) => {
+                r.at(m, format!("version {} (Make exports version {version})", m["version"]))
+            }
             Some(_) => {}
         }
         if !(m["metadata"]["designer"]["x"].is_number() && m["metadata"]["designer"]["y"].is_number()) {
@@ -183,11 +213,14 @@ pub fn check(name: &str, bp: &Value, spec: &Spec) -> Checked {
                 }
             }
         }
-        if module == "builtin:BasicAggregator" && !m["parameters"]["feeder"].as_u64().is_some_and(|f| ids.contains(&f)) {
+        if module == "builtin:BasicAggregator" && !m["parameters"]["feeder"].as_u64().is_some_and(|f| ids.contains(&f))
+        {
             r.at(m, "parameters.feeder must be the id of the iterator it aggregates");
         }
         if HTTP_MODULES.contains(&module) {
-            let retries = m["onerror"].as_array().is_some_and(|h| h.iter().any(|x| x["module"] == json!("builtin:Break") && x["mapper"]["retry"] == json!(true)));
+            let retries = m["onerror"].as_array().is_some_and(|h| {
+                h.iter().any(|x| x["module"] == json!("builtin:Break") && x["mapper"]["retry"] == json!(true))
+            });
             if !retries {
                 r.at(m, "no error handler with a retrying builtin:Break");
             }
@@ -208,7 +241,11 @@ pub fn check_http(r: &mut Report, m: &Value, spec: &Spec, settings: Option<u64>)
         r.at(m, format!("method {method:?} (Make writes get/post/put/patch/delete)"));
         return None;
     }
-    let (parse, errors) = if v4 { (&mapper["parseResponse"], &mapper["stopOnHttpError"]) } else { (&mapper["parseResponse"], &m["parameters"]["handleErrors"]) };
+    let (parse, errors) = if v4 {
+        (&mapper["parseResponse"], &mapper["stopOnHttpError"])
+    } else {
+        (&mapper["parseResponse"], &m["parameters"]["handleErrors"])
+    };
     if *parse != json!(true) || *errors != json!(true) {
         r.at(m, "parse the response and turn HTTP errors into module errors (so the error handler runs)");
     }
@@ -219,8 +256,11 @@ pub fn check_http(r: &mut Report, m: &Value, spec: &Spec, settings: Option<u64>)
         return None;
     };
     let (path, query) = split_query(rest);
-    let segments: Vec<Option<&str>> =
-        path.trim_start_matches('/').split('/').map(|s| if s.contains('\0') || s.is_empty() { None } else { Some(s) }).collect();
+    let segments: Vec<Option<&str>> = path
+        .trim_start_matches('/')
+        .split('/')
+        .map(|s| if s.contains('\0') || s.is_empty() { None } else { Some(s) })
+        .collect();
     let shown = path.replace('\0', "{…}");
     let Some(template) = spec.template(&segments) else {
         r.at(m, format!("{} {shown} is not in openapi.json", method.to_uppercase()));
@@ -238,7 +278,8 @@ pub fn check_http(r: &mut Report, m: &Value, spec: &Spec, settings: Option<u64>)
     let list = if v4 { &mapper["queryParameters"] } else { &mapper["qs"] };
     let mut sent = query;
     for q in list.as_array().into_iter().flatten() {
-        let value = q["value"].as_str().map(|v| if v.contains("{{") { None } else { Some(v.to_string()) }).unwrap_or(None);
+        let value =
+            q["value"].as_str().map(|v| if v.contains("{{") { None } else { Some(v.to_string()) }).unwrap_or(None);
         sent.push((q["name"].as_str().unwrap_or_default().to_string(), value));
     }
     for (name, value) in &sent {
@@ -270,11 +311,14 @@ pub fn check_http(r: &mut Report, m: &Value, spec: &Spec, settings: Option<u64>)
     let header = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v)| *v);
     let token = format!("{{{{{}.switchboard_token}}}}", settings.unwrap_or(0));
     let connection = v4 && m["parameters"]["authenticationType"] == json!("apiKey");
-    if !connection && header("authorization") != Some(&format!("Bearer {token}")) && header("x-api-key") != Some(&token) {
+    if !connection && header("authorization") != Some(&format!("Bearer {token}")) && header("x-api-key") != Some(&token)
+    {
         r.at(m, format!("needs `Authorization: Bearer {token}` (or the API-key connection)"));
     }
     for (name, _) in &headers {
-        if !COMMON_HEADERS.contains(&name.as_str()) && !declared("header").any(|p| p["name"].as_str().is_some_and(|n| n.eq_ignore_ascii_case(name))) {
+        if !COMMON_HEADERS.contains(&name.as_str())
+            && !declared("header").any(|p| p["name"].as_str().is_some_and(|n| n.eq_ignore_ascii_case(name)))
+        {
             r.at(m, format!("header `{name}` is not a parameter of {op_name}"));
         }
     }
@@ -295,7 +339,13 @@ pub fn check_http(r: &mut Report, m: &Value, spec: &Spec, settings: Option<u64>)
         };
         match wait {
             Some(n) if n <= 30 && timeout.is_some_and(|t| t >= n + 5 && t <= 300) => {}
-            _ => r.at(m, format!("`Prefer: {prefer}` needs wait ≤ 30 and a module timeout at least 5 s longer (timeout is {})", mapper["timeout"])),
+            _ => r.at(
+                m,
+                format!(
+                    "`Prefer: {prefer}` needs wait ≤ 30 and a module timeout at least 5 s longer (timeout is {})",
+                    mapper["timeout"]
+                ),
+            ),
         }
     }
 
@@ -307,7 +357,9 @@ pub fn check_http(r: &mut Report, m: &Value, spec: &Spec, settings: Option<u64>)
         }
         body
     } else {
-        mapper["data"].as_str().filter(|_| mapper["bodyType"] == json!("raw") && mapper["contentType"] == json!("application/json"))
+        mapper["data"]
+            .as_str()
+            .filter(|_| mapper["bodyType"] == json!("raw") && mapper["contentType"] == json!("application/json"))
     };
     let request_body = &op["requestBody"];
     match body {
@@ -364,7 +416,11 @@ pub fn validate(spec: &Spec, schema: &Value, v: &Value, at: &str, out: &mut Vec<
         _ => vec![],
     };
     if !types.is_empty() && !types.iter().any(|t| type_ok(t, v)) {
-        let hint = if v.as_str().is_some_and(|s| s.contains(TEXT_EXPR)) { " (a quoted {{…}} sends text: leave it unquoted)" } else { "" };
+        let hint = if v.as_str().is_some_and(|s| s.contains(TEXT_EXPR)) {
+            " (a quoted {{…}} sends text: leave it unquoted)"
+        } else {
+            ""
+        };
         out.push(format!("{at}: expected {}, got {v}{hint}", types.join(" or ")));
         return;
     }
@@ -479,7 +535,10 @@ pub fn referenced_ids(expr: &str) -> Vec<u64> {
     while i < b.len() {
         if b[i] == b'"' {
             in_literal = !in_literal;
-        } else if !in_literal && b[i].is_ascii_digit() && (i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b"_.-[".contains(&b[i - 1]))) {
+        } else if !in_literal
+            && b[i].is_ascii_digit()
+            && (i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b"_.-[".contains(&b[i - 1])))
+        {
             let start = i;
             while i < b.len() && b[i].is_ascii_digit() {
                 i += 1;
@@ -560,4 +619,3 @@ pub fn substitute(body: &str) -> String {
     }
     out
 }
-

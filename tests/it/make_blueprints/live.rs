@@ -36,7 +36,8 @@ async fn token_for(app: &TestApp, file: &str) -> String {
 }
 
 fn is_scope(s: &str) -> bool {
-    s.split_once(':').is_some_and(|(a, b)| [a, b].iter().all(|w| !w.is_empty() && w.bytes().all(|c| c.is_ascii_lowercase())))
+    s.split_once(':')
+        .is_some_and(|(a, b)| [a, b].iter().all(|w| !w.is_empty() && w.bytes().all(|c| c.is_ascii_lowercase())))
 }
 
 async fn runner<'a>(app: &'a TestApp, file: &str) -> Runner<'a> {
@@ -47,13 +48,21 @@ async fn runner<'a>(app: &'a TestApp, file: &str) -> Runner<'a> {
 /// Runs workflow tasks in the background, as the service's worker role does,
 /// starting after `delay`.
 fn worker(app: &TestApp, delay: Duration) -> (watch::Sender<bool>, JoinHandle<()>) {
-    let settings = WorkerSettings { concurrency: 8, lease: Duration::from_secs(30), poll: Duration::from_millis(50), retry_base: Duration::from_millis(10) };
+    let settings = WorkerSettings {
+        concurrency: 8,
+        lease: Duration::from_secs(30),
+        poll: Duration::from_millis(50),
+        retry_base: Duration::from_millis(10),
+    };
     let worker = Arc::new(Worker::new(app.state.clone(), app.state.workflows.clone(), settings));
     let (stop, stopped) = watch::channel(false);
-    (stop, tokio::spawn(async move {
-        tokio::time::sleep(delay).await;
-        worker.run(stopped).await
-    }))
+    (
+        stop,
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            worker.run(stopped).await
+        }),
+    )
 }
 
 async fn stop((stop, handle): (watch::Sender<bool>, JoinHandle<()>)) {
@@ -116,7 +125,8 @@ async fn daily_monitoring(app: &TestApp, delay: Duration) -> Runner<'_> {
 
     let start = &make.calls[0];
     assert_eq!((start.method.as_str(), start.url.as_str()), ("POST", "/v1/workflows/daily-monitoring/runs"));
-    let alerts_call = make.calls.iter().find(|c| c.url.starts_with("/v1/alerts")).expect("the alerts were read").url.clone();
+    let alerts_call =
+        make.calls.iter().find(|c| c.url.starts_with("/v1/alerts")).expect("the alerts were read").url.clone();
     let run_id = alerts_call.split("run=").nth(1).unwrap().split('&').next().unwrap().to_string();
     let run = app.get(&format!("/v1/runs/{run_id}")).send().await.json();
     assert!(!["queued", "running"].contains(&run["status"].as_str().unwrap()), "{run}");
@@ -124,7 +134,13 @@ async fn daily_monitoring(app: &TestApp, delay: Duration) -> Runner<'_> {
 
     let alerts = app.get(&format!("/v1/alerts?run={run_id}&status=open&limit=500")).send().await.json();
     let of = |severity: &str| -> Vec<String> {
-        alerts["data"].as_array().unwrap().iter().filter(|a| a["severity"] == json!(severity)).map(|a| a["message"].as_str().unwrap().to_string()).collect()
+        alerts["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["severity"] == json!(severity))
+            .map(|a| a["message"].as_str().unwrap().to_string())
+            .collect()
     };
     let (critical, warnings) = (of("critical"), of("warning"));
     assert!(!critical.is_empty() && !warnings.is_empty(), "the test needs alerts of both severities: {alerts}");
@@ -192,12 +208,28 @@ async fn alerts_receiver_blueprint_routes_alert_events_by_severity(pool: PgPool)
     let app = TestApp::new(pool).await;
     let client = active_client(&app, "Acme", json!({})).await;
     let client_id: Uuid = client["id"].as_str().unwrap().parse().unwrap();
-    let finding = |kind, severity| NewAlert { kind, severity, subject: "meta".into(), message: format!("{kind} on meta"), data: json!({}) };
+    let finding = |kind, severity| NewAlert {
+        kind,
+        severity,
+        subject: "meta".into(),
+        message: format!("{kind} on meta"),
+        data: json!({}),
+    };
     let mut conn = app.pool.acquire().await.unwrap();
     let day = Utc::now().date_naive();
-    let alerts =
-        store::alerts::record(&mut conn, client_id, None, day, &[finding("spend_anomaly", Severity::Critical), finding("pacing", Severity::Warning)]).await.unwrap();
-    let (critical, warning) = (alerts.iter().find(|a| a.kind == "spend_anomaly").unwrap().id, alerts.iter().find(|a| a.kind == "pacing").unwrap().id);
+    let alerts = store::alerts::record(
+        &mut conn,
+        client_id,
+        None,
+        day,
+        &[finding("spend_anomaly", Severity::Critical), finding("pacing", Severity::Warning)],
+    )
+    .await
+    .unwrap();
+    let (critical, warning) = (
+        alerts.iter().find(|a| a.kind == "spend_anomaly").unwrap().id,
+        alerts.iter().find(|a| a.kind == "pacing").unwrap().id,
+    );
     let event = |n: u32, event_type: &str, data: Value| json!({"id": format!("evt_{n}"), "type": event_type, "created_at": "2026-06-15T07:00:03.120Z", "data": data});
     let bp = blueprint("alerts-webhook-receiver.json");
     let mut make = runner(&app, "alerts-webhook-receiver.json").await;
@@ -205,7 +237,11 @@ async fn alerts_receiver_blueprint_routes_alert_events_by_severity(pool: PgPool)
     make.execute(&bp, event(1, "alert.created", json!({"id": critical, "severity": "critical"}))).await;
     assert_eq!(make.sent_by("email:ActionSendEmail").len(), 1);
     assert!(make.sent_by("email:ActionSendEmail")[0]["html"].as_str().unwrap().contains("spend_anomaly on meta"));
-    assert_eq!(app.get(&format!("/v1/alerts/{critical}")).send().await.json()["status"], "open", "critical alerts wait for a person");
+    assert_eq!(
+        app.get(&format!("/v1/alerts/{critical}")).send().await.json()["status"],
+        "open",
+        "critical alerts wait for a person"
+    );
 
     make.execute(&bp, event(2, "alert.created", json!({"id": warning, "severity": "warning"}))).await;
     assert_eq!(make.sent_by("slack:CreateMessage").len(), 1);
@@ -224,7 +260,12 @@ async fn sync_blueprint_pages_through_active_clients_and_writes_a_row_per_platfo
     let app = TestApp::new(pool).await;
     let mut slugs = BTreeSet::new();
     for name in ["Acme", "Bravo", "Charlie"] {
-        slugs.insert(active_client(&app, name, json!({"accounts": {"meta": "1234567890"}})).await["slug"].as_str().unwrap().to_string());
+        slugs.insert(
+            active_client(&app, name, json!({"accounts": {"meta": "1234567890"}})).await["slug"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
     }
     app.create_client(json!({"name": "Paused Co", "status": "paused", "accounts": {"meta": "1234567890"}})).await;
     // Pages of two, so three active clients take two pages.
@@ -240,7 +281,10 @@ async fn sync_blueprint_pages_through_active_clients_and_writes_a_row_per_platfo
     let written: BTreeSet<String> = rows.iter().map(|r| r["values"]["2"].as_str().unwrap().to_string()).collect();
     assert_eq!(written, slugs, "a row for every active client and none for the paused one");
     for slug in &slugs {
-        let total = rows.iter().find(|r| r["values"]["2"] == json!(slug) && r["values"]["4"] == "total").expect("a total row per client");
+        let total = rows
+            .iter()
+            .find(|r| r["values"]["2"] == json!(slug) && r["values"]["4"] == "total")
+            .expect("a total row per client");
         assert!(total["values"]["6"].as_f64().is_some_and(|spend| spend >= 0.0), "{total}");
     }
 }

@@ -129,7 +129,8 @@ impl<'a> Runner<'a> {
                         tokio::time::sleep(Duration::from_millis(secs * 10)).await;
                     }
                     "builtin:BasicRepeater" => {
-                        let [start, repeats, step] = ["start", "repeats", "step"].map(|k| self.text(&mapper[k]).parse::<i64>().unwrap());
+                        let [start, repeats, step] =
+                            ["start", "repeats", "step"].map(|k| self.text(&mapper[k]).parse::<i64>().unwrap());
                         for k in 0..repeats {
                             self.outputs.insert(id, json!({"i": start + k * step}));
                             self.run(rest.clone()).await;
@@ -143,7 +144,8 @@ impl<'a> Runner<'a> {
                             self.outputs.insert(id, bundle);
                             self.run(rest.clone()).await;
                         }
-                        let done: Vec<u64> = self.aggregations.iter().filter(|(_, a)| a.feeder == id).map(|(k, _)| *k).collect();
+                        let done: Vec<u64> =
+                            self.aggregations.iter().filter(|(_, a)| a.feeder == id).map(|(k, _)| *k).collect();
                         for agg in done {
                             let a = self.aggregations.remove(&agg).unwrap();
                             self.outputs.insert(agg, json!({"array": a.bundles}));
@@ -154,7 +156,11 @@ impl<'a> Runner<'a> {
                     "builtin:BasicAggregator" => {
                         let bundle = self.render(mapper);
                         let feeder = m["parameters"]["feeder"].as_u64().unwrap();
-                        self.aggregations.entry(id).or_insert(Aggregation { feeder, bundles: vec![], rest }).bundles.push(bundle);
+                        self.aggregations
+                            .entry(id)
+                            .or_insert(Aggregation { feeder, bundles: vec![], rest })
+                            .bundles
+                            .push(bundle);
                         return;
                     }
                     "builtin:BasicRouter" => {
@@ -166,7 +172,9 @@ impl<'a> Runner<'a> {
                     "http:MakeRequest" => self.http(m).await,
                     "gateway:WebhookRespond" => {
                         let body = self.text(&mapper["body"]);
-                        let body = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{}: module {id}: response is not JSON ({e}): {body}", self.name));
+                        let body = serde_json::from_str(&body).unwrap_or_else(|e| {
+                            panic!("{}: module {id}: response is not JSON ({e}): {body}", self.name)
+                        });
                         self.response = Some((self.text(&mapper["status"]).parse().unwrap(), body));
                     }
                     "email:ActionSendEmail" | "slack:CreateMessage" | "google-sheets:addRow" => {
@@ -183,8 +191,12 @@ impl<'a> Runner<'a> {
         let (id, mapper) = (m["id"].as_u64().unwrap(), &m["mapper"]);
         let method = mapper["method"].as_str().unwrap().to_uppercase();
         let mut url = self.text(&mapper["url"]);
-        let query: Vec<(String, String)> =
-            mapper["queryParameters"].as_array().into_iter().flatten().map(|q| (self.text(&q["name"]), self.text(&q["value"]))).collect();
+        let query: Vec<(String, String)> = mapper["queryParameters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|q| (self.text(&q["name"]), self.text(&q["value"])))
+            .collect();
         if !query.is_empty() {
             url.push(if url.contains('?') { '&' } else { '?' });
             url.push_str(&form_urlencoded::Serializer::new(String::new()).extend_pairs(query).finish());
@@ -201,12 +213,20 @@ impl<'a> Runner<'a> {
         }
         if let Some(body) = mapper["jsonStringBodyContent"].as_str() {
             let body = self.text(&Value::String(body.to_string()));
-            serde_json::from_str::<Value>(&body).unwrap_or_else(|e| panic!("{}: module {id}: the body Make would send is not JSON ({e}): {body}", self.name));
+            serde_json::from_str::<Value>(&body).unwrap_or_else(|e| {
+                panic!("{}: module {id}: the body Make would send is not JSON ({e}): {body}", self.name)
+            });
             request = request.raw_body(&content_type, body);
         }
         let res = request.send().await;
         self.calls.push(Call { method: method.clone(), url: url.clone(), status: res.status.as_u16() });
-        assert!(res.status.is_success(), "{}: module {id}: {method} {url} answered {}: {}", self.name, res.status, res.text());
+        assert!(
+            res.status.is_success(),
+            "{}: module {id}: {method} {url} answered {}: {}",
+            self.name,
+            res.status,
+            res.text()
+        );
         let data = serde_json::from_slice(&res.body).unwrap_or_else(|_| Value::String(res.text()));
         self.outputs.insert(id, json!({"data": data, "statusCode": res.status.as_u16()}));
     }
@@ -361,14 +381,32 @@ impl Iml<'_, '_> {
     }
 
     fn call(&self, name: &str, args: Vec<Value>) -> Value {
-        let date = |v: &Value| as_text(v).get(..10).and_then(|d| d.parse::<NaiveDate>().ok()).unwrap_or_else(|| panic!("not a date: {v}"));
+        let date = |v: &Value| {
+            as_text(v).get(..10).and_then(|d| d.parse::<NaiveDate>().ok()).unwrap_or_else(|| panic!("not a date: {v}"))
+        };
         match (name, args.as_slice()) {
-            ("ifempty", [a, b]) => if empty(a) { b.clone() } else { a.clone() },
-            ("if", [c, a, b]) => if empty(c) || *c == json!(false) { b.clone() } else { a.clone() },
+            ("ifempty", [a, b]) => {
+                if empty(a) {
+                    b.clone()
+                } else {
+                    a.clone()
+                }
+            }
+            ("if", [c, a, b]) => {
+                if empty(c) || *c == json!(false) {
+                    b.clone()
+                } else {
+                    a.clone()
+                }
+            }
             ("formatDate", [d, f]) if as_text(f) == "YYYY-MM-DD" => Value::String(date(d).to_string()),
-            ("addDays", [d, n]) => Value::String((date(d) + chrono::Duration::days(as_text(n).parse().unwrap())).to_string()),
+            ("addDays", [d, n]) => {
+                Value::String((date(d) + chrono::Duration::days(as_text(n).parse().unwrap())).to_string())
+            }
             ("length", [a]) => json!(a.as_array().map_or(0, Vec::len)),
-            ("join", [a, sep]) => Value::String(a.as_array().unwrap().iter().map(as_text).collect::<Vec<_>>().join(&as_text(sep))),
+            ("join", [a, sep]) => {
+                Value::String(a.as_array().unwrap().iter().map(as_text).collect::<Vec<_>>().join(&as_text(sep)))
+            }
             ("map", [a, key]) => Value::Array(a.as_array().unwrap().iter().map(|x| x[as_text(key)].clone()).collect()),
             _ => panic!("the live runner does not know IML `{name}` with {} argument(s)", args.len()),
         }
