@@ -11,11 +11,10 @@ use crate::platforms::PlatformSettings;
 /// Minimum length of `JWT_SECRET` outside local zero-setup mode.
 pub const MIN_JWT_SECRET_BYTES: usize = 32;
 
-/// Secrets are `SecretString`s: `{:?}` shows `[REDACTED]`, and serializing shows `[redacted]`.
-
 /// Minimum length of `METRICS_TOKEN`.
 pub const MIN_METRICS_TOKEN_BYTES: usize = 16;
 
+/// Secrets are `SecretString`s: `{:?}` shows `[REDACTED]`, and serializing shows `[redacted]`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default)]
 pub struct Config {

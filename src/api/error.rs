@@ -73,7 +73,8 @@ pub struct ApiError {
     pub headers: Vec<(HeaderName, HeaderValue)>,
     /// Logged, never shown.
     pub source: Option<anyhow::Error>,
-    pub platform: Option<PlatformProblem>,
+    /// Boxed: rare, and it would make every `ApiResult` larger.
+    pub platform: Option<Box<PlatformProblem>>,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -148,7 +149,7 @@ impl ApiError {
             code: self.code.to_string(),
             request_id: None,
             errors: self.errors.clone(),
-            platform: self.platform.clone(),
+            platform: self.platform.as_deref().cloned(),
         }
     }
 }
@@ -218,13 +219,13 @@ impl From<PlatformError> for ApiError {
             let secs = e.retry_after.map(|d| d.as_secs_f64().ceil() as u64).unwrap_or(5).max(1);
             err = err.with_header(header::RETRY_AFTER, HeaderValue::from(secs));
         }
-        err.platform = Some(PlatformProblem {
+        err.platform = Some(Box::new(PlatformProblem {
             name: e.platform.to_string(),
             kind,
             status: e.status,
             code: e.code,
             retryable: e.retryable,
-        });
+        }));
         err
     }
 }

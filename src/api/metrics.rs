@@ -204,7 +204,7 @@ async fn sync_metrics(
             }
             Err(e) => {
                 let message = e.to_string();
-                let problem = ApiError::from(e).platform.expect("platform problem");
+                let problem = *ApiError::from(e).platform.expect("platform problem");
                 PlatformSync {
                     platform: platform.to_string(),
                     account: account.clone(),

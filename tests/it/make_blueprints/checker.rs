@@ -123,11 +123,11 @@ impl Report<'_> {
 pub fn check(name: &str, bp: &Value, spec: &Spec) -> Checked {
     let mut r = Report { name, problems: vec![] };
     let mut scopes = BTreeSet::new();
-    if !bp["name"].as_str().is_some_and(|n| !n.is_empty()) {
+    if bp["name"].as_str().is_none_or(str::is_empty) {
         r.top("name", "missing");
     }
     let flow = &bp["flow"];
-    if !flow.as_array().is_some_and(|f| !f.is_empty()) {
+    if flow.as_array().is_none_or(|f| f.is_empty()) {
         r.top("flow", "missing or empty");
     }
     let scenario = &bp["metadata"]["scenario"];
