@@ -91,16 +91,35 @@ pub fn jwt_secret(config: &Config) -> anyhow::Result<Vec<u8>> {
 /// `DATA_DIR/<name>`; the same value on every later start.
 pub fn local_secret(data_dir: &Path, name: &str) -> anyhow::Result<String> {
     let path = data_dir.join(name);
-    if let Ok(existing) = std::fs::read_to_string(&path) {
-        let existing = existing.trim();
-        anyhow::ensure!(existing.len() >= 32, "{} is too short; delete it to generate a new one", path.display());
-        return Ok(existing.to_string());
-    }
-    let mut bytes = [0u8; 48];
-    rand::rng().fill_bytes(&mut bytes);
-    let secret = URL_SAFE_NO_PAD.encode(bytes);
-    write_private(&path, &secret)?;
+    let secret = read_or_create_private(&path, || {
+        let mut bytes = [0u8; 48];
+        rand::rng().fill_bytes(&mut bytes);
+        URL_SAFE_NO_PAD.encode(bytes)
+    })?;
+    anyhow::ensure!(secret.len() >= 32, "{} is too short; delete it to generate a new one", path.display());
     Ok(secret)
+}
+
+/// The content of `path`, or, when there is none yet, `make()` stored there (0600).
+/// Safe when several processes start together on one `DATA_DIR` (roles of one
+/// deployment): the file appears whole (written under a temporary name, then
+/// hard-linked into place), and a process that loses the race reads the winner's.
+fn read_or_create_private(path: &Path, make: impl FnOnce() -> String) -> anyhow::Result<String> {
+    if let Ok(existing) = std::fs::read_to_string(path) {
+        return Ok(existing.trim().to_string());
+    }
+    let value = make();
+    let tmp = path.with_extension(format!("tmp-{}-{:08x}", std::process::id(), rand::random::<u32>()));
+    write_private(&tmp, &value)?;
+    let linked = std::fs::hard_link(&tmp, path);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok(value),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            Ok(std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?.trim().to_string())
+        }
+        Err(e) => Err(e).with_context(|| format!("writing {}", path.display())),
+    }
 }
 
 /// `ENCRYPTION_KEY` (with `ENCRYPTION_KEYS_OLD`), or in zero-setup mode a generated key
@@ -116,14 +135,7 @@ pub fn key_ring(config: &Config) -> anyhow::Result<KeyRing> {
          every replica needs the same one; only the zero-setup mode generates one)"
     );
     let path = config.data_dir.join("encryption_key");
-    let key = match std::fs::read_to_string(&path) {
-        Ok(existing) => existing.trim().to_string(),
-        Err(_) => {
-            let key = crypto::generate_key();
-            write_private(&path, &key)?;
-            key
-        }
-    };
+    let key = read_or_create_private(&path, crypto::generate_key)?;
     KeyRing::parse(&key, old).map_err(|why| anyhow::anyhow!("{}: {why}", path.display()))
 }
 
@@ -431,6 +443,26 @@ mod tests {
         let config = Config { database_url: Some("postgres://db/x".into()), ..Config::default() };
         let err = jwt_secret(&config).unwrap_err().to_string();
         assert!(err.contains("JWT_SECRET"), "{err}");
+    }
+
+    #[test]
+    fn processes_starting_together_agree_on_one_generated_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let start = std::sync::Barrier::new(8);
+        let secrets: Vec<String> = std::thread::scope(|s| {
+            let racers: Vec<_> = (0..8)
+                .map(|_| {
+                    s.spawn(|| {
+                        start.wait();
+                        local_secret(dir.path(), "shared_secret").unwrap()
+                    })
+                })
+                .collect();
+            racers.into_iter().map(|r| r.join().unwrap()).collect()
+        });
+        assert!(secrets.iter().all(|s| *s == secrets[0]), "{secrets:?}");
+        assert_eq!(std::fs::read_to_string(dir.path().join("shared_secret")).unwrap(), secrets[0]);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file left");
     }
 
     #[tokio::test]

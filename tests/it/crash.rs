@@ -318,7 +318,14 @@ async fn a_run_survives_sigkill_with_no_task_lost_and_no_effect_repeated() {
     assert_eq!(created("google_drive", "folders"), 5 * n, "{stats}");
     assert_eq!(created("clickup", "lists"), n, "{stats}");
     assert_eq!(created("clickup", "tasks"), n * template, "{stats}");
-    assert_eq!(created("whatsapp", "messages"), n, "{stats}");
+    // A WhatsApp message has no find-or-create: one accepted by the vendor in the instant
+    // before its ledger row (the kill) is sent again on the retry (docs/WORKFLOWS.md, "No
+    // repeated effects"). So at most one extra per task the kill left running, never more.
+    let messages = created("whatsapp", "messages");
+    assert!(
+        (n..=n + running as u64).contains(&messages),
+        "{messages} messages for {n} clients, {running} killed mid-flight: {stats}"
+    );
     let tasks = get_json(&http, &format!("{run_url}/tasks?limit=100"), &admin).await;
     for t in tasks["data"].as_array().unwrap() {
         assert_eq!(t["status"], "succeeded", "{t}");
