@@ -118,6 +118,23 @@ impl TestApp {
         res.json()
     }
 
+    /// Starts this app's change listener (as a replica runs it) and waits until it has
+    /// run LISTEN, so notifications sent from now on reach it. Abort the handle to stop it.
+    pub async fn follow_changes(&self) -> tokio::task::JoinHandle<()> {
+        let state = self.state.clone();
+        let listener = tokio::spawn(async move { state.follow_changes().await });
+        for _ in 0..100 {
+            let n = self
+                .count("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query ILIKE 'LISTEN%'")
+                .await;
+            if n > 0 {
+                return listener;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("the change listener never ran LISTEN");
+    }
+
     pub async fn count(&self, sql: &str) -> i64 {
         sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql)).fetch_one(&self.pool).await.expect("count query")
     }
