@@ -12,7 +12,7 @@ use axum::{body::Body, http::Request};
 use futures::StreamExt;
 use switchboard::{
     api,
-    app::AppState,
+    api::AppState,
     config::Config,
     domain::scope::Scope,
     platforms::{Mode, Platforms},
@@ -68,8 +68,8 @@ async fn main() -> anyhow::Result<()> {
     config.rate_limit_per_minute = 100_000_000;
     config.rate_limit_burst = 100_000_000;
     let platforms = Arc::new(Platforms::new(Mode::Sandbox, config.platforms.sandboxed(&simulator.base_url)));
-    let state =
-        AppState::new(pool.clone(), config, b"benchmark-secret-benchmark-secret-benchmark", bench_keys(), platforms)?;
+    let runtime = switchboard::workflows::Runtime::new(pool.clone(), platforms);
+    let state = AppState::new(runtime, config, b"benchmark-secret-benchmark-secret-benchmark", bench_keys())?;
     let token = state.tokens.issue(&pool, &Actor::cli(), "bench", &[Scope::Admin], None).await?.token;
     let router = api::app(state);
 

@@ -13,14 +13,13 @@ use std::{sync::Arc, time::Instant};
 use futures::future::BoxFuture;
 use serde_json::{Value, json};
 use switchboard::{
-    app::AppState,
     config::Config,
     domain::validation::FieldError,
     platforms::{Mode, Platforms},
     server, sim,
     store::{self, runs::NewRun},
     workflows::{
-        Registry, StepError, TaskContext, Workflow, WorkflowInfo,
+        Registry, Runtime, StepError, TaskContext, Workflow, WorkflowInfo,
         daily_monitoring::DailyMonitoring,
         engine::{Worker, WorkerSettings},
     },
@@ -68,7 +67,7 @@ impl Workflow for Noop {
     }
 }
 
-async fn wait_for_run(state: &AppState, run: uuid::Uuid) -> anyhow::Result<String> {
+async fn wait_for_run(state: &Runtime, run: uuid::Uuid) -> anyhow::Result<String> {
     loop {
         let mut conn = state.pool.acquire().await?;
         let status = store::runs::find(&mut conn, run).await?.map(|r| r.status).unwrap_or_default();
@@ -80,7 +79,7 @@ async fn wait_for_run(state: &AppState, run: uuid::Uuid) -> anyhow::Result<Strin
     }
 }
 
-async fn start_run(state: &AppState, workflow: &str, params: &Value) -> anyhow::Result<uuid::Uuid> {
+async fn start_run(state: &Runtime, workflow: &str, params: &Value) -> anyhow::Result<uuid::Uuid> {
     let mut tx = state.pool.begin().await?;
     let run = store::runs::create(
         &mut tx,
@@ -120,8 +119,7 @@ async fn main() -> anyhow::Result<()> {
     config.platforms.meta.rate_per_second = Some(rate);
     config.platforms.google_ads.rate_per_second = Some(rate);
     let platforms = Arc::new(Platforms::new(Mode::Sandbox, config.platforms.sandboxed(&simulator.base_url)));
-    let mut state =
-        AppState::new(pool.clone(), config, b"benchmark-secret-benchmark-secret-benchmark", bench_keys(), platforms)?;
+    let mut state = Runtime::new(pool.clone(), platforms);
     state.workflows = Arc::new(Registry::new(vec![Arc::new(Noop), Arc::new(DailyMonitoring)]));
     let settings =
         WorkerSettings { concurrency, poll: std::time::Duration::from_millis(100), ..WorkerSettings::default() };
@@ -134,7 +132,7 @@ async fn main() -> anyhow::Result<()> {
         .await?;
     let run = start_run(&state, "noop", &json!({})).await?;
     let (stop_tx, stop) = watch::channel(false);
-    let worker = Arc::new(Worker::new(state.clone(), state.workflows.clone(), settings.clone()));
+    let worker = Arc::new(Worker::new(state.clone(), settings.clone()));
     let started = Instant::now();
     let handle = tokio::spawn(worker.run(stop));
     let status = wait_for_run(&state, run).await?;
@@ -201,9 +199,4 @@ async fn main() -> anyhow::Result<()> {
     );
     println!("peak RSS: {:.0} MB", peak_rss_mb());
     Ok(())
-}
-
-/// A throwaway key ring: the benchmark's database is thrown away too.
-fn bench_keys() -> Arc<switchboard::crypto::KeyRing> {
-    Arc::new(switchboard::crypto::KeyRing::parse(&switchboard::crypto::generate_key(), None).expect("generated key"))
 }

@@ -1,7 +1,6 @@
 //! Switchboard: the automation backend of a marketing agency. See `docs/ARCHITECTURE.md`.
 
 pub mod api;
-pub mod app;
 pub mod auth;
 pub mod cache;
 pub mod cli;
@@ -12,6 +11,7 @@ pub mod domain;
 pub mod embedded_pg;
 pub mod events;
 pub mod http_server;
+pub mod operations;
 pub mod platforms;
 pub mod prompts;
 pub mod reseal;

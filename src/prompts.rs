@@ -34,13 +34,11 @@ use crate::{
     store,
 };
 
-/// A template seeded as version 1 when its key has no version yet.
-#[derive(Debug, Clone, Copy)]
-pub struct DefaultTemplate {
-    pub key: &'static str,
-    pub description: &'static str,
-    pub system: &'static str,
-    pub body: &'static str,
+pub use store::prompt_templates::DefaultTemplate;
+
+/// Seeds the [`DEFAULTS`] whose keys have no version yet; returns the keys seeded.
+pub async fn seed_defaults(pool: &sqlx::PgPool) -> Result<Vec<String>, sqlx::Error> {
+    store::prompt_templates::seed_defaults(pool, &DEFAULTS).await
 }
 
 pub const WEEKLY_REPORT: &str = "weekly-report";

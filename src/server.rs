@@ -13,7 +13,7 @@ use tokio::{net::TcpListener, task::JoinSet};
 
 use crate::{
     api,
-    app::AppState,
+    api::AppState,
     auth::Tokens,
     config::Config,
     crypto::{self, KeyRing},
@@ -22,7 +22,7 @@ use crate::{
     platforms::{Mode, Platforms},
     sim,
     store::{self, audit::Actor},
-    workflows::{engine::Worker, scheduler},
+    workflows::{Runtime, engine::Worker, scheduler},
 };
 
 /// The database connection, and the embedded cluster when the service runs its own.
@@ -198,11 +198,12 @@ pub async fn serve(config: Config, role: Role) -> anyhow::Result<()> {
 
 async fn run(config: &Config, pool: &PgPool, role: Role) -> anyhow::Result<()> {
     migrate(pool).await?;
-    store::prompt_templates::seed_defaults(pool).await.context("seeding the default prompt templates")?;
+    crate::prompts::seed_defaults(pool).await.context("seeding the default prompt templates")?;
     let keys = Arc::new(key_ring(config)?);
     seal_plaintext(pool, &keys).await?;
     let (platforms, simulator) = platforms(config).await?;
-    let state = AppState::new(pool.clone(), config.clone(), &jwt_secret(config)?, keys.clone(), platforms)?;
+    let runtime = Runtime::new(pool.clone(), platforms);
+    let state = AppState::new(runtime.clone(), config.clone(), &jwt_secret(config)?, keys.clone())?;
     scheduler::seed_defaults(pool, &state.workflows).await?;
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let mut background = JoinSet::new();
@@ -214,14 +215,18 @@ async fn run(config: &Config, pool: &PgPool, role: Role) -> anyhow::Result<()> {
         stop.clone(),
     ));
     if role.worker() {
-        let worker = Arc::new(Worker::new(state.clone(), state.workflows.clone(), config.worker_settings()));
+        let worker = Arc::new(Worker::new(runtime.clone(), config.worker_settings()));
         background.spawn(worker.run(stop.clone()));
         let deliverer =
             Arc::new(crate::events::delivery::Deliverer::new(pool.clone(), config.delivery_settings(), keys.clone()));
         background.spawn(deliverer.run(stop.clone()));
     }
     if role.scheduler() {
-        background.spawn(scheduler::run(state.clone(), Duration::from_secs(config.scheduler_tick_secs), stop.clone()));
+        background.spawn(scheduler::run(
+            runtime.clone(),
+            Duration::from_secs(config.scheduler_tick_secs),
+            stop.clone(),
+        ));
     }
     let served = if role.api() {
         serve_http(config, &state, simulator.as_ref()).await

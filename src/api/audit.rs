@@ -14,7 +14,7 @@ use super::{
     pagination::{self, Page},
 };
 use crate::{
-    app::AppState,
+    api::AppState,
     domain::scope::Scope,
     store::{self, audit::AuditFilter},
 };

@@ -9,7 +9,7 @@ use axum::{
 };
 
 use super::error::ApiError;
-use crate::{app::AppState, auth::Principal, domain::scope::Scope, store::audit::Actor};
+use crate::{api::AppState, auth::Principal, domain::scope::Scope, store::audit::Actor};
 
 /// The authenticated caller of a request.
 #[derive(Debug, Clone)]

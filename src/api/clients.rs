@@ -9,20 +9,20 @@ use serde::Deserialize;
 use sqlx::PgConnection;
 use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
-use uuid::Uuid;
 
 use super::{
     auth::Caller,
     error::{ApiError, ApiResult, Problem},
-    extract::{ApiJson, ApiQuery, NoQuery, from_value},
+    extract::{ApiJson, ApiQuery, NoQuery, parse_value},
     pagination::{self, Page},
 };
 use crate::{
-    app::AppState,
+    api::AppState,
     domain::{
         client::{Client, ClientInput, ClientStatus},
         scope::Scope,
     },
+    operations::{self, Refusal},
     store::{
         self,
         clients::{ClientFilter, ClientKey},
@@ -42,13 +42,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// Loads a client by id or slug, or answers 404.
 pub async fn load(conn: &mut PgConnection, raw: &str, for_update: bool) -> ApiResult<Client> {
-    if raw.contains('\0') {
-        // No slug holds NUL, and Postgres text cannot take it as a parameter.
-        return Err(ApiError::not_found("No client with this id or slug."));
-    }
-    store::clients::find(conn, &ClientKey::parse(raw), for_update)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("No client with id or slug `{raw}`.")))
+    Ok(operations::clients::find(conn, raw, for_update).await?)
 }
 
 fn json_with<T: serde::Serialize>(status: StatusCode, body: &T) -> Response {
@@ -81,21 +75,7 @@ async fn create_client(
     ApiJson(input): ApiJson<ClientInput>,
 ) -> ApiResult<Response> {
     caller.require(Scope::ClientsWrite)?;
-    let fields = input.validate().map_err(ApiError::invalid)?;
-    let mut tx = state.pool.begin().await?;
-    let client = store::clients::insert(&mut tx, Uuid::now_v7(), &fields).await?;
-    crate::events::emit(&mut tx, "client.created", &client).await?;
-    store::audit::record(
-        &mut tx,
-        &caller.actor(),
-        "client.create",
-        "client",
-        &client.id.to_string(),
-        None::<&()>,
-        Some(&client),
-    )
-    .await?;
-    tx.commit().await?;
+    let client = operations::clients::create(&state.pool, &caller.actor(), input).await?;
     let mut response = json_with(StatusCode::CREATED, &client);
     if let Ok(location) = format!("/v1/clients/{}", client.id).parse() {
         response.headers_mut().insert(header::LOCATION, location);
@@ -213,27 +193,12 @@ async fn update_client(
     if !patch.is_object() {
         return Err(ApiError::invalid(vec![]).with_field("body", "must be a JSON object (a merge patch)"));
     }
-    let mut tx = state.pool.begin().await?;
-    let before = load(&mut tx, &client, true).await?;
-    let mut doc = serde_json::to_value(before.to_input()).map_err(ApiError::internal)?;
-    json_patch::merge(&mut doc, &patch);
-    let input: ClientInput = from_value(doc)?;
-    let fields = input.validate().map_err(ApiError::invalid)?;
-    let after = store::clients::update(&mut tx, before.id, &fields).await?;
-    crate::events::emit(&mut tx, "client.updated", &after).await?;
-    store::audit::record(
-        &mut tx,
-        &caller.actor(),
-        "client.update",
-        "client",
-        &after.id.to_string(),
-        Some(&before),
-        Some(&after),
-    )
+    let after = operations::clients::update(&state.pool, &state.clients, &caller.actor(), &client, |before| {
+        let mut doc = serde_json::to_value(before.to_input()).unwrap_or_default();
+        json_patch::merge(&mut doc, &patch);
+        parse_value::<ClientInput>(doc).map_err(Refusal::Invalid)
+    })
     .await?;
-    tx.commit().await?;
-    // Other replicas hear of it from the trigger's NOTIFY; this one forgets at once.
-    state.clients.forget(after.id);
     Ok(axum::Json(after))
 }
 
@@ -267,25 +232,11 @@ async fn delete_client(
     ApiQuery(q): ApiQuery<DeleteClientQuery>,
 ) -> ApiResult<Response> {
     caller.require(if q.hard { Scope::Admin } else { Scope::ClientsWrite })?;
-    let mut tx = state.pool.begin().await?;
-    let before = load(&mut tx, &client, true).await?;
-    let id = before.id.to_string();
-    let response = if q.hard {
-        store::clients::delete(&mut tx, before.id).await?;
-        store::audit::record(&mut tx, &caller.actor(), "client.delete", "client", &id, Some(&before), None::<&()>)
-            .await?;
+    let (pool, cache, actor) = (&state.pool, &state.clients, caller.actor());
+    Ok(if q.hard {
+        operations::clients::delete(pool, cache, &actor, &client).await?;
         StatusCode::NO_CONTENT.into_response()
     } else {
-        let mut input = before.to_input();
-        input.status = Some(ClientStatus::Archived);
-        let fields = input.validate().map_err(ApiError::invalid)?;
-        let after = store::clients::update(&mut tx, before.id, &fields).await?;
-        crate::events::emit(&mut tx, "client.updated", &after).await?;
-        store::audit::record(&mut tx, &caller.actor(), "client.archive", "client", &id, Some(&before), Some(&after))
-            .await?;
-        json_with(StatusCode::OK, &after)
-    };
-    tx.commit().await?;
-    state.clients.forget(before.id);
-    Ok(response)
+        json_with(StatusCode::OK, &operations::clients::archive(pool, cache, &actor, &client).await?)
+    })
 }

@@ -16,7 +16,7 @@ use super::{
     extract::ApiQuery,
     metrics::MAX_DAYS,
 };
-use crate::{app::AppState, domain::scope::Scope, store};
+use crate::{api::AppState, domain::scope::Scope, store};
 
 pub const TAG: &str = "costs";
 

@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 use crate::{
     auth::AuthError,
     domain::validation::FieldError,
+    operations::Refusal,
     platforms::{ErrorKind, PlatformError},
 };
 
@@ -190,6 +191,16 @@ impl From<sqlx::Error> for ApiError {
             };
         }
         ApiError::internal(e)
+    }
+}
+
+impl From<Refusal> for ApiError {
+    fn from(e: Refusal) -> Self {
+        match e {
+            Refusal::NotFound(what) => ApiError::not_found(what),
+            Refusal::Invalid(errors) => ApiError::invalid(errors),
+            Refusal::Database(e) => e.into(),
+        }
     }
 }
 

@@ -15,7 +15,7 @@ use super::{
     pagination,
 };
 use crate::{
-    app::AppState,
+    api::AppState,
     domain::scope::Scope,
     events::{self, Event},
 };

@@ -90,8 +90,13 @@ fn nul_field(value: &serde_json::Value, path: &str) -> Option<String> {
 
 /// Deserialises an already-parsed JSON document (e.g. after a merge patch).
 pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+    parse_value(value).map_err(ApiError::invalid)
+}
+
+/// Like [`from_value`], as the field errors themselves.
+pub fn parse_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, Vec<FieldError>> {
     serde_path_to_error::deserialize(value)
-        .map_err(|e| ApiError::invalid(vec![field_error(&e.path().to_string(), &e.inner().to_string())]))
+        .map_err(|e| vec![field_error(&e.path().to_string(), &e.inner().to_string())])
 }
 
 /// Turns a serde message into a field error. serde reports unknown and missing

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::error::{ApiError, Problem};
-use crate::{app::AppState, store};
+use crate::{api::AppState, store};
 
 pub const TAG: &str = "system";
 

@@ -26,7 +26,7 @@ use super::{
     extract::too_large,
 };
 use crate::{
-    app::AppState,
+    api::AppState,
     crypto::KeyRing,
     store::idempotency::{self, Claim, StoredBody, StoredResponse},
 };

@@ -21,7 +21,7 @@ use super::{
     extract::ApiQuery,
 };
 use crate::{
-    app::AppState,
+    api::AppState,
     domain::client::e164,
     platforms::whatsapp::{verify_signature, verify_subscription},
     store,

@@ -19,7 +19,7 @@ use super::{
     pagination::{self, Page},
 };
 use crate::{
-    app::AppState,
+    api::AppState,
     domain::{
         knowledge::{KnowledgeEntry, KnowledgeHit, KnowledgeInput, KnowledgeKind},
         scope::Scope,

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use axum::extract::{Path, State};
-use chrono::{Datelike, NaiveDate, Utc};
+use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -15,14 +15,12 @@ use super::{
     extract::{ApiJson, ApiQuery},
 };
 use crate::{
-    app::AppState,
-    domain::{
-        client::Client,
-        metrics::DailyMetrics,
-        pacing::{self, Pacing},
-        scope::Scope,
+    api::AppState,
+    domain::{pacing as figures, scope::Scope},
+    operations::{
+        metrics::{self, AdAccount, AdPlatform, linked_ad_accounts},
+        pacing::{self, PacingError, PacingView},
     },
-    platforms::{self, PlatformError},
     store,
 };
 
@@ -32,38 +30,6 @@ pub const MAX_DAYS: i64 = 366;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(sync_metrics)).routes(routes!(get_metrics)).routes(routes!(get_pacing))
-}
-
-/// Ad platforms with a metrics connector, and the client account field each reads.
-pub fn linked_ad_accounts(client: &Client) -> Vec<(&'static str, String)> {
-    let mut linked = vec![];
-    if let Some(id) = &client.accounts.meta {
-        linked.push((platforms::meta::INFO.key, id.clone()));
-    }
-    if let Some(id) = &client.accounts.google_ads {
-        linked.push((platforms::google_ads::INFO.key, id.clone()));
-    }
-    linked
-}
-
-/// Pulls one platform's days for one account.
-pub async fn fetch(
-    state: &AppState,
-    platform: &str,
-    account: &str,
-    from: NaiveDate,
-    to: NaiveDate,
-) -> Result<Vec<DailyMetrics>, PlatformError> {
-    state.platforms.ensure_configured(platform)?;
-    match platform {
-        "meta" => state.platforms.meta.daily_insights(account, from, to).await,
-        "google_ads" => state.platforms.google_ads.daily_metrics(account, from, to).await,
-        other => Err(PlatformError::new(
-            platforms::meta::INFO.key,
-            platforms::ErrorKind::NotConfigured,
-            format!("{other} has no metrics connector"),
-        )),
-    }
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -161,7 +127,7 @@ async fn sync_metrics(
     let client = clients::load(&mut conn, &client, false).await?;
     drop(conn);
     let linked = linked_ad_accounts(&client);
-    let wanted: Vec<(&'static str, String)> = match &req.platforms {
+    let wanted: Vec<AdAccount> = match &req.platforms {
         None => linked,
         Some(names) => {
             let mut picked = vec![];
@@ -169,14 +135,14 @@ async fn sync_metrics(
                 if names[..i].contains(name) {
                     return Err(ApiError::invalid(vec![]).with_field(format!("platforms[{i}]"), "is listed twice"));
                 }
-                match linked.iter().find(|(key, _)| key == name) {
+                let Some(platform) = AdPlatform::from_key(name) else {
+                    let why = "is not an ad platform with metrics (meta, google_ads)";
+                    return Err(ApiError::invalid(vec![]).with_field(format!("platforms[{i}]"), why));
+                };
+                match linked.iter().find(|a| a.platform == platform) {
                     Some(found) => picked.push(found.clone()),
                     None => {
-                        let why = if platforms::info(name).is_some_and(|p| p.ads) {
-                            "is not linked to this client (set its account under `accounts`)"
-                        } else {
-                            "is not an ad platform with metrics (meta, google_ads)"
-                        };
+                        let why = "is not linked to this client (set its account under `accounts`)";
                         return Err(ApiError::invalid(vec![]).with_field(format!("platforms[{i}]"), why));
                     }
                 }
@@ -191,26 +157,21 @@ async fn sync_metrics(
         ));
     }
 
-    let fetches = wanted.iter().map(|(platform, account)| fetch(&state, platform, account, req.from, req.to));
-    let results = crate::costs::for_client(client.id, futures::future::join_all(fetches)).await;
-
+    let results = metrics::pull(&state.platforms, client.id, &wanted, req.from, req.to).await;
     let mut outcomes = vec![];
     let mut tx = state.pool.begin().await?;
-    for ((platform, account), result) in wanted.iter().zip(results) {
+    for (account, result) in wanted.iter().zip(results) {
+        let (platform, account_id) = (account.platform.key().to_string(), account.account.clone());
         let outcome = match result {
             Ok(days) => {
-                let written = store::metrics::upsert_days(&mut tx, client.id, platform, account, &days).await?;
-                PlatformSync { platform: platform.to_string(), account: account.clone(), days: written, error: None }
+                let written = metrics::store_days(&mut tx, client.id, account, &days).await?;
+                PlatformSync { platform, account: account_id, days: written, error: None }
             }
             Err(e) => {
                 let message = e.to_string();
                 let problem = *ApiError::from(e).platform.expect("platform problem");
-                PlatformSync {
-                    platform: platform.to_string(),
-                    account: account.clone(),
-                    days: 0,
-                    error: Some(PlatformProblemWithMessage { message, problem }),
-                }
+                let error = Some(PlatformProblemWithMessage { message, problem });
+                PlatformSync { platform, account: account_id, days: 0, error }
             }
         };
         outcomes.push(outcome);
@@ -298,12 +259,12 @@ fn view(platform: String, date: Option<NaiveDate>, rows: &[&store::metrics::Metr
     MetricsRowView {
         platform,
         date,
-        spend: pacing::round2(spend),
+        spend: figures::round2(spend),
         impressions: rows.iter().map(|r| r.impressions).sum(),
         clicks: rows.iter().map(|r| r.clicks).sum(),
         conversions,
-        conversion_value: pacing::round2(value),
-        cpa: (conversions > 0.0).then(|| pacing::round2(spend / conversions)),
+        conversion_value: figures::round2(value),
+        cpa: (conversions > 0.0).then(|| figures::round2(spend / conversions)),
         roas: (spend > 0.0).then(|| (value / spend * 100.0).round() / 100.0),
         currency: rows.first().map(|r| r.currency.clone()).unwrap_or_default(),
     }
@@ -369,20 +330,6 @@ pub struct PacingQuery {
     month: Option<String>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PacingView {
-    pub client_id: uuid::Uuid,
-    #[schema(example = "2026-06")]
-    pub month: String,
-    /// Spend counted through this day (today in the client's time zone, or the month's last day).
-    #[schema(value_type = String, example = "2026-06-15")]
-    pub as_of: NaiveDate,
-    #[schema(example = "USD")]
-    pub currency: String,
-    /// One entry per platform with a budget or spend, then `total`.
-    pub platforms: Vec<Pacing>,
-}
-
 /// Budget pacing
 ///
 /// Month-to-date spend per platform against the monthly budget: expected spend to
@@ -407,46 +354,12 @@ async fn get_pacing(
     caller.require(Scope::ClientsRead)?;
     let mut conn = state.pool.acquire().await?;
     let client = clients::load(&mut conn, &client, false).await?;
-    drop(conn);
-    pacing_for(&state, &client, q.month.as_deref()).await.map(axum::Json)
-}
-
-/// Pacing of `client` for `month` (`YYYY-MM`, default the current month in the
-/// client's time zone): also what the WhatsApp `status` command reports.
-pub async fn pacing_for(state: &AppState, client: &Client, month: Option<&str>) -> ApiResult<PacingView> {
-    let mut conn = state.pool.acquire().await?;
-    let tz: chrono_tz::Tz = client.timezone.parse().unwrap_or(chrono_tz::UTC);
-    let today = Utc::now().with_timezone(&tz).date_naive();
-    let bad_month = || {
-        ApiError::bad_request("invalid_query", "month: must be YYYY-MM, not in the future")
-            .with_field("month", "must be YYYY-MM, not in the future")
-    };
-    let first = match month {
-        Some(m) => NaiveDate::parse_from_str(&format!("{m}-01"), "%Y-%m-%d").map_err(|_| bad_month())?,
-        None => today.with_day(1).expect("day 1"),
-    };
-    if first > today {
-        return Err(bad_month());
+    match pacing::month(&mut conn, &client, q.month.as_deref()).await {
+        Ok(view) => Ok(axum::Json(view)),
+        Err(PacingError::BadMonth) => {
+            let why = "must be YYYY-MM, not in the future";
+            Err(ApiError::bad_request("invalid_query", format!("month: {why}")).with_field("month", why))
+        }
+        Err(PacingError::Database(e)) => Err(e.into()),
     }
-    let last = first.with_day(pacing::days_in_month(first)).expect("last day");
-    let as_of = last.min(today);
-    let rows = store::metrics::days(&mut conn, client.id, first, as_of, None).await?;
-    let mut spend: BTreeMap<String, f64> = client.budgets.keys().map(|k| (k.clone(), 0.0)).collect();
-    for r in &rows {
-        *spend.entry(r.platform.clone()).or_default() += r.spend;
-    }
-    let mut out: Vec<Pacing> = spend
-        .iter()
-        .map(|(platform, s)| pacing::pace(platform, client.budgets.get(platform).copied(), *s, as_of))
-        .collect();
-    let total_budget: f64 = client.budgets.values().sum();
-    let total_spend: f64 = spend.values().sum();
-    out.push(pacing::pace("total", (total_budget > 0.0).then_some(total_budget), total_spend, as_of));
-    Ok(PacingView {
-        client_id: client.id,
-        month: first.format("%Y-%m").to_string(),
-        as_of,
-        currency: client.currency.clone(),
-        platforms: out,
-    })
 }

@@ -24,8 +24,11 @@ pub mod rate_limit;
 pub mod reports;
 pub mod runs;
 pub mod schedules;
+pub mod state;
 pub mod tokens;
 pub mod webhooks;
+
+pub use state::AppState;
 
 use axum::{
     Router,
@@ -42,8 +45,6 @@ use tower_http::{
     trace::TraceLayer,
 };
 use utoipa_swagger_ui::SwaggerUi;
-
-use crate::app::AppState;
 
 /// The complete application: API, docs, health and every middleware.
 pub fn app(state: AppState) -> Router {

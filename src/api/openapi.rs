@@ -51,7 +51,7 @@ problem details with a stable `code` and the fields at fault in `errors`; every 
 struct ApiDoc;
 
 /// The routes that make up the document (and, with state and layers, the API).
-pub fn routes() -> utoipa_axum::router::OpenApiRouter<crate::app::AppState> {
+pub fn routes() -> utoipa_axum::router::OpenApiRouter<crate::api::AppState> {
     utoipa_axum::router::OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(clients::router())
         .merge(knowledge::router())

@@ -17,7 +17,7 @@ use super::{
     extract::ApiJson,
 };
 use crate::{
-    app::AppState,
+    api::AppState,
     domain::{
         client::{Client, e164},
         scope::Scope,
@@ -84,28 +84,13 @@ async fn link_account(
     client: &Client,
     set: impl FnOnce(&mut crate::domain::client::Accounts),
 ) -> ApiResult<()> {
-    let mut tx = state.pool.begin().await?;
-    let before = clients::load(&mut tx, &client.id.to_string(), true).await?;
-    let mut input = before.to_input();
-    set(&mut input.accounts);
-    if input.accounts == before.accounts {
-        return Ok(());
-    }
-    let fields = input.validate().map_err(ApiError::invalid)?;
-    let after = store::clients::update(&mut tx, before.id, &fields).await?;
-    crate::events::emit(&mut tx, "client.updated", &after).await?;
-    store::audit::record(
-        &mut tx,
-        &caller.actor(),
-        "client.update",
-        "client",
-        &after.id.to_string(),
-        Some(&before),
-        Some(&after),
-    )
+    let id = client.id.to_string();
+    crate::operations::clients::update(&state.pool, &state.clients, &caller.actor(), &id, |before| {
+        let mut input = before.to_input();
+        set(&mut input.accounts);
+        Ok(input)
+    })
     .await?;
-    tx.commit().await?;
-    state.clients.forget(after.id);
     Ok(())
 }
 

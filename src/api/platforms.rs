@@ -13,7 +13,7 @@ use super::{
     platform_actions,
 };
 use crate::{
-    app::AppState,
+    api::AppState,
     platforms::{self, Mode, http::HttpStatus},
 };
 

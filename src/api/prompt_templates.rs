@@ -23,7 +23,7 @@ use super::{
     pagination::{self, Page},
 };
 use crate::{
-    app::AppState,
+    api::AppState,
     domain::{
         client::Client,
         scope::Scope,

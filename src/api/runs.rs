@@ -22,10 +22,14 @@ use super::{
     pagination::{self, Page},
 };
 use crate::{
-    app::AppState,
+    api::AppState,
     domain::{scope::Scope, validation::FieldError},
     store::{self, run_view::to_view, runs::RunFilter},
-    workflows::{WorkflowInfo, scheduler},
+    workflows::{
+        WorkflowInfo,
+        runs::{self, Trigger},
+        scheduler,
+    },
 };
 
 pub use crate::store::run_view::{RunLinks, RunView};
@@ -176,7 +180,6 @@ async fn start_run(
 ) -> ApiResult<Response> {
     caller.require(Scope::WorkflowsRun)?;
     let workflow = state.workflows.get(&key).cloned().ok_or_else(|| unknown_workflow(&state, &key))?;
-    let info = workflow.info();
     let mut errors: Vec<FieldError> = vec![];
     let params = match workflow.check_params(req.params.as_ref().unwrap_or(&Value::Null)) {
         Ok(p) => p,
@@ -223,34 +226,16 @@ async fn start_run(
     if !errors.is_empty() {
         return Err(ApiError::invalid(errors));
     }
-    let run = store::runs::create(
-        &mut tx,
-        &store::runs::NewRun {
-            workflow: info.key,
-            workflow_version: info.version as i32,
-            trigger: "api",
-            params: &params,
-            dry_run: req.dry_run,
-            callback_url: req.callback_url.as_deref(),
-            schedule_id: None,
-            created_by: Some(caller.principal.token_id),
-            client_ids: client_ids.as_deref(),
-            max_attempts: info.max_attempts as i32,
-        },
-    )
-    .await?;
-    store::audit::record(
-        &mut tx,
-        &caller.actor(),
-        "run.start",
-        "run",
-        &run.id.to_string(),
-        None::<&()>,
-        Some(&serde_json::json!({
-            "workflow": run.workflow, "params": run.params, "dry_run": run.dry_run, "client_ids": client_ids,
-        })),
-    )
-    .await?;
+    let start = runs::Start {
+        workflow: workflow.as_ref(),
+        params: &params,
+        trigger: Trigger::Api,
+        dry_run: req.dry_run,
+        callback_url: req.callback_url.as_deref(),
+        schedule_id: None,
+        client_ids: client_ids.as_deref(),
+    };
+    let run = runs::start(&mut tx, &caller.actor(), &start).await?;
     tx.commit().await?;
 
     let mut view = run_view(&state, run.id).await?;

@@ -21,7 +21,7 @@ use super::{
     pagination::{self, Page},
 };
 use crate::{
-    app::AppState,
+    api::AppState,
     domain::{scope::Scope, validation::FieldError},
     store,
     workflows::scheduler,

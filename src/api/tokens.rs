@@ -20,7 +20,7 @@ use super::{
     pagination::{self, Page},
 };
 use crate::{
-    app::AppState,
+    api::AppState,
     auth::{AuthError, IssueError},
     domain::{
         scope::Scope,

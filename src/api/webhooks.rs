@@ -23,7 +23,7 @@ use super::{
     pagination::{self, Page},
 };
 use crate::{
-    app::AppState,
+    api::AppState,
     domain::{scope::Scope, validation::FieldError},
     events::{
         self, Event, delivery, signing, ssrf,

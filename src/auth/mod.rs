@@ -30,8 +30,8 @@ use crate::{
     store::{self, audit::Actor},
 };
 
-/// The Postgres channel revocations are announced on.
-pub const REVOCATION_CHANNEL: &str = "switchboard_token_revoked";
+/// The Postgres channel revocations are announced on (the store announces them).
+pub use crate::store::tokens::REVOCATION_CHANNEL;
 
 /// Claims inside every token.
 #[derive(Debug, Clone, Serialize, Deserialize)]

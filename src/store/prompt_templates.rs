@@ -5,7 +5,6 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::audit::{self, Actor};
-use crate::prompts;
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct TemplateRow {
@@ -134,13 +133,23 @@ pub async fn insert_next(conn: &mut PgConnection, key: &str, t: &NewTemplate<'_>
     .await
 }
 
+/// A template seeded as version 1 when its key has no version yet (the defaults
+/// themselves are in `prompts::DEFAULTS`).
+#[derive(Debug, Clone, Copy)]
+pub struct DefaultTemplate {
+    pub key: &'static str,
+    pub description: &'static str,
+    pub system: &'static str,
+    pub body: &'static str,
+}
+
 /// Seeds version 1 of each default template whose key has no version yet (an
 /// edited default is never overwritten). Safe on every start and on many replicas
 /// at once. Returns the keys seeded.
-pub async fn seed_defaults(pool: &PgPool) -> Result<Vec<String>, sqlx::Error> {
+pub async fn seed_defaults(pool: &PgPool, defaults: &[DefaultTemplate]) -> Result<Vec<String>, sqlx::Error> {
     let mut tx = pool.begin().await?;
     let mut seeded = vec![];
-    for d in prompts::DEFAULTS {
+    for d in defaults {
         let row = sqlx::query_as!(
             TemplateRow,
             "INSERT INTO knowledge.prompt_templates (key, version, description, system, body)

@@ -4,6 +4,9 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+/// The Postgres channel a revocation is announced on (every replica's token cache listens).
+pub const REVOCATION_CHANNEL: &str = "switchboard_token_revoked";
+
 pub struct TokenRow {
     pub id: Uuid,
     pub name: String,
@@ -108,9 +111,7 @@ pub async fn revoke(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<TokenRo
     .fetch_all(&mut *conn)
     .await?;
     for row in &rows {
-        sqlx::query!("SELECT pg_notify($1, $2)", crate::auth::REVOCATION_CHANNEL, row.id.to_string())
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query!("SELECT pg_notify($1, $2)", REVOCATION_CHANNEL, row.id.to_string()).execute(&mut *conn).await?;
     }
     Ok(rows)
 }

@@ -16,11 +16,11 @@ use crate::{
         client::{Client, ClientInput, ClientStatus},
         validation::{FieldError, Violations},
     },
+    operations,
     platforms::{
         clickup::{ListLocation, default_onboarding_template},
         google_drive::FolderTree,
     },
-    store::{self, audit::Actor, clients::ClientKey},
 };
 
 pub const KEY: &str = "client-onboarding";
@@ -128,7 +128,7 @@ impl Workflow for ClientOnboarding {
 
 async fn onboard(ctx: &TaskContext) -> Result<Value, StepError> {
     let params: Params = ctx.params()?;
-    let platforms = &ctx.state.platforms;
+    let platforms = &ctx.runtime.platforms;
     let name = ctx.client.name.clone();
     let mut notes: Vec<String> = vec![];
 
@@ -235,45 +235,23 @@ async fn welcomed_in(ctx: &TaskContext) -> Result<Option<Uuid>, StepError> {
         ctx.run.id,
         KEY
     )
-    .fetch_optional(&ctx.state.pool)
+    .fetch_optional(&ctx.runtime.pool)
     .await?;
     Ok(run)
 }
 
-/// Changes the client through the store: one transaction with its audit row (the
-/// workflow as actor, the run as request id), then the read cache forgets it.
+/// Changes the client (the workflow as actor, the run as request id).
 /// Nothing is written when the change changes nothing.
 async fn update_client(ctx: &TaskContext, change: impl FnOnce(&mut ClientInput)) -> Result<Client, StepError> {
-    let mut tx = ctx.state.pool.begin().await?;
-    let before = store::clients::find(&mut tx, &ClientKey::Id(ctx.client.id), true)
-        .await?
-        .ok_or_else(|| StepError::permanent("the client no longer exists"))?;
-    let mut input = before.to_input();
-    change(&mut input);
-    if input == before.to_input() {
-        return Ok(before);
-    }
-    let fields = input.validate().map_err(|e| StepError::permanent(format!("the client update was refused: {e:?}")))?;
-    let after = store::clients::update(&mut tx, before.id, &fields).await?;
-    crate::events::emit(&mut tx, "client.updated", &after).await?;
-    let actor = Actor {
-        token_id: None,
-        name: format!("workflow:{}", ctx.run.workflow),
-        request_id: Some(ctx.run.id.to_string()),
-    };
-    store::audit::record(
-        &mut tx,
-        &actor,
-        "client.update",
-        "client",
-        &after.id.to_string(),
-        Some(&before),
-        Some(&after),
-    )
-    .await?;
-    tx.commit().await?;
-    ctx.state.clients.forget(after.id);
-    Ok(after)
+    let rt = &ctx.runtime;
+    let updated =
+        operations::clients::update(&rt.pool, &rt.clients, &ctx.actor(), &ctx.client.id.to_string(), |before| {
+            let mut input = before.to_input();
+            change(&mut input);
+            Ok(input)
+        })
+        .await?;
+    Ok(updated)
 }
 
 #[cfg(test)]

@@ -7,16 +7,14 @@ use std::fmt::Write as _;
 
 use serde_json::json;
 
+use super::{
+    Runtime,
+    runs::{self, Trigger},
+};
 use crate::{
-    api::metrics::pacing_for,
-    app::AppState,
     domain::client::Client,
-    store::{
-        self,
-        audit::Actor,
-        clients::ClientKey,
-        runs::{NewRun, RunRow},
-    },
+    operations,
+    store::{self, audit::Actor, clients::ClientKey},
 };
 
 /// Characters of a report quoted by `report <client>`.
@@ -76,12 +74,12 @@ impl Command {
 }
 
 /// Carries out `command` for `sender` (E.164) and returns the reply.
-pub async fn answer(state: &AppState, sender: &str, command: &Command) -> String {
+pub async fn answer(rt: &Runtime, sender: &str, command: &Command) -> String {
     let outcome = match command {
-        Command::Help => Ok(help(state)),
-        Command::Status { client } => status(state, client).await,
-        Command::Run { workflow, client } => run(state, sender, workflow, client.as_deref()).await,
-        Command::Report { client } => report(state, client).await,
+        Command::Help => Ok(help(rt)),
+        Command::Status { client } => status(rt, client).await,
+        Command::Run { workflow, client } => run(rt, sender, workflow, client.as_deref()).await,
+        Command::Report { client } => report(rt, client).await,
         Command::Usage(usage) => Ok(format!("Usage: {usage}. Send `help` for the commands.")),
         Command::Unknown => Ok("Unknown command. Send `help` for the list of commands.".to_string()),
     };
@@ -91,13 +89,13 @@ pub async fn answer(state: &AppState, sender: &str, command: &Command) -> String
     })
 }
 
-fn help(state: &AppState) -> String {
+fn help(rt: &Runtime) -> String {
     let mut text = String::from("Commands:\n");
     for usage in USAGE {
         let _ = writeln!(text, "• {usage}");
     }
     text.push_str("Workflows:\n");
-    for w in state.workflows.all() {
+    for w in rt.workflows.all() {
         let info = w.info();
         let _ = writeln!(text, "• {} — {}", info.key, info.title);
     }
@@ -106,8 +104,8 @@ fn help(state: &AppState) -> String {
 }
 
 /// The client named in a command, or the reply saying there is none.
-async fn find_client(state: &AppState, raw: &str) -> anyhow::Result<Result<Client, String>> {
-    let mut conn = state.pool.acquire().await?;
+async fn find_client(rt: &Runtime, raw: &str) -> anyhow::Result<Result<Client, String>> {
+    let mut conn = rt.pool.acquire().await?;
     let found = store::clients::find(&mut conn, &ClientKey::parse(raw), false).await?;
     Ok(found.ok_or_else(|| format!("No client `{raw}`. Use the client's slug (e.g. acme-coffee) or id.")))
 }
@@ -116,13 +114,13 @@ fn money(x: f64) -> String {
     format!("{x:.2}")
 }
 
-async fn status(state: &AppState, raw: &str) -> anyhow::Result<String> {
-    let client = match find_client(state, raw).await? {
+async fn status(rt: &Runtime, raw: &str) -> anyhow::Result<String> {
+    let client = match find_client(rt, raw).await? {
         Ok(c) => c,
         Err(reply) => return Ok(reply),
     };
-    let pacing = pacing_for(state, &client, None).await.map_err(|e| anyhow::anyhow!("pacing: {}", e.detail))?;
-    let mut conn = state.pool.acquire().await?;
+    let mut conn = rt.pool.acquire().await?;
+    let pacing = operations::pacing::month(&mut conn, &client, None).await?;
     let alerts = store::inbound::open_alerts(&mut conn, client.id).await?;
     let mut text =
         format!("{} — pacing {} (as of {}, {}):\n", client.name, pacing.month, pacing.as_of, pacing.currency);
@@ -143,9 +141,9 @@ async fn status(state: &AppState, raw: &str) -> anyhow::Result<String> {
     Ok(text)
 }
 
-async fn run(state: &AppState, sender: &str, key: &str, client: Option<&str>) -> anyhow::Result<String> {
-    let Some(workflow) = state.workflows.get(key).cloned() else {
-        return Ok(format!("Unknown workflow `{key}`. Workflows: {}.", state.workflows.keys().join(", ")));
+async fn run(rt: &Runtime, sender: &str, key: &str, client: Option<&str>) -> anyhow::Result<String> {
+    let Some(workflow) = rt.workflows.get(key).cloned() else {
+        return Ok(format!("Unknown workflow `{key}`. Workflows: {}.", rt.workflows.keys().join(", ")));
     };
     let info = workflow.info();
     let params = match workflow.check_params(&json!({})) {
@@ -159,7 +157,7 @@ async fn run(state: &AppState, sender: &str, key: &str, client: Option<&str>) ->
         }
     };
     let target = match client {
-        Some(raw) => match find_client(state, raw).await? {
+        Some(raw) => match find_client(rt, raw).await? {
             Ok(c) => Some(c),
             Err(reply) => return Ok(reply),
         },
@@ -167,23 +165,18 @@ async fn run(state: &AppState, sender: &str, key: &str, client: Option<&str>) ->
     };
     let ids = target.as_ref().map(|c| vec![c.id]);
     let actor = Actor { token_id: None, name: format!("whatsapp:{sender}"), request_id: None };
-    let mut tx = state.pool.begin().await?;
-    let new = NewRun {
-        workflow: info.key,
-        workflow_version: info.version as i32,
-        trigger: "whatsapp",
+    let mut tx = rt.pool.begin().await?;
+    let start = runs::Start {
+        workflow: workflow.as_ref(),
         params: &params,
+        trigger: Trigger::Whatsapp,
         dry_run: false,
         callback_url: None,
         schedule_id: None,
-        created_by: None,
         client_ids: ids.as_deref(),
-        max_attempts: info.max_attempts as i32,
     };
-    let run: RunRow = store::runs::create(&mut tx, &new).await?;
+    let run = runs::start(&mut tx, &actor, &start).await?;
     let tasks = store::runs::counts(&mut tx, run.id).await?.total();
-    let after = json!({"id": run.id, "workflow": run.workflow, "trigger": run.trigger, "params": run.params, "client_ids": ids, "tasks": tasks});
-    store::audit::record(&mut tx, &actor, "run.create", "run", &run.id.to_string(), None::<&()>, Some(&after)).await?;
     tx.commit().await?;
     let whom = match &target {
         Some(c) => c.name.clone(),
@@ -192,12 +185,12 @@ async fn run(state: &AppState, sender: &str, key: &str, client: Option<&str>) ->
     Ok(format!("Started {} for {whom}. Run {}.", info.key, run.id))
 }
 
-async fn report(state: &AppState, raw: &str) -> anyhow::Result<String> {
-    let client = match find_client(state, raw).await? {
+async fn report(rt: &Runtime, raw: &str) -> anyhow::Result<String> {
+    let client = match find_client(rt, raw).await? {
         Ok(c) => c,
         Err(reply) => return Ok(reply),
     };
-    let mut conn = state.pool.acquire().await?;
+    let mut conn = rt.pool.acquire().await?;
     let Some(r) = store::inbound::latest_report(&mut conn, client.id).await? else {
         return Ok(format!("No report yet for {}.", client.name));
     };

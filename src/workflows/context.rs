@@ -7,7 +7,8 @@ use serde::{Serialize, de::DeserializeOwned};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::{app::AppState, domain::client::Client, platforms::PlatformError, store};
+use super::Runtime;
+use crate::{domain::client::Client, operations::Refusal, platforms::PlatformError, store, store::audit::Actor};
 
 /// Why a client's task failed, and whether trying again can help.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -33,6 +34,17 @@ impl From<PlatformError> for StepError {
     }
 }
 
+/// A refused operation fails the task for good (trying again cannot help); a
+/// database error is worth another attempt.
+impl From<Refusal> for StepError {
+    fn from(e: Refusal) -> Self {
+        match e {
+            Refusal::Database(e) => e.into(),
+            other => Self::permanent(other.to_string()),
+        }
+    }
+}
+
 impl From<sqlx::Error> for StepError {
     fn from(e: sqlx::Error) -> Self {
         Self::transient(format!("database: {e}"))
@@ -49,7 +61,7 @@ pub struct RunInfo {
 }
 
 pub struct TaskContext {
-    pub state: AppState,
+    pub runtime: Runtime,
     pub run: RunInfo,
     pub client: Client,
     pub task_id: Uuid,
@@ -69,7 +81,7 @@ impl TaskContext {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, StepError>>,
     {
-        let mut conn = self.state.pool.acquire().await?;
+        let mut conn = self.runtime.pool.acquire().await?;
         if let Some(recorded) = store::runs::effect(&mut conn, self.run.id, self.client.id, step).await? {
             if recorded.dry_run {
                 return Ok(None);
@@ -80,7 +92,7 @@ impl TaskContext {
         }
         drop(conn);
         if self.run.dry_run {
-            let mut conn = self.state.pool.acquire().await?;
+            let mut conn = self.runtime.pool.acquire().await?;
             store::runs::record_effect(
                 &mut conn,
                 self.run.id,
@@ -94,9 +106,18 @@ impl TaskContext {
         }
         let result = act().await?;
         let value = serde_json::to_value(&result).map_err(|e| StepError::permanent(e.to_string()))?;
-        let mut conn = self.state.pool.acquire().await?;
+        let mut conn = self.runtime.pool.acquire().await?;
         store::runs::record_effect(&mut conn, self.run.id, self.client.id, step, &value, false).await?;
         Ok(Some(result))
+    }
+
+    /// Who the audit log names for what this task changes: the workflow, under its run.
+    pub fn actor(&self) -> Actor {
+        Actor {
+            token_id: None,
+            name: format!("workflow:{}", self.run.workflow),
+            request_id: Some(self.run.id.to_string()),
+        }
     }
 
     /// Parameters as the workflow's typed struct (they were validated when the run was created).

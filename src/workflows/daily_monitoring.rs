@@ -6,20 +6,20 @@
 use std::collections::BTreeMap;
 
 use chrono::{Datelike, Duration, NaiveDate, Utc};
-use futures::future::{BoxFuture, join_all};
+use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
 
 use super::{StepError, TaskContext, Workflow, WorkflowInfo, parse_params, schema_of};
 use crate::{
-    api::metrics::{fetch, linked_ad_accounts},
     domain::{
         client::{Client, Targets},
         metrics::DailyMetrics,
         pacing::{self, PacingStatus, round2},
         validation::FieldError,
     },
+    operations::metrics::{self, AdAccount, linked_ad_accounts},
     platforms::{ErrorKind, PlatformError},
     store::{
         self,
@@ -117,8 +117,7 @@ async fn monitor(ctx: &TaskContext, max_attempts: i32) -> Result<Value, StepErro
 
     // Platform calls first, with no transaction open.
     let linked = linked_ad_accounts(client);
-    let results =
-        join_all(linked.iter().map(|(platform, account)| fetch(&ctx.state, platform, account, from, day))).await;
+    let results = metrics::pull(&ctx.runtime.platforms, client.id, &linked, from, day).await;
     let errors: Vec<(bool, String)> =
         results.iter().filter_map(|r| r.as_ref().err()).map(|e| (e.retryable, e.to_string())).collect();
     let complete = errors.is_empty();
@@ -138,11 +137,12 @@ async fn monitor(ctx: &TaskContext, max_attempts: i32) -> Result<Value, StepErro
     }
 
     let mut platforms = Map::new();
-    let mut synced: Vec<(&'static str, &str, Vec<DailyMetrics>)> = vec![];
+    let mut synced: Vec<(&AdAccount, Vec<DailyMetrics>)> = vec![];
     let mut alerts = vec![];
-    for ((platform, account), result) in linked.iter().zip(results) {
+    for (linked, result) in linked.iter().zip(results) {
+        let (platform, account) = (linked.platform.key(), &linked.account);
         match result {
-            Ok(days) => synced.push((*platform, account.as_str(), days)),
+            Ok(days) => synced.push((linked, days)),
             Err(e) => {
                 platforms.insert(
                     platform.to_string(),
@@ -152,13 +152,14 @@ async fn monitor(ctx: &TaskContext, max_attempts: i32) -> Result<Value, StepErro
             }
         }
     }
-    let inputs: Vec<(&'static str, &[DailyMetrics])> = synced.iter().map(|(p, _, d)| (*p, d.as_slice())).collect();
+    let inputs: Vec<(&'static str, &[DailyMetrics])> =
+        synced.iter().map(|(a, d)| (a.platform.key(), d.as_slice())).collect();
     alerts.extend(findings(client, day, params.anomaly_threshold, &inputs, complete));
 
-    let mut tx = ctx.state.pool.begin().await?;
-    for (platform, account, days) in &synced {
-        let written = store::metrics::upsert_days(&mut tx, client.id, platform, account, days).await?;
-        platforms.insert(platform.to_string(), json!({"account": account, "days": written}));
+    let mut tx = ctx.runtime.pool.begin().await?;
+    for (account, days) in &synced {
+        let written = metrics::store_days(&mut tx, client.id, account, days).await?;
+        platforms.insert(account.platform.key().to_string(), json!({"account": account.account, "days": written}));
     }
     let recorded = store::alerts::record(&mut tx, client.id, Some(ctx.run.id), day, &alerts).await?;
     tx.commit().await?;
@@ -210,7 +211,7 @@ async fn notify(ctx: &TaskContext, params: &Params, day: NaiveDate, new: &[&Aler
     let text = digest(&ctx.client.name, day, new);
     let delivery = ctx
         .effect("notify_whatsapp", || async move {
-            match ctx.state.platforms.whatsapp.send_text(&to, &text).await {
+            match ctx.runtime.platforms.whatsapp.send_text(&to, &text).await {
                 Ok(sent) => Ok(Delivery::Sent { message_id: sent.id, to: sent.to }),
                 Err(e) if e.kind == ErrorKind::Rejected => Ok(Delivery::NotSent { reason: e.message, code: e.code }),
                 Err(e) => Err(StepError::from(e)),

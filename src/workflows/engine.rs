@@ -4,7 +4,9 @@
 //! wake on `LISTEN switchboard_tasks`, with polling as the fallback, so any number
 //! of replicas can share one database.
 
-use std::{sync::Arc, time::Duration};
+use std::{panic::AssertUnwindSafe, sync::Arc, time::Duration};
+
+use futures::FutureExt;
 
 use rand::Rng;
 use serde_json::Value;
@@ -13,11 +15,8 @@ use tokio::{sync::watch, task::JoinSet};
 use tracing::Instrument;
 use uuid::Uuid;
 
-use super::{Registry, StepError, TaskContext, context::RunInfo};
-use crate::{
-    app::AppState,
-    store::{self, runs::Claimed},
-};
+use super::{Runtime, StepError, TaskContext, context::RunInfo};
+use crate::store::{self, runs::Claimed};
 
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
@@ -42,8 +41,7 @@ impl Default for WorkerSettings {
 }
 
 pub struct Worker {
-    state: AppState,
-    registry: Arc<Registry>,
+    runtime: Runtime,
     settings: WorkerSettings,
     id: String,
     /// A run's workflow, params and dry-run flag never change: read them once per run,
@@ -52,11 +50,11 @@ pub struct Worker {
 }
 
 impl Worker {
-    pub fn new(state: AppState, registry: Arc<Registry>, settings: WorkerSettings) -> Self {
+    pub fn new(runtime: Runtime, settings: WorkerSettings) -> Self {
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "local".into());
         let id = format!("{host}-{}-{}", std::process::id(), &Uuid::new_v4().simple().to_string()[..8]);
         let runs = moka::sync::Cache::builder().max_capacity(1000).time_to_live(Duration::from_secs(60)).build();
-        Self { state, registry, settings, id, runs }
+        Self { runtime, settings, id, runs }
     }
 
     pub fn id(&self) -> &str {
@@ -67,18 +65,20 @@ impl Worker {
     /// finish (their leases expire and another worker takes them if we are killed).
     pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         let (wake_tx, mut wake) = watch::channel(());
-        let listener = tokio::spawn(listen(self.state.pool.clone(), wake_tx));
+        let listener = tokio::spawn(listen(self.runtime.pool.clone(), wake_tx));
         let (record_tx, record_rx) = tokio::sync::mpsc::channel::<Success>(4096);
-        let recorder = tokio::spawn(record_successes(self.state.clone(), self.id.clone(), record_rx));
-        let reaper = tokio::spawn(reap(self.state.clone(), self.settings.lease));
+        let recorder = tokio::spawn(record_successes(self.runtime.clone(), self.id.clone(), record_rx));
+        let reaper = tokio::spawn(reap(self.runtime.clone(), self.settings.lease));
         let mut running: JoinSet<()> = JoinSet::new();
         tracing::info!(worker = %self.id, concurrency = self.settings.concurrency, "worker started");
         while !*stop.borrow() {
-            while running.try_join_next().is_some() {}
+            while let Some(joined) = running.try_join_next() {
+                log_abnormal_end(joined);
+            }
             let free = self.settings.concurrency.saturating_sub(running.len());
             let mut claimed = 0;
             if free > 0 {
-                match store::runs::claim(&self.state.pool, &self.id, self.settings.lease.as_secs_f64(), free as i64)
+                match store::runs::claim(&self.runtime.pool, &self.id, self.settings.lease.as_secs_f64(), free as i64)
                     .await
                 {
                     Ok(tasks) => {
@@ -98,7 +98,7 @@ impl Worker {
             let jitter = Duration::from_millis(rand::rng().random_range(0..200));
             tokio::select! {
                 _ = wake.changed() => {}
-                Some(_) = running.join_next(), if !running.is_empty() => {}
+                Some(joined) = running.join_next(), if !running.is_empty() => log_abnormal_end(joined),
                 _ = tokio::time::sleep(self.settings.poll + jitter) => {}
                 _ = stop.changed() => {}
             }
@@ -106,14 +106,17 @@ impl Worker {
         listener.abort();
         reaper.abort();
         tracing::info!(worker = %self.id, in_flight = running.len(), "worker stopping; finishing running tasks");
-        while running.join_next().await.is_some() {}
+        while let Some(joined) = running.join_next().await {
+            log_abnormal_end(joined);
+        }
         drop(record_tx);
         let _ = recorder.await;
     }
 
     async fn execute(&self, task: Claimed, record: tokio::sync::mpsc::Sender<Success>) {
         let span = tracing::info_span!("task", task = %task.id, run = %task.run_id, client = %task.client_id, attempt = task.attempt);
-        let error = match self.perform(&task).instrument(span).await {
+        let outcome = AssertUnwindSafe(self.perform(&task).instrument(span)).catch_unwind().await;
+        let error = match outcome.unwrap_or_else(|panic| Err(panicked(&task, panic))) {
             Ok(summary) => {
                 // Successes are recorded in batches by `record_successes` (one commit for
                 // many tasks), which also settles their runs.
@@ -129,7 +132,7 @@ impl Worker {
         };
         let delay = self.settings.retry_base.as_secs_f64() * 2f64.powi(task.attempt.saturating_sub(1).min(10));
         tracing::warn!(task = %task.id, error = %error.message, retryable = error.retryable, "task failed");
-        match store::runs::fail(&self.state.pool, task.id, &self.id, &error.message, error.retryable, delay).await {
+        match store::runs::fail(&self.runtime.pool, task.id, &self.id, &error.message, error.retryable, delay).await {
             Ok(true) => {}
             Ok(false) => {
                 tracing::warn!(task = %task.id, "lease lost before the outcome was recorded; another worker owns it")
@@ -138,12 +141,12 @@ impl Worker {
                 tracing::error!(task = %task.id, error = %e, "recording the outcome failed; the lease will expire and the task rerun")
             }
         }
-        settle_and_announce(&self.state, task.run_id).await;
+        settle_and_announce(&self.runtime, task.run_id).await;
     }
 
     /// Loads what the task needs and runs the workflow step, heartbeating the lease.
     async fn perform(&self, task: &Claimed) -> Result<Value, StepError> {
-        let mut conn = self.state.pool.acquire().await?;
+        let mut conn = self.runtime.pool.acquire().await?;
         let run = match self.runs.get(&task.run_id) {
             Some(run) => run,
             None => {
@@ -161,12 +164,13 @@ impl Worker {
             .ok_or_else(|| StepError::permanent("the client no longer exists"))?;
         drop(conn);
         let workflow = self
-            .registry
+            .runtime
+            .workflows
             .get(&run.workflow)
             .cloned()
             .ok_or_else(|| StepError::permanent(format!("no workflow `{}` in this build", run.workflow)))?;
         let ctx = TaskContext {
-            state: self.state.clone(),
+            runtime: self.runtime.clone(),
             run: RunInfo {
                 id: run.id,
                 workflow: run.workflow.clone(),
@@ -181,7 +185,7 @@ impl Worker {
         let heartbeat = async {
             loop {
                 tokio::time::sleep(lease / 3).await;
-                match store::runs::heartbeat(&self.state.pool, task.id, &self.id, lease.as_secs_f64()).await {
+                match store::runs::heartbeat(&self.runtime.pool, task.id, &self.id, lease.as_secs_f64()).await {
                     Ok(Some(false)) => {}
                     Ok(Some(true)) => return StepError::permanent("the run was canceled"),
                     Ok(None) => return StepError::permanent("lease lost"),
@@ -196,6 +200,26 @@ impl Worker {
     }
 }
 
+/// A task's future ended by a panic outside its step (the step's own panics are
+/// caught and recorded): never silently.
+fn log_abnormal_end(joined: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = joined {
+        tracing::error!(error = %e, "a task ended abnormally; its lease will expire and it will run again");
+    }
+}
+
+/// A step that panicked fails its task for good (running it again would panic
+/// again), with the panic's message logged and recorded.
+fn panicked(task: &Claimed, panic: Box<dyn std::any::Any + Send>) -> StepError {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into());
+    tracing::error!(task = %task.id, run = %task.run_id, client = %task.client_id, panic = %message, "workflow step panicked");
+    StepError::permanent(format!("the step panicked: {message}"))
+}
+
 /// A finished task waiting to be recorded.
 struct Success {
     task: Uuid,
@@ -206,7 +230,7 @@ struct Success {
 
 /// Records successes in batches: whatever has queued up while the previous
 /// statement ran goes into the next one. Then settles each run touched.
-async fn record_successes(state: AppState, worker: String, mut rx: tokio::sync::mpsc::Receiver<Success>) {
+async fn record_successes(runtime: Runtime, worker: String, mut rx: tokio::sync::mpsc::Receiver<Success>) {
     let mut batch: Vec<Success> = Vec::new();
     while let Some(first) = rx.recv().await {
         batch.push(first);
@@ -218,7 +242,7 @@ async fn record_successes(state: AppState, worker: String, mut rx: tokio::sync::
         }
         let ids: Vec<Uuid> = batch.iter().map(|s| s.task).collect();
         let results: Vec<Value> = batch.iter().map(|s| s.result.clone()).collect();
-        let recorded = match store::runs::succeed_many(&state.pool, &worker, &ids, &results).await {
+        let recorded = match store::runs::succeed_many(&runtime.pool, &worker, &ids, &results).await {
             Ok(rows) => rows,
             Err(e) => {
                 tracing::error!(error = %e, tasks = ids.len(), "recording outcomes failed; the leases will expire and the tasks rerun");
@@ -232,15 +256,15 @@ async fn record_successes(state: AppState, worker: String, mut rx: tokio::sync::
         runs.sort();
         runs.dedup();
         for run in runs {
-            settle_and_announce(&state, run).await;
+            settle_and_announce(&runtime, run).await;
         }
     }
 }
 
 /// Settles the run if this was its last open task (its end event and callback are
 /// written in the same transaction, once).
-pub async fn settle_and_announce(state: &AppState, run_id: Uuid) {
-    match store::runs::settle(&state.pool, run_id).await {
+pub async fn settle_and_announce(runtime: &Runtime, run_id: Uuid) {
+    match store::runs::settle(&runtime.pool, run_id).await {
         Ok(Some(run)) => tracing::info!(run = %run.id, status = %run.status, "run finished"),
         Ok(None) => {}
         Err(e) => tracing::warn!(run = %run_id, error = %e, "settling the run failed"),
@@ -262,15 +286,15 @@ async fn listen(pool: sqlx::PgPool, wake: watch::Sender<()>) {
 }
 
 /// Returns tasks of dead workers to the queue, every few seconds.
-async fn reap(state: AppState, lease: Duration) {
+async fn reap(runtime: Runtime, lease: Duration) {
     let every = (lease / 3).clamp(Duration::from_secs(1), Duration::from_secs(10));
     loop {
         tokio::time::sleep(every).await;
-        match store::runs::reap_expired(&state.pool).await {
+        match store::runs::reap_expired(&runtime.pool).await {
             Ok(runs) if !runs.is_empty() => {
                 tracing::warn!(tasks = runs.len(), "requeued tasks whose worker stopped");
                 for run in runs {
-                    settle_and_announce(&state, run).await;
+                    settle_and_announce(&runtime, run).await;
                 }
             }
             Ok(_) => {}

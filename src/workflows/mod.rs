@@ -9,6 +9,8 @@ pub mod commands;
 pub mod context;
 pub mod daily_monitoring;
 pub mod engine;
+pub mod runs;
+pub mod runtime;
 pub mod scheduler;
 pub mod weekly_report;
 
@@ -20,6 +22,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 pub use context::{StepError, TaskContext};
+pub use runtime::Runtime;
 
 use crate::domain::validation::FieldError;
 

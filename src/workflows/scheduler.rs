@@ -15,8 +15,11 @@ use sqlx::PgPool;
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use super::Registry;
-use crate::{app::AppState, store};
+use super::{
+    Registry, Runtime,
+    runs::{self, Trigger},
+};
+use crate::store::audit::Actor;
 
 /// Parses a cron expression (5 fields, or 6 with seconds).
 pub fn parse_cron(expr: &str) -> Result<Cron, String> {
@@ -103,10 +106,10 @@ pub async fn seed_defaults(pool: &PgPool, registry: &Registry) -> Result<(), sql
 }
 
 /// Fires every due schedule once; returns the runs created.
-pub async fn fire_due(state: &AppState) -> Result<Vec<Uuid>, sqlx::Error> {
+pub async fn fire_due(rt: &Runtime) -> Result<Vec<Uuid>, sqlx::Error> {
     let mut created = vec![];
     loop {
-        let mut tx = state.pool.begin().await?;
+        let mut tx = rt.pool.begin().await?;
         let due = sqlx::query!(
             "SELECT id, workflow, cron, timezone, params, next_fire_at AS \"next_fire_at!\"
              FROM engine.schedules
@@ -120,27 +123,20 @@ pub async fn fire_due(state: &AppState) -> Result<Vec<Uuid>, sqlx::Error> {
         let Some(due) = due else { break };
         let now = Utc::now();
         let next = next_after(&due.cron, &due.timezone, now).ok();
-        let run_id = match state.workflows.get(&due.workflow) {
+        let run_id = match rt.workflows.get(&due.workflow) {
             Some(workflow) => {
-                let info = workflow.info();
                 let params: Value = workflow.check_params(&due.params).unwrap_or(due.params.clone());
-                let run = store::runs::create(
-                    &mut tx,
-                    &store::runs::NewRun {
-                        workflow: info.key,
-                        workflow_version: info.version as i32,
-                        trigger: "schedule",
-                        params: &params,
-                        dry_run: false,
-                        callback_url: None,
-                        schedule_id: Some(due.id),
-                        created_by: None,
-                        client_ids: None,
-                        max_attempts: info.max_attempts as i32,
-                    },
-                )
-                .await?;
-                Some(run.id)
+                let start = runs::Start {
+                    workflow: workflow.as_ref(),
+                    params: &params,
+                    trigger: Trigger::Schedule,
+                    dry_run: false,
+                    callback_url: None,
+                    schedule_id: Some(due.id),
+                    client_ids: None,
+                };
+                let actor = Actor { token_id: None, name: format!("schedule:{}", due.id), request_id: None };
+                Some(runs::start(&mut tx, &actor, &start).await?.id)
             }
             None => {
                 tracing::warn!(schedule = %due.id, workflow = %due.workflow, "schedule names an unknown workflow; skipped");
@@ -167,7 +163,7 @@ pub async fn fire_due(state: &AppState) -> Result<Vec<Uuid>, sqlx::Error> {
                     next,
                     due.next_fire_at
                 )
-                .execute(&state.pool)
+                .execute(&rt.pool)
                 .await?;
                 continue;
             }
@@ -187,10 +183,10 @@ pub async fn fire_due(state: &AppState) -> Result<Vec<Uuid>, sqlx::Error> {
 }
 
 /// The scheduler loop: checks for due schedules every `tick` until `stop`.
-pub async fn run(state: AppState, tick: Duration, mut stop: watch::Receiver<bool>) {
+pub async fn run(rt: Runtime, tick: Duration, mut stop: watch::Receiver<bool>) {
     tracing::info!(tick_secs = tick.as_secs_f64(), "scheduler started");
     while !*stop.borrow() {
-        match fire_due(&state).await {
+        match fire_due(&rt).await {
             Ok(runs) if !runs.is_empty() => tracing::info!(runs = runs.len(), "schedules fired"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "firing schedules failed"),

@@ -15,8 +15,8 @@ use utoipa::ToSchema;
 
 use super::{StepError, TaskContext, Workflow, WorkflowInfo, parse_params, schema_of};
 use crate::{
-    api::metrics::{fetch, linked_ad_accounts},
     domain::{pacing::round2, validation::FieldError},
+    operations::metrics::{self, linked_ad_accounts},
     platforms::llm::{Completion, CompletionRequest},
     prompts,
     store::{self, metrics::MetricsRow},
@@ -122,7 +122,7 @@ impl Period {
 async fn report(ctx: &TaskContext) -> Result<Value, StepError> {
     let params: Params = ctx.params()?;
     let client = &ctx.client;
-    let state = &ctx.state;
+    let rt = &ctx.runtime;
     let tz: chrono_tz::Tz = client.timezone.parse().unwrap_or(chrono_tz::UTC);
     let period = Period::ending(
         params.week_ending.unwrap_or_else(|| Utc::now().with_timezone(&tz).date_naive() - Duration::days(1)),
@@ -130,15 +130,14 @@ async fn report(ctx: &TaskContext) -> Result<Value, StepError> {
 
     // Fresh figures: pull both weeks from every linked ad platform, then read what is stored.
     let linked = linked_ad_accounts(client);
-    let pulls =
-        linked.iter().map(|(platform, account)| fetch(state, platform, account, period.previous_start, period.end));
-    let pulled = futures::future::join_all(pulls).await;
+    let pulled = metrics::pull(&rt.platforms, client.id, &linked, period.previous_start, period.end).await;
     let mut sync_errors = vec![];
-    let mut tx = state.pool.begin().await?;
-    for ((platform, account), result) in linked.iter().zip(pulled) {
+    let mut tx = rt.pool.begin().await?;
+    for (account, result) in linked.iter().zip(pulled) {
+        let platform = account.platform.key();
         match result {
             Ok(days) => {
-                store::metrics::upsert_days(&mut tx, client.id, platform, account, &days).await?;
+                metrics::store_days(&mut tx, client.id, account, &days).await?;
             }
             // Another attempt may find the platform back; the last one reports on what is stored.
             Err(e) if e.retryable && (ctx.attempt as u32) < MAX_ATTEMPTS => return Err(e.into()),
@@ -152,7 +151,7 @@ async fn report(ctx: &TaskContext) -> Result<Value, StepError> {
     })?;
     tx.commit().await?;
 
-    let platforms: Vec<&str> = linked.iter().map(|(p, _)| *p).collect();
+    let platforms: Vec<&str> = linked.iter().map(|a| a.platform.key()).collect();
     let figures = figures(&rows, &platforms, &client.currency, period, &sync_errors);
     context.insert("figures".into(), figures.clone());
     context.insert("period".into(), serde_json::to_value(period).unwrap_or_default());
@@ -162,14 +161,14 @@ async fn report(ctx: &TaskContext) -> Result<Value, StepError> {
 
     let completion: Option<Completion> = ctx
         .effect("llm_summary", || async {
-            state.platforms.ensure_configured("llm")?;
+            rt.platforms.ensure_configured("llm")?;
             let request = CompletionRequest {
                 system: Some(system.clone()).filter(|s| !s.trim().is_empty()),
                 prompt: prompt.clone(),
                 max_tokens: None,
                 temperature: None,
             };
-            let completion = state.platforms.llm.complete(&request).await?;
+            let completion = rt.platforms.llm.complete(&request).await?;
             // Usage is recorded with the call it counts, so a retry reusing the ledger adds nothing.
             let usage = store::metrics::LlmUsage {
                 client_id: Some(client.id),
@@ -179,7 +178,7 @@ async fn report(ctx: &TaskContext) -> Result<Value, StepError> {
                 output_tokens: completion.usage.output_tokens as i32,
                 purpose: "workflow:weekly-report",
             };
-            store::metrics::record_llm_usage(&mut *state.pool.acquire().await?, &usage).await?;
+            store::metrics::record_llm_usage(&mut *rt.pool.acquire().await?, &usage).await?;
             Ok(completion)
         })
         .await?;
@@ -190,7 +189,7 @@ async fn report(ctx: &TaskContext) -> Result<Value, StepError> {
             "> Dry run: no model was called. This is the prompt that would have been sent.\n\n## System\n\n{system}\n\n## Prompt\n\n{prompt}\n"
         ),
     };
-    let mut conn = state.pool.acquire().await?;
+    let mut conn = rt.pool.acquire().await?;
     // A retried task finds the report its earlier attempt stored.
     let stored = match store::reports::find_for_run(&mut conn, ctx.run.id, client.id, KEY).await? {
         Some(r) => r,
@@ -219,8 +218,8 @@ async fn report(ctx: &TaskContext) -> Result<Value, StepError> {
             let text = message(&client.name, period, completion.as_ref().map_or("", |c| c.text.as_str()));
             let sent: Option<Sent> = ctx
                 .effect("deliver_whatsapp", || async {
-                    state.platforms.ensure_configured("whatsapp")?;
-                    let sent = state.platforms.whatsapp.send_text(to, &text).await?;
+                    rt.platforms.ensure_configured("whatsapp")?;
+                    let sent = rt.platforms.whatsapp.send_text(to, &text).await?;
                     Ok(Sent { message_id: sent.id, to: sent.to })
                 })
                 .await?;

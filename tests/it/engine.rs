@@ -18,12 +18,13 @@ use futures::future::BoxFuture;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use switchboard::{
-    app::AppState,
+    api::AppState,
     domain::validation::FieldError,
-    store::{self, runs::NewRun},
+    store::{self, audit::Actor},
     workflows::{
         Registry, StepError, TaskContext, Workflow, WorkflowInfo,
         engine::{Worker, WorkerSettings},
+        runs::{self, Trigger},
     },
 };
 use tokio::{sync::watch, task::JoinHandle};
@@ -46,6 +47,8 @@ pub struct Stats {
     starts: Mutex<HashMap<Uuid, Vec<Instant>>>,
     /// Client names that fail permanently (the test may change it).
     pub doomed: Mutex<HashSet<String>>,
+    /// Client names whose step panics.
+    pub panicking: Mutex<HashSet<String>>,
 }
 
 impl Stats {
@@ -140,6 +143,9 @@ impl Workflow for Probe {
                 None
             };
             tokio::time::sleep(self.sleep).await;
+            if s.panicking.lock().unwrap().contains(&ctx.client.name) {
+                panic!("probe panics for {}", ctx.client.name);
+            }
             if s.doomed.lock().unwrap().contains(&ctx.client.name) {
                 return Err(StepError::permanent(format!("{} is doomed", ctx.client.name)));
             }
@@ -155,7 +161,7 @@ impl Workflow for Probe {
 /// The app's state with only these workflows registered.
 pub fn state_with(app: &TestApp, workflows: Vec<Arc<dyn Workflow>>) -> AppState {
     let mut state = app.state.clone();
-    state.workflows = Arc::new(Registry::new(workflows));
+    state.runtime.workflows = Arc::new(Registry::new(workflows));
     state
 }
 
@@ -177,7 +183,7 @@ pub fn settings(concurrency: usize, lease: Duration) -> WorkerSettings {
 
 pub fn start_worker(state: &AppState, settings: WorkerSettings) -> RunningWorker {
     let (stop, rx) = watch::channel(false);
-    let worker = Arc::new(Worker::new(state.clone(), state.workflows.clone(), settings));
+    let worker = Arc::new(Worker::new(state.runtime.clone(), settings));
     RunningWorker { stop, handle: tokio::spawn(worker.run(rx)) }
 }
 
@@ -191,30 +197,21 @@ pub async fn clients(app: &TestApp, prefix: &str, n: usize) -> Vec<Uuid> {
     ids
 }
 
-/// Starts a run of `workflow` over `clients` through the store.
+/// Starts a run of `workflow` over `clients` the way every caller does (`workflows::runs::start`).
 pub async fn start_run(state: &AppState, workflow: &str, clients: &[Uuid], dry_run: bool) -> Uuid {
     let w = state.workflows.get(workflow).expect("registered").clone();
-    let info = w.info();
     let params = w.check_params(&Value::Null).unwrap();
     let mut conn = state.pool.acquire().await.unwrap();
-    let run = store::runs::create(
-        &mut conn,
-        &NewRun {
-            workflow: info.key,
-            workflow_version: info.version as i32,
-            trigger: "api",
-            params: &params,
-            dry_run,
-            callback_url: None,
-            schedule_id: None,
-            created_by: None,
-            client_ids: Some(clients),
-            max_attempts: info.max_attempts as i32,
-        },
-    )
-    .await
-    .unwrap();
-    run.id
+    let start = runs::Start {
+        workflow: w.as_ref(),
+        params: &params,
+        trigger: Trigger::Api,
+        dry_run,
+        callback_url: None,
+        schedule_id: None,
+        client_ids: Some(clients),
+    };
+    runs::start(&mut conn, &Actor::cli(), &start).await.unwrap().id
 }
 
 pub async fn run_status(pool: &PgPool, run: Uuid) -> String {
@@ -313,6 +310,26 @@ async fn retryable_failures_back_off_then_succeed_or_fail_with_the_error_kept(po
     assert_eq!((status.as_str(), attempt), ("failed", 3));
     assert_eq!(error.as_deref(), Some("flaky attempt 3"));
     assert_eq!(gives_up_stats.executions(ids[0]), 3, "max_attempts bounds the tries");
+    worker.stop().await;
+}
+
+#[sqlx::test]
+async fn a_panicking_step_fails_its_task_at_once_with_the_panic_recorded(pool: PgPool) {
+    let app = TestApp::new(pool.clone()).await;
+    let probe = Probe { max_attempts: 3, ..Probe::new("probe") };
+    let stats = probe.stats.clone();
+    let state = state_with(&app, vec![Arc::new(probe)]);
+    let ids = clients(&app, "Panics", 2).await;
+    stats.panicking.lock().unwrap().insert("Panics 00".into());
+    // A lease far longer than the wait: a panic left to the reaper would not end in time.
+    let worker = start_worker(&state, settings(4, Duration::from_secs(300)));
+    let run = start_run(&state, "probe", &ids, false).await;
+    assert_eq!(finished(&pool, run, Duration::from_secs(10)).await, "partially_failed");
+    let (status, attempt, error) = task(&pool, run, ids[0]).await;
+    assert_eq!((status.as_str(), attempt), ("failed", 1), "not retried: it would panic again");
+    assert_eq!(error.as_deref(), Some("the step panicked: probe panics for Panics 00"));
+    assert_eq!(task(&pool, run, ids[1]).await.0, "succeeded", "the other client's task is untouched");
+    assert_eq!(stats.executions(ids[0]), 1);
     worker.stop().await;
 }
 

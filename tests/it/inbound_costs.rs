@@ -470,7 +470,7 @@ impl switchboard::workflows::Workflow for Pinger {
         ctx: &'a switchboard::workflows::TaskContext,
     ) -> futures::future::BoxFuture<'a, Result<Value, switchboard::workflows::StepError>> {
         Box::pin(async move {
-            ctx.state.platforms.whatsapp.send_text("+5511988880000", &ctx.client.slug).await?;
+            ctx.runtime.platforms.whatsapp.send_text("+5511988880000", &ctx.client.slug).await?;
             Ok(json!({}))
         })
     }
@@ -509,7 +509,9 @@ async fn workflow_tasks_count_their_calls_for_their_client_and_the_flusher_write
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let registry = Arc::new(Registry::new(vec![Arc::new(Pinger)]));
     let settings = WorkerSettings { poll: std::time::Duration::from_millis(50), ..WorkerSettings::default() };
-    let worker = tokio::spawn(Arc::new(Worker::new(app.state.clone(), registry, settings)).run(stop.clone()));
+    let mut runtime = app.state.runtime.clone();
+    runtime.workflows = registry;
+    let worker = tokio::spawn(Arc::new(Worker::new(runtime, settings)).run(stop.clone()));
     let flusher =
         tokio::spawn(switchboard::costs::flush_every(app.pool.clone(), std::time::Duration::from_secs(3600), stop));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);

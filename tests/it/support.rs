@@ -12,7 +12,7 @@ use http_body_util::BodyExt;
 use serde_json::Value;
 use sqlx::PgPool;
 use std::sync::Arc;
-use switchboard::{api, app::AppState, config::Config, domain::scope::Scope, store::audit::Actor};
+use switchboard::{api, api::AppState, config::Config, domain::scope::Scope, store::audit::Actor};
 
 use switchboard::platforms::{Mode, Platforms};
 use tower::ServiceExt;
@@ -69,8 +69,9 @@ impl TestApp {
         settings.whatsapp.app_secret.get_or_insert_with(|| WHATSAPP_APP_SECRET.into());
         settings.whatsapp.verify_token.get_or_insert_with(|| WHATSAPP_VERIFY_TOKEN.into());
         let platforms = Arc::new(Platforms::new(Mode::Sandbox, settings));
-        let state = AppState::new(pool.clone(), config, secret.as_bytes(), keys, platforms).expect("state");
-        switchboard::store::prompt_templates::seed_defaults(&pool).await.expect("seed prompt templates");
+        let runtime = switchboard::workflows::Runtime::new(pool.clone(), platforms);
+        let state = AppState::new(runtime, config, secret.as_bytes(), keys).expect("state");
+        switchboard::prompts::seed_defaults(&pool).await.expect("seed prompt templates");
         let router = api::app(state.clone());
         let mut app = Self { router, state, pool, admin: String::new(), sim };
         app.admin = app.token(&["admin"]).await;

@@ -177,7 +177,7 @@ async fn a_weekly_report_whose_template_runs_out_of_steps_fails_its_task(pool: P
         poll: Duration::from_millis(50),
         retry_base: Duration::from_millis(10),
     };
-    let worker = Arc::new(Worker::new(app.state.clone(), app.state.workflows.clone(), settings));
+    let worker = Arc::new(Worker::new(app.state.runtime.clone(), settings));
     let (stop, stopped) = watch::channel(false);
     let handle = tokio::spawn(worker.run(stopped));
     let started = Instant::now();

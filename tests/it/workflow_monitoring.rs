@@ -48,7 +48,7 @@ async fn run(app: &TestApp, params: Value, dry_run: bool) -> (RunRow, Vec<TaskRo
         poll: Duration::from_millis(50),
         retry_base: Duration::from_millis(10),
     };
-    let worker = Arc::new(Worker::new(app.state.clone(), app.state.workflows.clone(), settings));
+    let worker = Arc::new(Worker::new(app.state.runtime.clone(), settings));
     let (stop, stopped) = watch::channel(false);
     let handle = tokio::spawn(worker.run(stopped));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);

@@ -55,7 +55,7 @@ async fn finish(app: &TestApp, run_id: Uuid) -> (RunRow, Vec<TaskRow>) {
         poll: Duration::from_millis(50),
         retry_base: Duration::from_millis(10),
     };
-    let worker = Arc::new(Worker::new(app.state.clone(), app.state.workflows.clone(), settings));
+    let worker = Arc::new(Worker::new(app.state.runtime.clone(), settings));
     let (stop, stopped) = watch::channel(false);
     let handle = tokio::spawn(worker.run(stopped));
     let mut conn = app.pool.acquire().await.unwrap();
@@ -395,7 +395,7 @@ async fn prompt_templates_are_seeded_versioned_and_audited(pool: PgPool) {
 
     // Seeding again adds nothing and never overwrites an edited default.
     ok(&put(&app, "/v1/prompt-templates/client-brief", json!({"body": "mine {{ client.name }}"})).send().await);
-    assert!(store::prompt_templates::seed_defaults(&app.pool).await.unwrap().is_empty());
+    assert!(switchboard::prompts::seed_defaults(&app.pool).await.unwrap().is_empty());
     assert_eq!(ok(&app.get("/v1/prompt-templates/client-brief").send().await)["body"], "mine {{ client.name }}");
 
     // Pages in key order.

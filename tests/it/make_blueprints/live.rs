@@ -54,7 +54,7 @@ fn worker(app: &TestApp, delay: Duration) -> (watch::Sender<bool>, JoinHandle<()
         poll: Duration::from_millis(50),
         retry_base: Duration::from_millis(10),
     };
-    let worker = Arc::new(Worker::new(app.state.clone(), app.state.workflows.clone(), settings));
+    let worker = Arc::new(Worker::new(app.state.runtime.clone(), settings));
     let (stop, stopped) = watch::channel(false);
     (
         stop,

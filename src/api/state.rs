@@ -1,55 +1,46 @@
-//! Shared state of the HTTP layer and background tasks.
+//! What every handler gets: the engine's [`Runtime`] (database, platforms, workflows,
+//! client cache) plus what only the HTTP layer needs — settings, token checks, the
+//! API rate limiter, the key ring and the Prometheus handle.
 
-use std::sync::Arc;
+use std::{ops::Deref, sync::Arc};
 
 use metrics_exporter_prometheus::PrometheusHandle;
-use sqlx::PgPool;
 
-use crate::{
-    api::rate_limit::TokenRateLimit,
-    auth::Tokens,
-    cache::{ClientCache, Invalidate},
-    config::Config,
-    crypto::KeyRing,
-    platforms::Platforms,
-    workflows::Registry,
-};
+use super::rate_limit::TokenRateLimit;
+use crate::{auth::Tokens, cache::Invalidate, config::Config, crypto::KeyRing, workflows::Runtime};
 
 #[derive(Clone)]
 pub struct AppState {
-    pub pool: PgPool,
+    /// The parts the engine shares; handlers reach them as `state.pool`, `state.platforms`, ...
+    pub runtime: Runtime,
     pub config: Arc<Config>,
     pub tokens: Arc<Tokens>,
     /// Seals secrets at rest (webhook signing secrets, stored idempotent responses).
     pub keys: Arc<KeyRing>,
     pub rate_limit: Arc<TokenRateLimit>,
     pub metrics: PrometheusHandle,
-    pub clients: Arc<ClientCache>,
-    pub platforms: Arc<Platforms>,
-    /// The workflows this build runs.
-    pub workflows: Arc<Registry>,
+}
+
+/// `AppState` is the runtime plus the HTTP layer's own parts.
+impl Deref for AppState {
+    type Target = Runtime;
+
+    fn deref(&self) -> &Runtime {
+        &self.runtime
+    }
 }
 
 impl AppState {
-    pub fn new(
-        pool: PgPool,
-        config: Config,
-        jwt_secret: &[u8],
-        keys: Arc<KeyRing>,
-        platforms: Arc<Platforms>,
-    ) -> anyhow::Result<Self> {
+    pub fn new(runtime: Runtime, config: Config, jwt_secret: &[u8], keys: Arc<KeyRing>) -> anyhow::Result<Self> {
         let tokens = Tokens::new(jwt_secret, &config.jwt_audience, &config.jwt_issuer)?
             .with_previous(&config.jwt_previous_secrets())?;
         Ok(Self {
-            pool,
+            runtime,
             rate_limit: Arc::new(TokenRateLimit::new(config.rate_limit_per_minute, config.rate_limit_burst)),
             config: Arc::new(config),
             tokens: Arc::new(tokens),
             keys,
             metrics: crate::telemetry::metrics_handle(),
-            clients: Arc::new(ClientCache::new(10_000, std::time::Duration::from_secs(60))),
-            platforms,
-            workflows: Arc::new(Registry::builtin()),
         })
     }
 
