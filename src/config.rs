@@ -224,7 +224,7 @@ impl Config {
         }
         if let Some(secret) = self.callback_secret.as_ref().map(ExposeSecret::expose_secret)
             && !(secret.starts_with("whsec_")
-                && crate::events::signing::key(secret).is_ok_and(|k| (24..=64).contains(&k.len())))
+                && crate::crypto::signing::key(secret).is_ok_and(|k| (24..=64).contains(&k.len())))
         {
             return fail(
                 "CALLBACK_SECRET",
@@ -269,38 +269,6 @@ impl Config {
     /// True when the service runs its own Postgres cluster (no `DATABASE_URL`).
     pub fn zero_setup(&self) -> bool {
         self.database_url.is_none()
-    }
-
-    pub fn worker_settings(&self) -> crate::workflows::engine::WorkerSettings {
-        crate::workflows::engine::WorkerSettings {
-            concurrency: self.worker_concurrency,
-            lease: Duration::from_secs(self.task_lease_secs),
-            poll: Duration::from_secs(1),
-            retry_base: Duration::from_secs(self.task_retry_base_secs),
-        }
-    }
-
-    pub fn webhook_policy(&self) -> crate::events::ssrf::Policy {
-        crate::events::ssrf::Policy { allow_http: self.webhook_allow_http, allow_private: self.webhook_allow_private }
-    }
-
-    pub fn delivery_settings(&self) -> crate::events::delivery::DeliverySettings {
-        crate::events::delivery::DeliverySettings {
-            timeout: Duration::from_secs(self.webhook_timeout_secs),
-            rate_per_second: self.webhook_rate_per_second,
-            burst: self.webhook_rate_per_second,
-            policy: self.webhook_policy(),
-            callback_secret: self.callback_secret.clone(),
-            ..Default::default()
-        }
-    }
-
-    /// Limits of the HTTP listener.
-    pub fn http_limits(&self) -> crate::http_server::Limits {
-        crate::http_server::Limits {
-            header_read_timeout: Duration::from_secs(self.http_header_read_timeout_secs),
-            max_connections: self.http_max_connections,
-        }
     }
 
     /// `statement_timeout` for the service's database connections; `None` for no limit.
@@ -400,7 +368,7 @@ mod tests {
     fn callback_secret_must_be_a_whsec_key() {
         let err = Config::from_vars(vars(&[("CALLBACK_SECRET", "hunter2")])).unwrap_err().to_string();
         assert!(err.contains("CALLBACK_SECRET") && !err.contains("hunter2"), "{err}");
-        let ok = crate::events::signing::new_secret();
+        let ok = crate::crypto::signing::new_secret();
         let config = Config::from_vars(vars(&[("CALLBACK_SECRET", &ok)])).unwrap();
         assert_eq!(config.callback_secret.as_ref().map(ExposeSecret::expose_secret), Some(ok.as_str()));
     }
@@ -423,7 +391,7 @@ mod tests {
 
     #[test]
     fn debug_and_serialize_show_no_secret() {
-        let whsec = crate::events::signing::new_secret();
+        let whsec = crate::crypto::signing::new_secret();
         let (key, old) = (crate::crypto::generate_key(), crate::crypto::generate_key());
         let secrets: Vec<(&str, String)> = vec![
             ("DATABASE_URL", "postgres://switchboard:db-password-4411@db.internal/switchboard".into()),
@@ -498,7 +466,7 @@ mod tests {
         assert_eq!(c.statement_timeout(), None);
         let c = Config::from_vars(vars(&[])).unwrap();
         assert_eq!(c.statement_timeout(), Some(Duration::from_secs(5)));
-        assert_eq!(c.http_limits().max_connections, 1024);
+        assert_eq!(c.http_max_connections, 1024);
     }
 
     #[test]

@@ -26,6 +26,15 @@ pub struct Limits {
     pub max_connections: usize,
 }
 
+impl Limits {
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(config.http_header_read_timeout_secs),
+            max_connections: config.http_max_connections,
+        }
+    }
+}
+
 /// Serves `app` until `shutdown` completes, then stops accepting, lets every
 /// connection finish its in-flight request, and returns once all are closed.
 /// The caller bounds that wait (the grace period).

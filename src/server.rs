@@ -22,7 +22,11 @@ use crate::{
     platforms::{Mode, Platforms},
     sim,
     store::{self, audit::Actor},
-    workflows::{Runtime, engine::Worker, scheduler},
+    workflows::{
+        Runtime,
+        engine::{Worker, WorkerSettings},
+        scheduler,
+    },
 };
 
 /// The database connection, and the embedded cluster when the service runs its own.
@@ -215,10 +219,10 @@ async fn run(config: &Config, pool: &PgPool, role: Role) -> anyhow::Result<()> {
         stop.clone(),
     ));
     if role.worker() {
-        let worker = Arc::new(Worker::new(runtime.clone(), config.worker_settings()));
+        let worker = Arc::new(Worker::new(runtime.clone(), WorkerSettings::from_config(config)));
         background.spawn(worker.run(stop.clone()));
         let deliverer =
-            Arc::new(crate::events::delivery::Deliverer::new(pool.clone(), config.delivery_settings(), keys.clone()));
+            Arc::new(crate::events::delivery::Deliverer::new(pool.clone(), crate::events::delivery::DeliverySettings::from_config(config), keys.clone()));
         background.spawn(deliverer.run(stop.clone()));
     }
     if role.scheduler() {
@@ -281,7 +285,7 @@ async fn serve_http(config: &Config, state: &AppState, simulator: Option<&sim::R
     spawn_upkeep(&mut upkeep, state);
     let grace = Duration::from_secs(config.shutdown_grace_secs);
     let (stopping_tx, mut stopping) = tokio::sync::watch::channel(false);
-    let server = crate::http_server::serve(listener, api::app(state.clone()), config.http_limits(), async move {
+    let server = crate::http_server::serve(listener, api::app(state.clone()), crate::http_server::Limits::from_config(config), async move {
         shutdown_signal().await;
         tracing::info!("shutting down: draining in-flight requests");
         let _ = stopping_tx.send(true);

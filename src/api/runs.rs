@@ -190,7 +190,7 @@ async fn start_run(
     };
     // The same guard as webhook endpoints: https only (unless allowed), no internal addresses.
     if let Some(url) = &req.callback_url
-        && let Err(why) = crate::events::ssrf::check(url, state.config.webhook_policy()).await
+        && let Err(why) = crate::events::ssrf::check(url, crate::events::ssrf::Policy::from_config(&state.config)).await
     {
         errors.push(FieldError::new("callback_url", why));
     }

@@ -141,7 +141,7 @@ async fn checked(
     description: String,
 ) -> ApiResult<(String, Vec<String>, String)> {
     let mut errors = vec![];
-    let url = match ssrf::check(url, state.config.webhook_policy()).await {
+    let url = match ssrf::check(url, crate::events::ssrf::Policy::from_config(&state.config)).await {
         Ok(u) => u.to_string(),
         Err(e) => {
             errors.push(FieldError::new("url", e));
@@ -499,7 +499,7 @@ async fn test_endpoint(
         created_at: Utc::now(),
         data: json!({"endpoint_id": endpoint.id, "message": "A test event from Switchboard."}),
     };
-    let settings = state.config.delivery_settings();
+    let settings = crate::events::delivery::DeliverySettings::from_config(&state.config);
     let secret = events::secret::open(&state.keys, endpoint.id, &endpoint.secret)
         .map_err(|e| ApiError::internal(anyhow::anyhow!("webhook endpoint {}: {e}", endpoint.id)))?;
     let attempt = delivery::send(

@@ -62,6 +62,19 @@ pub struct DeliverySettings {
     pub callback_secret: Option<secrecy::SecretString>,
 }
 
+impl DeliverySettings {
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        Self {
+            timeout: Duration::from_secs(config.webhook_timeout_secs),
+            rate_per_second: config.webhook_rate_per_second,
+            burst: config.webhook_rate_per_second,
+            policy: Policy::from_config(config),
+            callback_secret: config.callback_secret.clone(),
+            ..Self::default()
+        }
+    }
+}
+
 impl Default for DeliverySettings {
     fn default() -> Self {
         let (s, m, h) = (1, 60, 3600);

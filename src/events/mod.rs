@@ -11,9 +11,11 @@
 pub mod callbacks;
 pub mod delivery;
 pub mod secret;
-pub mod signing;
 pub mod ssrf;
 pub mod store;
+
+/// Standard Webhooks signing lives with the other keys in `crypto`.
+pub use crate::crypto::signing;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;

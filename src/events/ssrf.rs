@@ -22,6 +22,13 @@ pub struct Policy {
     pub allow_private: bool,
 }
 
+impl Policy {
+    /// `WEBHOOK_ALLOW_HTTP`, `WEBHOOK_ALLOW_PRIVATE`: for webhook endpoints and run callbacks alike.
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        Self { allow_http: config.webhook_allow_http, allow_private: config.webhook_allow_private }
+    }
+}
+
 /// Why an address may not be called, or `None` when it may.
 pub fn forbidden(ip: IpAddr) -> Option<&'static str> {
     match ip {

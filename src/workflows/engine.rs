@@ -16,7 +16,10 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use super::{Runtime, StepError, TaskContext, context::RunInfo};
-use crate::store::{self, runs::Claimed};
+use crate::{
+    config::Config,
+    store::{self, runs::Claimed},
+};
 
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
@@ -27,6 +30,17 @@ pub struct WorkerSettings {
     pub poll: Duration,
     /// First retry delay of a failed task (doubles per attempt).
     pub retry_base: Duration,
+}
+
+impl WorkerSettings {
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            concurrency: config.worker_concurrency,
+            lease: Duration::from_secs(config.task_lease_secs),
+            retry_base: Duration::from_secs(config.task_retry_base_secs),
+            ..Self::default()
+        }
+    }
 }
 
 impl Default for WorkerSettings {

@@ -17,6 +17,7 @@ mod events;
 mod idempotency;
 mod inbound_costs;
 mod knowledge;
+mod layers;
 mod make_blueprints;
 mod openapi;
 mod pagination;

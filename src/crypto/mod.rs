@@ -5,6 +5,8 @@
 //! `ENCRYPTION_KEY` seals, it and every `ENCRYPTION_KEYS_OLD` key open. The associated
 //! data binds a value to its row, so a sealed value copied to another row does not open.
 
+pub mod signing;
+
 use std::fmt;
 
 use base64::{
