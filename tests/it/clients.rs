@@ -229,6 +229,14 @@ async fn patch_is_a_merge_patch(pool: PgPool) {
     // The change was stored.
     assert_eq!(app.get("/v1/clients/merge-co").send().await.json(), body);
     assert_eq!(app.count("SELECT count(*) FROM audit.log WHERE action = 'client.update'").await, 1);
+
+    // A patch that changes nothing writes nothing: no audit row, no event, same `updated_at`.
+    let events = app.count("SELECT count(*) FROM engine.events WHERE type = 'client.updated'").await;
+    let res = app.patch("/v1/clients/merge-co", json!({"status": "active", "notes": "keep me"})).send().await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    assert_eq!(res.json(), body);
+    assert_eq!(app.count("SELECT count(*) FROM audit.log WHERE action = 'client.update'").await, 1);
+    assert_eq!(app.count("SELECT count(*) FROM engine.events WHERE type = 'client.updated'").await, events);
 }
 
 #[sqlx::test]

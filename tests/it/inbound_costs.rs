@@ -206,7 +206,7 @@ async fn run_starts_the_workflow_for_one_client_or_all_active_ones(pool: PgPool)
         sqlx::query_scalar("SELECT client_id::text FROM engine.tasks").fetch_all(&app.pool).await.unwrap();
     assert_eq!(tasks, vec![one["id"].as_str().unwrap().to_string()]);
     assert_eq!(
-        app.count("SELECT count(*) FROM audit.log WHERE actor_name = 'whatsapp:+5511999990000' AND action = 'run.create' AND resource_type = 'run'").await,
+        app.count("SELECT count(*) FROM audit.log WHERE actor_name = 'whatsapp:+5511999990000' AND action = 'run.start' AND resource_type = 'run'").await,
         1
     );
 

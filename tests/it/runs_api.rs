@@ -633,7 +633,16 @@ async fn after_downtime_a_schedule_fires_once_not_once_per_missed_slot(pool: PgP
     let app = TestApp::new(pool.clone()).await;
     // Hourly, three days overdue: 72 missed slots.
     let schedule = due_schedule(&pool, "0 * * * *", "3 days").await;
-    assert_eq!(scheduler::fire_due(&app.state).await.unwrap().len(), 1);
+    let runs = scheduler::fire_due(&app.state).await.unwrap();
+    assert_eq!(runs.len(), 1);
+    // Started the one way every run starts: audited, naming the schedule.
+    assert_eq!(audit_actions(&app, runs[0]).await, ["run.start"]);
+    let actor: String = sqlx::query_scalar("SELECT actor_name FROM audit.log WHERE resource_id = $1")
+        .bind(runs[0].to_string())
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(actor, format!("schedule:{schedule}"));
     assert!(scheduler::fire_due(&app.state).await.unwrap().is_empty());
     assert_eq!(fired(&pool, schedule).await, (1, 1));
     let next = next_fire_at(&pool, schedule).await;
