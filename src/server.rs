@@ -206,7 +206,12 @@ async fn run(config: &Config, pool: &PgPool, role: Role) -> anyhow::Result<()> {
     scheduler::seed_defaults(pool, &state.workflows).await?;
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let mut background = JoinSet::new();
-    background.spawn(crate::costs::flush_every(pool.clone(), crate::costs::FLUSH_EVERY, stop.clone()));
+    background.spawn(crate::costs::flush_every(
+        pool.clone(),
+        state.platforms.calls.clone(),
+        crate::costs::FLUSH_EVERY,
+        stop.clone(),
+    ));
     // Every role records metrics; their samples are freed only by this timer (or a scrape).
     background.spawn(crate::telemetry::metrics_upkeep(
         state.metrics.clone(),
@@ -355,13 +360,14 @@ pub async fn platforms(config: &Config) -> anyhow::Result<(Arc<Platforms>, Optio
             if settings.mode == Some(Mode::Live) {
                 settings.check_live().map_err(|e| anyhow::anyhow!(e))?;
             }
-            Ok((Arc::new(Platforms::new(Mode::Live, settings.clone())), None))
+            Ok((Arc::new(Platforms::new(Mode::Live, settings.clone(), Arc::default())), None))
         }
         Mode::Sandbox => {
-            let sim = sim::spawn(SocketAddr::from(([127, 0, 0, 1], 0)), sim::SimState::default()).await?;
+            let simulator = crate::platforms::simulator(sim::Behaviour::default());
+            let sim = sim::spawn(SocketAddr::from(([127, 0, 0, 1], 0)), simulator).await?;
             let mut sandboxed = settings.sandboxed(&sim.base_url);
             sandbox_webhook_secrets(&mut sandboxed.whatsapp, &config.data_dir)?;
-            Ok((Arc::new(Platforms::new(Mode::Sandbox, sandboxed)), Some(sim)))
+            Ok((Arc::new(Platforms::new(Mode::Sandbox, sandboxed, Arc::default())), Some(sim)))
         }
     }
 }
