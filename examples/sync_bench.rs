@@ -59,7 +59,7 @@ async fn main() -> anyhow::Result<()> {
     let ids: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT id FROM knowledge.clients").fetch_all(&pool).await?;
 
     let behaviour = sim::Behaviour { latency_ms, rate_per_second: Some(rate), ..sim::Behaviour::default() };
-    let simulator = sim::spawn("127.0.0.1:0".parse()?, sim::SimState::new(behaviour)).await?;
+    let simulator = sim::spawn("127.0.0.1:0".parse()?, switchboard::platforms::simulator(behaviour)).await?;
 
     let mut config = Config::load()?;
     config.platforms.meta.rate_per_second = Some(rate);
@@ -67,7 +67,8 @@ async fn main() -> anyhow::Result<()> {
     // One token drives every sync: lift its API rate limit out of the way.
     config.rate_limit_per_minute = 100_000_000;
     config.rate_limit_burst = 100_000_000;
-    let platforms = Arc::new(Platforms::new(Mode::Sandbox, config.platforms.sandboxed(&simulator.base_url)));
+    let platforms =
+        Arc::new(Platforms::new(Mode::Sandbox, config.platforms.sandboxed(&simulator.base_url), Arc::default()));
     let runtime = switchboard::workflows::Runtime::new(pool.clone(), platforms);
     let state = AppState::new(runtime, config, b"benchmark-secret-benchmark-secret-benchmark", bench_keys())?;
     let token = state.tokens.issue(&pool, &Actor::cli(), "bench", &[Scope::Admin], None).await?.token;

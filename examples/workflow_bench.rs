@@ -114,11 +114,12 @@ async fn main() -> anyhow::Result<()> {
     let pool = store::connect(&url, 40, None).await?;
     server::migrate(&pool).await?;
     let behaviour = sim::Behaviour { latency_ms, rate_per_second: Some(rate), ..sim::Behaviour::default() };
-    let simulator = sim::spawn("127.0.0.1:0".parse()?, sim::SimState::new(behaviour)).await?;
+    let simulator = sim::spawn("127.0.0.1:0".parse()?, switchboard::platforms::simulator(behaviour)).await?;
     let mut config = Config::load()?;
     config.platforms.meta.rate_per_second = Some(rate);
     config.platforms.google_ads.rate_per_second = Some(rate);
-    let platforms = Arc::new(Platforms::new(Mode::Sandbox, config.platforms.sandboxed(&simulator.base_url)));
+    let platforms =
+        Arc::new(Platforms::new(Mode::Sandbox, config.platforms.sandboxed(&simulator.base_url), Arc::default()));
     let mut state = Runtime::new(pool.clone(), platforms);
     state.workflows = Arc::new(Registry::new(vec![Arc::new(Noop), Arc::new(DailyMonitoring)]));
     let settings =

@@ -92,7 +92,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let _guard = telemetry::init_logging(&config, false)?;
             let behaviour = crate::sim::Behaviour { latency_ms, rate_per_second, fault_rate, timeout_rate: 0.0 };
             let running =
-                crate::sim::spawn(std::net::SocketAddr::new(bind, port), crate::sim::SimState::new(behaviour)).await?;
+                crate::sim::spawn(std::net::SocketAddr::new(bind, port), crate::platforms::simulator(behaviour))
+                    .await?;
             println!("Platform simulator on {} (stats: {}/_sim/stats)", running.base_url, running.base_url);
             for p in crate::platforms::REGISTRY {
                 println!("  {:<13} {}{}", p.key, running.base_url, p.sim_prefix);

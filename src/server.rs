@@ -211,7 +211,12 @@ async fn run(config: &Config, pool: &PgPool, role: Role) -> anyhow::Result<()> {
     scheduler::seed_defaults(pool, &state.workflows).await?;
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let mut background = JoinSet::new();
-    background.spawn(crate::costs::flush_every(pool.clone(), crate::costs::FLUSH_EVERY, stop.clone()));
+    background.spawn(crate::costs::flush_every(
+        pool.clone(),
+        state.platforms.calls.clone(),
+        crate::costs::FLUSH_EVERY,
+        stop.clone(),
+    ));
     // Every role records metrics; their samples are freed only by this timer (or a scrape).
     background.spawn(crate::telemetry::metrics_upkeep(
         state.metrics.clone(),
@@ -221,8 +226,11 @@ async fn run(config: &Config, pool: &PgPool, role: Role) -> anyhow::Result<()> {
     if role.worker() {
         let worker = Arc::new(Worker::new(runtime.clone(), WorkerSettings::from_config(config)));
         background.spawn(worker.run(stop.clone()));
-        let deliverer =
-            Arc::new(crate::events::delivery::Deliverer::new(pool.clone(), crate::events::delivery::DeliverySettings::from_config(config), keys.clone()));
+        let deliverer = Arc::new(crate::events::delivery::Deliverer::new(
+            pool.clone(),
+            crate::events::delivery::DeliverySettings::from_config(config),
+            keys.clone(),
+        ));
         background.spawn(deliverer.run(stop.clone()));
     }
     if role.scheduler() {
@@ -285,11 +293,16 @@ async fn serve_http(config: &Config, state: &AppState, simulator: Option<&sim::R
     spawn_upkeep(&mut upkeep, state);
     let grace = Duration::from_secs(config.shutdown_grace_secs);
     let (stopping_tx, mut stopping) = tokio::sync::watch::channel(false);
-    let server = crate::http_server::serve(listener, api::app(state.clone()), crate::http_server::Limits::from_config(config), async move {
-        shutdown_signal().await;
-        tracing::info!("shutting down: draining in-flight requests");
-        let _ = stopping_tx.send(true);
-    });
+    let server = crate::http_server::serve(
+        listener,
+        api::app(state.clone()),
+        crate::http_server::Limits::from_config(config),
+        async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down: draining in-flight requests");
+            let _ = stopping_tx.send(true);
+        },
+    );
     // In-flight requests get `grace` to finish; idle keep-alive connections do not hold us up.
     let deadline = async move {
         let _ = stopping.wait_for(|s| *s).await;
@@ -364,13 +377,14 @@ pub async fn platforms(config: &Config) -> anyhow::Result<(Arc<Platforms>, Optio
             if settings.mode == Some(Mode::Live) {
                 settings.check_live().map_err(|e| anyhow::anyhow!(e))?;
             }
-            Ok((Arc::new(Platforms::new(Mode::Live, settings.clone())), None))
+            Ok((Arc::new(Platforms::new(Mode::Live, settings.clone(), Arc::default())), None))
         }
         Mode::Sandbox => {
-            let sim = sim::spawn(SocketAddr::from(([127, 0, 0, 1], 0)), sim::SimState::default()).await?;
+            let simulator = crate::platforms::simulator(sim::Behaviour::default());
+            let sim = sim::spawn(SocketAddr::from(([127, 0, 0, 1], 0)), simulator).await?;
             let mut sandboxed = settings.sandboxed(&sim.base_url);
             sandbox_webhook_secrets(&mut sandboxed.whatsapp, &config.data_dir)?;
-            Ok((Arc::new(Platforms::new(Mode::Sandbox, sandboxed)), Some(sim)))
+            Ok((Arc::new(Platforms::new(Mode::Sandbox, sandboxed, Arc::default())), Some(sim)))
         }
     }
 }

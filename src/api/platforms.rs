@@ -41,7 +41,7 @@ pub struct PlatformView {
     pub limits: HttpStatus,
 }
 
-fn view(state: &AppState, info: &platforms::PlatformInfo) -> PlatformView {
+fn view(state: &AppState, info: &platforms::PlatformInfo, http: &platforms::http::PlatformHttp) -> PlatformView {
     let missing: Vec<String> = state.platforms.missing(info.key).into_iter().map(String::from).collect();
     PlatformView {
         key: info.key.to_string(),
@@ -50,7 +50,7 @@ fn view(state: &AppState, info: &platforms::PlatformInfo) -> PlatformView {
         configured: missing.is_empty(),
         missing_settings: missing,
         ads: info.ads,
-        limits: state.platforms.http(info.key).expect("registered platform").status(),
+        limits: http.status(),
     }
 }
 
@@ -70,7 +70,7 @@ async fn list_platforms(
     _caller: Caller,
     _: ApiQuery<NoQuery>,
 ) -> axum::Json<Vec<PlatformView>> {
-    axum::Json(platforms::REGISTRY.iter().map(|p| view(&state, p)).collect())
+    axum::Json(state.platforms.each().into_iter().map(|(info, http)| view(&state, info, http)).collect())
 }
 
 /// Get a platform
@@ -88,9 +88,11 @@ async fn get_platform(
     Path(platform): Path<String>,
     _: ApiQuery<NoQuery>,
 ) -> ApiResult<axum::Json<PlatformView>> {
-    let info = platforms::REGISTRY
-        .iter()
-        .find(|p| p.key == platform || p.key.replace('_', "-") == platform)
+    let (info, http) = state
+        .platforms
+        .each()
+        .into_iter()
+        .find(|(p, _)| p.key == platform || p.key.replace('_', "-") == platform)
         .ok_or_else(|| ApiError::not_found(format!("No platform `{platform}`; see GET /v1/platforms.")))?;
-    Ok(axum::Json(view(&state, info)))
+    Ok(axum::Json(view(&state, info, http)))
 }

@@ -16,6 +16,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use super::{
     PlatformInfo, SecretString,
+    calls::CallCounter,
     error::{ErrorKind, PlatformError},
     expose,
     http::{Call, Dialect, HttpSettings, PlatformHttp, Verdict, retry_after},
@@ -364,6 +365,27 @@ fn reset_wait(headers: &HeaderMap) -> Option<Duration> {
 pub struct ClickUp {
     http: PlatformHttp,
     settings: Settings,
+}
+
+impl super::Platform for ClickUp {
+    const INFO: PlatformInfo = INFO;
+    type Settings = Settings;
+    type Sim = crate::sim::clickup::State;
+
+    fn connect(settings: &Settings, calls: &Arc<CallCounter>) -> Self {
+        let mut client = Self::new(settings);
+        client.http.count_into(calls);
+        client
+    }
+    fn http(&self) -> &PlatformHttp {
+        &self.http
+    }
+    fn missing(settings: &Settings) -> Vec<&'static str> {
+        settings.missing()
+    }
+    fn sandboxed(settings: &Settings, base: &str) -> Settings {
+        settings.sandboxed(base)
+    }
 }
 
 impl ClickUp {

@@ -12,6 +12,7 @@ use serde::{Deserialize, Deserializer, Serialize, de::Error as _};
 
 use super::{
     PlatformInfo, SecretString,
+    calls::CallCounter,
     error::{ErrorKind, PlatformError},
     google_auth::{RefreshTokenSource, TOKEN_URL, non_empty, non_empty_secret, parse_duration},
     http::{Call, Dialect, HttpSettings, Overrides, PlatformHttp, Reply, Verdict},
@@ -387,6 +388,28 @@ pub struct GoogleAds {
     login_customer_id: Option<String>,
     /// Why calls cannot be made (missing or unusable settings), checked before each call.
     unusable: Option<PlatformError>,
+}
+
+impl super::Platform for GoogleAds {
+    const INFO: PlatformInfo = INFO;
+    type Settings = Settings;
+    type Sim = crate::sim::google_ads::State;
+
+    fn connect(settings: &Settings, calls: &Arc<CallCounter>) -> Self {
+        let mut client = Self::new(settings);
+        client.http.count_into(calls);
+        client.auth.count_into(calls);
+        client
+    }
+    fn http(&self) -> &PlatformHttp {
+        &self.http
+    }
+    fn missing(settings: &Settings) -> Vec<&'static str> {
+        settings.missing()
+    }
+    fn sandboxed(settings: &Settings, base: &str) -> Settings {
+        settings.sandboxed(base)
+    }
 }
 
 impl GoogleAds {

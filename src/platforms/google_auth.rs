@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
 use super::{
+    calls::CallCounter,
     error::{ErrorKind, PlatformError},
     http::{Call, Dialect, HttpSettings, PlatformHttp, Verdict, default_classify},
 };
@@ -170,6 +171,11 @@ pub struct RefreshTokenSource {
 }
 
 impl RefreshTokenSource {
+    /// Counts token calls with the connector's calls (see [`PlatformHttp::count_into`]).
+    pub fn count_into(&mut self, calls: &Arc<CallCounter>) {
+        self.http.count_into(calls);
+    }
+
     /// `connector` supplies timeouts and retries; `platform` names the errors.
     pub fn new(
         platform: &'static str,
@@ -275,6 +281,11 @@ pub struct ServiceAccountSource {
 }
 
 impl ServiceAccountSource {
+    /// Counts token calls with the connector's calls (see [`PlatformHttp::count_into`]).
+    pub fn count_into(&mut self, calls: &Arc<CallCounter>) {
+        self.http.count_into(calls);
+    }
+
     /// `subject` impersonates a Workspace user (domain-wide delegation); `token_url`
     /// overrides where the assertion is posted (the audience stays the key's `token_uri`).
     pub fn new(

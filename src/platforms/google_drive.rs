@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     PlatformInfo, SecretString,
+    calls::CallCounter,
     error::{ErrorKind, PlatformError},
     google_auth::{DRIVE_SCOPE, ServiceAccountKey, ServiceAccountSource, non_empty, non_empty_secret},
     http::{Call, Dialect, HttpSettings, Overrides, PlatformHttp, Reply, Verdict},
@@ -244,6 +245,30 @@ pub struct GoogleDrive {
     parent_folder_id: String,
     shared_drive_id: Option<String>,
     template: Vec<String>,
+}
+
+impl super::Platform for GoogleDrive {
+    const INFO: PlatformInfo = INFO;
+    type Settings = Settings;
+    type Sim = crate::sim::google_drive::State;
+
+    fn connect(settings: &Settings, calls: &Arc<CallCounter>) -> Self {
+        let mut client = Self::new(settings);
+        client.http.count_into(calls);
+        if let Ok(auth) = &mut client.auth {
+            auth.count_into(calls);
+        }
+        client
+    }
+    fn http(&self) -> &PlatformHttp {
+        &self.http
+    }
+    fn missing(settings: &Settings) -> Vec<&'static str> {
+        settings.missing()
+    }
+    fn sandboxed(settings: &Settings, base: &str) -> Settings {
+        settings.sandboxed(base)
+    }
 }
 
 impl GoogleDrive {

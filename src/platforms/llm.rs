@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use super::{
     PlatformInfo, SecretString,
+    calls::CallCounter,
     error::{ErrorKind, PlatformError},
     expose,
     http::{Call, Dialect, HttpSettings, PlatformHttp, Verdict, retry_after},
@@ -355,6 +356,27 @@ fn go_duration(value: &str) -> Option<Duration> {
 pub struct Llm {
     http: PlatformHttp,
     settings: Settings,
+}
+
+impl super::Platform for Llm {
+    const INFO: PlatformInfo = INFO;
+    type Settings = Settings;
+    type Sim = crate::sim::llm::State;
+
+    fn connect(settings: &Settings, calls: &Arc<CallCounter>) -> Self {
+        let mut client = Self::new(settings);
+        client.http.count_into(calls);
+        client
+    }
+    fn http(&self) -> &PlatformHttp {
+        &self.http
+    }
+    fn missing(settings: &Settings) -> Vec<&'static str> {
+        settings.missing()
+    }
+    fn sandboxed(settings: &Settings, base: &str) -> Settings {
+        settings.sandboxed(base)
+    }
 }
 
 impl Llm {

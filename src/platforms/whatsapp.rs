@@ -15,7 +15,9 @@ use sha2::Sha256;
 use utoipa::ToSchema;
 
 use super::{
-    ErrorKind, PlatformError, PlatformInfo, SecretString, expose,
+    ErrorKind, PlatformError, PlatformInfo, SecretString,
+    calls::CallCounter,
+    expose,
     http::{Call, Dialect, HttpSettings, Overrides, PlatformHttp, Verdict, default_classify, retry_after},
     meta::GraphError,
 };
@@ -226,6 +228,27 @@ struct MessageId {
 pub struct WhatsApp {
     http: PlatformHttp,
     settings: Settings,
+}
+
+impl super::Platform for WhatsApp {
+    const INFO: PlatformInfo = INFO;
+    type Settings = Settings;
+    type Sim = crate::sim::whatsapp::State;
+
+    fn connect(settings: &Settings, calls: &Arc<CallCounter>) -> Self {
+        let mut client = Self::new(settings);
+        client.http.count_into(calls);
+        client
+    }
+    fn http(&self) -> &PlatformHttp {
+        &self.http
+    }
+    fn missing(settings: &Settings) -> Vec<&'static str> {
+        settings.missing()
+    }
+    fn sandboxed(settings: &Settings, base: &str) -> Settings {
+        settings.sandboxed(base)
+    }
 }
 
 impl WhatsApp {

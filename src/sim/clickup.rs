@@ -4,7 +4,7 @@
 
 use std::{
     collections::{BTreeMap, HashMap},
-    sync::Mutex,
+    sync::{Arc, Mutex},
     time::{SystemTime, UNIX_EPOCH},
 };
 
@@ -18,7 +18,7 @@ use axum::{
 };
 use serde_json::{Value, json};
 
-use super::SimState;
+use super::Vendor;
 
 /// Fixed by the real API.
 pub const PAGE_SIZE: usize = 100;
@@ -86,7 +86,25 @@ impl State {
     }
 }
 
-pub fn router() -> Router<SimState> {
+impl Vendor for State {
+    fn routes(self: Arc<Self>) -> Router {
+        router().with_state(self)
+    }
+    fn throttled(&self) -> Response {
+        throttled()
+    }
+    fn fault(&self) -> Response {
+        fault()
+    }
+    fn created(&self) -> BTreeMap<String, u64> {
+        State::created(self)
+    }
+    fn reset(&self) {
+        State::reset(self)
+    }
+}
+
+pub fn router() -> Router<Arc<State>> {
     Router::new()
         .route("/api/{version}/space/{id}/list", get(get_space_lists).post(create_space_list))
         .route("/api/{version}/folder/{id}/list", get(get_folder_lists).post(create_folder_list))
@@ -116,7 +134,7 @@ fn error(status: StatusCode, err: &str, ecode: &str) -> Response {
 
 /// Personal tokens (`pk_…`) as sent, or OAuth tokens as `Bearer …`.
 #[allow(clippy::result_large_err)] // the refusal is the handler's answer as is
-fn authorize(state: &SimState, headers: &HeaderMap) -> Result<[(&'static str, String); 3], Response> {
+fn authorize(state: &State, headers: &HeaderMap) -> Result<[(&'static str, String); 3], Response> {
     let Some(value) = headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::trim) else {
         return Err(error(StatusCode::UNAUTHORIZED, "Authorization header required", "OAUTH_017"));
     };
@@ -125,7 +143,7 @@ fn authorize(state: &SimState, headers: &HeaderMap) -> Result<[(&'static str, St
     if !valid {
         return Err(error(StatusCode::UNAUTHORIZED, "Token invalid", "OAUTH_025"));
     }
-    Ok(state.clickup().meter(token))
+    Ok(state.meter(token))
 }
 
 fn now_secs() -> u64 {
@@ -150,8 +168,8 @@ fn list_json(list: &SimList, task_count: usize) -> Value {
     })
 }
 
-fn lists_in(state: &SimState, space: Option<&str>, folder: Option<&str>) -> Value {
-    let store = state.clickup().lock();
+fn lists_in(state: &State, space: Option<&str>, folder: Option<&str>) -> Value {
+    let store = state.lock();
     let lists: Vec<Value> = store
         .lists
         .iter()
@@ -164,14 +182,14 @@ fn lists_in(state: &SimState, space: Option<&str>, folder: Option<&str>) -> Valu
     json!({ "lists": lists })
 }
 
-fn create_list(state: &SimState, space_id: &str, folder_id: Option<&str>, body: &[u8]) -> Response {
+fn create_list(state: &State, space_id: &str, folder_id: Option<&str>, body: &[u8]) -> Response {
     let Ok(body) = serde_json::from_slice::<Value>(body) else {
         return error(StatusCode::BAD_REQUEST, "Invalid JSON body", "INPUT_000");
     };
     let Some(name) = body.get("name").and_then(Value::as_str).map(str::trim).filter(|n| !n.is_empty()) else {
         return error(StatusCode::BAD_REQUEST, "List name invalid", "INPUT_005");
     };
-    let mut store = state.clickup().lock();
+    let mut store = state.lock();
     let taken = store.lists.iter().any(|l| {
         l.name == name && l.folder_id.as_deref() == folder_id && (folder_id.is_some() || l.space_id == space_id)
     });
@@ -191,7 +209,7 @@ fn create_list(state: &SimState, space_id: &str, folder_id: Option<&str>, body: 
 }
 
 async fn get_space_lists(
-    AxumState(state): AxumState<SimState>,
+    AxumState(state): AxumState<Arc<State>>,
     Path((_, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
@@ -202,7 +220,7 @@ async fn get_space_lists(
 }
 
 async fn create_space_list(
-    AxumState(state): AxumState<SimState>,
+    AxumState(state): AxumState<Arc<State>>,
     Path((_, id)): Path<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
@@ -214,7 +232,7 @@ async fn create_space_list(
 }
 
 async fn get_folder_lists(
-    AxumState(state): AxumState<SimState>,
+    AxumState(state): AxumState<Arc<State>>,
     Path((_, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
@@ -225,7 +243,7 @@ async fn get_folder_lists(
 }
 
 async fn create_folder_list(
-    AxumState(state): AxumState<SimState>,
+    AxumState(state): AxumState<Arc<State>>,
     Path((_, id)): Path<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
@@ -237,7 +255,7 @@ async fn create_folder_list(
 }
 
 async fn get_tasks(
-    AxumState(state): AxumState<SimState>,
+    AxumState(state): AxumState<Arc<State>>,
     Path((_, id)): Path<(String, String)>,
     Query(query): Query<Vec<(String, String)>>,
     headers: HeaderMap,
@@ -250,7 +268,7 @@ async fn get_tasks(
     let Ok(page) = page else {
         return error(StatusCode::BAD_REQUEST, "Page must be a number", "INPUT_000");
     };
-    let store = state.clickup().lock();
+    let store = state.lock();
     let all = store.tasks.get(&id).map(Vec::as_slice).unwrap_or_default();
     let tasks: Vec<&Value> = all.iter().skip(page.saturating_mul(PAGE_SIZE)).take(PAGE_SIZE).collect();
     let last_page = (page + 1).saturating_mul(PAGE_SIZE) >= all.len();
@@ -268,7 +286,7 @@ fn priority_json(priority: u64) -> Value {
 }
 
 async fn create_task(
-    AxumState(state): AxumState<SimState>,
+    AxumState(state): AxumState<Arc<State>>,
     Path((_, list_id)): Path<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
@@ -328,7 +346,7 @@ async fn create_task(
         "list": {"id": list_id}, "folder": {"id": "hidden"}, "space": {"id": FOLDER_SPACE},
         "url": format!("https://app.clickup.com/t/{id}"),
     });
-    let mut store = state.clickup().lock();
+    let mut store = state.lock();
     store.tasks.entry(list_id).or_default().push(task.clone());
     store.tasks_created += 1;
     (limits, Json(task)).into_response()
@@ -360,7 +378,7 @@ mod tests {
 
     #[tokio::test]
     async fn pages_tasks_by_100_and_says_when_the_last_page_is_reached() {
-        let state = SimState::default();
+        let state = Arc::new(State::default());
         let app = router().with_state(state.clone());
         for i in 0..150 {
             let (status, ..) =
@@ -375,12 +393,12 @@ mod tests {
         assert_eq!(page1["tasks"].as_array().unwrap().len(), 50);
         assert_eq!(page1["tasks"][0]["name"], "t100");
         assert_eq!(page1["last_page"], true);
-        assert_eq!(state.clickup().created()["tasks"], 150);
+        assert_eq!(state.created()["tasks"], 150);
     }
 
     #[tokio::test]
     async fn checks_the_token_and_refuses_duplicate_list_names() {
-        let state = SimState::default();
+        let state = Arc::new(State::default());
         let app = router().with_state(state.clone());
         let (status, _, body) = call(&app, "GET", "/api/v2/space/1/list", None, Value::Null).await;
         assert_eq!((status, body["ECODE"].as_str()), (StatusCode::UNAUTHORIZED, Some("OAUTH_017")));
@@ -397,7 +415,7 @@ mod tests {
         assert_eq!(status, StatusCode::OK);
         let (_, _, lists) = call(&app, "GET", "/api/v2/space/1/list", Some("pk_1"), Value::Null).await;
         assert_eq!(lists["lists"].as_array().unwrap().len(), 1);
-        assert_eq!(state.clickup().created()["lists"], 2);
+        assert_eq!(state.created()["lists"], 2);
         let (status, _, body) =
             call(&app, "POST", "/api/v2/list/9/task", Some("pk_1"), json!({"name": "x", "priority": 7})).await;
         assert_eq!((status, body["ECODE"].as_str()), (StatusCode::BAD_REQUEST, Some("INPUT_006")));

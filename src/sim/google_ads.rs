@@ -8,7 +8,10 @@
 
 use std::{
     collections::{BTreeMap, HashMap},
-    sync::atomic::{AtomicU64, Ordering},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
 };
 
 use axum::{
@@ -23,9 +26,13 @@ use base64::Engine;
 use chrono::{Duration, NaiveDate, Utc};
 use serde_json::{Value, json};
 
-use super::{SimState, new_id, unit};
-use crate::platforms::google_auth::{ADS_SCOPE, JWT_BEARER_GRANT, TOKEN_URL};
+use super::{Vendor, new_id, unit};
 
+/// Google's OAuth server as Google documents it: the audience a JWT assertion must name,
+/// the JWT bearer grant (RFC 7523) and the scope a refresh token of an Ads user carries.
+const TOKEN_URL: &str = "https://oauth2.googleapis.com/token";
+const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+const ADS_SCOPE: &str = "https://www.googleapis.com/auth/adwords";
 /// Real pages hold 10,000 rows; a small page makes pagination visible in the sandbox.
 pub const SEARCH_PAGE_SIZE: usize = 25;
 /// Access tokens the simulated Google issues (and accepts).
@@ -61,13 +68,29 @@ impl State {
     }
 }
 
-pub fn router() -> Router<SimState> {
+impl Vendor for State {
+    fn routes(self: Arc<Self>) -> Router {
+        router().with_state(self)
+    }
+    fn throttled(&self) -> Response {
+        throttled()
+    }
+    fn fault(&self) -> Response {
+        fault()
+    }
+    fn created(&self) -> BTreeMap<String, u64> {
+        State::created(self)
+    }
+    fn reset(&self) {
+        State::reset(self)
+    }
+}
+
+pub fn router() -> Router<Arc<State>> {
     Router::new()
         .route(
             "/token",
-            post(|Shared(s): Shared<SimState>, body: Bytes| async move {
-                token_endpoint(&s.google_ads().tokens, &body, true)
-            }),
+            post(|Shared(s): Shared<Arc<State>>, body: Bytes| async move { token_endpoint(&s.tokens, &body, true) }),
         )
         .route("/{version}/customers/{customer}/{method}", post(query))
 }

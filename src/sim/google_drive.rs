@@ -8,7 +8,7 @@
 use std::{
     collections::BTreeMap,
     sync::{
-        Mutex,
+        Arc, Mutex,
         atomic::{AtomicU64, Ordering},
     },
 };
@@ -23,8 +23,7 @@ use axum::{
 };
 use serde_json::{Value, json};
 
-use super::{SimState, google_ads::bearer_problem, new_id};
-use crate::platforms::google_drive::FOLDER_MIME;
+use super::{Vendor, google_ads::bearer_problem, new_id};
 
 /// TEST-ONLY service-account key used by the sandbox (the simulator checks the
 /// assertion's claims, not its signature). Generated for this repository with
@@ -64,6 +63,8 @@ pub const SANDBOX_SERVICE_ACCOUNT_JSON: &str = concat!(
 );
 
 const MAX_PAGE_SIZE: usize = 1000;
+/// Drive's MIME type of a folder.
+const FOLDER_MIME: &str = "application/vnd.google-apps.folder";
 
 #[derive(Debug, Clone)]
 pub struct File {
@@ -107,12 +108,30 @@ impl State {
     }
 }
 
-pub fn router() -> Router<SimState> {
+impl Vendor for State {
+    fn routes(self: Arc<Self>) -> Router {
+        router().with_state(self)
+    }
+    fn throttled(&self) -> Response {
+        throttled()
+    }
+    fn fault(&self) -> Response {
+        fault()
+    }
+    fn created(&self) -> BTreeMap<String, u64> {
+        State::created(self)
+    }
+    fn reset(&self) {
+        State::reset(self)
+    }
+}
+
+pub fn router() -> Router<Arc<State>> {
     Router::new()
         .route(
             "/token",
-            post(|Shared(s): Shared<SimState>, body: Bytes| async move {
-                super::google_ads::token_endpoint(&s.google_drive().tokens, &body, false)
+            post(|Shared(s): Shared<Arc<State>>, body: Bytes| async move {
+                super::google_ads::token_endpoint(&s.tokens, &body, false)
             }),
         )
         .route("/drive/v3/files", get(list).post(create))
@@ -284,7 +303,7 @@ fn parse_query(q: &str) -> Option<Vec<Cond>> {
     Some(conds)
 }
 
-async fn list(Shared(state): Shared<SimState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+async fn list(Shared(state): Shared<Arc<State>>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
     if let Some(denied) = unauthorized(&headers) {
         return denied;
     }
@@ -314,8 +333,7 @@ async fn list(Shared(state): Shared<SimState>, headers: HeaderMap, RawQuery(quer
         };
     let fields = params.get("fields").map(String::as_str);
     // Insertion order is creation order, which is what `orderBy=createdTime` asks for.
-    let matching: Vec<File> =
-        state.google_drive().files().into_iter().filter(|f| conds.iter().all(|c| c.matches(f))).collect();
+    let matching: Vec<File> = state.files().into_iter().filter(|f| conds.iter().all(|c| c.matches(f))).collect();
     let page: Vec<Value> =
         matching.iter().skip(offset).take(page_size).map(|f| render(f, fields.and_then(files_fields))).collect();
     let mut body = json!({"files": page});
@@ -336,7 +354,7 @@ fn files_fields(fields: &str) -> Option<&str> {
 }
 
 async fn create(
-    Shared(state): Shared<SimState>,
+    Shared(state): Shared<Arc<State>>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
     body: Bytes,
@@ -372,25 +390,20 @@ async fn create(
         trashed: false,
     };
     let rendered = render(&file, params.get("fields").map(String::as_str));
-    state.google_drive().files.lock().expect("drive files").push(file);
+    state.files.lock().expect("drive files").push(file);
     Json(rendered).into_response()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::platforms::google_drive::quote;
 
     #[test]
     fn parses_the_connectors_query_and_honours_escapes() {
         let name = r"O'Brien \ Co";
-        let q = format!(
-            "name = {} and {} in parents and mimeType = {} and trashed = false",
-            quote(name),
-            quote("root"),
-            quote(FOLDER_MIME)
-        );
-        let conds = parse_query(&q).unwrap();
+        // Drive's grammar: single-quoted literals, `\'` and `\\` escaped with a backslash.
+        let q = r"name = 'O\'Brien \\ Co' and 'root' in parents and mimeType = 'application/vnd.google-apps.folder' and trashed = false";
+        let conds = parse_query(q).unwrap();
         assert_eq!(
             conds,
             [

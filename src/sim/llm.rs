@@ -6,7 +6,10 @@
 
 use std::{
     collections::BTreeMap,
-    sync::atomic::{AtomicU64, Ordering},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
 };
 
 use axum::{
@@ -19,7 +22,7 @@ use axum::{
 };
 use serde_json::{Value, json};
 
-use super::{SimState, new_id, unit};
+use super::{Vendor, new_id, unit};
 
 #[derive(Default)]
 pub struct State {
@@ -36,7 +39,25 @@ impl State {
     }
 }
 
-pub fn router() -> Router<SimState> {
+impl Vendor for State {
+    fn routes(self: Arc<Self>) -> Router {
+        router().with_state(self)
+    }
+    fn throttled(&self) -> Response {
+        throttled()
+    }
+    fn fault(&self) -> Response {
+        fault()
+    }
+    fn created(&self) -> BTreeMap<String, u64> {
+        State::created(self)
+    }
+    fn reset(&self) {
+        State::reset(self)
+    }
+}
+
+pub fn router() -> Router<Arc<State>> {
     Router::new()
         .route("/anthropic/v1/messages", post(messages))
         .route("/openai/v1/chat/completions", post(chat_completions))
@@ -150,7 +171,7 @@ fn required_u32(body: &Value, field: &str) -> Option<u32> {
     body.get(field).and_then(Value::as_u64).and_then(|v| u32::try_from(v).ok())
 }
 
-async fn messages(AxumState(state): AxumState<SimState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn messages(AxumState(state): AxumState<Arc<State>>, headers: HeaderMap, body: Bytes) -> Response {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty());
     if header("x-api-key").is_none() {
         return anthropic_error(StatusCode::UNAUTHORIZED, "authentication_error", "x-api-key header is required");
@@ -181,7 +202,7 @@ async fn messages(AxumState(state): AxumState<SimState>, headers: HeaderMap, bod
     let prompt = messages.iter().map(|m| content_text(&m["content"])).collect::<Vec<_>>().join("\n");
     let system = body.get("system").map(content_text).unwrap_or_default();
     let (text, cut) = answer(&prompt, max_tokens);
-    state.llm().completions.fetch_add(1, Ordering::Relaxed);
+    state.completions.fetch_add(1, Ordering::Relaxed);
     let reset = (chrono::Utc::now() + chrono::Duration::seconds(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let out = json!({
         "id": new_id("msg_01"), "type": "message", "role": "assistant", "model": model,
@@ -200,7 +221,7 @@ async fn messages(AxumState(state): AxumState<SimState>, headers: HeaderMap, bod
     (headers, Json(out)).into_response()
 }
 
-async fn chat_completions(AxumState(state): AxumState<SimState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn chat_completions(AxumState(state): AxumState<Arc<State>>, headers: HeaderMap, body: Bytes) -> Response {
     let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default();
     if auth.strip_prefix("Bearer ").is_none_or(|k| k.trim().is_empty()) {
         let message = "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).";
@@ -243,7 +264,7 @@ async fn chat_completions(AxumState(state): AxumState<SimState>, headers: Header
         .join("\n");
     let all = messages.iter().map(|m| content_text(&m["content"])).collect::<Vec<_>>().join("\n");
     let (text, cut) = answer(&prompt, max_tokens.max(1));
-    state.llm().completions.fetch_add(1, Ordering::Relaxed);
+    state.completions.fetch_add(1, Ordering::Relaxed);
     let (input, output) = (estimate_tokens(&all) + 7 * messages.len() as u32, estimate_tokens(&text).min(max_tokens));
     let out = json!({
         "id": new_id("chatcmpl-"), "object": "chat.completion", "created": chrono::Utc::now().timestamp(), "model": model,

@@ -11,7 +11,7 @@
 
 use std::{
     collections::{BTreeMap, HashMap},
-    sync::Mutex,
+    sync::{Arc, Mutex},
 };
 
 use axum::{
@@ -25,7 +25,7 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{Datelike, Duration, NaiveDate, Utc};
 use serde_json::{Map, Value, json};
 
-use super::{SimState, new_id, unit};
+use super::{Vendor, new_id, unit};
 
 /// Calls per ad account, for the usage headers.
 #[derive(Default)]
@@ -56,7 +56,25 @@ impl State {
     }
 }
 
-pub fn router() -> Router<SimState> {
+impl Vendor for State {
+    fn routes(self: Arc<Self>) -> Router {
+        router().with_state(self)
+    }
+    fn throttled(&self) -> Response {
+        throttled()
+    }
+    fn fault(&self) -> Response {
+        fault()
+    }
+    fn created(&self) -> BTreeMap<String, u64> {
+        State::created(self)
+    }
+    fn reset(&self) {
+        State::reset(self)
+    }
+}
+
+pub fn router() -> Router<Arc<State>> {
     Router::new()
         .route("/{version}/{node}", get(account))
         .route("/{version}/{node}/insights", get(insights))
@@ -153,8 +171,8 @@ fn admit(node: &str, params: &[(String, String)], headers: &HeaderMap) -> Result
 const HOURLY_QUOTA: u64 = 20_600;
 
 /// Meta's usage headers for `account` after this call (§1.7).
-fn with_usage(state: &SimState, account: &str, insights: bool, mut response: Response) -> Response {
-    let calls = state.meta().count(account);
+fn with_usage(state: &State, account: &str, insights: bool, mut response: Response) -> Response {
+    let calls = state.count(account);
     let pct = (calls * 100).div_ceil(HOURLY_QUOTA).min(100);
     let digits = account.trim_start_matches("act_");
     let headers = response.headers_mut();
@@ -343,7 +361,7 @@ fn select(mut row: Map<String, Value>, fields: Option<&str>, default: &[&str], a
 // Handlers
 
 async fn account(
-    Shared(state): Shared<SimState>,
+    Shared(state): Shared<Arc<State>>,
     Path((_version, node)): Path<(String, String)>,
     Query(params): Params,
     headers: HeaderMap,
@@ -361,7 +379,7 @@ async fn account(
 }
 
 async fn campaigns(
-    Shared(state): Shared<SimState>,
+    Shared(state): Shared<Arc<State>>,
     Path((_version, node)): Path<(String, String)>,
     Query(params): Params,
     OriginalUri(uri): OriginalUri,
@@ -390,7 +408,7 @@ async fn campaigns(
 }
 
 async fn insights(
-    Shared(state): Shared<SimState>,
+    Shared(state): Shared<Arc<State>>,
     Path((_version, node)): Path<(String, String)>,
     Query(params): Params,
     OriginalUri(uri): OriginalUri,

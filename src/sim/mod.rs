@@ -1,11 +1,14 @@
-//! The platform simulator (docs/PLATFORMS.md): all six platforms on their real paths and
-//! shapes, each under its registry `sim_prefix` (`/meta/v25.0/act_1/insights`,
-//! `/clickup/api/v2/list/1/task`, ...), for the sandbox mode, the demo, tests and
-//! benchmarks. Each platform module serves its routes and its real throttling and
-//! error bodies; this module adds what they share: per-platform latency, rate
-//! limit (answering with that platform's throttling error when exceeded) and
-//! fault rate, call statistics (`GET /_sim/stats`), runtime configuration
-//! (`POST /_sim/config`) and `POST /_sim/reset`.
+//! The platform simulator (docs/PLATFORMS.md): each vendor on its real paths and
+//! shapes, under a prefix (`/meta/v25.0/act_1/insights`, `/clickup/api/v2/list/1/task`,
+//! ...), for the sandbox mode, the demo, tests and benchmarks. Each vendor module is a
+//! strict stand-in of the vendor: it states the vendor's facts itself (paths, scopes,
+//! error bodies) and imports nothing from the connectors (`platforms` uses the simulator,
+//! never the other way). A module's `State` implements [`Vendor`]; this module adds what
+//! they share: per-vendor latency, rate limit (answering with that vendor's throttling
+//! error when exceeded) and fault rate, call statistics (`GET /_sim/stats`), runtime
+//! configuration (`POST /_sim/config`) and `POST /_sim/reset`. Which vendors are served,
+//! and where, comes from the caller ([`SimState::new`]; Switchboard's list is the
+//! platform registry, `platforms::simulator`).
 
 pub mod clickup;
 pub mod google_ads;
@@ -15,6 +18,7 @@ pub mod meta;
 pub mod whatsapp;
 
 use std::{
+    any::Any,
     collections::BTreeMap,
     num::NonZeroU32,
     sync::{
@@ -35,8 +39,6 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-
-use crate::platforms::REGISTRY;
 
 /// How one simulated platform behaves.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -63,61 +65,86 @@ struct Counters {
     faults: AtomicU64,
 }
 
-#[derive(Default)]
+/// One simulated vendor: its module's state, routes and answers. The simulator knows
+/// nothing else of a platform; which vendors it serves, and where, is the caller's list
+/// (Switchboard's is the platform registry, `platforms::simulator`).
+pub trait Vendor: Any + Send + Sync {
+    /// Its routes on its real paths, over this state.
+    fn routes(self: Arc<Self>) -> Router;
+    /// Its answer when the configured rate is exceeded (its real throttling error).
+    fn throttled(&self) -> Response;
+    /// Its 5xx answer, for the configured fault rate.
+    fn fault(&self) -> Response;
+    /// Objects created, by kind (e.g. `folders`, `lists`, `tasks`, `messages`).
+    fn created(&self) -> BTreeMap<String, u64>;
+    /// Forgets every created object.
+    fn reset(&self);
+}
+
+/// A vendor to serve: `key` names it in stats and config, `prefix` is the path it is served under.
+pub struct Mount {
+    key: &'static str,
+    prefix: &'static str,
+    vendor: Arc<dyn Vendor>,
+}
+
+impl Mount {
+    /// A fresh `V` (its default state).
+    pub fn new<V: Vendor + Default>(key: &'static str, prefix: &'static str) -> Self {
+        Self { key, prefix, vendor: Arc::new(V::default()) }
+    }
+}
+
+struct Served {
+    prefix: &'static str,
+    vendor: Arc<dyn Vendor>,
+    counters: Counters,
+}
+
 struct Inner {
     behaviour: RwLock<BTreeMap<&'static str, Behaviour>>,
     limiters: Mutex<BTreeMap<&'static str, Arc<DefaultDirectRateLimiter>>>,
-    counters: BTreeMap<&'static str, Counters>,
-    meta: meta::State,
-    google_ads: google_ads::State,
-    google_drive: google_drive::State,
-    clickup: clickup::State,
-    whatsapp: whatsapp::State,
-    llm: llm::State,
+    vendors: BTreeMap<&'static str, Served>,
 }
 
 /// Shared simulator state; cheap to clone.
 #[derive(Clone)]
 pub struct SimState(Arc<Inner>);
 
-impl Default for SimState {
-    fn default() -> Self {
-        Self::new(Behaviour::default())
-    }
-}
-
 impl SimState {
-    /// Every platform starts with `behaviour`.
-    pub fn new(behaviour: Behaviour) -> Self {
-        let inner =
-            Inner { counters: REGISTRY.iter().map(|p| (p.key, Counters::default())).collect(), ..Inner::default() };
-        let state = Self(Arc::new(inner));
-        for p in REGISTRY {
-            state.configure(p.key, behaviour.clone());
+    /// Serves `vendors`, each starting with `behaviour`.
+    pub fn new(vendors: impl IntoIterator<Item = Mount>, behaviour: Behaviour) -> Self {
+        let vendors = vendors
+            .into_iter()
+            .map(|m| (m.key, Served { prefix: m.prefix, vendor: m.vendor, counters: Counters::default() }))
+            .collect();
+        let state = Self(Arc::new(Inner { behaviour: RwLock::default(), limiters: Mutex::default(), vendors }));
+        for key in state.keys() {
+            state.configure(key, behaviour.clone());
         }
         state
     }
 
-    pub fn meta(&self) -> &meta::State {
-        &self.0.meta
-    }
-    pub fn google_ads(&self) -> &google_ads::State {
-        &self.0.google_ads
-    }
-    pub fn google_drive(&self) -> &google_drive::State {
-        &self.0.google_drive
-    }
-    pub fn clickup(&self) -> &clickup::State {
-        &self.0.clickup
-    }
-    pub fn whatsapp(&self) -> &whatsapp::State {
-        &self.0.whatsapp
-    }
-    pub fn llm(&self) -> &llm::State {
-        &self.0.llm
+    /// The keys of the vendors served, in key order.
+    pub fn keys(&self) -> Vec<&'static str> {
+        self.0.vendors.keys().copied().collect()
     }
 
-    pub fn configure(&self, platform: &'static str, behaviour: Behaviour) {
+    /// The state of the vendor of type `V` (e.g. `sim::whatsapp::State`, to see what was sent).
+    ///
+    /// # Panics
+    /// When no `V` is served: a test asking for a vendor it did not mount.
+    pub fn vendor<V: Vendor>(&self) -> &V {
+        self.0
+            .vendors
+            .values()
+            .find_map(|s| (s.vendor.as_ref() as &dyn Any).downcast_ref::<V>())
+            .unwrap_or_else(|| panic!("{} is not simulated here", std::any::type_name::<V>()))
+    }
+
+    /// Changes one vendor's behaviour; an unknown key changes nothing.
+    pub fn configure(&self, platform: &str, behaviour: Behaviour) {
+        let Some((&key, _)) = self.0.vendors.get_key_value(platform) else { return };
         let limiter = behaviour.rate_per_second.map(|rate| {
             let period = Duration::from_secs_f64(1.0 / rate.max(0.001));
             let burst = NonZeroU32::new((rate.ceil() as u32).max(1)).unwrap_or(NonZeroU32::MIN);
@@ -127,54 +154,39 @@ impl SimState {
         });
         let mut limiters = self.0.limiters.lock().expect("sim limiters");
         match limiter {
-            Some(l) => limiters.insert(platform, l),
-            None => limiters.remove(platform),
+            Some(l) => limiters.insert(key, l),
+            None => limiters.remove(key),
         };
-        self.0.behaviour.write().expect("sim behaviour").insert(platform, behaviour);
+        self.0.behaviour.write().expect("sim behaviour").insert(key, behaviour);
     }
 
     pub fn stats(&self) -> SimStats {
-        let platforms = REGISTRY
+        let platforms = self
+            .0
+            .vendors
             .iter()
-            .map(|p| {
-                let c = &self.0.counters[p.key];
+            .map(|(key, s)| {
+                let c = &s.counters;
                 let stats = PlatformStats {
                     calls: c.calls.load(Ordering::Relaxed),
                     throttled: c.throttled.load(Ordering::Relaxed),
                     faults: c.faults.load(Ordering::Relaxed),
-                    created: self.created(p.key),
+                    created: s.vendor.created(),
                 };
-                (p.key.to_string(), stats)
+                (key.to_string(), stats)
             })
             .collect();
         SimStats { platforms }
     }
 
-    fn created(&self, platform: &str) -> BTreeMap<String, u64> {
-        match platform {
-            "meta" => self.0.meta.created(),
-            "google_ads" => self.0.google_ads.created(),
-            "google_drive" => self.0.google_drive.created(),
-            "clickup" => self.0.clickup.created(),
-            "whatsapp" => self.0.whatsapp.created(),
-            "llm" => self.0.llm.created(),
-            _ => BTreeMap::new(),
-        }
-    }
-
     /// Forgets every created object and counter (behaviour stays).
     pub fn reset(&self) {
-        for c in self.0.counters.values() {
-            c.calls.store(0, Ordering::Relaxed);
-            c.throttled.store(0, Ordering::Relaxed);
-            c.faults.store(0, Ordering::Relaxed);
+        for s in self.0.vendors.values() {
+            s.counters.calls.store(0, Ordering::Relaxed);
+            s.counters.throttled.store(0, Ordering::Relaxed);
+            s.counters.faults.store(0, Ordering::Relaxed);
+            s.vendor.reset();
         }
-        self.0.meta.reset();
-        self.0.google_ads.reset();
-        self.0.google_drive.reset();
-        self.0.clickup.reset();
-        self.0.whatsapp.reset();
-        self.0.llm.reset();
     }
 }
 
@@ -193,28 +205,24 @@ pub struct SimStats {
     pub platforms: BTreeMap<String, PlatformStats>,
 }
 
-/// The simulator's HTTP router.
+/// The simulator's HTTP router: each vendor under its prefix, behind its conditions.
 pub fn router(state: SimState) -> Router {
-    let platform = |key: &'static str, routes: Router<SimState>| {
-        routes.layer(from_fn_with_state((state.clone(), key), conditions))
-    };
-    let prefix = |key: &str| crate::platforms::info(key).expect("registered platform").sim_prefix;
-    Router::new()
+    let mut router = Router::new()
         .route("/_sim/stats", get(stats))
         .route("/_sim/reset", post(reset))
         .route("/_sim/config", post(configure))
-        .nest(prefix("meta"), platform("meta", meta::router()))
-        .nest(prefix("google_ads"), platform("google_ads", google_ads::router()))
-        .nest(prefix("google_drive"), platform("google_drive", google_drive::router()))
-        .nest(prefix("clickup"), platform("clickup", clickup::router()))
-        .nest(prefix("whatsapp"), platform("whatsapp", whatsapp::router()))
-        .nest(prefix("llm"), platform("llm", llm::router()))
-        .with_state(state)
+        .with_state(state.clone());
+    for (&key, served) in &state.0.vendors {
+        let routes = served.vendor.clone().routes().layer(from_fn_with_state((state.clone(), key), conditions));
+        router = router.nest(served.prefix, routes);
+    }
+    router
 }
 
-/// Latency, rate limit and faults of one platform, in front of its routes.
+/// Latency, rate limit and faults of one vendor, in front of its routes.
 async fn conditions(State((state, key)): State<(SimState, &'static str)>, req: Request, next: Next) -> Response {
-    let counters = &state.0.counters[key];
+    let served = &state.0.vendors[key];
+    let counters = &served.counters;
     counters.calls.fetch_add(1, Ordering::Relaxed);
     let behaviour = state.0.behaviour.read().expect("sim behaviour").get(key).cloned().unwrap_or_default();
     if behaviour.latency_ms > 0 {
@@ -225,7 +233,7 @@ async fn conditions(State((state, key)): State<(SimState, &'static str)>, req: R
         && limiter.check().is_err()
     {
         counters.throttled.fetch_add(1, Ordering::Relaxed);
-        return throttled(key);
+        return served.vendor.throttled();
     }
     let (fault, hang) = {
         let mut rng = rand::rng();
@@ -236,31 +244,9 @@ async fn conditions(State((state, key)): State<(SimState, &'static str)>, req: R
     }
     if fault {
         counters.faults.fetch_add(1, Ordering::Relaxed);
-        return fault_response(key);
+        return served.vendor.fault();
     }
     next.run(req).await
-}
-
-fn throttled(key: &str) -> Response {
-    match key {
-        "meta" => meta::throttled(),
-        "google_ads" => google_ads::throttled(),
-        "google_drive" => google_drive::throttled(),
-        "clickup" => clickup::throttled(),
-        "whatsapp" => whatsapp::throttled(),
-        _ => llm::throttled(),
-    }
-}
-
-fn fault_response(key: &str) -> Response {
-    match key {
-        "meta" => meta::fault(),
-        "google_ads" => google_ads::fault(),
-        "google_drive" => google_drive::fault(),
-        "clickup" => clickup::fault(),
-        "whatsapp" => whatsapp::fault(),
-        _ => llm::fault(),
-    }
 }
 
 async fn stats(State(state): State<SimState>) -> Json<SimStats> {
@@ -283,11 +269,11 @@ struct ConfigRequest {
 
 async fn configure(State(state): State<SimState>, Json(req): Json<ConfigRequest>) -> Response {
     let targets: Vec<&'static str> = match req.platform.as_deref() {
-        Some(key) => match crate::platforms::info(key) {
-            Some(p) => vec![p.key],
+        Some(key) => match state.keys().into_iter().find(|k| *k == key) {
+            Some(key) => vec![key],
             None => return (axum::http::StatusCode::NOT_FOUND, format!("unknown platform {key}")).into_response(),
         },
-        None => REGISTRY.iter().map(|p| p.key).collect(),
+        None => state.keys(),
     };
     for key in targets {
         state.configure(key, req.behaviour.clone());
@@ -336,6 +322,55 @@ pub fn new_id(prefix: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A vendor that answers every request with its name, and says who it is when throttled or faulty.
+    #[derive(Default)]
+    struct Fake<const N: u8>;
+
+    impl<const N: u8> Vendor for Fake<N> {
+        fn routes(self: Arc<Self>) -> Router {
+            Router::new().route("/ping", get(|| async { format!("pong {N}") }))
+        }
+        fn throttled(&self) -> Response {
+            (axum::http::StatusCode::TOO_MANY_REQUESTS, format!("slow down, says {N}")).into_response()
+        }
+        fn fault(&self) -> Response {
+            (axum::http::StatusCode::BAD_GATEWAY, format!("{N} is down")).into_response()
+        }
+        fn created(&self) -> BTreeMap<String, u64> {
+            BTreeMap::from([(format!("things of {N}"), u64::from(N))])
+        }
+        fn reset(&self) {}
+    }
+
+    /// Each vendor's conditions, counters and answers are its own: throttling one answers in its words.
+    #[tokio::test]
+    async fn each_vendor_answers_and_counts_under_its_own_key() {
+        let state = SimState::new(
+            [Mount::new::<Fake<1>>("one", "/one"), Mount::new::<Fake<2>>("two", "/two")],
+            Behaviour::default(),
+        );
+        let running = spawn("127.0.0.1:0".parse().unwrap(), state.clone()).await.unwrap();
+        let get = |path: &str| {
+            let url = format!("{}{path}", running.base_url);
+            async move { reqwest::get(url).await.unwrap().text().await.unwrap() }
+        };
+        assert_eq!(get("/one/ping").await, "pong 1");
+        state.configure("two", Behaviour { rate_per_second: Some(0.001), ..Behaviour::default() });
+        assert_eq!(get("/two/ping").await, "pong 2");
+        assert_eq!(get("/two/ping").await, "slow down, says 2");
+        state.configure("one", Behaviour { fault_rate: 1.0, ..Behaviour::default() });
+        assert_eq!(get("/one/ping").await, "1 is down");
+        let stats = state.stats().platforms;
+        assert_eq!((stats["one"].calls, stats["one"].throttled, stats["one"].faults), (2, 0, 1));
+        assert_eq!((stats["two"].calls, stats["two"].throttled, stats["two"].faults), (2, 1, 0));
+        assert_eq!(stats["two"].created["things of 2"], 2);
+        assert_eq!(state.keys(), ["one", "two"]);
+        let _: &Fake<2> = state.vendor::<Fake<2>>();
+        state.reset();
+        assert_eq!(state.stats().platforms["one"].calls, 0);
+        running.task.abort();
+    }
 
     #[test]
     fn unit_is_deterministic_and_spread() {

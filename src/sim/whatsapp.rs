@@ -10,7 +10,10 @@
 //! - missing `messaging_product`/`to`, bad number, other `type` → code 100;
 //!   missing `text.body` / `template.name` / `template.language.code` → code 131008.
 
-use std::{collections::BTreeMap, sync::Mutex};
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, Mutex},
+};
 
 use axum::{
     Json, Router,
@@ -25,7 +28,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::{SimState, meta::graph_error, new_id};
+use super::{Vendor, meta::graph_error, new_id};
 
 /// A message the simulator accepted.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -72,7 +75,25 @@ impl State {
     }
 }
 
-pub fn router() -> Router<SimState> {
+impl Vendor for State {
+    fn routes(self: Arc<Self>) -> Router {
+        router().with_state(self)
+    }
+    fn throttled(&self) -> Response {
+        throttled()
+    }
+    fn fault(&self) -> Response {
+        fault()
+    }
+    fn created(&self) -> BTreeMap<String, u64> {
+        State::created(self)
+    }
+    fn reset(&self) {
+        State::reset(self)
+    }
+}
+
+pub fn router() -> Router<Arc<State>> {
     Router::new().route("/{version}/{phone_number_id}/messages", post(send))
 }
 
@@ -107,7 +128,7 @@ fn missing(details: &str) -> Response {
 }
 
 async fn send(
-    Shared(state): Shared<SimState>,
+    Shared(state): Shared<Arc<State>>,
     Path((_version, phone_number_id)): Path<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
@@ -198,7 +219,7 @@ async fn send(
         );
     }
     let record = {
-        let mut messages = state.whatsapp().messages.lock().expect("whatsapp sim");
+        let mut messages = state.messages.lock().expect("whatsapp sim");
         let id = format!("wamid.{}", STANDARD.encode(format!("{to}:{}:{}", messages.len(), new_id(""))));
         let record = SentRecord {
             id,

@@ -63,7 +63,7 @@ async fn say(app: &TestApp, from: &str, id: &str, text: &str) -> Value {
 }
 
 fn sent_to(app: &TestApp, number: &str) -> Vec<SentRecord> {
-    app.sim.state.whatsapp().sent_to(number)
+    app.sim.state.vendor::<switchboard::sim::whatsapp::State>().sent_to(number)
 }
 
 /// The latest message sent to `number`.
@@ -311,15 +311,15 @@ async fn platform_calls_in_a_client_scope_are_counted_and_flushed(pool: PgPool) 
     whatsapp.send_text("+5511988880000", "nobody's").await.unwrap(); // outside any client: not counted
 
     assert_eq!(calls(&app, a["id"].as_str().unwrap(), "whatsapp").await, None, "counted in memory until flushed");
-    switchboard::costs::flush(&app.pool).await.unwrap();
+    switchboard::costs::flush(&app.pool, &app.state.platforms.calls).await.unwrap();
     assert_eq!(calls(&app, a["id"].as_str().unwrap(), "whatsapp").await, Some(2));
     assert_eq!(calls(&app, b["id"].as_str().unwrap(), "whatsapp").await, Some(1));
     assert_eq!(app.count("SELECT coalesce(sum(calls), 0)::bigint FROM costs.platform_calls").await, 3);
 
     // A flush adds to what is stored; a flush with nothing pending changes nothing.
     switchboard::costs::for_client(a_id, whatsapp.send_text("+5511988880000", "four")).await.unwrap();
-    switchboard::costs::flush(&app.pool).await.unwrap();
-    switchboard::costs::flush(&app.pool).await.unwrap();
+    switchboard::costs::flush(&app.pool, &app.state.platforms.calls).await.unwrap();
+    switchboard::costs::flush(&app.pool, &app.state.platforms.calls).await.unwrap();
     assert_eq!(calls(&app, a["id"].as_str().unwrap(), "whatsapp").await, Some(3));
 
     // A metrics sync attributes its calls to the client, per platform.
@@ -329,7 +329,7 @@ async fn platform_calls_in_a_client_scope_are_counted_and_flushed(pool: PgPool) 
     let (from, to) = (today() - Duration::days(9), today() - Duration::days(3));
     let res = app.post("/v1/clients/counted-ads/metrics/sync", json!({"from": from, "to": to})).send().await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text());
-    switchboard::costs::flush(&app.pool).await.unwrap();
+    switchboard::costs::flush(&app.pool, &app.state.platforms.calls).await.unwrap();
     let ads_id = ads["id"].as_str().unwrap();
     assert!(calls(&app, ads_id, "meta").await.is_some_and(|n| n >= 1));
     assert!(calls(&app, ads_id, "google_ads").await.is_some_and(|n| n >= 1));
@@ -512,8 +512,12 @@ async fn workflow_tasks_count_their_calls_for_their_client_and_the_flusher_write
     let mut runtime = app.state.runtime.clone();
     runtime.workflows = registry;
     let worker = tokio::spawn(Arc::new(Worker::new(runtime, settings)).run(stop.clone()));
-    let flusher =
-        tokio::spawn(switchboard::costs::flush_every(app.pool.clone(), std::time::Duration::from_secs(3600), stop));
+    let flusher = tokio::spawn(switchboard::costs::flush_every(
+        app.pool.clone(),
+        app.state.platforms.calls.clone(),
+        std::time::Duration::from_secs(3600),
+        stop,
+    ));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while app.count(&format!("SELECT count(*) FROM engine.runs WHERE id = '{}' AND status = 'succeeded'", run.id)).await
         == 0

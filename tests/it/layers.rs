@@ -103,6 +103,7 @@ fn modules_use_only_lower_layers() {
 
 #[test]
 fn the_use_reader_sees_trees_and_paths() {
-    let source = "use crate::{\n    api::AppState,\n    domain::{a, b::{c}},\n    store,\n};\nfn f() { crate::costs::x(); }";
+    let source =
+        "use crate::{\n    api::AppState,\n    domain::{a, b::{c}},\n    store,\n};\nfn f() { crate::costs::x(); }";
     assert_eq!(uses(source), ["api", "domain", "store", "costs"]);
 }

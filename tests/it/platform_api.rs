@@ -484,7 +484,7 @@ async fn clickup_onboarding_project_is_created_once(pool: PgPool) {
     let names: Vec<String> = app
         .sim
         .state
-        .clickup()
+        .vendor::<switchboard::sim::clickup::State>()
         .tasks(custom["list_id"].as_str().unwrap())
         .iter()
         .map(|t| t["name"].as_str().unwrap().to_string())
@@ -509,16 +509,16 @@ async fn whatsapp_messages(pool: PgPool) {
     let to_client = ok(&send(json!({"client": slug, "text": "Report ready"})).await);
     assert!(to_client["message_id"].as_str().unwrap().starts_with("wamid."), "{to_client}");
     assert_eq!(to_client["to"], "5511999990000");
-    let sent = app.sim.state.whatsapp().sent_to("+5511999990000");
+    let sent = app.sim.state.vendor::<switchboard::sim::whatsapp::State>().sent_to("+5511999990000");
     assert_eq!((sent.len(), sent[0].kind.as_str(), sent[0].body.as_str()), (1, "text", "Report ready"));
 
     let to_number = ok(&send(json!({"to": "+1 650 555 1234", "text": "Hello"})).await);
     assert!(to_number["message_id"].as_str().unwrap().starts_with("wamid."));
-    assert_eq!(app.sim.state.whatsapp().sent_to("16505551234").len(), 1);
+    assert_eq!(app.sim.state.vendor::<switchboard::sim::whatsapp::State>().sent_to("16505551234").len(), 1);
     let template = json!({"name": "weekly_report_ready", "language": "pt_BR", "params": ["Chat Co", "12%"]});
     let templated = ok(&send(json!({"to": "+16505551247", "template": template})).await);
     assert!(templated["message_id"].as_str().unwrap().starts_with("wamid."), "templates pass the 24 h window");
-    let t = &app.sim.state.whatsapp().sent_to("16505551247")[0];
+    let t = &app.sim.state.vendor::<switchboard::sim::whatsapp::State>().sent_to("16505551247")[0];
     assert_eq!(
         (t.kind.as_str(), t.body.as_str(), t.language.as_deref(), t.params.clone()),
         ("template", "weekly_report_ready", Some("pt_BR"), vec!["Chat Co".into(), "12%".into()])
@@ -557,7 +557,7 @@ async fn whatsapp_message_with_idempotency_key_is_sent_once(pool: PgPool) {
     let second = send().await;
     assert_eq!(ok(&second), first_body);
     assert_eq!(second.header("idempotent-replayed"), Some("true"));
-    assert_eq!(app.sim.state.whatsapp().sent_to("447700900123").len(), 1);
+    assert_eq!(app.sim.state.vendor::<switchboard::sim::whatsapp::State>().sent_to("447700900123").len(), 1);
     assert_eq!(app.sim.state.stats().platforms["whatsapp"].calls, 1);
     assert_eq!(audited(&app, "platform.whatsapp.message").await, 1);
 }

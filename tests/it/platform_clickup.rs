@@ -10,7 +10,7 @@ use switchboard::{
         clickup::{self, ClickUp, ListLocation, Settings, TaskTemplate},
         http::HttpSettings,
     },
-    sim::{self, Behaviour, SimState},
+    sim::{self, Behaviour},
 };
 use wiremock::{
     Mock, MockServer, ResponseTemplate,
@@ -308,7 +308,9 @@ async fn platform_clickup_without_token_is_not_configured() {
 }
 
 async fn sandbox() -> (sim::Running, ClickUp) {
-    let running = sim::spawn("127.0.0.1:0".parse().unwrap(), SimState::default()).await.unwrap();
+    let running = sim::spawn("127.0.0.1:0".parse().unwrap(), switchboard::platforms::simulator(Behaviour::default()))
+        .await
+        .unwrap();
     let settings = Settings::default().sandboxed(&format!("{}{}", running.base_url, clickup::INFO.sim_prefix));
     let clickup = ClickUp::with_http(&settings, fast());
     (running, clickup)

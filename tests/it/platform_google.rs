@@ -13,7 +13,7 @@ use switchboard::{
         google_auth::{JWT_BEARER_GRANT, TOKEN_URL},
         google_drive::{self, FOLDER_MIME, GoogleDrive},
     },
-    sim::{self, Behaviour, SimState, google_drive::SANDBOX_SERVICE_ACCOUNT_JSON},
+    sim::{self, Behaviour, google_drive::SANDBOX_SERVICE_ACCOUNT_JSON},
 };
 use wiremock::{
     Mock, MockServer, Request, ResponseTemplate,
@@ -646,7 +646,9 @@ async fn google_drive_not_found_and_malformed_answers() {
 // ---------------------------------------------------------------- simulator
 
 async fn simulator() -> (sim::Running, String) {
-    let running = sim::spawn("127.0.0.1:0".parse().unwrap(), SimState::default()).await.unwrap();
+    let running = sim::spawn("127.0.0.1:0".parse().unwrap(), switchboard::platforms::simulator(Behaviour::default()))
+        .await
+        .unwrap();
     let base = running.base_url.clone();
     (running, base)
 }
@@ -686,7 +688,7 @@ async fn google_sim_ads_metrics_and_paged_campaign_report_agree() {
     // 1 token + 2 streams + ceil(rows / page) searches.
     let pages = rows.len().div_ceil(sim::google_ads::SEARCH_PAGE_SIZE) as u64;
     assert_eq!(stats.calls, 1 + 2 + pages);
-    assert_eq!(sim.state.google_ads().tokens_issued(), 1);
+    assert_eq!(sim.state.vendor::<switchboard::sim::google_ads::State>().tokens_issued(), 1);
     assert!(stats.created.is_empty());
 }
 
@@ -737,7 +739,7 @@ async fn google_sim_drive_client_tree_is_created_once() {
     drive.create_folder("Loose", &first.root.id).await.unwrap();
     assert_eq!(sim.state.stats().platforms["google_drive"].created["folders"], 7);
     assert_eq!(drive.ensure_client_folders(name).await.unwrap().created, 0);
-    assert_eq!(sim.state.google_drive().tokens_issued(), 1);
+    assert_eq!(sim.state.vendor::<switchboard::sim::google_drive::State>().tokens_issued(), 1);
 }
 
 #[tokio::test]

@@ -5,11 +5,11 @@ use std::time::{Duration, Instant};
 
 use switchboard::{
     platforms::clickup::{ClickUp, ListLocation, Settings},
-    sim::{Behaviour, SimState},
+    sim::Behaviour,
 };
 
 async fn simulator(rate_per_second: f64) -> switchboard::sim::Running {
-    let state = SimState::default();
+    let state = switchboard::platforms::simulator(Behaviour::default());
     state.configure("clickup", Behaviour { rate_per_second: Some(rate_per_second), ..Behaviour::default() });
     switchboard::sim::spawn("127.0.0.1:0".parse().unwrap(), state).await.unwrap()
 }

@@ -10,7 +10,7 @@ use switchboard::{
         http::HttpSettings,
         llm::{self, CompletionRequest, Llm, Provider, Settings},
     },
-    sim::{self, Behaviour, SimState},
+    sim::{self, Behaviour},
 };
 use wiremock::{
     Mock, MockServer, ResponseTemplate,
@@ -279,7 +279,9 @@ async fn platform_llm_without_key_is_not_configured() {
 }
 
 async fn sandbox(provider: Provider) -> (sim::Running, Llm) {
-    let running = sim::spawn("127.0.0.1:0".parse().unwrap(), SimState::default()).await.unwrap();
+    let running = sim::spawn("127.0.0.1:0".parse().unwrap(), switchboard::platforms::simulator(Behaviour::default()))
+        .await
+        .unwrap();
     let settings = Settings { provider, ..Settings::default() }.sandboxed(&format!(
         "{}{}",
         running.base_url,
@@ -309,7 +311,9 @@ async fn platform_llm_sim_serves_both_providers() {
 
 #[tokio::test]
 async fn platform_llm_sim_checks_credentials_and_version() {
-    let running = sim::spawn("127.0.0.1:0".parse().unwrap(), SimState::default()).await.unwrap();
+    let running = sim::spawn("127.0.0.1:0".parse().unwrap(), switchboard::platforms::simulator(Behaviour::default()))
+        .await
+        .unwrap();
     let http = reqwest::Client::new();
     let body = json!({"model": "claude-sonnet-4-6", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]});
     let url = format!("{}/llm/anthropic/v1/messages", running.base_url);

@@ -291,7 +291,7 @@ async fn sim_meta(state: SimState) -> (sim::Running, Meta) {
 
 #[tokio::test]
 async fn platform_meta_sim_serves_every_method_consistently() {
-    let (running, meta) = sim_meta(SimState::default()).await;
+    let (running, meta) = sim_meta(switchboard::platforms::simulator(Behaviour::default())).await;
     let account = "act_1234567890";
     let (from, to) = (day(1, 1), day(6, 30));
     let daily = meta.daily_insights(account, from, to).await.unwrap();
@@ -318,12 +318,12 @@ async fn platform_meta_sim_serves_every_method_consistently() {
     // Read-only platform: nothing created, every call counted.
     let stats = running.state.stats().platforms["meta"].clone();
     assert!(stats.created.values().all(|n| *n == 0));
-    assert_eq!(running.state.meta().calls(account), stats.calls);
+    assert_eq!(running.state.vendor::<switchboard::sim::meta::State>().calls(account), stats.calls);
 }
 
 #[tokio::test]
 async fn platform_meta_sim_pages_with_absolute_links_and_usage_headers() {
-    let (running, _) = sim_meta(SimState::default()).await;
+    let (running, _) = sim_meta(switchboard::platforms::simulator(Behaviour::default())).await;
     let client = reqwest::Client::new();
     let mut url = format!(
         "{}/meta/v24.0/act_42/insights?level=campaign&time_increment=1&limit=7&access_token=t&fields=campaign_id,spend&time_range={}",
@@ -363,7 +363,7 @@ async fn platform_meta_sim_pages_with_absolute_links_and_usage_headers() {
 
 #[tokio::test]
 async fn platform_meta_sim_answers_real_errors() {
-    let (running, meta) = sim_meta(SimState::default()).await;
+    let (running, meta) = sim_meta(switchboard::platforms::simulator(Behaviour::default())).await;
     let base = format!("{}{}", running.base_url, meta::INFO.sim_prefix);
     let bad = Meta::new(&Settings { access_token: Some("bad-token".into()), ..Settings::default().sandboxed(&base) });
     let err = bad.campaigns("act_1").await.unwrap_err();

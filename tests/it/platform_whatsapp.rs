@@ -8,7 +8,7 @@ use switchboard::{
         ErrorKind,
         whatsapp::{self, Settings, WhatsApp},
     },
-    sim::{self, Behaviour, SimState},
+    sim::{self, Behaviour},
 };
 use wiremock::{
     Mock, MockServer, ResponseTemplate,
@@ -199,7 +199,9 @@ async fn platform_whatsapp_without_credentials_sends_nothing() {
 // ---- simulator ----
 
 async fn sim_whatsapp() -> (sim::Running, WhatsApp, String) {
-    let running = sim::spawn("127.0.0.1:0".parse().unwrap(), SimState::default()).await.unwrap();
+    let running = sim::spawn("127.0.0.1:0".parse().unwrap(), switchboard::platforms::simulator(Behaviour::default()))
+        .await
+        .unwrap();
     let base = format!("{}{}", running.base_url, whatsapp::INFO.sim_prefix);
     let wa = WhatsApp::new(&Settings { retry_base_ms: Some(1), ..Settings::default() }.sandboxed(&base));
     (running, wa, base)
@@ -218,7 +220,7 @@ async fn platform_whatsapp_sim_records_every_send() {
     assert_eq!(created["messages"], 2);
     let params = ["Acme".to_string()];
     wa.send_template("5511987654321", "weekly_report_ready", "pt_BR", &params).await.unwrap();
-    let sent = running.state.whatsapp().sent_to("+5511987654321");
+    let sent = running.state.vendor::<switchboard::sim::whatsapp::State>().sent_to("+5511987654321");
     assert_eq!(sent.len(), 3);
     assert_eq!(
         (sent[2].kind.as_str(), sent[2].body.as_str(), sent[2].params.as_slice()),
@@ -234,7 +236,7 @@ async fn platform_whatsapp_sim_answers_real_errors() {
     let err = wa.send_text("+5511900000047", "hi").await.unwrap_err();
     assert_eq!((err.kind, err.code.as_deref()), (ErrorKind::Rejected, Some("131047")));
     wa.send_template("+5511900000047", "reengage", "en_US", &[]).await.unwrap();
-    assert_eq!(running.state.whatsapp().messages().len(), 1);
+    assert_eq!(running.state.vendor::<switchboard::sim::whatsapp::State>().messages().len(), 1);
     assert_eq!(running.state.stats().platforms["whatsapp"].calls, 2, "the rejection was not retried");
 
     let bad = WhatsApp::new(&Settings { access_token: Some("bad".into()), ..Settings::default().sandboxed(&base) });
@@ -260,5 +262,9 @@ async fn platform_whatsapp_sim_answers_real_errors() {
     wa.send_text("5511987654321", "first").await.unwrap();
     let err = wa.send_text("5511987654321", "second").await.unwrap_err();
     assert_eq!((err.kind, err.code.as_deref()), (ErrorKind::Throttled, Some("130429")));
-    assert_eq!(running.state.whatsapp().messages().len(), 2, "only what was accepted is stored");
+    assert_eq!(
+        running.state.vendor::<switchboard::sim::whatsapp::State>().messages().len(),
+        2,
+        "only what was accepted is stored"
+    );
 }

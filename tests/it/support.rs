@@ -62,13 +62,13 @@ impl TestApp {
             .map(|s| secrecy::ExposeSecret::expose_secret(s).to_string())
             .expect("test config has a secret");
         let keys = Arc::new(switchboard::server::key_ring(&config).expect("test config has an encryption key"));
-        let sim = switchboard::sim::spawn("127.0.0.1:0".parse().unwrap(), switchboard::sim::SimState::default())
-            .await
-            .expect("simulator");
+        let simulator = switchboard::platforms::simulator(switchboard::sim::Behaviour::default());
+        let sim = switchboard::sim::spawn("127.0.0.1:0".parse().unwrap(), simulator).await.expect("simulator");
         let mut settings = config.platforms.sandboxed(&sim.base_url);
         settings.whatsapp.app_secret.get_or_insert_with(|| WHATSAPP_APP_SECRET.into());
         settings.whatsapp.verify_token.get_or_insert_with(|| WHATSAPP_VERIFY_TOKEN.into());
-        let platforms = Arc::new(Platforms::new(Mode::Sandbox, settings));
+        // Its own call counter: apps in one test process never count each other's calls.
+        let platforms = Arc::new(Platforms::new(Mode::Sandbox, settings, Arc::default()));
         let runtime = switchboard::workflows::Runtime::new(pool.clone(), platforms);
         let state = AppState::new(runtime, config, secret.as_bytes(), keys).expect("state");
         switchboard::prompts::seed_defaults(&pool).await.expect("seed prompt templates");

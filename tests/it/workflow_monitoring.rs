@@ -193,7 +193,7 @@ async fn monitoring_alerts_every_client_once_and_sends_one_digest_each(pool: PgP
     assert_eq!(synced, 2, "both platforms' metrics are stored");
 
     // One digest per client with a WhatsApp recipient, listing its alerts.
-    let messages = app.sim.state.whatsapp().messages();
+    let messages = app.sim.state.vendor::<switchboard::sim::whatsapp::State>().messages();
     assert_eq!(messages.len(), 2, "{messages:?}");
     let to_alpha = messages.iter().find(|m| m.to == "5511999990001").expect("Alpha's digest");
     assert!(

@@ -126,9 +126,9 @@ async fn onboarding_sets_up_each_client_once(pool: PgPool) {
     let checklist = default_onboarding_template().len() as u64;
     assert_eq!(count_of(&app, "google_drive", "folders"), 3 * 5, "a root and 4 sub-folders per client");
     assert_eq!((count_of(&app, "clickup", "lists"), count_of(&app, "clickup", "tasks")), (3, 3 * checklist));
-    let messages = app.sim.state.whatsapp().messages();
+    let messages = app.sim.state.vendor::<switchboard::sim::whatsapp::State>().messages();
     assert_eq!(messages.len(), 2, "no number, no welcome: {messages:?}");
-    let welcome = &app.sim.state.whatsapp().sent_to("+5511999990001")[0];
+    let welcome = &app.sim.state.vendor::<switchboard::sim::whatsapp::State>().sent_to("+5511999990001")[0];
     assert_eq!(
         (welcome.kind.as_str(), welcome.body.as_str(), welcome.params.clone()),
         ("template", "welcome_client", vec!["Onboard A".to_string()])
@@ -179,7 +179,7 @@ async fn onboarding_dry_run_changes_nothing(pool: PgPool) {
     // A skipped welcome is not a sent one: the real run sends it.
     let (real, _) = run(&app, "client-onboarding", &[&a], json!({}), false).await;
     assert_eq!(real.status, "succeeded");
-    assert_eq!(app.sim.state.whatsapp().messages().len(), 1);
+    assert_eq!(app.sim.state.vendor::<switchboard::sim::whatsapp::State>().messages().len(), 1);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -235,7 +235,7 @@ async fn weekly_report_stores_reports_and_delivers_once(pool: PgPool) {
         "SELECT count(*) FROM costs.llm_usage WHERE purpose = 'workflow:weekly-report' AND client_id IS NOT NULL";
     assert_eq!(app.count(usage).await, 2);
     assert_eq!(count_of(&app, "llm", "completions"), 2);
-    let messages = app.sim.state.whatsapp().messages();
+    let messages = app.sim.state.vendor::<switchboard::sim::whatsapp::State>().messages();
     assert_eq!(messages.len(), 2);
     assert!(
         messages.iter().all(|m| m.kind == "text" && m.body.starts_with("Weekly report for Weekly ")),

@@ -20,7 +20,9 @@ pub(crate) use graph::GraphError;
 pub use graph::appsecret_proof;
 
 use super::{
-    ErrorKind, PlatformError, PlatformInfo, SecretString, expose,
+    ErrorKind, PlatformError, PlatformInfo, SecretString,
+    calls::CallCounter,
+    expose,
     http::{Call, HttpSettings, Overrides, PlatformHttp},
 };
 use crate::domain::metrics::DailyMetrics;
@@ -306,6 +308,27 @@ pub struct Meta {
     http: PlatformHttp,
     settings: Settings,
     proof: Option<String>,
+}
+
+impl super::Platform for Meta {
+    const INFO: PlatformInfo = INFO;
+    type Settings = Settings;
+    type Sim = crate::sim::meta::State;
+
+    fn connect(settings: &Settings, calls: &Arc<CallCounter>) -> Self {
+        let mut client = Self::new(settings);
+        client.http.count_into(calls);
+        client
+    }
+    fn http(&self) -> &PlatformHttp {
+        &self.http
+    }
+    fn missing(settings: &Settings) -> Vec<&'static str> {
+        settings.missing()
+    }
+    fn sandboxed(settings: &Settings, base: &str) -> Settings {
+        settings.sandboxed(base)
+    }
 }
 
 impl Meta {

@@ -1,0 +1,201 @@
+//! The one list of platforms, and the trait each platform implements.
+//!
+//! Everything that lists platforms is expanded from the [`registry!`] line at the end
+//! of this file: [`REGISTRY`], the fields of [`PlatformSettings`] and [`Platforms`],
+//! [`Platforms::http`] / [`Platforms::each`], and the simulator's vendors
+//! ([`simulator`]). A platform missing a piece (settings, client, simulator routes,
+//! throttling or fault answer, ...) does not implement [`Platform`] (or its simulator
+//! state does not implement [`sim::Vendor`]), which is a compile error.
+
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+
+use super::{
+    Mode, PlatformInfo, calls::CallCounter, clickup, google_ads, google_drive, http::PlatformHttp, llm, meta, whatsapp,
+};
+use crate::sim::{self, Behaviour, Mount, SimState};
+
+/// One platform: its identity, its settings, its connector and its simulator.
+pub trait Platform: Sized + Send + Sync + 'static {
+    /// Key, title, settings prefix, simulator prefix.
+    const INFO: PlatformInfo;
+    /// Read from the variables prefixed `INFO.env_prefix`.
+    type Settings: DeserializeOwned + Default + Clone + std::fmt::Debug + Send + Sync;
+    /// The simulator's stand-in of this vendor (its routes, throttling and fault answers, what it created).
+    type Sim: sim::Vendor + Default;
+
+    /// The connector, counting its calls in `calls`.
+    fn connect(settings: &Self::Settings, calls: &Arc<CallCounter>) -> Self;
+    /// Its HTTP layer (limits, status).
+    fn http(&self) -> &PlatformHttp;
+    /// Settings a live connection lacks (names of the variables, never values).
+    fn missing(settings: &Self::Settings) -> Vec<&'static str>;
+    /// The same settings pointed at the simulator's `base` (its prefix included), with sandbox credentials.
+    fn sandboxed(settings: &Self::Settings, base: &str) -> Self::Settings;
+}
+
+fn load<T: DeserializeOwned>(prefix: &str, vars: &[(String, String)]) -> Result<T, String> {
+    envy::prefixed(prefix).from_iter(vars.iter().cloned()).map_err(|e| match e {
+        envy::Error::MissingValue(f) => format!("{prefix}{} is required", f.to_uppercase()),
+        envy::Error::Custom(m) => format!("{prefix}*: {m}"),
+    })
+}
+
+/// Expands the list `field: Type` into everything that lists platforms.
+macro_rules! registry {
+    ($($field:ident: $platform:ty),+ $(,)?) => {
+        /// Every platform, in display order. Everything that lists platforms reads this.
+        pub const REGISTRY: &[PlatformInfo] = &[$(<$platform as Platform>::INFO),+];
+
+        /// Settings of every platform, each read from its own prefixed variables.
+        #[derive(Debug, Clone, Default)]
+        pub struct PlatformSettings {
+            /// `PLATFORM_MODE`; when unset: live if any platform has credentials, else sandbox.
+            pub mode: Option<Mode>,
+            $(pub $field: <$platform as Platform>::Settings,)+
+        }
+
+        impl PlatformSettings {
+            fn load(mode: Option<Mode>, vars: &[(String, String)]) -> Result<Self, String> {
+                Ok(Self { mode, $($field: load(<$platform as Platform>::INFO.env_prefix, vars)?,)+ })
+            }
+
+            /// Credentials each platform lacks for live use (names of the variables, never values).
+            pub fn missing(&self) -> Vec<(&'static str, Vec<&'static str>)> {
+                vec![$((<$platform as Platform>::INFO.key, <$platform as Platform>::missing(&self.$field)),)+]
+            }
+
+            /// The same settings pointed at a simulator at `base`, with sandbox credentials.
+            pub fn sandboxed(&self, base: &str) -> Self {
+                Self {
+                    mode: Some(Mode::Sandbox),
+                    $($field: <$platform as Platform>::sandboxed(
+                        &self.$field,
+                        &format!("{base}{}", <$platform as Platform>::INFO.sim_prefix),
+                    ),)+
+                }
+            }
+        }
+
+        /// One client per platform, built once at start-up.
+        pub struct Platforms {
+            pub mode: Mode,
+            pub settings: PlatformSettings,
+            /// Every client's calls, per client and day (written by `crate::costs`).
+            pub calls: Arc<CallCounter>,
+            $(pub $field: $platform,)+
+        }
+
+        impl Platforms {
+            /// `settings` must already point where calls should go (see [`PlatformSettings::sandboxed`]);
+            /// every call is counted in `calls`.
+            pub fn new(mode: Mode, settings: PlatformSettings, calls: Arc<CallCounter>) -> Self {
+                Self {
+                    mode,
+                    $($field: <$platform as Platform>::connect(&settings.$field, &calls),)+
+                    settings,
+                    calls,
+                }
+            }
+
+            /// Every platform with its HTTP layer, in display order.
+            pub fn each(&self) -> Vec<(&'static PlatformInfo, &PlatformHttp)> {
+                REGISTRY.iter().zip([$(Platform::http(&self.$field)),+]).collect()
+            }
+        }
+
+        /// The simulator serving every platform, each under its `sim_prefix`, starting with `behaviour`.
+        pub fn simulator(behaviour: Behaviour) -> SimState {
+            SimState::new(
+                [$(Mount::new::<<$platform as Platform>::Sim>(
+                    <$platform as Platform>::INFO.key,
+                    <$platform as Platform>::INFO.sim_prefix,
+                )),+],
+                behaviour,
+            )
+        }
+    };
+}
+
+impl PlatformSettings {
+    pub fn from_vars(vars: &[(String, String)]) -> Result<Self, String> {
+        let mode = match vars.iter().find(|(k, _)| k == "PLATFORM_MODE").map(|(_, v)| v.trim().to_lowercase()) {
+            None => None,
+            Some(v) if v == "live" => Some(Mode::Live),
+            Some(v) if v == "sandbox" => Some(Mode::Sandbox),
+            Some(v) => return Err(format!("PLATFORM_MODE: `{v}` is not one of live, sandbox")),
+        };
+        Self::load(mode, vars)
+    }
+}
+
+impl Platforms {
+    /// The HTTP layer of a platform (limits, status), by registry key.
+    pub fn http(&self, key: &str) -> Option<&PlatformHttp> {
+        self.each().into_iter().find(|(info, _)| info.key == key).map(|(_, http)| http)
+    }
+}
+
+// The platforms, in display order: adding one is one line here (see docs/PLATFORMS.md).
+registry! {
+    meta: meta::Meta,
+    google_ads: google_ads::GoogleAds,
+    google_drive: google_drive::GoogleDrive,
+    clickup: clickup::ClickUp,
+    whatsapp: whatsapp::WhatsApp,
+    llm: llm::Llm,
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::platforms::calls::for_client;
+
+    async fn sandbox() -> (sim::Running, PlatformSettings) {
+        let running = sim::spawn("127.0.0.1:0".parse().unwrap(), simulator(Behaviour::default())).await.unwrap();
+        let settings = PlatformSettings::default().sandboxed(&running.base_url);
+        (running, settings)
+    }
+
+    #[test]
+    fn every_platform_has_its_own_http_layer_and_simulator() {
+        let platforms = Platforms::new(Mode::Sandbox, PlatformSettings::default(), Arc::default());
+        let each = platforms.each();
+        assert_eq!(each.len(), REGISTRY.len());
+        for (info, http) in each {
+            assert_eq!(http.platform(), info.key, "{} is served by another platform's client", info.key);
+            assert!(platforms.http(info.key).is_some_and(|h| std::ptr::eq(h, http)));
+        }
+        assert!(platforms.http("myspace").is_none());
+        let mut keys: Vec<&str> = REGISTRY.iter().map(|p| p.key).collect();
+        keys.sort_unstable();
+        assert_eq!(simulator(Behaviour::default()).keys(), keys, "the simulator serves exactly the registry");
+    }
+
+    /// The call counter belongs to one `Platforms`: two apps in one process (tests under
+    /// `cargo test`) calling for the same client at the same time each count only their own.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn each_platforms_counts_only_its_own_calls() {
+        let (_running, settings) = sandbox().await;
+        let a = Arc::new(Platforms::new(Mode::Sandbox, settings.clone(), Arc::default()));
+        let b = Arc::new(Platforms::new(Mode::Sandbox, settings, Arc::default()));
+        let client = Uuid::new_v4();
+        let send = |platforms: Arc<Platforms>, n: usize| {
+            tokio::spawn(for_client(client, async move {
+                for i in 0..n {
+                    platforms.whatsapp.send_text("+5511988880000", &format!("call {i}")).await.unwrap();
+                }
+            }))
+        };
+        let (ra, rb) = tokio::join!(send(a.clone(), 3), send(b.clone(), 2));
+        ra.unwrap();
+        rb.unwrap();
+        let today = Utc::now().date_naive();
+        assert_eq!(a.calls.pending(client, "whatsapp", today), 3);
+        assert_eq!(b.calls.pending(client, "whatsapp", today), 2);
+    }
+}
