@@ -21,6 +21,7 @@ use crate::{
     app::AppState,
     domain::{
         client::{Client, ClientInput, ClientStatus},
+        events::EventType,
         scope::Scope,
     },
     store::{
@@ -84,7 +85,7 @@ async fn create_client(
     let fields = input.validate().map_err(ApiError::invalid)?;
     let mut tx = state.pool.begin().await?;
     let client = store::clients::insert(&mut tx, Uuid::now_v7(), &fields).await?;
-    crate::events::emit(&mut tx, "client.created", &client).await?;
+    store::events::emit(&mut tx, EventType::ClientCreated, &client).await?;
     store::audit::record(
         &mut tx,
         &caller.actor(),
@@ -220,7 +221,7 @@ async fn update_client(
     let input: ClientInput = from_value(doc)?;
     let fields = input.validate().map_err(ApiError::invalid)?;
     let after = store::clients::update(&mut tx, before.id, &fields).await?;
-    crate::events::emit(&mut tx, "client.updated", &after).await?;
+    store::events::emit(&mut tx, EventType::ClientUpdated, &after).await?;
     store::audit::record(
         &mut tx,
         &caller.actor(),
@@ -280,7 +281,7 @@ async fn delete_client(
         input.status = Some(ClientStatus::Archived);
         let fields = input.validate().map_err(ApiError::invalid)?;
         let after = store::clients::update(&mut tx, before.id, &fields).await?;
-        crate::events::emit(&mut tx, "client.updated", &after).await?;
+        store::events::emit(&mut tx, EventType::ClientUpdated, &after).await?;
         store::audit::record(&mut tx, &caller.actor(), "client.archive", "client", &id, Some(&before), Some(&after))
             .await?;
         json_with(StatusCode::OK, &after)

@@ -93,7 +93,7 @@ async fn link_account(
     }
     let fields = input.validate().map_err(ApiError::invalid)?;
     let after = store::clients::update(&mut tx, before.id, &fields).await?;
-    crate::events::emit(&mut tx, "client.updated", &after).await?;
+    crate::store::events::emit(&mut tx, crate::domain::events::EventType::ClientUpdated, &after).await?;
     store::audit::record(
         &mut tx,
         &caller.actor(),

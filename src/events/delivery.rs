@@ -10,7 +10,7 @@
 //! at most 25 + 25 × 10 = 275 in any 10 s. The limiter is per replica: with N
 //! delivery workers, set `WEBHOOK_RATE_PER_SECOND` to about 25 / N.
 //!
-//! The same workers send run callbacks (`callback_url`, [`super::callbacks`]): the
+//! The same workers send run callbacks (`callback_url`, `store::callbacks`): the
 //! run's view, through the same guarded client, on the same retry schedule, signed
 //! with `CALLBACK_SECRET` when it is set.
 //!
@@ -27,11 +27,16 @@ use tokio::{sync::watch, task::JoinSet, time::Instant};
 use uuid::Uuid;
 
 use super::{
-    EVENTS_CHANNEL, Event,
-    callbacks::{self, ClaimedCallback},
     secret, signing,
     ssrf::{self, GuardedResolver, Policy},
-    store::{self, Attempt, Claimed, Next},
+};
+use crate::{
+    domain::events::{Attempt, Event, Next},
+    store::{
+        callbacks::{self, ClaimedCallback},
+        deliveries::{self, Claimed},
+        events::EVENTS_CHANNEL,
+    },
 };
 
 /// Longest response excerpt kept in the attempt log, in characters.
@@ -225,7 +230,7 @@ impl Deliverer {
             let free = self.settings.concurrency.saturating_sub(running.len());
             let mut claimed = 0;
             if free > 0 {
-                match store::claim(&self.pool, &self.id, self.settings.lease, free as i64).await {
+                match deliveries::claim(&self.pool, &self.id, self.settings.lease, free as i64).await {
                     Ok(due) => {
                         claimed = due.len();
                         for delivery in due {
@@ -290,7 +295,7 @@ impl Deliverer {
             status = ?attempt.status, latency_ms = attempt.latency_ms, error = ?attempt.error, next = ?next, "webhook attempt"
         );
         metrics::counter!("switchboard_webhook_attempts_total", "outcome" => if attempt.succeeded() { "success" } else { "failure" }).increment(1);
-        match store::finish(&self.pool, &delivery, &self.id, &attempt, next, self.settings.disable_after).await {
+        match deliveries::finish(&self.pool, &delivery, &self.id, &attempt, next, self.settings.disable_after).await {
             Ok(Some(reason)) => tracing::warn!(endpoint = %delivery.endpoint_id, %reason, "webhook endpoint disabled"),
             Ok(None) => {}
             Err(e) => {

@@ -255,7 +255,7 @@ async fn update_client(ctx: &TaskContext, change: impl FnOnce(&mut ClientInput))
     }
     let fields = input.validate().map_err(|e| StepError::permanent(format!("the client update was refused: {e:?}")))?;
     let after = store::clients::update(&mut tx, before.id, &fields).await?;
-    crate::events::emit(&mut tx, "client.updated", &after).await?;
+    crate::store::events::emit(&mut tx, crate::domain::events::EventType::ClientUpdated, &after).await?;
     let actor = Actor {
         token_id: None,
         name: format!("workflow:{}", ctx.run.workflow),

@@ -13,12 +13,13 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use switchboard::{
     config::Config,
+    domain::events::EventType,
     events::{
-        self,
         delivery::{Deliverer, DeliverySettings},
         signing,
         ssrf::Policy,
     },
+    store::{deliveries, events},
 };
 use tokio::{sync::watch, task::JoinHandle};
 use uuid::Uuid;
@@ -388,7 +389,7 @@ async fn deliveries_to_one_endpoint_are_paced(pool: PgPool) {
     let n = 14;
     let mut tx = pool.begin().await.unwrap();
     for i in 0..n {
-        events::emit(&mut tx, "report.ready", &json!({"i": i})).await.unwrap();
+        events::emit(&mut tx, EventType::ReportReady, &json!({"i": i})).await.unwrap();
     }
     tx.commit().await.unwrap();
     let (rate, burst) = (10.0, 2.0);
@@ -420,12 +421,12 @@ async fn the_outbox_survives_a_crash_between_commit_and_delivery(pool: PgPool) {
     let (_, secret) = endpoint(&app, &format!("{}/hook", server.uri()), json!(["report.ready", "alert.*"])).await;
     // Committed while no worker runs (the process "dies" right after the commit).
     let mut tx = pool.begin().await.unwrap();
-    let first = events::emit(&mut tx, "report.ready", &json!({"id": "r1"})).await.unwrap();
-    let second = events::emit(&mut tx, "alert.created", &json!({"id": "a1"})).await.unwrap();
-    events::emit(&mut tx, "client.created", &json!({"id": "c1"})).await.unwrap();
+    let first = events::emit(&mut tx, EventType::ReportReady, &json!({"id": "r1"})).await.unwrap();
+    let second = events::emit(&mut tx, EventType::AlertCreated, &json!({"id": "a1"})).await.unwrap();
+    events::emit(&mut tx, EventType::ClientCreated, &json!({"id": "c1"})).await.unwrap();
     tx.commit().await.unwrap();
     // And one claimed by a worker that died mid-attempt (its lease runs out).
-    let held = events::store::claim(&pool, "dead-worker", Duration::from_millis(300), 1).await.unwrap();
+    let held = deliveries::claim(&pool, "dead-worker", Duration::from_millis(300), 1).await.unwrap();
     assert_eq!(held.len(), 1);
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(server.received_requests().await.unwrap().is_empty());
@@ -525,7 +526,7 @@ async fn the_delivery_log_pages_newest_event_first(pool: PgPool) {
     let mut tx = pool.begin().await.unwrap();
     let mut emitted = vec![];
     for i in 0..3 {
-        emitted.push(events::emit(&mut tx, "report.ready", &json!({"i": i})).await.unwrap().to_string());
+        emitted.push(events::emit(&mut tx, EventType::ReportReady, &json!({"i": i})).await.unwrap().to_string());
     }
     tx.commit().await.unwrap();
     emitted.reverse();
