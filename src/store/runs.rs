@@ -284,21 +284,6 @@ pub async fn heartbeat(
     Ok(row)
 }
 
-/// Marks a held task succeeded. False when the lease was lost meanwhile.
-pub async fn succeed(pool: &PgPool, task_id: Uuid, worker: &str, result: &Value) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query!(
-        "UPDATE engine.tasks SET status = 'succeeded', result = $3, error = NULL, locked_by = NULL,
-                locked_until = NULL, finished_at = now()
-         WHERE id = $1 AND locked_by = $2 AND status = 'running'",
-        task_id,
-        worker,
-        result
-    )
-    .execute(pool)
-    .await?;
-    Ok(done.rows_affected() == 1)
-}
-
 /// Marks many held tasks succeeded in one statement (one commit for the batch).
 /// Returns (task, run) of those whose lease was still held.
 pub async fn succeed_many(

@@ -413,6 +413,55 @@ async fn deliveries_to_one_endpoint_are_paced(pool: PgPool) {
     assert!(span >= (n as f64 - burst) / rate - 0.15, "{n} deliveries took only {span:.3}s");
 }
 
+/// A lease outlives its attempt: with a short lease setting, a slow endpoint and
+/// pacing that holds deliveries back for longer than the lease, two workers still
+/// POST every event exactly once (the one that waited gives way to the one that took over).
+#[sqlx::test]
+async fn a_delivery_is_sent_once_even_when_pacing_and_a_slow_endpoint_outlast_the_lease(pool: PgPool) {
+    let app = local_app(pool.clone()).await;
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_millis(700)))
+        .mount(&server)
+        .await;
+    let (_, secret) = endpoint(&app, &format!("{}/hook", server.uri()), json!(["*"])).await;
+    let n = 4;
+    let mut tx = pool.begin().await.unwrap();
+    for i in 0..n {
+        events::emit(&mut tx, EventType::ReportReady, &json!({"i": i})).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    // One delivery a second per endpoint and worker: the last of a worker's four waits
+    // 3 s for its turn, longer than its lease; each answer takes 0.7 s.
+    let settings = DeliverySettings {
+        rate_per_second: 1,
+        burst: 1,
+        timeout: Duration::from_secs(2),
+        lease_slack: Duration::from_millis(300),
+        ..fast(1, Duration::ZERO)
+    };
+    let workers = [RunningDeliverer::start(&pool, settings.clone()), RunningDeliverer::start(&pool, settings)];
+    wait_for(&app, "SELECT count(*) FROM engine.deliveries WHERE status = 'succeeded'", n, Duration::from_secs(15))
+        .await;
+    // Time for a duplicate still in flight to arrive.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for worker in workers {
+        worker.stop().await;
+    }
+    let mut ids: Vec<String> = server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| verified(r, &secret)["id"].as_str().unwrap().to_string())
+        .collect();
+    ids.sort();
+    let mut once = ids.clone();
+    once.dedup();
+    assert_eq!(ids, once, "an event was POSTed more than once");
+    assert_eq!(ids.len(), n as usize);
+}
+
 #[sqlx::test]
 async fn the_outbox_survives_a_crash_between_commit_and_delivery(pool: PgPool) {
     let app = local_app(pool.clone()).await;
