@@ -8,8 +8,11 @@ use uuid::Uuid;
 
 use crate::{
     crypto::KeyRing,
-    events::{secret, store as es},
-    store::idempotency::{self, StoredBody},
+    events::secret,
+    store::{
+        idempotency::{self, StoredBody},
+        webhook_endpoints as es,
+    },
 };
 
 const BATCH: i64 = 500;

@@ -16,8 +16,11 @@ use super::{
 };
 use crate::{
     api::AppState,
-    domain::scope::Scope,
-    events::{self, Event},
+    domain::{
+        events::{self, Event, EventType},
+        scope::Scope,
+    },
+    store,
 };
 
 pub const TAG: &str = "events";
@@ -90,7 +93,7 @@ async fn list_events(
     };
     let types = readable_types(&caller, q.types.as_deref())?;
     let mut conn = state.pool.acquire().await?;
-    let mut rows = events::store::feed(&mut conn, after, horizon(), Some(&types), i64::from(limit) + 1).await?;
+    let mut rows = store::events::feed(&mut conn, after, horizon(), &types, i64::from(limit) + 1).await?;
     let has_more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
     let last_id = rows.last().map(|e| e.id).or(after);
@@ -99,7 +102,7 @@ async fn list_events(
 
 /// The known types a `types` parameter selects (`None`: every type); 400 naming
 /// `types` for anything unknown.
-fn parse_types(raw: &str) -> ApiResult<Option<Vec<&'static str>>> {
+fn parse_types(raw: &str) -> ApiResult<Option<Vec<EventType>>> {
     let patterns: Vec<String> = raw.split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect();
     if let Some(message) = patterns.iter().find_map(|p| events::check_pattern(p).err()) {
         return Err(ApiError::bad_request("invalid_query", format!("types: {message}")).with_field("types", message));
@@ -110,20 +113,20 @@ fn parse_types(raw: &str) -> ApiResult<Option<Vec<&'static str>>> {
 /// The types to list: those asked for (every type when `types` is absent) that the
 /// caller may read. Asking for a type the token may not read is 403 naming its scope;
 /// without `types`, unreadable types are left out (403 when nothing is left).
-fn readable_types(caller: &Caller, raw: Option<&str>) -> ApiResult<Vec<&'static str>> {
+fn readable_types(caller: &Caller, raw: Option<&str>) -> ApiResult<Vec<EventType>> {
     let asked = match raw {
         Some(raw) => parse_types(raw)?,
         None => None,
     };
     if let Some(asked) = &asked
-        && let Some(denied) = asked.iter().find(|t| !caller.principal.has(events::read_scope(t)))
+        && let Some(denied) = asked.iter().find(|t| !caller.principal.has(t.read_scope()))
     {
-        return Err(ApiError::forbidden_scope(events::read_scope(denied)));
+        return Err(ApiError::forbidden_scope(denied.read_scope()));
     }
-    let readable: Vec<&'static str> = asked
-        .unwrap_or_else(|| events::TYPES.to_vec())
+    let readable: Vec<EventType> = asked
+        .unwrap_or_else(|| EventType::ALL.to_vec())
         .into_iter()
-        .filter(|t| caller.principal.has(events::read_scope(t)))
+        .filter(|t| caller.principal.has(t.read_scope()))
         .collect();
     if readable.is_empty() {
         return Err(ApiError::forbidden_scope(Scope::WorkflowsRead));

@@ -23,7 +23,10 @@ use super::{
 use crate::{
     api::AppState,
     domain::{scope::Scope, validation::FieldError},
-    store,
+    store::{
+        self,
+        schedules::{ScheduleFields, ScheduleRow},
+    },
     workflows::scheduler,
 };
 
@@ -64,6 +67,23 @@ pub struct ScheduleView {
     pub updated_at: DateTime<Utc>,
 }
 
+impl From<ScheduleRow> for ScheduleView {
+    fn from(r: ScheduleRow) -> Self {
+        ScheduleView {
+            id: r.id,
+            workflow: r.workflow,
+            cron: r.cron,
+            timezone: r.timezone,
+            params: r.params,
+            enabled: r.enabled,
+            next_fire_at: r.next_fire_at,
+            last_fired_at: r.last_fired_at,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
 /// Writable fields (create body; merge-patch target).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -90,6 +110,19 @@ struct Valid {
     input: ScheduleInput,
     params: Value,
     next: Option<DateTime<Utc>>,
+}
+
+impl Valid {
+    fn fields(&self) -> ScheduleFields<'_> {
+        ScheduleFields {
+            workflow: &self.input.workflow,
+            cron: self.input.cron.trim(),
+            timezone: &self.input.timezone,
+            params: &self.params,
+            enabled: self.input.enabled,
+            next_fire_at: self.next,
+        }
+    }
 }
 
 /// `timing_changed`: the cron or time zone is new, so the firing floor is checked
@@ -130,14 +163,7 @@ async fn load(conn: &mut PgConnection, raw: &str) -> ApiResult<ScheduleView> {
 }
 
 async fn find(conn: &mut PgConnection, id: Uuid) -> Result<Option<ScheduleView>, sqlx::Error> {
-    sqlx::query_as!(
-        ScheduleView,
-        "SELECT id, workflow, cron, timezone, params, enabled, next_fire_at, last_fired_at, created_at, updated_at
-         FROM engine.schedules WHERE id = $1",
-        id
-    )
-    .fetch_optional(conn)
-    .await
+    Ok(store::schedules::find(conn, id).await?.map(ScheduleView::from))
 }
 
 /// Create a schedule
@@ -160,18 +186,7 @@ async fn create_schedule(
     let v = validate(&state, input, true)?;
     let mut tx = state.pool.begin().await?;
     let id = Uuid::now_v7();
-    sqlx::query!(
-        "INSERT INTO engine.schedules (id, workflow, cron, timezone, params, enabled, next_fire_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        id,
-        v.input.workflow,
-        v.input.cron.trim(),
-        v.input.timezone,
-        v.params,
-        v.input.enabled,
-        v.next
-    )
-    .execute(&mut *tx)
-    .await?;
+    store::schedules::insert(&mut tx, id, &v.fields()).await?;
     let created = find(&mut tx, id).await?.expect("just created");
     store::audit::record(
         &mut tx,
@@ -215,19 +230,9 @@ async fn list_schedules(
     caller.require(Scope::WorkflowsRead)?;
     let limit = pagination::limit(q.limit)?;
     let after = pagination::decode_uuid(CURSOR, q.cursor.as_deref())?;
-    let rows = sqlx::query_as!(
-        ScheduleView,
-        "SELECT id, workflow, cron, timezone, params, enabled, next_fire_at, last_fired_at, created_at, updated_at
-         FROM engine.schedules
-         WHERE ($1::text IS NULL OR workflow = $1) AND ($2::bool IS NULL OR enabled = $2) AND ($3::uuid IS NULL OR id > $3)
-         ORDER BY id LIMIT $4",
-        q.workflow,
-        q.enabled,
-        after,
-        i64::from(limit) + 1
-    )
-    .fetch_all(&state.pool)
-    .await?;
+    let mut conn = state.pool.acquire().await?;
+    let rows = store::schedules::list(&mut conn, q.workflow.as_deref(), q.enabled, after, i64::from(limit) + 1).await?;
+    let rows: Vec<ScheduleView> = rows.into_iter().map(ScheduleView::from).collect();
     Ok(axum::Json(pagination::page(rows, limit, CURSOR, |s| s.id)))
 }
 
@@ -289,19 +294,7 @@ async fn update_schedule(
     let input: ScheduleInput = from_value(doc)?;
     let timing_changed = input.cron.trim() != before.cron || input.timezone != before.timezone;
     let v = validate(&state, input, timing_changed)?;
-    sqlx::query!(
-        "UPDATE engine.schedules SET workflow = $2, cron = $3, timezone = $4, params = $5, enabled = $6, next_fire_at = $7, updated_at = now()
-         WHERE id = $1",
-        before.id,
-        v.input.workflow,
-        v.input.cron.trim(),
-        v.input.timezone,
-        v.params,
-        v.input.enabled,
-        v.next
-    )
-    .execute(&mut *tx)
-    .await?;
+    store::schedules::update(&mut tx, before.id, &v.fields()).await?;
     let after = find(&mut tx, before.id).await?.expect("exists");
     store::audit::record(&mut tx, &caller.actor(), "schedule.update", "schedule", &id, Some(&before), Some(&after))
         .await?;
@@ -326,7 +319,7 @@ async fn delete_schedule(
     caller.require(Scope::SchedulesWrite)?;
     let mut tx = state.pool.begin().await?;
     let before = load(&mut tx, &id).await?;
-    sqlx::query!("DELETE FROM engine.schedules WHERE id = $1", before.id).execute(&mut *tx).await?;
+    store::schedules::delete(&mut tx, before.id).await?;
     store::audit::record(&mut tx, &caller.actor(), "schedule.delete", "schedule", &id, Some(&before), None::<&()>)
         .await?;
     tx.commit().await?;

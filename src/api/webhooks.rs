@@ -24,12 +24,17 @@ use super::{
 };
 use crate::{
     api::AppState,
-    domain::{scope::Scope, validation::FieldError},
-    events::{
-        self, Event, delivery, signing, ssrf,
-        store::{self as es, DeliveryRow, EndpointFields, EndpointRow},
+    domain::{
+        events::{self, Event},
+        scope::Scope,
+        validation::FieldError,
     },
-    store,
+    events::{delivery, secret, signing, ssrf},
+    store::{
+        self,
+        deliveries::{self, DeliveryRow},
+        webhook_endpoints::{self as endpoints, EndpointFields, EndpointRow},
+    },
 };
 
 pub const TAG: &str = "webhooks";
@@ -176,9 +181,9 @@ async fn checked(
 /// An endpoint pushes what it subscribes to anywhere its URL points, so subscribing
 /// needs the scope that reads each selected type (`client.*`: `clients:read`).
 fn may_subscribe(caller: &Caller, patterns: &[String]) -> ApiResult<()> {
-    match events::expand(patterns).into_iter().find(|t| !caller.principal.has(events::read_scope(t))) {
+    match events::expand(patterns).into_iter().find(|t| !caller.principal.has(t.read_scope())) {
         Some(denied) => {
-            let scope = events::read_scope(denied);
+            let scope = denied.read_scope();
             Err(ApiError::forbidden_scope(scope)
                 .with_field("events", format!("`{denied}` events need the `{scope}` scope to subscribe to")))
         }
@@ -192,9 +197,9 @@ fn parse_id(raw: &str, what: &str) -> ApiResult<Uuid> {
 
 async fn load(conn: &mut sqlx::PgConnection, raw: &str, for_update: bool) -> ApiResult<EndpointRow> {
     let id = parse_id(raw, "webhook endpoint")?;
-    es::find_endpoint(conn, id, for_update)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("No webhook endpoint `{raw}`.")))
+    let found =
+        if for_update { endpoints::find_for_update(conn, id).await? } else { endpoints::find(conn, id).await? };
+    found.ok_or_else(|| ApiError::not_found(format!("No webhook endpoint `{raw}`.")))
 }
 
 /// Create a webhook endpoint
@@ -236,11 +241,11 @@ async fn create_endpoint(
     let secret = signing::new_secret();
     let id = Uuid::now_v7();
     let mut tx = state.pool.begin().await?;
-    let row = es::insert_endpoint(
+    let row = endpoints::insert(
         &mut tx,
         id,
         &fields,
-        &events::secret::seal(&state.keys, id, &secret),
+        &secret::seal(&state.keys, id, &secret),
         Some(caller.principal.token_id),
     )
     .await?;
@@ -295,7 +300,7 @@ async fn list_endpoints(
     let limit = pagination::limit(q.limit)?;
     let after = pagination::decode_uuid(CURSOR, q.cursor.as_deref())?;
     let mut conn = state.pool.acquire().await?;
-    let rows = es::list_endpoints(&mut conn, after, i64::from(limit) + 1).await?;
+    let rows = endpoints::list(&mut conn, after, i64::from(limit) + 1).await?;
     let page = pagination::page(rows, limit, CURSOR, |r| r.id);
     Ok(axum::Json(Page { data: page.data.iter().map(EndpointView::from).collect(), next_cursor: page.next_cursor }))
 }
@@ -363,7 +368,7 @@ async fn update_endpoint(
         events: &events,
         enabled: patch.enabled.unwrap_or(before.enabled),
     };
-    let after = es::update_endpoint(&mut tx, before.id, &fields).await?;
+    let after = endpoints::update(&mut tx, before.id, &fields).await?;
     let view = EndpointView::from(&after);
     store::audit::record(
         &mut tx,
@@ -400,7 +405,7 @@ async fn delete_endpoint(
     caller.require(Scope::WebhooksWrite)?;
     let mut tx = state.pool.begin().await?;
     let before = load(&mut tx, &id, true).await?;
-    es::delete_endpoint(&mut tx, before.id).await?;
+    endpoints::delete(&mut tx, before.id).await?;
     store::audit::record(
         &mut tx,
         &caller.actor(),
@@ -437,7 +442,7 @@ async fn rotate_secret(
     let mut tx = state.pool.begin().await?;
     let before = load(&mut tx, &id, true).await?;
     let secret = signing::new_secret();
-    let after = es::set_secret(&mut tx, before.id, &events::secret::seal(&state.keys, before.id, &secret)).await?;
+    let after = endpoints::set_secret(&mut tx, before.id, &secret::seal(&state.keys, before.id, &secret)).await?;
     store::audit::record(
         &mut tx,
         &caller.actor(),
@@ -500,7 +505,7 @@ async fn test_endpoint(
         data: json!({"endpoint_id": endpoint.id, "message": "A test event from Switchboard."}),
     };
     let settings = crate::events::delivery::DeliverySettings::from_config(&state.config);
-    let secret = events::secret::open(&state.keys, endpoint.id, &endpoint.secret)
+    let secret = secret::open(&state.keys, endpoint.id, &endpoint.secret)
         .map_err(|e| ApiError::internal(anyhow::anyhow!("webhook endpoint {}: {e}", endpoint.id)))?;
     let attempt = delivery::send(
         &delivery::http_client(&settings),
@@ -579,7 +584,7 @@ pub struct DeliveryView {
 
 async fn views(conn: &mut sqlx::PgConnection, rows: Vec<DeliveryRow>) -> ApiResult<Vec<DeliveryView>> {
     let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
-    let mut attempts = es::attempts(conn, &ids).await?;
+    let mut attempts = deliveries::attempts(conn, &ids).await?;
     Ok(rows
         .into_iter()
         .map(|r| {
@@ -656,7 +661,7 @@ async fn list_deliveries(
     let before = pagination::decode_uuid(DELIVERY_CURSOR, q.cursor.as_deref())?;
     let mut conn = state.pool.acquire().await?;
     let endpoint = load(&mut conn, &id, false).await?;
-    let rows = es::list_deliveries(&mut conn, endpoint.id, q.status.as_deref(), before, i64::from(limit) + 1).await?;
+    let rows = deliveries::list(&mut conn, endpoint.id, q.status.as_deref(), before, i64::from(limit) + 1).await?;
     let page = pagination::page(rows, limit, DELIVERY_CURSOR, |d| d.event_id);
     Ok(axum::Json(Page { data: views(&mut conn, page.data).await?, next_cursor: page.next_cursor }))
 }
@@ -686,7 +691,7 @@ async fn retry_delivery(
     caller.require(Scope::WebhooksWrite)?;
     let id = parse_id(&id, "delivery")?;
     let mut tx = state.pool.begin().await?;
-    let delivery = es::find_delivery(&mut tx, id, true)
+    let delivery = deliveries::find_for_update(&mut tx, id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("No delivery `{id}`.")))?;
     if delivery.status == "pending" && delivery.locked_until.is_some() {
@@ -695,7 +700,7 @@ async fn retry_delivery(
             "An attempt of this delivery is in flight; wait for its outcome.",
         ));
     }
-    let endpoint = es::find_endpoint(&mut tx, delivery.endpoint_id, false)
+    let endpoint = endpoints::find(&mut tx, delivery.endpoint_id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("No delivery `{id}`.")))?;
     if !endpoint.enabled {
@@ -704,7 +709,7 @@ async fn retry_delivery(
             "The endpoint is disabled; enable it (PATCH enabled: true) first.",
         ));
     }
-    es::requeue(&mut tx, id).await?;
+    deliveries::requeue(&mut tx, id).await?;
     store::audit::record(
         &mut tx,
         &caller.actor(),
@@ -715,9 +720,8 @@ async fn retry_delivery(
         Some(&json!({"event_id": delivery.event_id, "endpoint_id": delivery.endpoint_id})),
     )
     .await?;
-    let row = es::find_delivery(&mut tx, id, false)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("No delivery `{id}`.")))?;
+    let row =
+        deliveries::find(&mut tx, id).await?.ok_or_else(|| ApiError::not_found(format!("No delivery `{id}`.")))?;
     let view =
         views(&mut tx, vec![row]).await?.pop().ok_or_else(|| ApiError::not_found(format!("No delivery `{id}`.")))?;
     tx.commit().await?;

@@ -2,6 +2,7 @@
 //! knowledge entry or scope is, and how inputs are normalised.
 
 pub mod client;
+pub mod events;
 pub mod knowledge;
 pub mod metrics;
 pub mod pacing;

@@ -1,5 +1,7 @@
 //! The delivery worker: claims due deliveries (`FOR UPDATE SKIP LOCKED` + lease,
-//! so any number of replicas share the work and a crash only delays it), POSTs the
+//! so any number of replicas share the work and a crash only delays it; the lease
+//! is renewed after the pacing wait and outlives the attempt, which is cut at the
+//! timeout, so no two workers send one message), POSTs the
 //! event signed the Standard Webhooks way, logs every attempt, and schedules the
 //! next one on the Standard Webhooks retry schedule. 410 Gone disables the
 //! endpoint at once; an endpoint that has failed without a break for a day
@@ -10,7 +12,7 @@
 //! at most 25 + 25 × 10 = 275 in any 10 s. The limiter is per replica: with N
 //! delivery workers, set `WEBHOOK_RATE_PER_SECOND` to about 25 / N.
 //!
-//! The same workers send run callbacks (`callback_url`, [`super::callbacks`]): the
+//! The same workers send run callbacks (`callback_url`, `store::callbacks`): the
 //! run's view, through the same guarded client, on the same retry schedule, signed
 //! with `CALLBACK_SECRET` when it is set.
 //!
@@ -27,11 +29,16 @@ use tokio::{sync::watch, task::JoinSet, time::Instant};
 use uuid::Uuid;
 
 use super::{
-    EVENTS_CHANNEL, Event,
-    callbacks::{self, ClaimedCallback},
     secret, signing,
     ssrf::{self, GuardedResolver, Policy},
-    store::{self, Attempt, Claimed, Next},
+};
+use crate::{
+    domain::events::{Attempt, Event, Next},
+    store::{
+        callbacks::{self, ClaimedCallback},
+        deliveries::{self, Claimed},
+        events::EVENTS_CHANNEL,
+    },
 };
 
 /// Longest response excerpt kept in the attempt log, in characters.
@@ -46,8 +53,12 @@ pub struct DeliverySettings {
     pub schedule: Vec<Duration>,
     /// Deliveries one worker sends at once.
     pub concurrency: usize,
-    /// How long a claimed delivery stays with its worker before another may take it.
-    pub lease: Duration,
+    /// A worker holds what it claims for [`Self::lease`] = `timeout` + this: from the
+    /// claim, and again from the end of the pacing wait, just before the attempt, which
+    /// is cut at `timeout`. So a lease always outlives its attempt and no other worker
+    /// sends the same message meanwhile. Also (with the timeout) how long a delivery
+    /// whose worker died waits before another takes it.
+    pub lease_slack: Duration,
     /// Polling interval when no notification arrives.
     pub poll: Duration,
     /// Per request.
@@ -84,7 +95,8 @@ impl Default for DeliverySettings {
                 .map(Duration::from_secs)
                 .collect(),
             concurrency: 16,
-            lease: Duration::from_secs(60),
+            // 60 s leases with the default 10 s timeout.
+            lease_slack: Duration::from_secs(50),
             poll: Duration::from_secs(1),
             timeout: Duration::from_secs(10),
             rate_per_second: 25,
@@ -97,6 +109,11 @@ impl Default for DeliverySettings {
 }
 
 impl DeliverySettings {
+    /// How long a claim (or a renewal before the attempt) holds a delivery.
+    pub fn lease(&self) -> Duration {
+        self.timeout + self.lease_slack
+    }
+
     /// What follows a failed attempt number `attempt` (1-based).
     pub fn after_failure(&self, attempt: i32) -> Next {
         match self.schedule.get(attempt.max(0) as usize) {
@@ -124,6 +141,17 @@ pub fn http_client(settings: &DeliverySettings) -> reqwest::Client {
 /// Sends one signed event to `url` and reports what happened (never fails).
 pub async fn send(client: &reqwest::Client, url: &str, secret: &str, event: &Event, policy: Policy) -> Attempt {
     post(client, url, &event.id.to_string(), Some(secret), event.body(), policy).await
+}
+
+/// Runs an attempt, cut at `limit` whatever it waits on (the URL check's DNS lookup
+/// included), so it ends within its lease.
+async fn within(limit: Duration, attempt: impl Future<Output = Attempt>) -> Attempt {
+    tokio::time::timeout(limit, attempt).await.unwrap_or_else(|_| Attempt {
+        status: None,
+        latency_ms: limit.as_millis().min(i32::MAX as u128) as i32,
+        error: Some("timed out".into()),
+        response_excerpt: None,
+    })
 }
 
 /// POSTs `body` with the Standard Webhooks headers (`webhook-signature` when there
@@ -238,7 +266,7 @@ impl Deliverer {
             let free = self.settings.concurrency.saturating_sub(running.len());
             let mut claimed = 0;
             if free > 0 {
-                match store::claim(&self.pool, &self.id, self.settings.lease, free as i64).await {
+                match deliveries::claim(&self.pool, &self.id, self.settings.lease(), free as i64).await {
                     Ok(due) => {
                         claimed = due.len();
                         for delivery in due {
@@ -250,7 +278,7 @@ impl Deliverer {
                 }
             }
             if free > claimed {
-                match callbacks::claim(&self.pool, &self.id, self.settings.lease, (free - claimed) as i64).await {
+                match callbacks::claim(&self.pool, &self.id, self.settings.lease(), (free - claimed) as i64).await {
                     Ok(due) => {
                         claimed += due.len();
                         for callback in due {
@@ -279,9 +307,24 @@ impl Deliverer {
 
     async fn deliver(&self, delivery: Claimed) {
         self.pacing.until_key_ready(&delivery.endpoint_id).await;
+        // The pacing wait may have outlasted the claim: hold the delivery for the attempt
+        // again, or leave it to the worker that took it over.
+        match deliveries::renew(&self.pool, delivery.id, &self.id, self.settings.lease()).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::info!(delivery = %delivery.id, "webhook delivery taken over while it waited for its turn; not sent");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(delivery = %delivery.id, error = %e, "renewing the webhook delivery's lease failed; not sent now");
+                return;
+            }
+        }
         let attempt = match secret::open(&self.keys, delivery.endpoint_id, &delivery.secret) {
             Ok(key) => {
-                send(&self.client, &delivery.url, key.expose_secret(), &delivery.event(), self.settings.policy).await
+                let event = delivery.event();
+                let send = send(&self.client, &delivery.url, key.expose_secret(), &event, self.settings.policy);
+                within(self.settings.timeout, send).await
             }
             // Logged and retried like a failed attempt: the key may be restored (ENCRYPTION_KEYS_OLD).
             Err(e) => Attempt {
@@ -303,7 +346,7 @@ impl Deliverer {
             status = ?attempt.status, latency_ms = attempt.latency_ms, error = ?attempt.error, next = ?next, "webhook attempt"
         );
         metrics::counter!("switchboard_webhook_attempts_total", "outcome" => if attempt.succeeded() { "success" } else { "failure" }).increment(1);
-        match store::finish(&self.pool, &delivery, &self.id, &attempt, next, self.settings.disable_after).await {
+        match deliveries::finish(&self.pool, &delivery, &self.id, &attempt, next, self.settings.disable_after).await {
             Ok(Some(reason)) => tracing::warn!(endpoint = %delivery.endpoint_id, %reason, "webhook endpoint disabled"),
             Ok(None) => {}
             Err(e) => {
@@ -321,15 +364,16 @@ impl Deliverer {
         let attempt = match view {
             Ok(Some(view)) => {
                 let body = serde_json::to_vec(&view).unwrap_or_default();
-                post(
+                let message_id = callback.id.to_string();
+                let post = post(
                     &self.client,
                     &callback.url,
-                    &callback.id.to_string(),
+                    &message_id,
                     self.settings.callback_secret.as_ref().map(secrecy::ExposeSecret::expose_secret),
                     body,
                     self.settings.policy,
-                )
-                .await
+                );
+                within(self.settings.timeout, post).await
             }
             Ok(None) => return, // the run was deleted, and its callbacks with it
             Err(e) => {
@@ -386,6 +430,14 @@ mod tests {
             (Duration::from_secs(20 * 3600)..Duration::from_secs(30 * 3600))
                 .contains(&s.schedule.iter().sum::<Duration>())
         );
+    }
+
+    #[test]
+    fn a_lease_outlives_the_longest_attempt() {
+        let s = DeliverySettings::default();
+        assert_eq!(s.lease(), Duration::from_secs(60));
+        let short = DeliverySettings { lease_slack: Duration::ZERO, timeout: Duration::from_secs(30), ..s };
+        assert!(short.lease() >= short.timeout);
     }
 
     #[test]

@@ -9,7 +9,10 @@ use uuid::Uuid;
 use super::Refusal;
 use crate::{
     cache::ClientCache,
-    domain::client::{Client, ClientFields, ClientInput, ClientStatus},
+    domain::{
+        client::{Client, ClientFields, ClientInput, ClientStatus},
+        events::EventType,
+    },
     store::{self, audit::Actor, clients::ClientKey},
 };
 
@@ -28,7 +31,7 @@ pub async fn create(pool: &PgPool, actor: &Actor, input: ClientInput) -> Result<
     let fields = input.validate().map_err(Refusal::Invalid)?;
     let mut tx = pool.begin().await?;
     let client = store::clients::insert(&mut tx, Uuid::now_v7(), &fields).await?;
-    crate::events::emit(&mut tx, "client.created", &client).await?;
+    store::events::emit(&mut tx, EventType::ClientCreated, &client).await?;
     let id = client.id.to_string();
     store::audit::record(&mut tx, actor, "client.create", "client", &id, None::<&()>, Some(&client)).await?;
     tx.commit().await?;
@@ -97,7 +100,7 @@ async fn write(
     fields: &ClientFields,
 ) -> Result<Client, Refusal> {
     let after = store::clients::update(tx, before.id, fields).await?;
-    crate::events::emit(tx, "client.updated", &after).await?;
+    store::events::emit(tx, EventType::ClientUpdated, &after).await?;
     let id = after.id.to_string();
     store::audit::record(tx, actor, action, "client", &id, Some(before), Some(&after)).await?;
     Ok(after)

@@ -188,7 +188,7 @@ pub async fn record(
     let alerts: Vec<Alert> = rows.into_iter().map(Alert::from).collect();
     // A row that kept an id other than the one offered was already there (deduplicated): not new.
     for alert in alerts.iter().filter(|a| ids.contains(&a.id)) {
-        crate::events::emit(&mut *conn, "alert.created", alert).await?;
+        super::events::emit(&mut *conn, crate::domain::events::EventType::AlertCreated, alert).await?;
     }
     Ok(alerts)
 }

@@ -3,8 +3,11 @@
 
 pub mod alerts;
 pub mod audit;
+pub mod callbacks;
 pub mod clients;
 pub mod costs;
+pub mod deliveries;
+pub mod events;
 pub mod idempotency;
 pub mod inbound;
 pub mod knowledge;
@@ -13,7 +16,9 @@ pub mod prompt_templates;
 pub mod reports;
 pub mod run_view;
 pub mod runs;
+pub mod schedules;
 pub mod tokens;
+pub mod webhook_endpoints;
 
 use std::time::Duration;
 

@@ -67,7 +67,7 @@ pub async fn insert(conn: &mut PgConnection, r: &NewReport<'_>) -> Result<Report
         "period_start": report.period_start,
         "period_end": report.period_end,
     });
-    crate::events::emit(&mut tx, "report.ready", &data).await?;
+    super::events::emit(&mut tx, crate::domain::events::EventType::ReportReady, &data).await?;
     tx.commit().await?;
     Ok(report)
 }

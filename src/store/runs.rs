@@ -9,6 +9,8 @@ use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+use crate::domain::events::EventType;
+
 pub const TASKS_CHANNEL: &str = "switchboard_tasks";
 
 #[derive(Debug, Clone)]
@@ -74,7 +76,7 @@ pub async fn create(conn: &mut PgConnection, new: &NewRun<'_>) -> Result<RunRow,
     )
     .execute(&mut *conn)
     .await?;
-    crate::events::emit(&mut *conn, "run.started", &event_data(&run, None)).await?;
+    super::events::emit(&mut *conn, EventType::RunStarted, &event_data(&run, None)).await?;
     if tasks.rows_affected() == 0 {
         // Nothing to do: the run is born finished.
         sqlx::query!(
@@ -84,7 +86,8 @@ pub async fn create(conn: &mut PgConnection, new: &NewRun<'_>) -> Result<RunRow,
         .execute(&mut *conn)
         .await?;
         let run = find(&mut *conn, id).await?.expect("just created");
-        crate::events::emit(&mut *conn, "run.succeeded", &event_data(&run, Some(TaskCounts::default()))).await?;
+        super::events::emit(&mut *conn, EventType::RunSucceeded, &event_data(&run, Some(TaskCounts::default())))
+            .await?;
         announce(conn, &run).await?;
         return Ok(run);
     }
@@ -281,21 +284,6 @@ pub async fn heartbeat(
     Ok(row)
 }
 
-/// Marks a held task succeeded. False when the lease was lost meanwhile.
-pub async fn succeed(pool: &PgPool, task_id: Uuid, worker: &str, result: &Value) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query!(
-        "UPDATE engine.tasks SET status = 'succeeded', result = $3, error = NULL, locked_by = NULL,
-                locked_until = NULL, finished_at = now()
-         WHERE id = $1 AND locked_by = $2 AND status = 'running'",
-        task_id,
-        worker,
-        result
-    )
-    .execute(pool)
-    .await?;
-    Ok(done.rows_affected() == 1)
-}
-
 /// Marks many held tasks succeeded in one statement (one commit for the batch).
 /// Returns (task, run) of those whose lease was still held.
 pub async fn succeed_many(
@@ -416,8 +404,8 @@ pub async fn settle(pool: &PgPool, run_id: Uuid) -> Result<Option<RunRow>, sqlx:
     .await?;
     let run = find(&mut tx, run_id).await?;
     if let Some(run) = &run {
-        if final_status != "canceled" {
-            crate::events::emit(&mut tx, &format!("run.{final_status}"), &event_data(run, Some(c))).await?;
+        if let Some(event) = EventType::run_finished(final_status) {
+            super::events::emit(&mut tx, event, &event_data(run, Some(c))).await?;
         }
         announce(&mut tx, run).await?;
     }
@@ -474,7 +462,7 @@ pub async fn cancel(conn: &mut PgConnection, run_id: Uuid) -> Result<bool, sqlx:
 /// Queues the run's callback, if it has a `callback_url`; in the transaction that ends it.
 async fn announce(conn: &mut PgConnection, run: &RunRow) -> Result<(), sqlx::Error> {
     match &run.callback_url {
-        Some(url) => crate::events::callbacks::enqueue(conn, run.id, url).await,
+        Some(url) => super::callbacks::enqueue(conn, run.id, url).await,
         None => Ok(()),
     }
 }

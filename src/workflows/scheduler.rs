@@ -19,7 +19,7 @@ use super::{
     Registry, Runtime,
     runs::{self, Trigger},
 };
-use crate::store::audit::Actor;
+use crate::store::{self, audit::Actor};
 
 /// Parses a cron expression (5 fields, or 6 with seconds).
 pub fn parse_cron(expr: &str) -> Result<Cron, String> {
@@ -78,29 +78,15 @@ pub fn check_interval(expr: &str, tz: &str, after: DateTime<Utc>) -> Result<(), 
     Ok(())
 }
 
-/// Advisory lock key serialising `seed_defaults` across replicas.
-const SEED_LOCK: i64 = 0x5357_5343_4845_4400; // "SWSCHED"
-
 /// Creates the disabled default schedule of every workflow that has none.
 pub async fn seed_defaults(pool: &PgPool, registry: &Registry) -> Result<(), sqlx::Error> {
     // Replicas starting together would each find no schedule and insert one: one at a time.
     let mut tx = pool.begin().await?;
-    sqlx::query!("SELECT pg_advisory_xact_lock($1)", SEED_LOCK).execute(&mut *tx).await?;
+    store::schedules::lock_seeding(&mut tx).await?;
     for workflow in registry.all() {
         let info = workflow.info();
         let next = next_after(info.default_cron, info.default_timezone, Utc::now()).ok();
-        sqlx::query!(
-            "INSERT INTO engine.schedules (id, workflow, cron, timezone, params, enabled, next_fire_at)
-             SELECT $1, $2, $3, $4, '{}'::jsonb, false, $5
-             WHERE NOT EXISTS (SELECT 1 FROM engine.schedules WHERE workflow = $2)",
-            Uuid::now_v7(),
-            info.key,
-            info.default_cron,
-            info.default_timezone,
-            next
-        )
-        .execute(&mut *tx)
-        .await?;
+        store::schedules::seed_default(&mut tx, info.key, info.default_cron, info.default_timezone, next).await?;
     }
     tx.commit().await
 }
@@ -110,16 +96,7 @@ pub async fn fire_due(rt: &Runtime) -> Result<Vec<Uuid>, sqlx::Error> {
     let mut created = vec![];
     loop {
         let mut tx = rt.pool.begin().await?;
-        let due = sqlx::query!(
-            "SELECT id, workflow, cron, timezone, params, next_fire_at AS \"next_fire_at!\"
-             FROM engine.schedules
-             WHERE enabled AND next_fire_at <= now()
-             ORDER BY next_fire_at
-             LIMIT 1
-             FOR UPDATE SKIP LOCKED"
-        )
-        .fetch_optional(&mut *tx)
-        .await?;
+        let due = store::schedules::lock_next_due(&mut tx).await?;
         let Some(due) = due else { break };
         let now = Utc::now();
         let next = next_after(&due.cron, &due.timezone, now).ok();
@@ -145,38 +122,16 @@ pub async fn fire_due(rt: &Runtime) -> Result<Vec<Uuid>, sqlx::Error> {
         };
         if let Some(run_id) = run_id {
             // The slot's primary key is what makes a firing happen once.
-            let fired = sqlx::query!(
-                "INSERT INTO engine.schedule_firings (schedule_id, fire_at, run_id) VALUES ($1, $2, $3)
-                 ON CONFLICT DO NOTHING",
-                due.id,
-                due.next_fire_at,
-                run_id
-            )
-            .execute(&mut *tx)
-            .await?;
-            if fired.rows_affected() == 0 {
+            if !store::schedules::record_firing(&mut tx, due.id, due.next_fire_at, run_id).await? {
                 // This slot already fired (the run just created is discarded); move on.
                 tx.rollback().await?;
-                sqlx::query!(
-                    "UPDATE engine.schedules SET next_fire_at = $2 WHERE id = $1 AND next_fire_at = $3",
-                    due.id,
-                    next,
-                    due.next_fire_at
-                )
-                .execute(&rt.pool)
-                .await?;
+                let mut conn = rt.pool.acquire().await?;
+                store::schedules::skip_slot(&mut conn, due.id, due.next_fire_at, next).await?;
                 continue;
             }
             created.push(run_id);
         }
-        sqlx::query!(
-            "UPDATE engine.schedules SET next_fire_at = $2, last_fired_at = $3, updated_at = now() WHERE id = $1",
-            due.id,
-            next,
-            due.next_fire_at
-        )
-        .execute(&mut *tx)
-        .await?;
+        store::schedules::fired(&mut tx, due.id, due.next_fire_at, next).await?;
         tx.commit().await?;
     }
     Ok(created)

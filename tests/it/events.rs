@@ -10,10 +10,11 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use switchboard::{
     api::events::SETTLE,
-    events,
+    domain::events::EventType,
     store::{
         self,
         alerts::{NewAlert, Severity},
+        events,
     },
     workflows::Workflow,
 };
@@ -105,7 +106,7 @@ async fn the_feed_lists_events_oldest_first_after_an_id_filtered_by_type(pool: P
 
     // A new event is held back until it settles (a slower transaction could still commit a smaller id).
     let mut tx = pool.begin().await.unwrap();
-    let fresh = events::emit(&mut tx, "report.ready", &json!({})).await.unwrap().to_string();
+    let fresh = events::emit(&mut tx, EventType::ReportReady, &json!({})).await.unwrap().to_string();
     tx.commit().await.unwrap();
     assert!(!ids(&feed(&app, "").await).contains(&fresh));
     tokio::time::sleep(SETTLE + Duration::from_millis(100)).await;
@@ -136,7 +137,7 @@ async fn an_event_commits_or_rolls_back_with_its_change(pool: PgPool) {
 
     // A transaction rolled back after the emit leaves neither the event nor its delivery.
     let mut tx = pool.begin().await.unwrap();
-    events::emit(&mut tx, "report.ready", &json!({"id": "r1"})).await.unwrap();
+    events::emit(&mut tx, EventType::ReportReady, &json!({"id": "r1"})).await.unwrap();
     tx.rollback().await.unwrap();
     assert_eq!(types(&pool).await, vec!["client.created"]);
     assert_eq!(app.count("SELECT count(*) FROM engine.deliveries").await, 1);

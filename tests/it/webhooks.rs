@@ -13,12 +13,13 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use switchboard::{
     config::Config,
+    domain::events::EventType,
     events::{
-        self,
         delivery::{Deliverer, DeliverySettings},
         signing,
         ssrf::Policy,
     },
+    store::{deliveries, events},
 };
 use tokio::{sync::watch, task::JoinHandle};
 use uuid::Uuid;
@@ -388,7 +389,7 @@ async fn deliveries_to_one_endpoint_are_paced(pool: PgPool) {
     let n = 14;
     let mut tx = pool.begin().await.unwrap();
     for i in 0..n {
-        events::emit(&mut tx, "report.ready", &json!({"i": i})).await.unwrap();
+        events::emit(&mut tx, EventType::ReportReady, &json!({"i": i})).await.unwrap();
     }
     tx.commit().await.unwrap();
     let (rate, burst) = (10.0, 2.0);
@@ -412,6 +413,55 @@ async fn deliveries_to_one_endpoint_are_paced(pool: PgPool) {
     assert!(span >= (n as f64 - burst) / rate - 0.15, "{n} deliveries took only {span:.3}s");
 }
 
+/// A lease outlives its attempt: with a short lease setting, a slow endpoint and
+/// pacing that holds deliveries back for longer than the lease, two workers still
+/// POST every event exactly once (the one that waited gives way to the one that took over).
+#[sqlx::test]
+async fn a_delivery_is_sent_once_even_when_pacing_and_a_slow_endpoint_outlast_the_lease(pool: PgPool) {
+    let app = local_app(pool.clone()).await;
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_millis(700)))
+        .mount(&server)
+        .await;
+    let (_, secret) = endpoint(&app, &format!("{}/hook", server.uri()), json!(["*"])).await;
+    let n = 4;
+    let mut tx = pool.begin().await.unwrap();
+    for i in 0..n {
+        events::emit(&mut tx, EventType::ReportReady, &json!({"i": i})).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    // One delivery a second per endpoint and worker: the last of a worker's four waits
+    // 3 s for its turn, longer than its lease; each answer takes 0.7 s.
+    let settings = DeliverySettings {
+        rate_per_second: 1,
+        burst: 1,
+        timeout: Duration::from_secs(2),
+        lease_slack: Duration::from_millis(300),
+        ..fast(1, Duration::ZERO)
+    };
+    let workers = [RunningDeliverer::start(&pool, settings.clone()), RunningDeliverer::start(&pool, settings)];
+    wait_for(&app, "SELECT count(*) FROM engine.deliveries WHERE status = 'succeeded'", n, Duration::from_secs(15))
+        .await;
+    // Time for a duplicate still in flight to arrive.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for worker in workers {
+        worker.stop().await;
+    }
+    let mut ids: Vec<String> = server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| verified(r, &secret)["id"].as_str().unwrap().to_string())
+        .collect();
+    ids.sort();
+    let mut once = ids.clone();
+    once.dedup();
+    assert_eq!(ids, once, "an event was POSTed more than once");
+    assert_eq!(ids.len(), n as usize);
+}
+
 #[sqlx::test]
 async fn the_outbox_survives_a_crash_between_commit_and_delivery(pool: PgPool) {
     let app = local_app(pool.clone()).await;
@@ -420,12 +470,12 @@ async fn the_outbox_survives_a_crash_between_commit_and_delivery(pool: PgPool) {
     let (_, secret) = endpoint(&app, &format!("{}/hook", server.uri()), json!(["report.ready", "alert.*"])).await;
     // Committed while no worker runs (the process "dies" right after the commit).
     let mut tx = pool.begin().await.unwrap();
-    let first = events::emit(&mut tx, "report.ready", &json!({"id": "r1"})).await.unwrap();
-    let second = events::emit(&mut tx, "alert.created", &json!({"id": "a1"})).await.unwrap();
-    events::emit(&mut tx, "client.created", &json!({"id": "c1"})).await.unwrap();
+    let first = events::emit(&mut tx, EventType::ReportReady, &json!({"id": "r1"})).await.unwrap();
+    let second = events::emit(&mut tx, EventType::AlertCreated, &json!({"id": "a1"})).await.unwrap();
+    events::emit(&mut tx, EventType::ClientCreated, &json!({"id": "c1"})).await.unwrap();
     tx.commit().await.unwrap();
     // And one claimed by a worker that died mid-attempt (its lease runs out).
-    let held = events::store::claim(&pool, "dead-worker", Duration::from_millis(300), 1).await.unwrap();
+    let held = deliveries::claim(&pool, "dead-worker", Duration::from_millis(300), 1).await.unwrap();
     assert_eq!(held.len(), 1);
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(server.received_requests().await.unwrap().is_empty());
@@ -525,7 +575,7 @@ async fn the_delivery_log_pages_newest_event_first(pool: PgPool) {
     let mut tx = pool.begin().await.unwrap();
     let mut emitted = vec![];
     for i in 0..3 {
-        emitted.push(events::emit(&mut tx, "report.ready", &json!({"i": i})).await.unwrap().to_string());
+        emitted.push(events::emit(&mut tx, EventType::ReportReady, &json!({"i": i})).await.unwrap().to_string());
     }
     tx.commit().await.unwrap();
     emitted.reverse();

@@ -1,28 +1,26 @@
-//! SQL of run callbacks (`engine.run_callbacks`): a run's `callback_url` is an
-//! outbox row written in the transaction that ends the run; the delivery workers
-//! claim it under a lease and send it like a webhook (see [`super::delivery`]).
+//! `engine.run_callbacks`: a run's `callback_url` is an outbox row written in the
+//! transaction that ends the run; the delivery workers claim it under a lease and
+//! send it like a webhook (see `events::delivery`, decision 0017).
 
 use std::time::Duration;
 
-use sqlx::{FromRow, PgConnection, PgPool};
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use super::store::{Attempt, Next};
+use super::events::wake_deliverers;
+use crate::domain::events::{Attempt, Next};
 
 /// Queues the announcement of a finished run to `url`; call inside the
 /// transaction that ends the run. Wakes the delivery workers on commit.
 pub async fn enqueue(conn: &mut PgConnection, run_id: Uuid, url: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO engine.run_callbacks (id, run_id, url) VALUES ($1, $2, $3)")
-        .bind(Uuid::now_v7())
-        .bind(run_id)
-        .bind(url)
+    sqlx::query!("INSERT INTO engine.run_callbacks (id, run_id, url) VALUES ($1, $2, $3)", Uuid::now_v7(), run_id, url)
         .execute(&mut *conn)
         .await?;
-    super::wake_deliverers(conn, run_id).await
+    wake_deliverers(conn, run_id).await
 }
 
 /// A callback a worker holds under a lease.
-#[derive(Debug, Clone, FromRow)]
+#[derive(Debug, Clone)]
 pub struct ClaimedCallback {
     /// Also the `webhook-id` header.
     pub id: Uuid,
@@ -40,7 +38,8 @@ pub async fn claim(
     lease: Duration,
     limit: i64,
 ) -> Result<Vec<ClaimedCallback>, sqlx::Error> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        ClaimedCallback,
         "WITH due AS (
              SELECT id FROM engine.run_callbacks
              WHERE status = 'pending' AND next_attempt_at <= now()
@@ -52,10 +51,10 @@ pub async fn claim(
              locked_until = now() + make_interval(secs => $2), next_attempt_at = now() + make_interval(secs => $2)
          FROM due WHERE c.id = due.id
          RETURNING c.id, c.run_id, c.url, c.attempts",
+        worker,
+        lease.as_secs_f64(),
+        limit
     )
-    .bind(worker)
-    .bind(lease.as_secs_f64())
-    .bind(limit)
     .fetch_all(pool)
     .await
 }
@@ -73,18 +72,18 @@ pub async fn finish(
         Next::Retry(after) => ("pending", after.as_secs_f64()),
         Next::Failed | Next::Gone => ("failed", 0.0),
     };
-    sqlx::query(
+    sqlx::query!(
         "UPDATE engine.run_callbacks
          SET status = $3, next_attempt_at = now() + make_interval(secs => $4), last_status = $5, last_error = $6,
              locked_by = NULL, locked_until = NULL, delivered_at = CASE WHEN $3 = 'succeeded' THEN now() END
          WHERE id = $1 AND locked_by = $2 AND status = 'pending'",
+        c.id,
+        worker,
+        status,
+        retry_secs,
+        attempt.status.map(i32::from),
+        attempt.error
     )
-    .bind(c.id)
-    .bind(worker)
-    .bind(status)
-    .bind(retry_secs)
-    .bind(attempt.status.map(i32::from))
-    .bind(&attempt.error)
     .execute(pool)
     .await?;
     Ok(())

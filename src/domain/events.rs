@@ -1,0 +1,278 @@
+//! The events Switchboard emits (docs/MAKE.md): the one registry of event types,
+//! who may read each, subscription patterns, the event as the feed and webhooks
+//! show it, and what a delivery attempt saw. No SQL, no HTTP.
+//!
+//! A new event type is one [`EventType`] variant: the compiler then points at its
+//! name and its read scope, and the feed, the subscription check and the spec's
+//! list follow from [`EventType::ALL`].
+
+use std::{fmt, str::FromStr, time::Duration};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::scope::Scope;
+
+/// An event type; its string (`as_str`) is what the wire, the feed filter and
+/// `engine.events.type` carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum EventType {
+    #[serde(rename = "client.created")]
+    ClientCreated,
+    #[serde(rename = "client.updated")]
+    ClientUpdated,
+    #[serde(rename = "run.started")]
+    RunStarted,
+    #[serde(rename = "run.succeeded")]
+    RunSucceeded,
+    #[serde(rename = "run.failed")]
+    RunFailed,
+    #[serde(rename = "run.partially_failed")]
+    RunPartiallyFailed,
+    #[serde(rename = "alert.created")]
+    AlertCreated,
+    #[serde(rename = "report.ready")]
+    ReportReady,
+}
+
+impl EventType {
+    /// Every type, in the order the feed and the docs list them.
+    pub const ALL: [EventType; 8] = [
+        Self::ClientCreated,
+        Self::ClientUpdated,
+        Self::RunStarted,
+        Self::RunSucceeded,
+        Self::RunFailed,
+        Self::RunPartiallyFailed,
+        Self::AlertCreated,
+        Self::ReportReady,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::ClientCreated => "client.created",
+            Self::ClientUpdated => "client.updated",
+            Self::RunStarted => "run.started",
+            Self::RunSucceeded => "run.succeeded",
+            Self::RunFailed => "run.failed",
+            Self::RunPartiallyFailed => "run.partially_failed",
+            Self::AlertCreated => "alert.created",
+            Self::ReportReady => "report.ready",
+        }
+    }
+
+    /// The scope that reads what this type carries: `client.*` events hold whole
+    /// client records (contacts, notes, accounts), so reading them in the feed or
+    /// subscribing an endpoint to them needs `clients:read`, like `GET /v1/clients`;
+    /// runs, alerts and reports are workflow output (`workflows:read`).
+    pub const fn read_scope(self) -> Scope {
+        match self {
+            Self::ClientCreated | Self::ClientUpdated => Scope::ClientsRead,
+            Self::RunStarted
+            | Self::RunSucceeded
+            | Self::RunFailed
+            | Self::RunPartiallyFailed
+            | Self::AlertCreated
+            | Self::ReportReady => Scope::WorkflowsRead,
+        }
+    }
+
+    /// The `run.*` event announcing a run that ended with this status (`None`:
+    /// canceled runs, and statuses that do not end a run, announce nothing).
+    pub fn run_finished(status: &str) -> Option<Self> {
+        match status {
+            "succeeded" => Some(Self::RunSucceeded),
+            "failed" => Some(Self::RunFailed),
+            "partially_failed" => Some(Self::RunPartiallyFailed),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for EventType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for EventType {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL.into_iter().find(|t| t.as_str() == s).ok_or_else(|| format!("unknown event type `{s}`"))
+    }
+}
+
+/// The type of the event `POST /v1/webhook-endpoints/{id}/test` sends (never stored,
+/// never subscribed to, so not an [`EventType`]).
+pub const TEST_TYPE: &str = "webhook.test";
+
+/// Whether a subscription pattern (`*`, `run.*`, `run.failed`) takes this event type.
+/// The same rule as the fan-out SQL in `store::events::emit`.
+pub fn pattern_matches(pattern: &str, event_type: &str) -> bool {
+    pattern == "*"
+        || pattern == event_type
+        || pattern.strip_suffix('*').is_some_and(|prefix| prefix.ends_with('.') && event_type.starts_with(prefix))
+}
+
+/// Checks a pattern: `*`, a known type, or `<prefix>.*` matching at least one known type.
+pub fn check_pattern(pattern: &str) -> Result<(), String> {
+    if EventType::ALL.iter().any(|t| pattern_matches(pattern, t.as_str())) {
+        Ok(())
+    } else {
+        let known: Vec<&str> = EventType::ALL.iter().map(|t| t.as_str()).collect();
+        Err(format!(
+            "`{pattern}` is not an event type or a wildcard of them (known: *, {}, or e.g. run.*)",
+            known.join(", ")
+        ))
+    }
+}
+
+/// The known types a list of patterns selects, in [`EventType::ALL`] order.
+pub fn expand(patterns: &[String]) -> Vec<EventType> {
+    EventType::ALL.into_iter().filter(|t| patterns.iter().any(|p| pattern_matches(p, t.as_str()))).collect()
+}
+
+/// An event, as the feed lists it and webhooks receive it.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": "0192f0c4-5d7e-7c1a-9f4e-2b8d6a1c3e5f", "type": "run.succeeded", "created_at": "2026-06-15T07:00:03.120Z",
+    "data": {"id": "0192f0c4-0000-7000-8000-2b8d6a1c3e5f", "workflow": "daily-monitoring", "status": "succeeded"}
+}))]
+pub struct Event {
+    /// UUIDv7: events sort by id in the order they were written. Also the `webhook-id` header.
+    pub id: Uuid,
+    /// One of `client.created`, `client.updated`, `run.started`, `run.succeeded`, `run.failed`,
+    /// `run.partially_failed`, `alert.created`, `report.ready`.
+    #[serde(rename = "type")]
+    #[schema(example = "run.succeeded")]
+    pub kind: String,
+    #[serde(with = "crate::domain::timestamp")]
+    #[schema(value_type = String)]
+    pub created_at: DateTime<Utc>,
+    /// The resource as the API shows it (`client.*`: the client; `alert.created`: the alert;
+    /// `run.*`: id, workflow, status, trigger, dry_run, params, task counts; `report.ready`:
+    /// id, client_id, run_id, kind and period).
+    #[schema(value_type = Object)]
+    pub data: Value,
+}
+
+impl Event {
+    /// The exact bytes POSTed to endpoints (and signed).
+    pub fn body(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+/// What one delivery attempt (webhook or run callback) saw.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub status: Option<u16>,
+    pub latency_ms: i32,
+    pub error: Option<String>,
+    pub response_excerpt: Option<String>,
+}
+
+impl Attempt {
+    pub fn succeeded(&self) -> bool {
+        self.status.is_some_and(|s| (200..300).contains(&s)) && self.error.is_none()
+    }
+}
+
+/// What happens to a delivery after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Next {
+    Succeeded,
+    /// Try again after this long.
+    Retry(Duration),
+    /// Out of attempts.
+    Failed,
+    /// The endpoint answered 410 Gone: disable it.
+    Gone,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_type_has_one_name_on_the_wire_in_the_db_and_in_the_docs() {
+        let names: Vec<&str> = EventType::ALL.iter().map(|t| t.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "client.created",
+                "client.updated",
+                "run.started",
+                "run.succeeded",
+                "run.failed",
+                "run.partially_failed",
+                "alert.created",
+                "report.ready"
+            ]
+        );
+        for t in EventType::ALL {
+            assert_eq!(serde_json::to_value(t).unwrap(), t.as_str());
+            assert_eq!(serde_json::from_value::<EventType>(t.as_str().into()).unwrap(), t);
+            assert_eq!(t.as_str().parse::<EventType>(), Ok(t));
+            // The documented list in the spec (`Event.type`) names every type.
+            assert!(include_str!("events.rs").contains(&format!("`{t}`")), "{t} is not in Event's doc");
+        }
+        assert!("webhook.test".parse::<EventType>().is_err());
+    }
+
+    #[test]
+    fn client_events_need_clients_read_and_the_rest_workflows_read() {
+        for t in EventType::ALL {
+            let want = if t.as_str().starts_with("client.") { Scope::ClientsRead } else { Scope::WorkflowsRead };
+            assert_eq!(t.read_scope(), want, "{t}");
+        }
+    }
+
+    #[test]
+    fn finished_runs_map_to_their_event() {
+        assert_eq!(EventType::run_finished("partially_failed"), Some(EventType::RunPartiallyFailed));
+        assert_eq!(EventType::run_finished("succeeded"), Some(EventType::RunSucceeded));
+        assert_eq!(EventType::run_finished("failed"), Some(EventType::RunFailed));
+        assert_eq!(EventType::run_finished("canceled"), None);
+    }
+
+    #[test]
+    fn wildcards_match_by_prefix_only_at_a_dot() {
+        assert!(pattern_matches("*", "alert.created"));
+        assert!(pattern_matches("run.*", "run.partially_failed"));
+        assert!(pattern_matches("run.failed", "run.failed"));
+        assert!(!pattern_matches("run.failed", "run.partially_failed"));
+        assert!(!pattern_matches("ru*", "run.failed"));
+        assert!(!pattern_matches("client.*", "run.started"));
+    }
+
+    #[test]
+    fn patterns_must_select_known_types() {
+        for ok in ["*", "run.*", "client.created", "report.ready"] {
+            assert!(check_pattern(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "run", "run.", "runs.*", "client.deleted", "ru*", "*.created"] {
+            assert!(check_pattern(bad).is_err(), "{bad}");
+        }
+        use EventType::*;
+        assert_eq!(
+            expand(&["run.*".into(), "report.ready".into()]),
+            vec![RunStarted, RunSucceeded, RunFailed, RunPartiallyFailed, ReportReady]
+        );
+    }
+
+    #[test]
+    fn events_serialize_with_type_and_millisecond_timestamps() {
+        let at = DateTime::parse_from_rfc3339("2026-06-15T07:00:03.12Z").unwrap().with_timezone(&Utc);
+        let e =
+            Event { id: Uuid::nil(), kind: "report.ready".into(), created_at: at, data: serde_json::json!({"a": 1}) };
+        let v: Value = serde_json::from_slice(&e.body()).unwrap();
+        assert_eq!(v["type"], "report.ready");
+        assert_eq!(v["created_at"], "2026-06-15T07:00:03.120Z");
+        assert_eq!(v.as_object().unwrap().len(), 4);
+    }
+}
