@@ -14,7 +14,7 @@ use super::{
     auth::Caller,
     clients,
     error::{ApiError, ApiResult, Problem},
-    extract::ApiJson,
+    extract::{ApiJson, ApiQuery, NoQuery},
 };
 use crate::{
     app::AppState,
@@ -151,6 +151,7 @@ pub struct ReportResponse {
 async fn meta_insights(
     State(state): State<AppState>,
     caller: Caller,
+    _: ApiQuery<NoQuery>,
     ApiJson(req): ApiJson<ReportRequest>,
 ) -> ApiResult<axum::Json<ReportResponse>> {
     caller.require(Scope::PlatformsAct)?;
@@ -191,6 +192,7 @@ async fn meta_insights(
 async fn google_ads_report(
     State(state): State<AppState>,
     caller: Caller,
+    _: ApiQuery<NoQuery>,
     ApiJson(req): ApiJson<ReportRequest>,
 ) -> ApiResult<axum::Json<ReportResponse>> {
     caller.require(Scope::PlatformsAct)?;
@@ -251,6 +253,7 @@ pub struct FolderTreeResponse {
 async fn drive_client_folders(
     State(state): State<AppState>,
     caller: Caller,
+    _: ApiQuery<NoQuery>,
     ApiJson(req): ApiJson<ClientRef>,
 ) -> ApiResult<axum::Json<FolderTreeResponse>> {
     caller.require(Scope::PlatformsAct)?;
@@ -311,6 +314,7 @@ pub struct OnboardingProjectResponse {
 async fn clickup_onboarding_project(
     State(state): State<AppState>,
     caller: Caller,
+    _: ApiQuery<NoQuery>,
     ApiJson(req): ApiJson<OnboardingProjectRequest>,
 ) -> ApiResult<axum::Json<OnboardingProjectResponse>> {
     caller.require(Scope::PlatformsAct)?;
@@ -416,6 +420,7 @@ pub struct MessageResponse {
 async fn whatsapp_message(
     State(state): State<AppState>,
     caller: Caller,
+    _: ApiQuery<NoQuery>,
     ApiJson(req): ApiJson<MessageRequest>,
 ) -> ApiResult<axum::Json<MessageResponse>> {
     caller.require(Scope::PlatformsAct)?;
@@ -519,6 +524,7 @@ pub struct CompletionResponse {
 async fn llm_completion(
     State(state): State<AppState>,
     caller: Caller,
+    _: ApiQuery<NoQuery>,
     ApiJson(req): ApiJson<CompletionBody>,
 ) -> ApiResult<axum::Json<CompletionResponse>> {
     caller.require(Scope::PlatformsAct)?;
