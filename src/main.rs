@@ -8,6 +8,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // Before anything builds an HTTPS or Postgres TLS client (src/tls.rs).
+    switchboard::tls::install_provider();
     let cli = switchboard::cli::Cli::parse();
     match switchboard::cli::run(cli).await {
         Ok(()) => ExitCode::SUCCESS,

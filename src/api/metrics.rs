@@ -12,7 +12,7 @@ use super::{
     auth::Caller,
     clients,
     error::{ApiError, ApiResult, PlatformProblem, Problem},
-    extract::{ApiJson, ApiQuery},
+    extract::{ApiJson, ApiQuery, NoQuery},
 };
 use crate::{
     api::AppState,
@@ -119,6 +119,7 @@ async fn sync_metrics(
     State(state): State<AppState>,
     caller: Caller,
     Path(client): Path<String>,
+    _: ApiQuery<NoQuery>,
     ApiJson(req): ApiJson<SyncRequest>,
 ) -> ApiResult<axum::Json<SyncResult>> {
     caller.require(Scope::PlatformsAct)?;

@@ -1,5 +1,5 @@
 //! The OpenAPI document: collected from the handlers' `#[utoipa::path]`s, then
-//! completed here with what every `/v1` operation shares (security, 401/429/500).
+//! completed here with what every `/v1` operation shares (security, 400/401/429/500).
 //! The committed `openapi/openapi.json` must equal [`document`]; a test checks it.
 
 use utoipa::{
@@ -140,7 +140,9 @@ fn complete_operation(op: &mut Operation) {
             .flat_map(|scheme| scopes.iter().map(move |s| SecurityRequirement::new(scheme, [s.clone()])))
             .collect()
     });
+    // Every operation refuses unknown query parameters (`ApiQuery`); most also name a 400 of their own.
     let shared = [
+        ("400", "Unknown or bad query parameter"),
         ("401", "Missing, malformed, expired or revoked token"),
         ("429", "Rate limit of this token exceeded; see `Retry-After`"),
         ("500", "Internal error (logged with the request id)"),

@@ -14,7 +14,7 @@ use super::{
     auth::Caller,
     clients,
     error::{ApiError, ApiResult, Problem},
-    extract::ApiJson,
+    extract::{ApiJson, ApiQuery, NoQuery},
 };
 use crate::{
     api::AppState,
@@ -136,6 +136,7 @@ pub struct ReportResponse {
 async fn meta_insights(
     State(state): State<AppState>,
     caller: Caller,
+    _: ApiQuery<NoQuery>,
     ApiJson(req): ApiJson<ReportRequest>,
 ) -> ApiResult<axum::Json<ReportResponse>> {
     caller.require(Scope::PlatformsAct)?;
@@ -176,6 +177,7 @@ async fn meta_insights(
 async fn google_ads_report(
     State(state): State<AppState>,
     caller: Caller,
+    _: ApiQuery<NoQuery>,
     ApiJson(req): ApiJson<ReportRequest>,
 ) -> ApiResult<axum::Json<ReportResponse>> {
     caller.require(Scope::PlatformsAct)?;
@@ -236,6 +238,7 @@ pub struct FolderTreeResponse {
 async fn drive_client_folders(
     State(state): State<AppState>,
     caller: Caller,
+    _: ApiQuery<NoQuery>,
     ApiJson(req): ApiJson<ClientRef>,
 ) -> ApiResult<axum::Json<FolderTreeResponse>> {
     caller.require(Scope::PlatformsAct)?;
@@ -296,6 +299,7 @@ pub struct OnboardingProjectResponse {
 async fn clickup_onboarding_project(
     State(state): State<AppState>,
     caller: Caller,
+    _: ApiQuery<NoQuery>,
     ApiJson(req): ApiJson<OnboardingProjectRequest>,
 ) -> ApiResult<axum::Json<OnboardingProjectResponse>> {
     caller.require(Scope::PlatformsAct)?;
@@ -401,6 +405,7 @@ pub struct MessageResponse {
 async fn whatsapp_message(
     State(state): State<AppState>,
     caller: Caller,
+    _: ApiQuery<NoQuery>,
     ApiJson(req): ApiJson<MessageRequest>,
 ) -> ApiResult<axum::Json<MessageResponse>> {
     caller.require(Scope::PlatformsAct)?;
@@ -504,6 +509,7 @@ pub struct CompletionResponse {
 async fn llm_completion(
     State(state): State<AppState>,
     caller: Caller,
+    _: ApiQuery<NoQuery>,
     ApiJson(req): ApiJson<CompletionBody>,
 ) -> ApiResult<axum::Json<CompletionResponse>> {
     caller.require(Scope::PlatformsAct)?;

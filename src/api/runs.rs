@@ -176,6 +176,7 @@ async fn start_run(
     caller: Caller,
     Path(key): Path<String>,
     headers: HeaderMap,
+    _: ApiQuery<NoQuery>,
     ApiJson(req): ApiJson<StartRunRequest>,
 ) -> ApiResult<Response> {
     caller.require(Scope::WorkflowsRun)?;

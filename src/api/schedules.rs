@@ -180,6 +180,7 @@ async fn find(conn: &mut PgConnection, id: Uuid) -> Result<Option<ScheduleView>,
 async fn create_schedule(
     State(state): State<AppState>,
     caller: Caller,
+    _: ApiQuery<NoQuery>,
     ApiJson(input): ApiJson<ScheduleInput>,
 ) -> ApiResult<Response> {
     caller.require(Scope::SchedulesWrite)?;
@@ -274,6 +275,7 @@ async fn update_schedule(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
+    _: ApiQuery<NoQuery>,
     ApiJson(patch): ApiJson<Value>,
 ) -> ApiResult<axum::Json<ScheduleView>> {
     caller.require(Scope::SchedulesWrite)?;

@@ -16,7 +16,7 @@ use uuid::Uuid;
 use super::{
     auth::Caller,
     error::{ApiError, ApiResult, Problem},
-    extract::{ApiJson, ApiQuery},
+    extract::{ApiJson, ApiQuery, NoQuery},
     pagination::{self, Page},
 };
 use crate::{
@@ -138,6 +138,7 @@ pub fn expiry(expires_in: &str) -> Result<DateTime<Utc>, String> {
 async fn create_token(
     State(state): State<AppState>,
     caller: Caller,
+    _: ApiQuery<NoQuery>,
     ApiJson(req): ApiJson<CreateTokenRequest>,
 ) -> ApiResult<Response> {
     caller.require(Scope::TokensAdmin)?;
@@ -238,7 +239,12 @@ async fn list_tokens(
         (status = 404, description = "No such token", body = Problem),
     )
 )]
-async fn revoke_token(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<StatusCode> {
+async fn revoke_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    _: ApiQuery<NoQuery>,
+) -> ApiResult<StatusCode> {
     caller.require(Scope::TokensAdmin)?;
     let missing = || ApiError::not_found(format!("No token `{id}`."));
     let token_id = Uuid::parse_str(&id).map_err(|_| missing())?;
@@ -306,7 +312,7 @@ pub struct CurrentToken {
     get, path = "/v1/tokens/current", operation_id = "getCurrentToken", tag = TAG,
     responses((status = 200, description = "The calling token", body = CurrentToken))
 )]
-async fn current_token(caller: Caller) -> axum::Json<CurrentToken> {
+async fn current_token(caller: Caller, _: ApiQuery<NoQuery>) -> axum::Json<CurrentToken> {
     let p = caller.principal;
     axum::Json(CurrentToken { id: p.token_id, name: p.name, scopes: p.scopes, expires_at: p.expires_at })
 }

@@ -126,6 +126,7 @@ impl DeliverySettings {
 /// The HTTP client for deliveries: the timeout, no redirects, no proxy, and (unless
 /// private addresses are allowed) the resolver that refuses internal addresses.
 pub fn http_client(settings: &DeliverySettings) -> reqwest::Client {
+    crate::tls::install_provider();
     let mut builder = reqwest::Client::builder()
         .timeout(settings.timeout)
         .connect_timeout(settings.timeout.min(Duration::from_secs(5)))

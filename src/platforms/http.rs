@@ -215,6 +215,7 @@ impl PlatformHttp {
         dialect: Arc<dyn Dialect>,
         secrets: Vec<String>,
     ) -> Self {
+        crate::tls::install_provider();
         let client = reqwest::Client::builder()
             .connect_timeout(settings.connect_timeout)
             .timeout(settings.request_timeout)

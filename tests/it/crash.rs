@@ -187,7 +187,7 @@ async fn get_json(http: &reqwest::Client, url: &str, token: &str) -> Value {
 
 /// Waits for `/readyz`; returns what the process printed meanwhile.
 async fn ready(procs: &mut Procs, i: usize, base: &str) -> Vec<String> {
-    let http = reqwest::Client::new();
+    let http = crate::support::http_client();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         assert!(procs.alive(i), "{} exited early", procs.get(i).name);
@@ -212,7 +212,7 @@ async fn a_run_survives_sigkill_with_no_task_lost_and_no_effect_repeated() {
     let db = FreshDb::create().await;
     let dir = tempfile::tempdir().unwrap();
     let mut procs = Procs::default();
-    let http = reqwest::Client::new();
+    let http = crate::support::http_client();
 
     // (a) The simulator in a process of its own, so it outlives the service.
     let sim_port = free_port();

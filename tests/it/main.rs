@@ -33,6 +33,7 @@ mod runs_api;
 mod runtime_limits;
 mod secrets_at_rest;
 mod security_headers;
+mod strict_query;
 mod system;
 mod template_limits;
 mod token_lineage;

@@ -314,7 +314,7 @@ async fn platform_llm_sim_checks_credentials_and_version() {
     let running = sim::spawn("127.0.0.1:0".parse().unwrap(), switchboard::platforms::simulator(Behaviour::default()))
         .await
         .unwrap();
-    let http = reqwest::Client::new();
+    let http = crate::support::http_client();
     let body = json!({"model": "claude-sonnet-4-6", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]});
     let url = format!("{}/llm/anthropic/v1/messages", running.base_url);
     let res = http.post(&url).header("anthropic-version", "2023-06-01").json(&body).send().await.unwrap();

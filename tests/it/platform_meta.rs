@@ -324,7 +324,7 @@ async fn platform_meta_sim_serves_every_method_consistently() {
 #[tokio::test]
 async fn platform_meta_sim_pages_with_absolute_links_and_usage_headers() {
     let (running, _) = sim_meta(switchboard::platforms::simulator(Behaviour::default())).await;
-    let client = reqwest::Client::new();
+    let client = crate::support::http_client();
     let mut url = format!(
         "{}/meta/v24.0/act_42/insights?level=campaign&time_increment=1&limit=7&access_token=t&fields=campaign_id,spend&time_range={}",
         running.base_url, r#"{"since":"2026-03-01","until":"2026-03-10"}"#
@@ -377,7 +377,7 @@ async fn platform_meta_sim_answers_real_errors() {
 
     // Throttling: the BUC error with a minute to regain access (checked raw: the client would wait it out).
     running.state.configure("meta", Behaviour { rate_per_second: Some(0.001), ..Behaviour::default() });
-    let client = reqwest::Client::new();
+    let client = crate::support::http_client();
     let url = format!("{base}/v25.0/act_1/campaigns?access_token=t");
     assert_eq!(client.get(&url).send().await.unwrap().status(), 200);
     let throttled = client.get(&url).send().await.unwrap();

@@ -242,7 +242,7 @@ async fn platform_whatsapp_sim_answers_real_errors() {
     let bad = WhatsApp::new(&Settings { access_token: Some("bad".into()), ..Settings::default().sandboxed(&base) });
     assert_eq!(bad.send_text("5511987654321", "hi").await.unwrap_err().kind, ErrorKind::Auth);
 
-    let raw: Value = reqwest::Client::new()
+    let raw: Value = crate::support::http_client()
         .post(format!("{base}/v25.0/100000000000001/messages"))
         .bearer_auth("t")
         .json(&json!({"messaging_product": "whatsapp", "to": "5511987654321", "type": "text", "text": {}}))

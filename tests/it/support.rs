@@ -29,6 +29,13 @@ pub fn test_keys() -> Arc<switchboard::crypto::KeyRing> {
     Arc::new(switchboard::crypto::KeyRing::parse(ENCRYPTION_KEY, None).expect("test key"))
 }
 
+/// A plain HTTP client for tests that call a server directly. reqwest is built without
+/// a TLS provider of its own (src/tls.rs), so install the service's first.
+pub fn http_client() -> reqwest::Client {
+    switchboard::tls::install_provider();
+    reqwest::Client::new()
+}
+
 pub struct TestApp {
     pub router: Router,
     pub state: AppState,

@@ -75,7 +75,7 @@ fn start(dir: &Path) -> Service {
 impl Service {
     /// Waits for `/readyz`, collecting what the service printed meanwhile.
     async fn ready(&mut self) -> Vec<String> {
-        let client = reqwest::Client::new();
+        let client = crate::support::http_client();
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -112,7 +112,14 @@ fn is_jwt(s: &str) -> bool {
 }
 
 async fn get(base: &str, path: &str, token: &str) -> u16 {
-    reqwest::Client::new().get(format!("{base}{path}")).bearer_auth(token).send().await.unwrap().status().as_u16()
+    crate::support::http_client()
+        .get(format!("{base}{path}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
 }
 
 #[tokio::test]
@@ -148,7 +155,7 @@ async fn starts_its_own_postgres_with_no_configuration() {
     let token = stdout.trim();
     assert_eq!(stdout.lines().count(), 1, "stdout must hold only the token: {stdout:?}");
     assert!(is_jwt(token), "{token}");
-    let created = reqwest::Client::new()
+    let created = crate::support::http_client()
         .post(format!("{}/v1/clients", service.base))
         .header("X-API-Key", token)
         .json(&serde_json::json!({"name": "Survives Restart"}))
