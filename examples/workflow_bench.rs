@@ -71,7 +71,7 @@ impl Workflow for Noop {
 async fn wait_for_run(state: &AppState, run: uuid::Uuid) -> anyhow::Result<String> {
     loop {
         let mut conn = state.pool.acquire().await?;
-        let status = store::runs::find(&mut conn, run).await?.map(|r| r.status).unwrap_or_default();
+        let status = store::runs::find(&mut conn, run).await?.map(|r| r.status.to_string()).unwrap_or_default();
         if !matches!(status.as_str(), "queued" | "running") {
             return Ok(status);
         }
@@ -87,7 +87,7 @@ async fn start_run(state: &AppState, workflow: &str, params: &Value) -> anyhow::
         &NewRun {
             workflow,
             workflow_version: 1,
-            trigger: "api",
+            trigger: store::runs::RunTrigger::Api,
             params,
             dry_run: false,
             callback_url: None,

@@ -171,7 +171,7 @@ async fn run(state: &AppState, sender: &str, key: &str, client: Option<&str>) ->
     let new = NewRun {
         workflow: info.key,
         workflow_version: info.version as i32,
-        trigger: "whatsapp",
+        trigger: store::runs::RunTrigger::Whatsapp,
         params: &params,
         dry_run: false,
         callback_url: None,

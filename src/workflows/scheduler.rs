@@ -129,7 +129,7 @@ pub async fn fire_due(state: &AppState) -> Result<Vec<Uuid>, sqlx::Error> {
                     &store::runs::NewRun {
                         workflow: info.key,
                         workflow_version: info.version as i32,
-                        trigger: "schedule",
+                        trigger: store::runs::RunTrigger::Schedule,
                         params: &params,
                         dry_run: false,
                         callback_url: None,

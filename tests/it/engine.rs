@@ -202,7 +202,7 @@ pub async fn start_run(state: &AppState, workflow: &str, clients: &[Uuid], dry_r
         &NewRun {
             workflow: info.key,
             workflow_version: info.version as i32,
-            trigger: "api",
+            trigger: store::runs::RunTrigger::Api,
             params: &params,
             dry_run,
             callback_url: None,
