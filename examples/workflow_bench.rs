@@ -70,7 +70,7 @@ impl Workflow for Noop {
 async fn wait_for_run(state: &Runtime, run: uuid::Uuid) -> anyhow::Result<String> {
     loop {
         let mut conn = state.pool.acquire().await?;
-        let status = store::runs::find(&mut conn, run).await?.map(|r| r.status).unwrap_or_default();
+        let status = store::runs::find(&mut conn, run).await?.map(|r| r.status.to_string()).unwrap_or_default();
         if !matches!(status.as_str(), "queued" | "running") {
             return Ok(status);
         }
@@ -86,7 +86,7 @@ async fn start_run(state: &Runtime, workflow: &str, params: &Value) -> anyhow::R
         &NewRun {
             workflow,
             workflow_version: 1,
-            trigger: "api",
+            trigger: store::runs::RunTrigger::Api,
             params,
             dry_run: false,
             callback_url: None,

@@ -171,7 +171,8 @@ impl IntoResponse for ApiError {
 }
 
 impl From<sqlx::Error> for ApiError {
-    /// 409 for unique violations, 503 with `Retry-After` when a statement hit
+    /// 409 for unique and foreign-key violations, as `store::constraints` maps each
+    /// constraint; 503 with `Retry-After` when a statement hit
     /// `statement_timeout` (a lock or an overloaded database; trying again can help).
     fn from(e: sqlx::Error) -> Self {
         if crate::store::query_canceled(&e) {
@@ -183,11 +184,11 @@ impl From<sqlx::Error> for ApiError {
             )
             .with_header(header::RETRY_AFTER, HeaderValue::from(DATABASE_RETRY_AFTER_SECS));
         }
-        if let Some(constraint) = crate::store::unique_violation(&e) {
-            return match constraint.as_str() {
-                "clients_slug_key" => ApiError::conflict("slug_taken", "Another client already has this slug.")
-                    .with_field("slug", "is already taken; choose another"),
-                _ => ApiError::conflict("conflict", "The resource already exists."),
+        if let Some(answer) = crate::store::constraints::answer(&e) {
+            let conflict = ApiError::conflict(answer.code, answer.detail);
+            return match answer.field {
+                Some((field, message)) => conflict.with_field(field, message),
+                None => conflict,
             };
         }
         ApiError::internal(e)

@@ -24,12 +24,12 @@ use super::{
 use crate::{
     api::AppState,
     domain::{scope::Scope, validation::FieldError},
-    store::{self, run_view::to_view, runs::RunFilter},
-    workflows::{
-        WorkflowInfo,
-        runs::{self, Trigger},
-        scheduler,
+    store::{
+        self,
+        run_view::to_view,
+        runs::{RunFilter, RunStatus, RunTrigger, TaskStatus},
     },
+    workflows::{WorkflowInfo, runs, scheduler},
 };
 
 pub use crate::store::run_view::{RunLinks, RunView};
@@ -230,7 +230,7 @@ async fn start_run(
     let start = runs::Start {
         workflow: workflow.as_ref(),
         params: &params,
-        trigger: Trigger::Api,
+        trigger: RunTrigger::Api,
         dry_run: req.dry_run,
         callback_url: req.callback_url.as_deref(),
         schedule_id: None,
@@ -302,13 +302,10 @@ async fn list_runs(
     ApiQuery(q): ApiQuery<ListRunsQuery>,
 ) -> ApiResult<axum::Json<Page<RunView>>> {
     caller.require(Scope::WorkflowsRead)?;
-    const STATUSES: [&str; 6] = ["queued", "running", "succeeded", "partially_failed", "failed", "canceled"];
-    if let Some(s) = &q.status
-        && !STATUSES.contains(&s.as_str())
-    {
-        return Err(ApiError::bad_request("invalid_query", format!("status: one of {}", STATUSES.join(", ")))
-            .with_field("status", format!("one of {}", STATUSES.join(", "))));
-    }
+    let status = q.status.as_deref().map(str::parse::<RunStatus>).transpose().map_err(|e| {
+        let one_of = format!("one of {}", e.expected.join(", "));
+        ApiError::bad_request("invalid_query", format!("status: {one_of}")).with_field("status", one_of)
+    })?;
     let limit = pagination::limit(q.limit)?;
     let before = pagination::decode_uuid(CURSOR, q.cursor.as_deref())?;
     let mut conn = state.pool.acquire().await?;
@@ -316,7 +313,7 @@ async fn list_runs(
         Some(raw) => Some(clients::load(&mut conn, raw, false).await?.id),
         None => None,
     };
-    let filter = RunFilter { workflow: q.workflow, status: q.status, client_id, from: q.from, to: q.to };
+    let filter = RunFilter { workflow: q.workflow, status, client_id, from: q.from, to: q.to };
     let rows = store::runs::list(&mut conn, &filter, before, i64::from(limit) + 1).await?;
     let page = pagination::page(rows, limit, CURSOR, |r| r.id);
     let mut data = Vec::with_capacity(page.data.len());
@@ -354,7 +351,8 @@ pub struct TaskView {
     pub id: Uuid,
     pub client_id: Uuid,
     /// `queued`, `running`, `succeeded`, `failed` or `canceled`.
-    pub status: String,
+    #[schema(value_type = String)]
+    pub status: TaskStatus,
     pub attempt: i32,
     pub max_attempts: i32,
     /// What the workflow reported for this client.
@@ -476,10 +474,10 @@ async fn retry_run(
     let id = parse_run_id(&id)?;
     let mut tx = state.pool.begin().await?;
     let run = store::runs::find(&mut tx, id).await?.ok_or_else(|| ApiError::not_found(format!("No run `{id}`.")))?;
-    if matches!(run.status.as_str(), "queued" | "running") {
+    if run.status.is_open() {
         return Err(ApiError::conflict("run_active", "The run is still running; retry it when it has finished."));
     }
-    if run.status == "canceled" {
+    if run.status == RunStatus::Canceled {
         return Err(ApiError::conflict("run_canceled", "The run was canceled; start a new run instead."));
     }
     let requeued = store::runs::retry_failed(&mut tx, id).await?;

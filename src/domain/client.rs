@@ -14,38 +14,15 @@ pub const MAX_SLUG_LEN: usize = 100;
 /// Platforms a monthly budget can be set for (the ad platforms).
 pub const BUDGET_PLATFORMS: [&str; 3] = ["meta", "google_ads", "tiktok"];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum ClientStatus {
-    #[default]
-    Onboarding,
-    Active,
-    Paused,
-    Archived,
-}
-
-impl ClientStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ClientStatus::Onboarding => "onboarding",
-            ClientStatus::Active => "active",
-            ClientStatus::Paused => "paused",
-            ClientStatus::Archived => "archived",
-        }
-    }
-}
-
-impl FromStr for ClientStatus {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "onboarding" => Ok(Self::Onboarding),
-            "active" => Ok(Self::Active),
-            "paused" => Ok(Self::Paused),
-            "archived" => Ok(Self::Archived),
-            other => Err(format!("unknown status `{other}` (one of onboarding, active, paused, archived)")),
-        }
+super::names::text_enum! {
+    // `knowledge.clients.status`. (No doc comment: it would become the schema's description.)
+    #[derive(Default)]
+    pub enum ClientStatus {
+        #[default]
+        Onboarding = "onboarding",
+        Active = "active",
+        Paused = "paused",
+        Archived = "archived",
     }
 }
 

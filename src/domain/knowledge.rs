@@ -12,31 +12,15 @@ use super::validation::{FieldError, Violations};
 pub const MAX_BODY_BYTES: usize = 100 * 1024;
 pub const MAX_TAGS: usize = 50;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum KnowledgeKind {
-    Note,
-    Fact,
-    BrandVoice,
-    Competitor,
-    Offer,
-    Faq,
-}
-
-impl KnowledgeKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            KnowledgeKind::Note => "note",
-            KnowledgeKind::Fact => "fact",
-            KnowledgeKind::BrandVoice => "brand_voice",
-            KnowledgeKind::Competitor => "competitor",
-            KnowledgeKind::Offer => "offer",
-            KnowledgeKind::Faq => "faq",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        serde_json::from_value(serde_json::Value::String(s.to_string())).ok()
+super::names::text_enum! {
+    // `knowledge.entries.kind`. (No doc comment: it would become the schema's description.)
+    pub enum KnowledgeKind {
+        Note = "note",
+        Fact = "fact",
+        BrandVoice = "brand_voice",
+        Competitor = "competitor",
+        Offer = "offer",
+        Faq = "faq",
     }
 }
 
@@ -134,9 +118,10 @@ mod tests {
 
     #[test]
     fn kinds_round_trip() {
-        for kind in [KnowledgeKind::Note, KnowledgeKind::BrandVoice, KnowledgeKind::Faq] {
-            assert_eq!(KnowledgeKind::parse(kind.as_str()), Some(kind));
+        for kind in KnowledgeKind::ALL {
+            assert_eq!(kind.as_str().parse::<KnowledgeKind>(), Ok(*kind));
+            assert_eq!(serde_json::to_value(kind).unwrap(), serde_json::json!(kind.as_str()));
         }
-        assert_eq!(KnowledgeKind::parse("gossip"), None);
+        assert!("gossip".parse::<KnowledgeKind>().is_err());
     }
 }

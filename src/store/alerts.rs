@@ -1,65 +1,13 @@
 //! `engine.alerts`: findings of the monitoring, one per (client, kind, subject, day).
 
 use chrono::{DateTime, NaiveDate, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 use sqlx::PgConnection;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-/// How urgent an alert is (ordered: `info` < `warning` < `critical`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Severity {
-    Info,
-    Warning,
-    Critical,
-}
-
-impl Severity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Info => "info",
-            Severity::Warning => "warning",
-            Severity::Critical => "critical",
-        }
-    }
-
-    fn parse(s: &str) -> Self {
-        match s {
-            "critical" => Severity::Critical,
-            "warning" => Severity::Warning,
-            _ => Severity::Info,
-        }
-    }
-}
-
-/// Where an alert is in its life: `open` → `acknowledged` → `resolved` (or `open` → `resolved`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum AlertStatus {
-    Open,
-    Acknowledged,
-    Resolved,
-}
-
-impl AlertStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AlertStatus::Open => "open",
-            AlertStatus::Acknowledged => "acknowledged",
-            AlertStatus::Resolved => "resolved",
-        }
-    }
-
-    fn parse(s: &str) -> Self {
-        match s {
-            "acknowledged" => AlertStatus::Acknowledged,
-            "resolved" => AlertStatus::Resolved,
-            _ => AlertStatus::Open,
-        }
-    }
-}
+pub use crate::domain::alert::{AlertStatus, Severity};
 
 /// An alert as stored and returned by the API.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
@@ -100,12 +48,12 @@ struct AlertRow {
     client_id: Uuid,
     run_id: Option<Uuid>,
     kind: String,
-    severity: String,
+    severity: Severity,
     subject: String,
     day: NaiveDate,
     message: String,
     data: Value,
-    status: String,
+    status: AlertStatus,
     created_at: DateTime<Utc>,
     acknowledged_at: Option<DateTime<Utc>>,
     resolved_at: Option<DateTime<Utc>>,
@@ -113,18 +61,17 @@ struct AlertRow {
 
 impl From<AlertRow> for Alert {
     fn from(r: AlertRow) -> Self {
-        // CHECK constraints keep severity and status to the known values.
         Alert {
             id: r.id,
             client_id: r.client_id,
             run_id: r.run_id,
             kind: r.kind,
-            severity: Severity::parse(&r.severity),
+            severity: r.severity,
             subject: r.subject,
             day: r.day,
             message: r.message,
             data: r.data,
-            status: AlertStatus::parse(&r.status),
+            status: r.status,
             created_at: r.created_at,
             acknowledged_at: r.acknowledged_at,
             resolved_at: r.resolved_at,
@@ -165,14 +112,15 @@ pub async fn record(
     let data: Vec<Value> = alerts.iter().map(|a| a.data.clone()).collect();
     let rows = sqlx::query_as!(
         AlertRow,
-        "INSERT INTO engine.alerts (id, client_id, run_id, kind, severity, subject, day, message, data)
+        r#"INSERT INTO engine.alerts (id, client_id, run_id, kind, severity, subject, day, message, data)
          SELECT a.id, $2, $3, a.kind, a.severity, a.subject, $4, a.message, a.data
          FROM unnest($1::uuid[], $5::text[], $6::text[], $7::text[], $8::text[], $9::jsonb[])
               AS a(id, kind, severity, subject, message, data)
          ON CONFLICT (client_id, kind, subject, day) DO UPDATE
              SET severity = excluded.severity, message = excluded.message, data = excluded.data
-         RETURNING id, client_id, run_id, kind, severity, subject, day, message, data, status,
-                   created_at, acknowledged_at, resolved_at",
+         RETURNING id, client_id, run_id, kind, severity AS "severity: Severity", subject, day, message, data,
+                   status AS "status: AlertStatus",
+                   created_at, acknowledged_at, resolved_at"#,
         &ids,
         client_id,
         run_id,
@@ -196,9 +144,10 @@ pub async fn record(
 pub async fn find(conn: &mut PgConnection, id: Uuid) -> Result<Option<Alert>, sqlx::Error> {
     let row = sqlx::query_as!(
         AlertRow,
-        "SELECT id, client_id, run_id, kind, severity, subject, day, message, data, status,
+        r#"SELECT id, client_id, run_id, kind, severity AS "severity: Severity", subject, day, message, data,
+                status AS "status: AlertStatus",
                 created_at, acknowledged_at, resolved_at
-         FROM engine.alerts WHERE id = $1",
+         FROM engine.alerts WHERE id = $1"#,
         id
     )
     .fetch_optional(conn)
@@ -210,9 +159,10 @@ pub async fn find(conn: &mut PgConnection, id: Uuid) -> Result<Option<Alert>, sq
 pub async fn find_for_update(conn: &mut PgConnection, id: Uuid) -> Result<Option<Alert>, sqlx::Error> {
     let row = sqlx::query_as!(
         AlertRow,
-        "SELECT id, client_id, run_id, kind, severity, subject, day, message, data, status,
+        r#"SELECT id, client_id, run_id, kind, severity AS "severity: Severity", subject, day, message, data,
+                status AS "status: AlertStatus",
                 created_at, acknowledged_at, resolved_at
-         FROM engine.alerts WHERE id = $1 FOR UPDATE",
+         FROM engine.alerts WHERE id = $1 FOR UPDATE"#,
         id
     )
     .fetch_optional(conn)
@@ -238,7 +188,8 @@ pub async fn list(
 ) -> Result<Vec<Alert>, sqlx::Error> {
     let rows = sqlx::query_as!(
         AlertRow,
-        "SELECT id, client_id, run_id, kind, severity, subject, day, message, data, status,
+        r#"SELECT id, client_id, run_id, kind, severity AS "severity: Severity", subject, day, message, data,
+                status AS "status: AlertStatus",
                 created_at, acknowledged_at, resolved_at
          FROM engine.alerts
          WHERE ($1::uuid IS NULL OR client_id = $1)
@@ -248,7 +199,7 @@ pub async fn list(
            AND ($5::uuid IS NULL OR run_id = $5)
            AND ($6::uuid IS NULL OR id < $6)
          ORDER BY id DESC
-         LIMIT $7",
+         LIMIT $7"#,
         f.client_id,
         f.status.map(AlertStatus::as_str),
         f.kind,
@@ -266,15 +217,18 @@ pub async fn list(
 pub async fn set_status(conn: &mut PgConnection, id: Uuid, status: AlertStatus) -> Result<Alert, sqlx::Error> {
     let row = sqlx::query_as!(
         AlertRow,
-        "UPDATE engine.alerts
+        r#"UPDATE engine.alerts
          SET status = $2,
-             acknowledged_at = CASE WHEN $2 = 'acknowledged' THEN now() ELSE acknowledged_at END,
-             resolved_at = CASE WHEN $2 = 'resolved' THEN now() ELSE resolved_at END
+             acknowledged_at = CASE WHEN $3 THEN now() ELSE acknowledged_at END,
+             resolved_at = CASE WHEN $4 THEN now() ELSE resolved_at END
          WHERE id = $1
-         RETURNING id, client_id, run_id, kind, severity, subject, day, message, data, status,
-                   created_at, acknowledged_at, resolved_at",
+         RETURNING id, client_id, run_id, kind, severity AS "severity: Severity", subject, day, message, data,
+                   status AS "status: AlertStatus",
+                   created_at, acknowledged_at, resolved_at"#,
         id,
-        status.as_str()
+        status.as_str(),
+        status == AlertStatus::Acknowledged,
+        status == AlertStatus::Resolved
     )
     .fetch_one(conn)
     .await?;

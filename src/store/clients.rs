@@ -35,7 +35,7 @@ struct ClientRow {
     slug: String,
     name: String,
     industry: Option<String>,
-    status: String,
+    status: ClientStatus,
     timezone: String,
     currency: String,
     accounts: Json<Accounts>,
@@ -54,8 +54,7 @@ impl From<ClientRow> for Client {
             slug: r.slug,
             name: r.name,
             industry: r.industry,
-            // The CHECK constraint keeps this to the known values.
-            status: r.status.parse().unwrap_or_default(),
+            status: r.status,
             timezone: r.timezone,
             currency: r.currency,
             accounts: r.accounts.0,
@@ -75,7 +74,7 @@ pub async fn insert(conn: &mut PgConnection, id: Uuid, f: &ClientFields) -> Resu
         r#"INSERT INTO knowledge.clients
                (id, slug, name, industry, status, timezone, currency, accounts, budgets, targets, contacts, notes)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-           RETURNING id, slug, name, industry, status, timezone, currency,
+           RETURNING id, slug, name, industry, status AS "status: ClientStatus", timezone, currency,
                      accounts AS "accounts: Json<Accounts>", budgets AS "budgets: Json<std::collections::BTreeMap<String, f64>>",
                      targets AS "targets: Json<Targets>", contacts AS "contacts: Json<Vec<Contact>>",
                      notes, created_at, updated_at"#,
@@ -117,7 +116,7 @@ pub async fn find(conn: &mut PgConnection, key: &ClientKey, for_update: bool) ->
     let row = if for_update {
         sqlx::query_as!(
             ClientRow,
-            r#"SELECT id, slug, name, industry, status, timezone, currency,
+            r#"SELECT id, slug, name, industry, status AS "status: ClientStatus", timezone, currency,
                       accounts AS "accounts: Json<Accounts>", budgets AS "budgets: Json<std::collections::BTreeMap<String, f64>>",
                       targets AS "targets: Json<Targets>", contacts AS "contacts: Json<Vec<Contact>>",
                       notes, created_at, updated_at
@@ -129,7 +128,7 @@ pub async fn find(conn: &mut PgConnection, key: &ClientKey, for_update: bool) ->
     } else {
         sqlx::query_as!(
             ClientRow,
-            r#"SELECT id, slug, name, industry, status, timezone, currency,
+            r#"SELECT id, slug, name, industry, status AS "status: ClientStatus", timezone, currency,
                       accounts AS "accounts: Json<Accounts>", budgets AS "budgets: Json<std::collections::BTreeMap<String, f64>>",
                       targets AS "targets: Json<Targets>", contacts AS "contacts: Json<Vec<Contact>>",
                       notes, created_at, updated_at
@@ -149,7 +148,7 @@ pub async fn update(conn: &mut PgConnection, id: Uuid, f: &ClientFields) -> Resu
            SET slug = $2, name = $3, industry = $4, status = $5, timezone = $6, currency = $7,
                accounts = $8, budgets = $9, targets = $10, contacts = $11, notes = $12, updated_at = now()
            WHERE id = $1
-           RETURNING id, slug, name, industry, status, timezone, currency,
+           RETURNING id, slug, name, industry, status AS "status: ClientStatus", timezone, currency,
                      accounts AS "accounts: Json<Accounts>", budgets AS "budgets: Json<std::collections::BTreeMap<String, f64>>",
                      targets AS "targets: Json<Targets>", contacts AS "contacts: Json<Vec<Contact>>",
                      notes, created_at, updated_at"#,
@@ -186,7 +185,7 @@ pub async fn list(
     let pattern = filter.q.as_deref().map(like_pattern);
     let rows = sqlx::query_as!(
         ClientRow,
-        r#"SELECT id, slug, name, industry, status, timezone, currency,
+        r#"SELECT id, slug, name, industry, status AS "status: ClientStatus", timezone, currency,
                   accounts AS "accounts: Json<Accounts>", budgets AS "budgets: Json<std::collections::BTreeMap<String, f64>>",
                   targets AS "targets: Json<Targets>", contacts AS "contacts: Json<Vec<Contact>>",
                   notes, created_at, updated_at

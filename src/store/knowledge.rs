@@ -9,7 +9,7 @@ use crate::domain::knowledge::{KnowledgeEntry, KnowledgeHit, KnowledgeInput, Kno
 struct EntryRow {
     id: Uuid,
     client_id: Uuid,
-    kind: String,
+    kind: KnowledgeKind,
     title: String,
     body: String,
     tags: Vec<String>,
@@ -22,8 +22,7 @@ impl From<EntryRow> for KnowledgeEntry {
         KnowledgeEntry {
             id: r.id,
             client_id: r.client_id,
-            // The CHECK constraint keeps this to the known kinds.
-            kind: KnowledgeKind::parse(&r.kind).unwrap_or(KnowledgeKind::Note),
+            kind: r.kind,
             title: r.title,
             body: r.body,
             tags: r.tags,
@@ -41,9 +40,9 @@ pub async fn insert(
 ) -> Result<KnowledgeEntry, sqlx::Error> {
     let row = sqlx::query_as!(
         EntryRow,
-        "INSERT INTO knowledge.entries (id, client_id, kind, title, body, tags)
+        r#"INSERT INTO knowledge.entries (id, client_id, kind, title, body, tags)
          VALUES ($1, $2, $3, $4, $5, $6)
-         RETURNING id, client_id, kind, title, body, tags, created_at, updated_at",
+         RETURNING id, client_id, kind AS "kind: KnowledgeKind", title, body, tags, created_at, updated_at"#,
         id,
         client_id,
         e.kind.as_str(),
@@ -59,8 +58,8 @@ pub async fn insert(
 pub async fn find(conn: &mut PgConnection, client_id: Uuid, id: Uuid) -> Result<Option<KnowledgeEntry>, sqlx::Error> {
     let row = sqlx::query_as!(
         EntryRow,
-        "SELECT id, client_id, kind, title, body, tags, created_at, updated_at
-         FROM knowledge.entries WHERE client_id = $1 AND id = $2",
+        r#"SELECT id, client_id, kind AS "kind: KnowledgeKind", title, body, tags, created_at, updated_at
+         FROM knowledge.entries WHERE client_id = $1 AND id = $2"#,
         client_id,
         id
     )
@@ -72,9 +71,9 @@ pub async fn find(conn: &mut PgConnection, client_id: Uuid, id: Uuid) -> Result<
 pub async fn update(conn: &mut PgConnection, id: Uuid, e: &KnowledgeInput) -> Result<KnowledgeEntry, sqlx::Error> {
     let row = sqlx::query_as!(
         EntryRow,
-        "UPDATE knowledge.entries SET kind = $2, title = $3, body = $4, tags = $5, updated_at = now()
+        r#"UPDATE knowledge.entries SET kind = $2, title = $3, body = $4, tags = $5, updated_at = now()
          WHERE id = $1
-         RETURNING id, client_id, kind, title, body, tags, created_at, updated_at",
+         RETURNING id, client_id, kind AS "kind: KnowledgeKind", title, body, tags, created_at, updated_at"#,
         id,
         e.kind.as_str(),
         e.title,
@@ -102,14 +101,14 @@ pub async fn list(
 ) -> Result<Vec<KnowledgeEntry>, sqlx::Error> {
     let rows = sqlx::query_as!(
         EntryRow,
-        "SELECT id, client_id, kind, title, body, tags, created_at, updated_at
+        r#"SELECT id, client_id, kind AS "kind: KnowledgeKind", title, body, tags, created_at, updated_at
          FROM knowledge.entries
          WHERE client_id = $1
            AND ($2::text IS NULL OR kind = $2)
            AND ($3::text IS NULL OR $3 = ANY (tags))
            AND ($4::uuid IS NULL OR id > $4)
          ORDER BY id
-         LIMIT $5",
+         LIMIT $5"#,
         client_id,
         kind.map(|k| k.as_str()),
         tag,
@@ -131,7 +130,7 @@ pub async fn search(
     limit: i64,
 ) -> Result<Vec<KnowledgeHit>, sqlx::Error> {
     let rows = sqlx::query!(
-        r#"SELECT e.id, e.client_id, c.slug AS client_slug, e.kind, e.title, e.tags,
+        r#"SELECT e.id, e.client_id, c.slug AS client_slug, e.kind AS "kind: KnowledgeKind", e.title, e.tags,
                   ts_rank(e.search, q) AS "rank!",
                   ts_headline('english', e.body, q,
                               'StartSel=<b>, StopSel=</b>, MaxWords=30, MinWords=10, MaxFragments=2') AS "snippet!"
@@ -154,7 +153,7 @@ pub async fn search(
             id: r.id,
             client_id: r.client_id,
             client_slug: r.client_slug,
-            kind: KnowledgeKind::parse(&r.kind).unwrap_or(KnowledgeKind::Note),
+            kind: r.kind,
             title: r.title,
             tags: r.tags,
             rank: r.rank,

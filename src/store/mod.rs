@@ -5,6 +5,7 @@ pub mod alerts;
 pub mod audit;
 pub mod callbacks;
 pub mod clients;
+pub mod constraints;
 pub mod costs;
 pub mod deliveries;
 pub mod events;
@@ -17,6 +18,8 @@ pub mod reports;
 pub mod run_view;
 pub mod runs;
 pub mod schedules;
+#[cfg(test)]
+mod schema;
 pub mod tokens;
 pub mod webhook_endpoints;
 
@@ -62,12 +65,11 @@ pub fn query_canceled(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.code().as_deref() == Some("57014"))
 }
 
-/// SQLSTATE of a unique violation and the constraint it hit, if that is what `e` is.
+/// The constraint a unique violation (SQLSTATE 23505) hit, if that is what `e` is.
+/// What the API answers for each constraint is in `constraints`.
 pub fn unique_violation(e: &sqlx::Error) -> Option<String> {
-    match e {
-        sqlx::Error::Database(db) if db.code().as_deref() == Some("23505") => {
-            Some(db.constraint().unwrap_or_default().to_string())
-        }
+    match constraints::violated(e) {
+        Some((constraints::Rule::Unique, name)) => Some(name.to_string()),
         _ => None,
     }
 }

@@ -8,7 +8,7 @@ use sqlx::PgConnection;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::runs::{self, RunRow, TaskCounts};
+use super::runs::{self, RunRow, RunStatus, RunTrigger, TaskCounts};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RunLinks {
@@ -26,11 +26,12 @@ pub struct RunView {
     pub workflow: String,
     pub workflow_version: i32,
     /// `queued`, `running`, `succeeded`, `partially_failed`, `failed` or `canceled`.
-    #[schema(example = "running")]
-    pub status: String,
+    // A string in the spec until issue #11 makes these enums there.
+    #[schema(value_type = String, example = "running")]
+    pub status: RunStatus,
     /// `api`, `schedule` or `whatsapp`.
-    #[schema(example = "api")]
-    pub trigger: String,
+    #[schema(value_type = String, example = "api")]
+    pub trigger: RunTrigger,
     #[schema(value_type = Object)]
     pub params: Value,
     pub dry_run: bool,
@@ -56,7 +57,7 @@ pub struct RunView {
 
 impl RunView {
     pub fn is_finished(&self) -> bool {
-        !matches!(self.status.as_str(), "queued" | "running")
+        !self.status.is_open()
     }
 }
 

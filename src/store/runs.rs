@@ -10,6 +10,7 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::domain::events::EventType;
+pub use crate::domain::run::{RunStatus, RunTrigger, TaskStatus};
 
 pub const TASKS_CHANNEL: &str = "switchboard_tasks";
 
@@ -18,8 +19,8 @@ pub struct RunRow {
     pub id: Uuid,
     pub workflow: String,
     pub workflow_version: i32,
-    pub status: String,
-    pub trigger: String,
+    pub status: RunStatus,
+    pub trigger: RunTrigger,
     pub params: Value,
     pub dry_run: bool,
     pub callback_url: Option<String>,
@@ -33,7 +34,7 @@ pub struct RunRow {
 pub struct NewRun<'a> {
     pub workflow: &'a str,
     pub workflow_version: i32,
-    pub trigger: &'a str,
+    pub trigger: RunTrigger,
     pub params: &'a Value,
     pub dry_run: bool,
     pub callback_url: Option<&'a str>,
@@ -49,14 +50,14 @@ pub async fn create(conn: &mut PgConnection, new: &NewRun<'_>) -> Result<RunRow,
     let id = Uuid::now_v7();
     let run = sqlx::query_as!(
         RunRow,
-        "INSERT INTO engine.runs (id, workflow, workflow_version, trigger, params, dry_run, callback_url, schedule_id, created_by)
+        r#"INSERT INTO engine.runs (id, workflow, workflow_version, trigger, params, dry_run, callback_url, schedule_id, created_by)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-         RETURNING id, workflow, workflow_version, status, trigger, params, dry_run, callback_url, schedule_id,
-                   created_by, created_at, started_at, finished_at",
+         RETURNING id, workflow, workflow_version, status AS "status: RunStatus", trigger AS "trigger: RunTrigger",
+                   params, dry_run, callback_url, schedule_id, created_by, created_at, started_at, finished_at"#,
         id,
         new.workflow,
         new.workflow_version,
-        new.trigger,
+        new.trigger.as_str(),
         new.params,
         new.dry_run,
         new.callback_url,
@@ -98,9 +99,9 @@ pub async fn create(conn: &mut PgConnection, new: &NewRun<'_>) -> Result<RunRow,
 pub async fn find(conn: &mut PgConnection, id: Uuid) -> Result<Option<RunRow>, sqlx::Error> {
     sqlx::query_as!(
         RunRow,
-        "SELECT id, workflow, workflow_version, status, trigger, params, dry_run, callback_url, schedule_id,
-                created_by, created_at, started_at, finished_at
-         FROM engine.runs WHERE id = $1",
+        r#"SELECT id, workflow, workflow_version, status AS "status: RunStatus", trigger AS "trigger: RunTrigger",
+                params, dry_run, callback_url, schedule_id, created_by, created_at, started_at, finished_at
+         FROM engine.runs WHERE id = $1"#,
         id
     )
     .fetch_optional(conn)
@@ -110,7 +111,7 @@ pub async fn find(conn: &mut PgConnection, id: Uuid) -> Result<Option<RunRow>, s
 #[derive(Debug, Default)]
 pub struct RunFilter {
     pub workflow: Option<String>,
-    pub status: Option<String>,
+    pub status: Option<RunStatus>,
     pub client_id: Option<Uuid>,
     pub from: Option<DateTime<Utc>>,
     pub to: Option<DateTime<Utc>>,
@@ -125,8 +126,8 @@ pub async fn list(
 ) -> Result<Vec<RunRow>, sqlx::Error> {
     sqlx::query_as!(
         RunRow,
-        "SELECT id, workflow, workflow_version, status, trigger, params, dry_run, callback_url, schedule_id,
-                created_by, created_at, started_at, finished_at
+        r#"SELECT id, workflow, workflow_version, status AS "status: RunStatus", trigger AS "trigger: RunTrigger",
+                params, dry_run, callback_url, schedule_id, created_by, created_at, started_at, finished_at
          FROM engine.runs r
          WHERE ($1::text IS NULL OR workflow = $1)
            AND ($2::text IS NULL OR status = $2)
@@ -135,9 +136,9 @@ pub async fn list(
            AND ($5::timestamptz IS NULL OR created_at < $5)
            AND ($6::uuid IS NULL OR id < $6)
          ORDER BY id DESC
-         LIMIT $7",
+         LIMIT $7"#,
         f.workflow,
-        f.status,
+        f.status.map(RunStatus::as_str),
         f.client_id,
         f.from,
         f.to,
@@ -194,7 +195,7 @@ pub struct TaskRow {
     pub id: Uuid,
     pub run_id: Uuid,
     pub client_id: Uuid,
-    pub status: String,
+    pub status: TaskStatus,
     pub attempt: i32,
     pub max_attempts: i32,
     pub result: Option<Value>,
@@ -211,8 +212,9 @@ pub async fn tasks(
 ) -> Result<Vec<TaskRow>, sqlx::Error> {
     sqlx::query_as!(
         TaskRow,
-        "SELECT id, run_id, client_id, status, attempt, max_attempts, result, error, started_at, finished_at
-         FROM engine.tasks WHERE run_id = $1 AND ($2::uuid IS NULL OR id > $2) ORDER BY id LIMIT $3",
+        r#"SELECT id, run_id, client_id, status AS "status: TaskStatus", attempt, max_attempts, result, error,
+                  started_at, finished_at
+           FROM engine.tasks WHERE run_id = $1 AND ($2::uuid IS NULL OR id > $2) ORDER BY id LIMIT $3"#,
         run_id,
         after,
         limit
@@ -375,11 +377,14 @@ pub async fn settle(pool: &PgPool, run_id: Uuid) -> Result<Option<RunRow>, sqlx:
         return Ok(None);
     }
     let mut tx = pool.begin().await?;
-    let status: Option<String> = sqlx::query_scalar!("SELECT status FROM engine.runs WHERE id = $1 FOR UPDATE", run_id)
-        .fetch_optional(&mut *tx)
-        .await?;
+    let status: Option<RunStatus> = sqlx::query_scalar!(
+        r#"SELECT status AS "status: RunStatus" FROM engine.runs WHERE id = $1 FOR UPDATE"#,
+        run_id
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
     let Some(status) = status else { return Ok(None) };
-    if !matches!(status.as_str(), "queued" | "running") {
+    if !status.is_open() {
         return Ok(None);
     }
     let c = counts(&mut tx, run_id).await?;
@@ -387,24 +392,24 @@ pub async fn settle(pool: &PgPool, run_id: Uuid) -> Result<Option<RunRow>, sqlx:
         return Ok(None);
     }
     let final_status = if c.failed == 0 && c.succeeded > 0 || c.total() == 0 {
-        "succeeded"
+        RunStatus::Succeeded
     } else if c.succeeded > 0 {
-        "partially_failed"
+        RunStatus::PartiallyFailed
     } else if c.failed > 0 {
-        "failed"
+        RunStatus::Failed
     } else {
-        "canceled"
+        RunStatus::Canceled
     };
     sqlx::query!(
         "UPDATE engine.runs SET status = $2, started_at = coalesce(started_at, now()), finished_at = now() WHERE id = $1",
         run_id,
-        final_status
+        final_status.as_str()
     )
     .execute(&mut *tx)
     .await?;
     let run = find(&mut tx, run_id).await?;
     if let Some(run) = &run {
-        if let Some(event) = EventType::run_finished(final_status) {
+        if let Some(event) = EventType::run_finished(final_status.as_str()) {
             super::events::emit(&mut tx, event, &event_data(run, Some(c))).await?;
         }
         announce(&mut tx, run).await?;

@@ -7,14 +7,11 @@ use std::fmt::Write as _;
 
 use serde_json::json;
 
-use super::{
-    Runtime,
-    runs::{self, Trigger},
-};
+use super::{Runtime, runs};
 use crate::{
     domain::client::Client,
     operations,
-    store::{self, audit::Actor, clients::ClientKey},
+    store::{self, audit::Actor, clients::ClientKey, runs::RunTrigger},
 };
 
 /// Characters of a report quoted by `report <client>`.
@@ -169,7 +166,7 @@ async fn run(rt: &Runtime, sender: &str, key: &str, client: Option<&str>) -> any
     let start = runs::Start {
         workflow: workflow.as_ref(),
         params: &params,
-        trigger: Trigger::Whatsapp,
+        trigger: RunTrigger::Whatsapp,
         dry_run: false,
         callback_url: None,
         schedule_id: None,

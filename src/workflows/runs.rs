@@ -12,33 +12,15 @@ use super::Workflow;
 use crate::store::{
     self,
     audit::Actor,
-    runs::{NewRun, RunRow},
+    runs::{NewRun, RunRow, RunTrigger},
 };
-
-/// What started a run (`engine.runs.trigger`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Trigger {
-    Api,
-    Schedule,
-    Whatsapp,
-}
-
-impl Trigger {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Trigger::Api => "api",
-            Trigger::Schedule => "schedule",
-            Trigger::Whatsapp => "whatsapp",
-        }
-    }
-}
 
 /// A run to start.
 pub struct Start<'a> {
     pub workflow: &'a dyn Workflow,
     /// Already checked by [`Workflow::check_params`] (normalised).
     pub params: &'a Value,
-    pub trigger: Trigger,
+    pub trigger: RunTrigger,
     pub dry_run: bool,
     pub callback_url: Option<&'a str>,
     pub schedule_id: Option<Uuid>,
@@ -53,7 +35,7 @@ pub async fn start(conn: &mut PgConnection, actor: &Actor, start: &Start<'_>) ->
     let new = NewRun {
         workflow: info.key,
         workflow_version: info.version as i32,
-        trigger: start.trigger.as_str(),
+        trigger: start.trigger,
         params: start.params,
         dry_run: start.dry_run,
         callback_url: start.callback_url,

@@ -15,11 +15,8 @@ use sqlx::PgPool;
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use super::{
-    Registry, Runtime,
-    runs::{self, Trigger},
-};
-use crate::store::{self, audit::Actor};
+use super::{Registry, Runtime, runs};
+use crate::store::{self, audit::Actor, runs::RunTrigger};
 
 /// Parses a cron expression (5 fields, or 6 with seconds).
 pub fn parse_cron(expr: &str) -> Result<Cron, String> {
@@ -106,7 +103,7 @@ pub async fn fire_due(rt: &Runtime) -> Result<Vec<Uuid>, sqlx::Error> {
                 let start = runs::Start {
                     workflow: workflow.as_ref(),
                     params: &params,
-                    trigger: Trigger::Schedule,
+                    trigger: RunTrigger::Schedule,
                     dry_run: false,
                     callback_url: None,
                     schedule_id: Some(due.id),

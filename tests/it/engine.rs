@@ -20,11 +20,11 @@ use sqlx::PgPool;
 use switchboard::{
     api::AppState,
     domain::validation::FieldError,
-    store::{self, audit::Actor},
+    store::{self, audit::Actor, runs::RunTrigger},
     workflows::{
         Registry, StepError, TaskContext, Workflow, WorkflowInfo,
         engine::{Worker, WorkerSettings},
-        runs::{self, Trigger},
+        runs,
     },
 };
 use tokio::{sync::watch, task::JoinHandle};
@@ -205,7 +205,7 @@ pub async fn start_run(state: &AppState, workflow: &str, clients: &[Uuid], dry_r
     let start = runs::Start {
         workflow: w.as_ref(),
         params: &params,
-        trigger: Trigger::Api,
+        trigger: RunTrigger::Api,
         dry_run,
         callback_url: None,
         schedule_id: None,

@@ -494,7 +494,7 @@ async fn workflow_tasks_count_their_calls_for_their_client_and_the_flusher_write
     let new = runs::NewRun {
         workflow: "pinger",
         workflow_version: 1,
-        trigger: "api",
+        trigger: runs::RunTrigger::Api,
         params: &json!({}),
         dry_run: false,
         callback_url: None,

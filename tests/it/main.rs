@@ -10,6 +10,7 @@ mod auth_matrix;
 mod bad_input;
 mod cache;
 mod clients;
+mod constraints;
 mod cost_limits;
 mod crash;
 mod engine;

@@ -31,7 +31,7 @@ async fn finished_run(pool: &PgPool, callback_url: &str) -> RunRow {
         &NewRun {
             workflow: "daily-monitoring",
             workflow_version: 1,
-            trigger: "api",
+            trigger: runs::RunTrigger::Api,
             params: &params,
             dry_run: true,
             callback_url: Some(callback_url),

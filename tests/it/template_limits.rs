@@ -160,7 +160,7 @@ async fn a_weekly_report_whose_template_runs_out_of_steps_fails_its_task(pool: P
     let new = NewRun {
         workflow: "weekly-report",
         workflow_version: 1,
-        trigger: "api",
+        trigger: switchboard::store::runs::RunTrigger::Api,
         params: &params,
         dry_run: true,
         callback_url: None,
@@ -192,7 +192,7 @@ async fn a_weekly_report_whose_template_runs_out_of_steps_fails_its_task(pool: P
     stop.send(true).unwrap();
     handle.await.unwrap();
     let tasks = store::runs::tasks(&mut conn, run.id, None, 10).await.unwrap();
-    assert_eq!(finished.status, "failed", "{tasks:?}");
+    assert_eq!(finished.status.as_str(), "failed", "{tasks:?}");
     assert_eq!(tasks[0].attempt, 1, "a template over its limits is permanent");
     let error = tasks[0].error.as_deref().unwrap();
     assert!(error.contains("weekly-report") && error.contains("body") && error.contains("steps"), "{error}");

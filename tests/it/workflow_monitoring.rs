@@ -32,7 +32,7 @@ async fn run(app: &TestApp, params: Value, dry_run: bool) -> (RunRow, Vec<TaskRo
     let new = NewRun {
         workflow: WORKFLOW,
         workflow_version: 1,
-        trigger: "api",
+        trigger: switchboard::store::runs::RunTrigger::Api,
         params: &params,
         dry_run,
         callback_url: None,
@@ -81,7 +81,7 @@ fn task_of<'a>(tasks: &'a [TaskRow], client: &Value) -> &'a TaskRow {
 }
 
 fn summary(task: &TaskRow) -> &Value {
-    assert_eq!(task.status, "succeeded", "{:?}", task.error);
+    assert_eq!(task.status.as_str(), "succeeded", "{:?}", task.error);
     task.result.as_ref().expect("a summary")
 }
 
@@ -160,7 +160,7 @@ async fn monitoring_alerts_every_client_once_and_sends_one_digest_each(pool: PgP
 
     let params = json!({"date": day.to_string()});
     let (first, tasks) = run(&app, params.clone(), false).await;
-    assert_eq!(first.status, "succeeded");
+    assert_eq!(first.status.as_str(), "succeeded");
     assert_eq!(tasks.len(), 3, "active clients only");
 
     let alpha = alerts_of(&app, &a).await;
@@ -219,7 +219,7 @@ async fn monitoring_alerts_every_client_once_and_sends_one_digest_each(pool: PgP
         .unwrap();
     let rows = app.count("SELECT count(*) FROM engine.alerts").await;
     let (second, tasks) = run(&app, params, false).await;
-    assert_eq!(second.status, "succeeded");
+    assert_eq!(second.status.as_str(), "succeeded");
     assert_eq!(app.count("SELECT count(*) FROM engine.alerts").await, rows, "the same day raises no duplicate");
     assert_eq!(sent_messages(&app), 2, "no new alerts, no digest");
     let s = summary(task_of(&tasks, &a));
@@ -248,7 +248,7 @@ async fn dry_run_records_alerts_but_sends_nothing(pool: PgPool) {
     )
     .await;
     let (run, tasks) = run(&app, json!({"date": day.to_string()}), true).await;
-    assert_eq!(run.status, "succeeded");
+    assert_eq!(run.status.as_str(), "succeeded");
     assert!(has(&alerts_of(&app, &a).await, "pacing", "meta", "critical"), "alerts are recorded in a dry run");
     assert_eq!(sent_messages(&app), 0, "nothing is sent");
     let s = summary(task_of(&tasks, &a));
@@ -278,7 +278,7 @@ async fn a_failing_platform_is_an_alert_and_the_others_still_report(pool: PgPool
     )
     .await;
     let (run, tasks) = run(&app, json!({"date": day.to_string()}), false).await;
-    assert_eq!(run.status, "succeeded");
+    assert_eq!(run.status.as_str(), "succeeded");
     let alerts = alerts_of(&app, &a).await;
     assert!(has(&alerts, "platform_error", "google_ads", "warning"), "{alerts:?}");
     assert!(has(&alerts, "pacing", "meta", "critical"), "Meta is still checked: {alerts:?}");
@@ -305,7 +305,7 @@ async fn every_platform_failing_is_retried_then_fails_with_an_alert(pool: PgPool
     let a = active_client(&app, "Alpha", json!({"accounts": {"meta": "1111111111"}})).await;
     let day = Utc::now().date_naive() - chrono::Duration::days(3);
     let (run, tasks) = run(&app, json!({"date": day.to_string()}), false).await;
-    assert_eq!(run.status, "failed");
+    assert_eq!(run.status.as_str(), "failed");
     let task = task_of(&tasks, &a);
     assert_eq!((task.status.as_str(), task.attempt), ("failed", 3), "retried up to max_attempts");
     assert!(task.error.as_deref().unwrap().contains("every ad platform failed"), "{:?}", task.error);
@@ -329,7 +329,7 @@ async fn a_rejected_digest_is_reported_not_a_failure(pool: PgPool) {
     )
     .await;
     let (run, tasks) = run(&app, json!({"date": day.to_string()}), false).await;
-    assert_eq!(run.status, "succeeded");
+    assert_eq!(run.status.as_str(), "succeeded");
     let s = summary(task_of(&tasks, &a));
     assert_eq!(
         (s["notified"]["status"].as_str(), s["notified"]["code"].as_str()),

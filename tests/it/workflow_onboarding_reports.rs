@@ -34,7 +34,7 @@ async fn run(
     let new = NewRun {
         workflow,
         workflow_version: 1,
-        trigger: "api",
+        trigger: switchboard::store::runs::RunTrigger::Api,
         params: &params,
         dry_run,
         callback_url: None,
@@ -80,7 +80,7 @@ fn id_of(client: &Value) -> Uuid {
 
 fn summary<'a>(tasks: &'a [TaskRow], client: &Value) -> &'a Value {
     let task = tasks.iter().find(|t| t.client_id == id_of(client)).expect("a task for the client");
-    assert_eq!(task.status, "succeeded", "{:?}", task.error);
+    assert_eq!(task.status.as_str(), "succeeded", "{:?}", task.error);
     task.result.as_ref().expect("a summary")
 }
 
@@ -121,7 +121,7 @@ async fn onboarding_sets_up_each_client_once(pool: PgPool) {
     let b = app.create_client(json!({"name": "Onboard B", "accounts": {"whatsapp": "+5511999990002"}})).await;
     let c = app.create_client(json!({"name": "Onboard C"})).await;
     let (done, tasks) = run(&app, "client-onboarding", &[&a, &b, &c], json!({}), false).await;
-    assert_eq!(done.status, "succeeded", "{tasks:?}");
+    assert_eq!(done.status.as_str(), "succeeded", "{tasks:?}");
 
     let checklist = default_onboarding_template().len() as u64;
     assert_eq!(count_of(&app, "google_drive", "folders"), 3 * 5, "a root and 4 sub-folders per client");
@@ -151,7 +151,7 @@ async fn onboarding_sets_up_each_client_once(pool: PgPool) {
     // A second run creates nothing and sends no second welcome.
     let before = created(&app);
     let (again, tasks) = run(&app, "client-onboarding", &[&a, &b, &c], json!({}), false).await;
-    assert_eq!(again.status, "succeeded", "{tasks:?}");
+    assert_eq!(again.status.as_str(), "succeeded", "{tasks:?}");
     assert_eq!(created(&app), before);
     assert!(summary(&tasks, &a)["welcome"].as_str().unwrap().contains(&format!("already sent in run {}", done.id)));
     assert_eq!(summary(&tasks, &a)["tasks_created"], 0);
@@ -164,7 +164,7 @@ async fn onboarding_dry_run_changes_nothing(pool: PgPool) {
     let b = app.create_client(json!({"name": "Dry B", "accounts": {"whatsapp": "+5511999990004"}})).await;
     let (done, tasks) =
         run(&app, "client-onboarding", &[&a, &b], json!({"welcome_template": "hello_new_client"}), true).await;
-    assert_eq!(done.status, "succeeded", "{tasks:?}");
+    assert_eq!(done.status.as_str(), "succeeded", "{tasks:?}");
     for platform in ["google_drive", "clickup", "whatsapp"] {
         assert_eq!(app.sim.state.stats().platforms[platform].calls, 0, "{platform} was called in a dry run");
     }
@@ -178,7 +178,7 @@ async fn onboarding_dry_run_changes_nothing(pool: PgPool) {
 
     // A skipped welcome is not a sent one: the real run sends it.
     let (real, _) = run(&app, "client-onboarding", &[&a], json!({}), false).await;
-    assert_eq!(real.status, "succeeded");
+    assert_eq!(real.status.as_str(), "succeeded");
     assert_eq!(app.sim.state.vendor::<switchboard::sim::whatsapp::State>().messages().len(), 1);
 }
 
@@ -207,7 +207,7 @@ async fn weekly_report_stores_reports_and_delivers_once(pool: PgPool) {
     let b = ads_client(&app, "Weekly B", 12).await;
     brand_voice(&app, &a, "Playful, short sentences.").await;
     let (done, tasks) = run(&app, "weekly-report", &[&a, &b], json!({"week_ending": week_ending()}), false).await;
-    assert_eq!(done.status, "succeeded", "{tasks:?}");
+    assert_eq!(done.status.as_str(), "succeeded", "{tasks:?}");
 
     let reports = ok(&app.get("/v1/reports?kind=weekly-report").send().await)["data"].as_array().unwrap().clone();
     assert_eq!(reports.len(), 2);
@@ -261,7 +261,7 @@ async fn weekly_report_stores_reports_and_delivers_once(pool: PgPool) {
         .await
         .unwrap();
     let (again, tasks) = finish(&app, done.id).await;
-    assert_eq!(again.status, "succeeded", "{tasks:?}");
+    assert_eq!(again.status.as_str(), "succeeded", "{tasks:?}");
     assert_eq!(created(&app), before);
     assert_eq!(app.count("SELECT count(*) FROM engine.reports").await, 2);
     assert_eq!(app.count(usage).await, 2);
@@ -276,7 +276,7 @@ async fn weekly_report_dry_run_stores_the_rendered_prompt_and_sends_nothing(pool
     let edited = json!({"body": "EDITED for {{ client.name }}: {% for p in figures.platforms %}{{ p.platform }} {{ p.this_week.spend }}; {% endfor %}"});
     ok(&app.request(Method::PUT, "/v1/prompt-templates/weekly-report").token(&app.admin).json(&edited).send().await);
     let (done, tasks) = run(&app, "weekly-report", &[&a], json!({"week_ending": week_ending()}), true).await;
-    assert_eq!(done.status, "succeeded", "{tasks:?}");
+    assert_eq!(done.status.as_str(), "succeeded", "{tasks:?}");
     let report = &ok(&app.get("/v1/reports").send().await)["data"][0];
     assert!(report["model"].is_null() && report["input_tokens"].is_null(), "{report}");
     let body = report["body"].as_str().unwrap();
@@ -295,7 +295,7 @@ async fn weekly_report_without_its_template_fails_without_retrying(pool: PgPool)
     let app = TestApp::new(pool).await;
     let a = ads_client(&app, "No Template", 31).await;
     let (done, tasks) = run(&app, "weekly-report", &[&a], json!({"template": "missing-template"}), false).await;
-    assert_eq!(done.status, "failed");
+    assert_eq!(done.status.as_str(), "failed");
     assert_eq!(tasks[0].attempt, 1, "a missing template is permanent");
     assert!(tasks[0].error.as_deref().unwrap().contains("missing-template"), "{:?}", tasks[0].error);
     assert_eq!(count_of(&app, "llm", "completions"), 0);
