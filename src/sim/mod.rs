@@ -346,6 +346,7 @@ mod tests {
     /// Each vendor's conditions, counters and answers are its own: throttling one answers in its words.
     #[tokio::test]
     async fn each_vendor_answers_and_counts_under_its_own_key() {
+        crate::tls::install_provider();
         let state = SimState::new(
             [Mount::new::<Fake<1>>("one", "/one"), Mount::new::<Fake<2>>("two", "/two")],
             Behaviour::default(),
