@@ -102,6 +102,10 @@ impl Vendor for State {
     fn reset(&self) {
         State::reset(self)
     }
+    /// ClickUp's `ECODE`.
+    fn error_code(&self, body: &Value) -> Option<String> {
+        body["ECODE"].as_str().map(String::from)
+    }
 }
 
 pub fn router() -> Router<Arc<State>> {

@@ -84,6 +84,19 @@ impl Vendor for State {
     fn reset(&self) {
         State::reset(self)
     }
+    /// `family.REASON` of the first `GoogleAdsFailure` error, else the RPC status.
+    fn error_code(&self, body: &Value) -> Option<String> {
+        if let Some(code) = super::oauth_error_code(body) {
+            return Some(code);
+        }
+        let error = &body["error"];
+        let failure = error["details"].as_array().and_then(|d| d.iter().find_map(|d| d["errors"].get(0)));
+        let family = failure.and_then(|e| e["errorCode"].as_object()).and_then(|c| c.iter().next());
+        match family {
+            Some((family, reason)) => Some(format!("{family}.{}", reason.as_str().unwrap_or_default())),
+            None => error["status"].as_str().map(String::from),
+        }
+    }
 }
 
 pub fn router() -> Router<Arc<State>> {

@@ -124,6 +124,10 @@ impl Vendor for State {
     fn reset(&self) {
         State::reset(self)
     }
+    /// The first `errors[].reason` of Drive's error body.
+    fn error_code(&self, body: &Value) -> Option<String> {
+        super::oauth_error_code(body).or_else(|| body["error"]["errors"][0]["reason"].as_str().map(String::from))
+    }
 }
 
 pub fn router() -> Router<Arc<State>> {

@@ -55,6 +55,11 @@ impl Vendor for State {
     fn reset(&self) {
         State::reset(self)
     }
+    /// OpenAI's `error.code` when it has one, else the error `type` (Anthropic, OpenAI).
+    fn error_code(&self, body: &Value) -> Option<String> {
+        let error = &body["error"];
+        error["code"].as_str().or_else(|| error["type"].as_str()).map(String::from)
+    }
 }
 
 pub fn router() -> Router<Arc<State>> {

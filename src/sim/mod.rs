@@ -5,7 +5,8 @@
 //! error bodies) and imports nothing from the connectors (`platforms` uses the simulator,
 //! never the other way). A module's `State` implements [`Vendor`]; this module adds what
 //! they share: per-vendor latency, rate limit (answering with that vendor's throttling
-//! error when exceeded) and fault rate, call statistics (`GET /_sim/stats`), runtime
+//! error when exceeded) and fault rate, call statistics (`GET /_sim/stats`, with every
+//! error answer counted by the vendor's own code, read by [`Vendor::error_code`]), runtime
 //! configuration (`POST /_sim/config`) and `POST /_sim/reset`. Which vendors are served,
 //! and where, comes from the caller ([`SimState::new`]; Switchboard's list is the
 //! platform registry, `platforms::simulator`).
@@ -63,7 +64,18 @@ struct Counters {
     calls: AtomicU64,
     throttled: AtomicU64,
     faults: AtomicU64,
+    /// Error answers by the vendor's code (e.g. `"131047"`, `"100/1504018"`, `"OAUTH_025"`).
+    errors: Mutex<BTreeMap<String, u64>>,
 }
+
+impl Counters {
+    fn count_error(&self, code: String) {
+        *self.errors.lock().expect("sim error counters").entry(code).or_default() += 1;
+    }
+}
+
+/// The largest error body the simulator reads back to count its code.
+const ERROR_BODY_LIMIT: usize = 64 * 1024;
 
 /// One simulated vendor: its module's state, routes and answers. The simulator knows
 /// nothing else of a platform; which vendors it serves, and where, is the caller's list
@@ -79,6 +91,14 @@ pub trait Vendor: Any + Send + Sync {
     fn created(&self) -> BTreeMap<String, u64>;
     /// Forgets every created object.
     fn reset(&self);
+    /// The vendor's own code in one of its error bodies (what a client would branch on),
+    /// for the `errors` count of `GET /_sim/stats`; `None` when the body carries none.
+    fn error_code(&self, body: &serde_json::Value) -> Option<String>;
+    /// Its own controls (what a test or demo drives that the vendor's API has no call for, e.g.
+    /// a customer writing in), served under `/_sim/<key>` without latency, limits or faults.
+    fn controls(self: Arc<Self>) -> Option<Router> {
+        None
+    }
 }
 
 /// A vendor to serve: `key` names it in stats and config, `prefix` is the path it is served under.
@@ -172,6 +192,7 @@ impl SimState {
                     throttled: c.throttled.load(Ordering::Relaxed),
                     faults: c.faults.load(Ordering::Relaxed),
                     created: s.vendor.created(),
+                    errors: c.errors.lock().expect("sim error counters").clone(),
                 };
                 (key.to_string(), stats)
             })
@@ -185,6 +206,7 @@ impl SimState {
             s.counters.calls.store(0, Ordering::Relaxed);
             s.counters.throttled.store(0, Ordering::Relaxed);
             s.counters.faults.store(0, Ordering::Relaxed);
+            s.counters.errors.lock().expect("sim error counters").clear();
             s.vendor.reset();
         }
     }
@@ -198,6 +220,8 @@ pub struct PlatformStats {
     pub faults: u64,
     /// Objects created, by kind (e.g. `folders`, `lists`, `tasks`, `messages`).
     pub created: BTreeMap<String, u64>,
+    /// Error answers (4xx/5xx, throttling and faults included) by the vendor's own code.
+    pub errors: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -215,12 +239,32 @@ pub fn router(state: SimState) -> Router {
     for (&key, served) in &state.0.vendors {
         let routes = served.vendor.clone().routes().layer(from_fn_with_state((state.clone(), key), conditions));
         router = router.nest(served.prefix, routes);
+        if let Some(controls) = served.vendor.clone().controls() {
+            router = router.nest(&format!("/_sim/{key}"), controls);
+        }
     }
     router
 }
 
-/// Latency, rate limit and faults of one vendor, in front of its routes.
+/// Latency, rate limit and faults of one vendor, in front of its routes; counts every
+/// error answer by the vendor's code.
 async fn conditions(State((state, key)): State<(SimState, &'static str)>, req: Request, next: Next) -> Response {
+    let served = &state.0.vendors[key];
+    let response = apply_conditions(&state, key, req, next).await;
+    if !(response.status().is_client_error() || response.status().is_server_error()) {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, ERROR_BODY_LIMIT).await else {
+        return Response::from_parts(parts, axum::body::Body::empty());
+    };
+    if let Some(code) = serde_json::from_slice(&bytes).ok().and_then(|v| served.vendor.error_code(&v)) {
+        served.counters.count_error(code);
+    }
+    Response::from_parts(parts, axum::body::Body::from(bytes))
+}
+
+async fn apply_conditions(state: &SimState, key: &'static str, req: Request, next: Next) -> Response {
     let served = &state.0.vendors[key];
     let counters = &served.counters;
     counters.calls.fetch_add(1, Ordering::Relaxed);
@@ -301,6 +345,21 @@ pub async fn spawn(addr: std::net::SocketAddr, state: SimState) -> std::io::Resu
     Ok(Running { base_url, state, task })
 }
 
+/// The code of a Graph API error body (Meta, WhatsApp): `code`, or `code/error_subcode`.
+pub fn graph_error_code(body: &serde_json::Value) -> Option<String> {
+    let error = &body["error"];
+    let code = error["code"].as_i64()?;
+    Some(match error["error_subcode"].as_i64() {
+        Some(sub) => format!("{code}/{sub}"),
+        None => code.to_string(),
+    })
+}
+
+/// The code of an OAuth token-endpoint error (`{"error": "invalid_grant"}`), shared by the Google vendors.
+pub fn oauth_error_code(body: &serde_json::Value) -> Option<String> {
+    body["error"].as_str().map(String::from)
+}
+
 /// A deterministic number in `[0, 1)` from the given parts (same parts, same number),
 /// for metrics that must not change between runs.
 pub fn unit(parts: &[&str]) -> f64 {
@@ -335,15 +394,23 @@ mod tests {
             (axum::http::StatusCode::TOO_MANY_REQUESTS, format!("slow down, says {N}")).into_response()
         }
         fn fault(&self) -> Response {
-            (axum::http::StatusCode::BAD_GATEWAY, format!("{N} is down")).into_response()
+            (axum::http::StatusCode::BAD_GATEWAY, Json(serde_json::json!({"code": format!("{N} is down")})))
+                .into_response()
         }
         fn created(&self) -> BTreeMap<String, u64> {
             BTreeMap::from([(format!("things of {N}"), u64::from(N))])
         }
         fn reset(&self) {}
+        fn error_code(&self, body: &serde_json::Value) -> Option<String> {
+            body["code"].as_str().map(String::from)
+        }
+        fn controls(self: Arc<Self>) -> Option<Router> {
+            (N == 2).then(|| Router::new().route("/knock", post(|| async { format!("{N} opens") })))
+        }
     }
 
-    /// Each vendor's conditions, counters and answers are its own: throttling one answers in its words.
+    /// Each vendor's conditions, counters and answers are its own: throttling one answers in its words,
+    /// and its error answers are counted by its own code.
     #[tokio::test]
     async fn each_vendor_answers_and_counts_under_its_own_key() {
         crate::tls::install_provider();
@@ -361,15 +428,23 @@ mod tests {
         assert_eq!(get("/two/ping").await, "pong 2");
         assert_eq!(get("/two/ping").await, "slow down, says 2");
         state.configure("one", Behaviour { fault_rate: 1.0, ..Behaviour::default() });
-        assert_eq!(get("/one/ping").await, "1 is down");
+        assert_eq!(get("/one/ping").await, r#"{"code":"1 is down"}"#);
         let stats = state.stats().platforms;
         assert_eq!((stats["one"].calls, stats["one"].throttled, stats["one"].faults), (2, 0, 1));
         assert_eq!((stats["two"].calls, stats["two"].throttled, stats["two"].faults), (2, 1, 0));
         assert_eq!(stats["two"].created["things of 2"], 2);
+        // Error answers are counted by the vendor's own code; a body without one is not.
+        assert_eq!(stats["one"].errors, BTreeMap::from([("1 is down".to_string(), 1)]));
+        assert!(stats["two"].errors.is_empty(), "{:?}", stats["two"].errors);
         assert_eq!(state.keys(), ["one", "two"]);
         let _: &Fake<2> = state.vendor::<Fake<2>>();
+        // A vendor's own controls sit under /_sim/<key>, outside its limits (two's rate is spent).
+        let knock = reqwest::Client::new().post(format!("{}/_sim/two/knock", running.base_url)).send().await.unwrap();
+        assert_eq!(knock.text().await.unwrap(), "2 opens");
+        assert_eq!(state.stats().platforms["two"].calls, 2);
         state.reset();
         assert_eq!(state.stats().platforms["one"].calls, 0);
+        assert!(state.stats().platforms["one"].errors.is_empty());
         running.task.abort();
     }
 

@@ -91,6 +91,9 @@ impl Vendor for State {
     fn reset(&self) {
         State::reset(self)
     }
+    fn error_code(&self, body: &Value) -> Option<String> {
+        super::graph_error_code(body)
+    }
 }
 
 pub fn router() -> Router<Arc<State>> {
