@@ -70,12 +70,7 @@ impl Database {
 /// Applies migrations on a connection of their own without `statement_timeout`
 /// (a migration may rewrite a large table); the connection is closed afterwards.
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
-    let mut conn = pool.acquire().await.context("connecting to apply migrations")?;
-    sqlx::query("SET statement_timeout = 0").execute(&mut *conn).await?;
-    let applied = store::MIGRATOR.run(&mut *conn).await.context("applying migrations");
-    let _ = conn.close().await;
-    applied?;
-    Ok(())
+    store::migrate(pool).await.context("applying migrations")
 }
 
 /// `JWT_SECRET`, or in zero-setup mode a generated one kept in `DATA_DIR/jwt_secret`.

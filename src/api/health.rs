@@ -45,8 +45,7 @@ async fn healthz() -> axum::Json<Health> {
     ))]
 async fn readyz(State(state): State<AppState>) -> Result<axum::Json<Health>, ApiError> {
     let not_ready = |why: &str| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", why.to_string());
-    let applied: Vec<i64> = sqlx::query_scalar!("SELECT version FROM _sqlx_migrations WHERE success")
-        .fetch_all(&state.pool)
+    let applied = store::applied_migrations(&state.pool)
         .await
         .map_err(|_| not_ready("The database is unreachable or not migrated."))?;
     if store::MIGRATOR.iter().any(|m| !applied.contains(&m.version)) {

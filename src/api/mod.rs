@@ -26,6 +26,7 @@ pub mod runs;
 pub mod schedules;
 pub mod state;
 pub mod tokens;
+pub mod webhook_deliveries;
 pub mod webhooks;
 
 pub use state::AppState;

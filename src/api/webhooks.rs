@@ -1,5 +1,5 @@
-//! `/v1/webhook-endpoints` and `/v1/deliveries`: where Switchboard pushes its
-//! events (Make custom webhooks), the delivery log, manual redelivery. Every
+//! `/v1/webhook-endpoints`: where Switchboard pushes its events (Make custom
+//! webhooks); the delivery log and redelivery are in `webhook_deliveries`. Every
 //! operation needs `webhooks:write` and every change is audited. The signing
 //! secret is shown only by create and rotate-secret.
 
@@ -21,6 +21,7 @@ use super::{
     error::{ApiError, ApiResult, Problem},
     extract::{ApiJson, ApiQuery, NoQuery},
     pagination::{self, Page},
+    webhook_deliveries,
 };
 use crate::{
     api::AppState,
@@ -32,14 +33,12 @@ use crate::{
     events::{delivery, secret, signing, ssrf},
     store::{
         self,
-        deliveries::{self, DeliveryRow},
         webhook_endpoints::{self as endpoints, EndpointFields, EndpointRow},
     },
 };
 
 pub const TAG: &str = "webhooks";
 const CURSOR: &str = "webhook_endpoints";
-const DELIVERY_CURSOR: &str = "deliveries";
 const MAX_PATTERNS: usize = 20;
 const MAX_DESCRIPTION: usize = 500;
 
@@ -49,8 +48,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_endpoint, update_endpoint, delete_endpoint))
         .routes(routes!(rotate_secret))
         .routes(routes!(test_endpoint))
-        .routes(routes!(list_deliveries))
-        .routes(routes!(retry_delivery))
+        .merge(webhook_deliveries::router())
 }
 
 /// A webhook endpoint (without its secret).
@@ -191,11 +189,11 @@ fn may_subscribe(caller: &Caller, patterns: &[String]) -> ApiResult<()> {
     }
 }
 
-fn parse_id(raw: &str, what: &str) -> ApiResult<Uuid> {
+pub(super) fn parse_id(raw: &str, what: &str) -> ApiResult<Uuid> {
     Uuid::parse_str(raw).map_err(|_| ApiError::not_found(format!("No {what} `{raw}`.")))
 }
 
-async fn load(conn: &mut sqlx::PgConnection, raw: &str, for_update: bool) -> ApiResult<EndpointRow> {
+pub(super) async fn load(conn: &mut sqlx::PgConnection, raw: &str, for_update: bool) -> ApiResult<EndpointRow> {
     let id = parse_id(raw, "webhook endpoint")?;
     let found =
         if for_update { endpoints::find_for_update(conn, id).await? } else { endpoints::find(conn, id).await? };
@@ -536,194 +534,4 @@ async fn test_endpoint(
     .await?;
     tx.commit().await?;
     Ok(axum::Json(result))
-}
-
-/// One attempt of a delivery.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AttemptView {
-    #[serde(with = "crate::domain::timestamp")]
-    #[schema(value_type = String)]
-    pub attempted_at: DateTime<Utc>,
-    /// The HTTP status answered (`null`: no answer, see `error`).
-    pub status: Option<i32>,
-    pub latency_ms: i32,
-    pub error: Option<String>,
-    /// The first 500 characters of the answer.
-    pub response_excerpt: Option<String>,
-}
-
-/// One event's delivery to one endpoint.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct DeliveryView {
-    pub id: Uuid,
-    pub endpoint_id: Uuid,
-    pub event_id: Uuid,
-    #[schema(example = "alert.created")]
-    pub event_type: String,
-    /// `pending` (waiting for its next attempt), `delivering` (an attempt in flight),
-    /// `succeeded` or `failed` (out of attempts, or the endpoint was disabled).
-    #[schema(example = "succeeded")]
-    pub status: String,
-    /// Attempts made so far.
-    pub attempts: i32,
-    /// When it is tried next (`pending` only).
-    #[serde(with = "crate::domain::timestamp::option")]
-    #[schema(value_type = Option<String>)]
-    pub next_attempt_at: Option<DateTime<Utc>>,
-    pub last_status: Option<i32>,
-    pub last_error: Option<String>,
-    #[serde(with = "crate::domain::timestamp")]
-    #[schema(value_type = String)]
-    pub created_at: DateTime<Utc>,
-    #[serde(with = "crate::domain::timestamp::option")]
-    #[schema(value_type = Option<String>)]
-    pub delivered_at: Option<DateTime<Utc>>,
-    /// Every attempt, oldest first.
-    pub attempt_log: Vec<AttemptView>,
-}
-
-async fn views(conn: &mut sqlx::PgConnection, rows: Vec<DeliveryRow>) -> ApiResult<Vec<DeliveryView>> {
-    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
-    let mut attempts = deliveries::attempts(conn, &ids).await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| {
-            let log = attempts
-                .extract_if(.., |a| a.delivery_id == r.id)
-                .map(|a| AttemptView {
-                    attempted_at: a.attempted_at,
-                    status: a.status,
-                    latency_ms: a.latency_ms,
-                    error: a.error,
-                    response_excerpt: a.response_excerpt,
-                })
-                .collect();
-            let in_flight = r.status == "pending" && r.locked_until.is_some();
-            DeliveryView {
-                id: r.id,
-                endpoint_id: r.endpoint_id,
-                event_id: r.event_id,
-                event_type: r.event_type,
-                status: if in_flight { "delivering".into() } else { r.status.clone() },
-                attempts: r.attempts,
-                next_attempt_at: (r.status == "pending" && !in_flight).then_some(r.next_attempt_at),
-                last_status: r.last_status,
-                last_error: r.last_error,
-                created_at: r.created_at,
-                delivered_at: r.delivered_at,
-                attempt_log: log,
-            }
-        })
-        .collect())
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct DeliveriesQuery {
-    /// `pending`, `succeeded` or `failed`.
-    status: Option<String>,
-    /// Page size, 1–500 (default 50).
-    limit: Option<u32>,
-    /// `next_cursor` of the previous page.
-    cursor: Option<String>,
-}
-
-/// An endpoint's deliveries
-///
-/// Newest event first: status, attempts, the last answer and every attempt (status,
-/// latency, the start of the answer).
-#[utoipa::path(
-    get, path = "/v1/webhook-endpoints/{id}/deliveries", operation_id = "listWebhookDeliveries", tag = TAG,
-    params(("id" = Uuid, Path, description = "Endpoint id"), DeliveriesQuery),
-    responses(
-        (status = 200, description = "A page of deliveries", body = Page<DeliveryView>),
-        (status = 400, description = "Bad query parameter (status, limit, cursor)", body = Problem),
-        (status = 403, description = "Missing scope `webhooks:write`", body = Problem),
-        (status = 404, description = "No such endpoint", body = Problem),
-    )
-)]
-async fn list_deliveries(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-    ApiQuery(q): ApiQuery<DeliveriesQuery>,
-) -> ApiResult<axum::Json<Page<DeliveryView>>> {
-    caller.require(Scope::WebhooksWrite)?;
-    const STATUSES: [&str; 3] = ["pending", "succeeded", "failed"];
-    if let Some(s) = &q.status
-        && !STATUSES.contains(&s.as_str())
-    {
-        return Err(ApiError::bad_request("invalid_query", format!("status: one of {}", STATUSES.join(", ")))
-            .with_field("status", format!("one of {}", STATUSES.join(", "))));
-    }
-    let limit = pagination::limit(q.limit)?;
-    let before = pagination::decode_uuid(DELIVERY_CURSOR, q.cursor.as_deref())?;
-    let mut conn = state.pool.acquire().await?;
-    let endpoint = load(&mut conn, &id, false).await?;
-    let rows = deliveries::list(&mut conn, endpoint.id, q.status.as_deref(), before, i64::from(limit) + 1).await?;
-    let page = pagination::page(rows, limit, DELIVERY_CURSOR, |d| d.event_id);
-    Ok(axum::Json(Page { data: views(&mut conn, page.data).await?, next_cursor: page.next_cursor }))
-}
-
-/// Redeliver now
-///
-/// Puts the delivery back in the queue for an attempt right away, whatever its status
-/// (also to send a succeeded one again). If that attempt fails, the delivery goes on
-/// with the rest of its retry schedule, or fails when it had used it all. 409 while an
-/// attempt is in flight or when the endpoint is disabled (enable it first).
-#[utoipa::path(
-    post, path = "/v1/deliveries/{id}/retry", operation_id = "retryWebhookDelivery", tag = TAG,
-    params(("id" = Uuid, Path, description = "Delivery id")),
-    responses(
-        (status = 202, description = "Queued", body = DeliveryView),
-        (status = 403, description = "Missing scope `webhooks:write`", body = Problem),
-        (status = 404, description = "No such delivery", body = Problem),
-        (status = 409, description = "An attempt is in flight, or the endpoint is disabled", body = Problem),
-    )
-)]
-async fn retry_delivery(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-    _: ApiQuery<NoQuery>,
-) -> ApiResult<Response> {
-    caller.require(Scope::WebhooksWrite)?;
-    let id = parse_id(&id, "delivery")?;
-    let mut tx = state.pool.begin().await?;
-    let delivery = deliveries::find_for_update(&mut tx, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("No delivery `{id}`.")))?;
-    if delivery.status == "pending" && delivery.locked_until.is_some() {
-        return Err(ApiError::conflict(
-            "delivery_in_flight",
-            "An attempt of this delivery is in flight; wait for its outcome.",
-        ));
-    }
-    let endpoint = endpoints::find(&mut tx, delivery.endpoint_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("No delivery `{id}`.")))?;
-    if !endpoint.enabled {
-        return Err(ApiError::conflict(
-            "endpoint_disabled",
-            "The endpoint is disabled; enable it (PATCH enabled: true) first.",
-        ));
-    }
-    deliveries::requeue(&mut tx, id).await?;
-    store::audit::record(
-        &mut tx,
-        &caller.actor(),
-        "delivery.retry",
-        "delivery",
-        &id.to_string(),
-        None::<&()>,
-        Some(&json!({"event_id": delivery.event_id, "endpoint_id": delivery.endpoint_id})),
-    )
-    .await?;
-    let row =
-        deliveries::find(&mut tx, id).await?.ok_or_else(|| ApiError::not_found(format!("No delivery `{id}`.")))?;
-    let view =
-        views(&mut tx, vec![row]).await?.pop().ok_or_else(|| ApiError::not_found(format!("No delivery `{id}`.")))?;
-    tx.commit().await?;
-    Ok((StatusCode::ACCEPTED, axum::Json(view)).into_response())
 }

@@ -194,9 +194,71 @@ pub enum Next {
     Gone,
 }
 
+impl Next {
+    /// The delivery's stored status after this outcome, and how long until its next attempt.
+    pub fn status(self) -> (DeliveryStatus, Duration) {
+        match self {
+            Next::Succeeded => (DeliveryStatus::Succeeded, Duration::ZERO),
+            Next::Retry(after) => (DeliveryStatus::Pending, after),
+            Next::Failed | Next::Gone => (DeliveryStatus::Failed, Duration::ZERO),
+        }
+    }
+}
+
+super::names::text_enum! {
+    /// Where a delivery stands in the database (`engine.deliveries.status`,
+    /// `engine.run_callbacks.status`): `pending` until it succeeds or runs out of attempts.
+    pub enum DeliveryStatus {
+        Pending = "pending",
+        Succeeded = "succeeded",
+        Failed = "failed",
+    }
+}
+
+super::names::text_enum! {
+    /// A delivery as the API shows it: `pending` (waiting for its next attempt),
+    /// `delivering` (a pending delivery whose attempt is in flight, under a worker's lease),
+    /// `succeeded` or `failed` (out of attempts, or the endpoint was disabled).
+    pub enum DeliveryState {
+        Pending = "pending",
+        Delivering = "delivering",
+        Succeeded = "succeeded",
+        Failed = "failed",
+    }
+}
+
+impl DeliveryState {
+    /// A stored status seen with or without a live lease.
+    pub fn of(status: DeliveryStatus, leased: bool) -> Self {
+        match status {
+            DeliveryStatus::Pending if leased => Self::Delivering,
+            DeliveryStatus::Pending => Self::Pending,
+            DeliveryStatus::Succeeded => Self::Succeeded,
+            DeliveryStatus::Failed => Self::Failed,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pending_delivery_under_a_lease_shows_as_delivering() {
+        assert_eq!(DeliveryState::of(DeliveryStatus::Pending, true), DeliveryState::Delivering);
+        assert_eq!(DeliveryState::of(DeliveryStatus::Pending, false), DeliveryState::Pending);
+        // A finished delivery keeps its status whatever the lease column says.
+        assert_eq!(DeliveryState::of(DeliveryStatus::Failed, true), DeliveryState::Failed);
+        assert_eq!(DeliveryState::of(DeliveryStatus::Succeeded, true), DeliveryState::Succeeded);
+    }
+
+    #[test]
+    fn an_outcome_sets_the_stored_status_and_the_wait() {
+        let after = Duration::from_secs(30);
+        assert_eq!(Next::Retry(after).status(), (DeliveryStatus::Pending, after));
+        assert_eq!(Next::Succeeded.status(), (DeliveryStatus::Succeeded, Duration::ZERO));
+        assert_eq!(Next::Gone.status(), (DeliveryStatus::Failed, Duration::ZERO));
+    }
 
     #[test]
     fn every_type_has_one_name_on_the_wire_in_the_db_and_in_the_docs() {

@@ -67,11 +67,7 @@ pub async fn finish(
     attempt: &Attempt,
     next: Next,
 ) -> Result<(), sqlx::Error> {
-    let (status, retry_secs) = match next {
-        Next::Succeeded => ("succeeded", 0.0),
-        Next::Retry(after) => ("pending", after.as_secs_f64()),
-        Next::Failed | Next::Gone => ("failed", 0.0),
-    };
+    let (status, retry_in) = next.status();
     sqlx::query!(
         "UPDATE engine.run_callbacks
          SET status = $3, next_attempt_at = now() + make_interval(secs => $4), last_status = $5, last_error = $6,
@@ -79,8 +75,8 @@ pub async fn finish(
          WHERE id = $1 AND locked_by = $2 AND status = 'pending'",
         c.id,
         worker,
-        status,
-        retry_secs,
+        status.as_str(),
+        retry_in.as_secs_f64(),
         attempt.status.map(i32::from),
         attempt.error
     )

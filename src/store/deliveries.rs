@@ -9,7 +9,7 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::{events::wake_deliverers, webhook_endpoints};
-use crate::domain::events::{Attempt, Event, Next};
+use crate::domain::events::{Attempt, DeliveryStatus, Event, Next};
 
 #[derive(Debug, Clone)]
 pub struct DeliveryRow {
@@ -17,7 +17,7 @@ pub struct DeliveryRow {
     pub event_id: Uuid,
     pub event_type: String,
     pub endpoint_id: Uuid,
-    pub status: String,
+    pub status: DeliveryStatus,
     pub attempts: i32,
     pub next_attempt_at: DateTime<Utc>,
     /// Set while a worker holds the delivery (an attempt in flight).
@@ -32,20 +32,20 @@ pub struct DeliveryRow {
 pub async fn list(
     conn: &mut PgConnection,
     endpoint_id: Uuid,
-    status: Option<&str>,
+    status: Option<DeliveryStatus>,
     before: Option<Uuid>,
     limit: i64,
 ) -> Result<Vec<DeliveryRow>, sqlx::Error> {
     sqlx::query_as!(
         DeliveryRow,
-        r#"SELECT d.id, d.event_id, ev.type AS event_type, d.endpoint_id, d.status, d.attempts, d.next_attempt_at,
+        r#"SELECT d.id, d.event_id, ev.type AS event_type, d.endpoint_id, d.status AS "status: DeliveryStatus", d.attempts, d.next_attempt_at,
                   CASE WHEN d.locked_until > now() THEN d.locked_until END AS locked_until,
                   d.last_status, d.last_error, d.created_at, d.delivered_at
            FROM engine.deliveries d JOIN engine.events ev ON ev.id = d.event_id
            WHERE d.endpoint_id = $1 AND ($2::text IS NULL OR d.status = $2) AND ($3::uuid IS NULL OR d.event_id < $3)
            ORDER BY d.event_id DESC LIMIT $4"#,
         endpoint_id,
-        status,
+        status.map(DeliveryStatus::as_str),
         before,
         limit
     )
@@ -56,7 +56,7 @@ pub async fn list(
 pub async fn find(conn: &mut PgConnection, id: Uuid) -> Result<Option<DeliveryRow>, sqlx::Error> {
     sqlx::query_as!(
         DeliveryRow,
-        r#"SELECT d.id, d.event_id, ev.type AS event_type, d.endpoint_id, d.status, d.attempts, d.next_attempt_at,
+        r#"SELECT d.id, d.event_id, ev.type AS event_type, d.endpoint_id, d.status AS "status: DeliveryStatus", d.attempts, d.next_attempt_at,
                   CASE WHEN d.locked_until > now() THEN d.locked_until END AS locked_until,
                   d.last_status, d.last_error, d.created_at, d.delivered_at
            FROM engine.deliveries d JOIN engine.events ev ON ev.id = d.event_id WHERE d.id = $1"#,
@@ -70,7 +70,7 @@ pub async fn find(conn: &mut PgConnection, id: Uuid) -> Result<Option<DeliveryRo
 pub async fn find_for_update(conn: &mut PgConnection, id: Uuid) -> Result<Option<DeliveryRow>, sqlx::Error> {
     sqlx::query_as!(
         DeliveryRow,
-        r#"SELECT d.id, d.event_id, ev.type AS event_type, d.endpoint_id, d.status, d.attempts, d.next_attempt_at,
+        r#"SELECT d.id, d.event_id, ev.type AS event_type, d.endpoint_id, d.status AS "status: DeliveryStatus", d.attempts, d.next_attempt_at,
                   CASE WHEN d.locked_until > now() THEN d.locked_until END AS locked_until,
                   d.last_status, d.last_error, d.created_at, d.delivered_at
            FROM engine.deliveries d JOIN engine.events ev ON ev.id = d.event_id WHERE d.id = $1 FOR UPDATE OF d"#,
@@ -215,11 +215,7 @@ pub async fn finish(
     )
     .execute(&mut *tx)
     .await?;
-    let (status, retry_secs) = match next {
-        Next::Succeeded => ("succeeded", 0.0),
-        Next::Retry(after) => ("pending", after.as_secs_f64()),
-        Next::Failed | Next::Gone => ("failed", 0.0),
-    };
+    let (status, retry_in) = next.status();
     let held = sqlx::query!(
         "UPDATE engine.deliveries
          SET status = $3, next_attempt_at = now() + make_interval(secs => $4), last_status = $5, last_error = $6,
@@ -227,8 +223,8 @@ pub async fn finish(
          WHERE id = $1 AND locked_by = $2 AND status = 'pending'",
         c.id,
         worker,
-        status,
-        retry_secs,
+        status.as_str(),
+        retry_in.as_secs_f64(),
         attempt.status.map(i32::from),
         attempt.error
     )

@@ -30,6 +30,21 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 /// Migrations embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
+/// Applies [`MIGRATOR`] on a connection of its own without `statement_timeout` (a
+/// migration may rewrite a large table); the connection is closed afterwards.
+pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
+    let mut conn = pool.acquire().await?;
+    sqlx::query!("SET statement_timeout = 0").execute(&mut *conn).await?;
+    let applied = MIGRATOR.run(&mut *conn).await;
+    let _ = conn.close().await;
+    applied
+}
+
+/// The versions of the migrations applied successfully to the database.
+pub async fn applied_migrations(pool: &PgPool) -> Result<Vec<i64>, sqlx::Error> {
+    sqlx::query_scalar!("SELECT version FROM _sqlx_migrations WHERE success").fetch_all(pool).await
+}
+
 /// A pool whose connections cancel any statement running longer than
 /// `statement_timeout` (None: no limit), so a stuck query cannot hold a request
 /// and its connection for ever.

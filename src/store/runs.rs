@@ -534,3 +534,25 @@ pub async fn record_effect(
     .await?;
     Ok(())
 }
+
+/// The first other run of `workflow` that really (not dry) carried out `step` for the
+/// client: an effect meant once per client rather than once per run (a welcome message).
+pub async fn earlier_effect_run(
+    conn: &mut PgConnection,
+    workflow: &str,
+    client_id: Uuid,
+    step: &str,
+    other_than: Uuid,
+) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar!(
+        "SELECT e.run_id FROM engine.effects e JOIN engine.runs r ON r.id = e.run_id
+         WHERE e.client_id = $1 AND e.step = $2 AND NOT e.dry_run AND e.run_id <> $3 AND r.workflow = $4
+         ORDER BY e.created_at LIMIT 1",
+        client_id,
+        step,
+        other_than,
+        workflow
+    )
+    .fetch_optional(conn)
+    .await
+}

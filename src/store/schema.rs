@@ -420,6 +420,7 @@ mod tests {
     use crate::domain::{
         alert::{AlertStatus, Severity},
         client::ClientStatus,
+        events::DeliveryStatus,
         knowledge::KnowledgeKind,
         run::{RunStatus, RunTrigger, TaskStatus},
     };
@@ -462,6 +463,12 @@ mod tests {
         same_names("engine.alerts", "status", AlertStatus::NAMES);
     }
 
+    #[test]
+    fn delivery_status_is_the_check_list_of_deliveries_and_callbacks() {
+        same_names("engine.deliveries", "status", DeliveryStatus::NAMES);
+        same_names("engine.run_callbacks", "status", DeliveryStatus::NAMES);
+    }
+
     /// The SQL of these modules compares name columns with literals (a partial index
     /// needs the literal in the query): each such literal must be a known name, so a
     /// typo like `'cancelled'` fails here instead of matching nothing.
@@ -475,6 +482,7 @@ mod tests {
             KnowledgeKind::NAMES,
             Severity::NAMES,
             AlertStatus::NAMES,
+            DeliveryStatus::NAMES,
         ]
         .concat()
         .into_iter()
@@ -487,6 +495,8 @@ mod tests {
             ("clients.rs", include_str!("clients.rs")),
             ("knowledge.rs", include_str!("knowledge.rs")),
             ("run_view.rs", include_str!("run_view.rs")),
+            ("deliveries.rs", include_str!("deliveries.rs")),
+            ("callbacks.rs", include_str!("callbacks.rs")),
         ] {
             for literal in word_literals(source) {
                 assert!(known.contains(literal.as_str()), "{file}: `'{literal}'` is no known name");

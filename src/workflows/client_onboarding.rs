@@ -21,7 +21,11 @@ use crate::{
         clickup::{ListLocation, default_onboarding_template},
         google_drive::FolderTree,
     },
+    store,
 };
+
+/// The ledger step of the welcome message (sent once per client, whatever the run).
+const WELCOME_STEP: &str = "welcome_message";
 
 pub const KEY: &str = "client-onboarding";
 
@@ -185,7 +189,7 @@ async fn onboard(ctx: &TaskContext) -> Result<Value, StepError> {
             Some(run) => format!("skipped: already sent in run {run}"),
             None => {
                 let sent: Option<Sent> = ctx
-                    .effect("welcome_message", || async {
+                    .effect(WELCOME_STEP, || async {
                         platforms.ensure_configured("whatsapp")?;
                         let sent = platforms
                             .whatsapp
@@ -227,17 +231,8 @@ async fn onboard(ctx: &TaskContext) -> Result<Value, StepError> {
 
 /// An earlier run of this workflow that already sent this client's welcome.
 async fn welcomed_in(ctx: &TaskContext) -> Result<Option<Uuid>, StepError> {
-    let run = sqlx::query_scalar!(
-        "SELECT e.run_id FROM engine.effects e JOIN engine.runs r ON r.id = e.run_id
-         WHERE e.client_id = $1 AND e.step = 'welcome_message' AND NOT e.dry_run AND e.run_id <> $2 AND r.workflow = $3
-         ORDER BY e.created_at LIMIT 1",
-        ctx.client.id,
-        ctx.run.id,
-        KEY
-    )
-    .fetch_optional(&ctx.runtime.pool)
-    .await?;
-    Ok(run)
+    let mut conn = ctx.runtime.pool.acquire().await?;
+    Ok(store::runs::earlier_effect_run(&mut conn, KEY, ctx.client.id, WELCOME_STEP, ctx.run.id).await?)
 }
 
 /// Changes the client (the workflow as actor, the run as request id).

@@ -107,6 +107,29 @@ fn modules_use_only_lower_layers() {
     assert!(violations.is_empty(), "layer rule broken:\n{}", violations.join("\n"));
 }
 
+/// SQL lives in `store/` only, compile-checked there; the one exception creates the
+/// database the store will use, before there is a store (`embedded_pg`).
+#[test]
+fn sql_is_written_only_in_the_store() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = vec![];
+    sources(&src, &mut files);
+    let mut outside = vec![];
+    for file in files {
+        let relative = file.strip_prefix(&src).unwrap().to_string_lossy().to_string();
+        if relative.starts_with("store/") || relative == "embedded_pg.rs" {
+            continue;
+        }
+        let source = fs::read_to_string(&file).unwrap();
+        for (n, line) in source.lines().enumerate() {
+            if !line.trim_start().starts_with("//") && (line.contains("sqlx::query") || line.contains("query_as!")) {
+                outside.push(format!("{relative}:{}: {}", n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(outside.is_empty(), "SQL outside src/store/:\n{}", outside.join("\n"));
+}
+
 #[test]
 fn the_use_reader_sees_trees_and_paths() {
     let source =
