@@ -1,10 +1,22 @@
 //! Simulated ClickUp API v2: folderless and folder lists, tasks with 0-indexed
-//! 100-per-page paging, the `{err, ECODE}` errors and `X-RateLimit-*` headers.
-//! Any space, folder or list id exists (empty until something is created in it).
+//! 100-per-page paging, archived tasks, the `{err, ECODE}` errors and the plan's rate
+//! limit. Any space, folder or list id exists (empty until something is created in it).
+//!
+//! Rate limit (developer.clickup.com/docs/rate-limits): per token, by the workspace's
+//! plan — 100 requests a minute on Free Forever, Unlimited and Business (the default
+//! here), 1,000 on Business Plus, 10,000 on Enterprise; `POST /_sim/clickup/config
+//! {"plan_limit_per_minute": N}` picks another plan. Over the limit: HTTP 429 with
+//! `X-RateLimit-Limit`, `X-RateLimit-Remaining` and `X-RateLimit-Reset` (Unix seconds).
+//! The page promises those headers "on error", so (stricter reading) only the 429
+//! carries them: a client cannot count on seeing its budget shrink. Windows are fixed
+//! minutes per token, starting at the token's first call.
 
 use std::{
     collections::{BTreeMap, HashMap},
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{SystemTime, UNIX_EPOCH},
 };
 
@@ -14,17 +26,18 @@ use axum::{
     extract::{Path, Query, State as AxumState},
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
-    routing::get,
+    routing::{get, post, put},
 };
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::Vendor;
 
 /// Fixed by the real API.
 pub const PAGE_SIZE: usize = 100;
-/// The simulated workspace is on the Enterprise plan, so sandbox runs at any
-/// connector setting never have to sit out a spent minute.
-pub const LIMIT_PER_MINUTE: u64 = 10_000;
+/// Requests per minute per token on Free Forever, Unlimited and Business, the plans
+/// an agency starts on (Business Plus 1,000, Enterprise 10,000).
+pub const DEFAULT_PLAN_LIMIT_PER_MINUTE: u64 = 100;
 /// The space that folders of the simulated workspace belong to.
 const FOLDER_SPACE: &str = "90120000001";
 
@@ -45,9 +58,16 @@ struct Store {
     windows: HashMap<String, (u64, u64)>,
 }
 
-#[derive(Default)]
 pub struct State {
     store: Mutex<Store>,
+    /// The workspace plan's requests per minute per token; survives a reset.
+    plan_limit: AtomicU64,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        Self { store: Mutex::default(), plan_limit: AtomicU64::new(DEFAULT_PLAN_LIMIT_PER_MINUTE) }
+    }
 }
 
 impl State {
@@ -69,20 +89,31 @@ impl State {
         self.store.lock().expect("clickup sim lock")
     }
 
-    /// Counts the call against the token's minute and returns the rate-limit headers.
-    fn meter(&self, token: &str) -> [(&'static str, String); 3] {
+    /// The plan's requests per minute per token.
+    pub fn plan_limit(&self) -> u64 {
+        self.plan_limit.load(Ordering::Relaxed)
+    }
+
+    /// Puts the workspace on a plan with `per_minute` requests per minute per token.
+    pub fn set_plan_limit(&self, per_minute: u64) {
+        self.plan_limit.store(per_minute.max(1), Ordering::Relaxed);
+    }
+
+    /// Counts the call against the token's minute; past the plan limit, ClickUp's 429.
+    #[allow(clippy::result_large_err)] // the refusal is the handler's answer as is
+    fn meter(&self, token: &str) -> Result<(), Response> {
         let now = now_secs();
+        let limit = self.plan_limit();
         let mut store = self.lock();
         let window = store.windows.entry(token.to_string()).or_insert((now, 0));
         if now >= window.0 + 60 {
             *window = (now, 0);
         }
         window.1 += 1;
-        [
-            ("x-ratelimit-limit", LIMIT_PER_MINUTE.to_string()),
-            ("x-ratelimit-remaining", LIMIT_PER_MINUTE.saturating_sub(window.1).to_string()),
-            ("x-ratelimit-reset", (window.0 + 60).to_string()),
-        ]
+        if window.1 <= limit {
+            return Ok(());
+        }
+        Err(rate_limited(limit, window.0 + 60))
     }
 }
 
@@ -106,6 +137,31 @@ impl Vendor for State {
     fn error_code(&self, body: &Value) -> Option<String> {
         body["ECODE"].as_str().map(String::from)
     }
+    /// `POST /_sim/clickup/config {"plan_limit_per_minute": N}`: the workspace's plan.
+    fn controls(self: Arc<Self>) -> Option<Router> {
+        Some(Router::new().route("/config", post(configure).get(config)).with_state(self))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Config {
+    plan_limit_per_minute: u64,
+}
+
+async fn configure(AxumState(state): AxumState<Arc<State>>, body: Bytes) -> Response {
+    match serde_json::from_slice::<Config>(&body) {
+        Ok(c) if c.plan_limit_per_minute > 0 => {
+            state.set_plan_limit(c.plan_limit_per_minute);
+            config(AxumState(state)).await.into_response()
+        }
+        Ok(_) => (StatusCode::BAD_REQUEST, "plan_limit_per_minute must be at least 1").into_response(),
+        Err(e) => (StatusCode::BAD_REQUEST, format!("expected {{\"plan_limit_per_minute\": N}}: {e}")).into_response(),
+    }
+}
+
+async fn config(AxumState(state): AxumState<Arc<State>>) -> Json<Value> {
+    Json(json!({ "plan_limit_per_minute": state.plan_limit() }))
 }
 
 pub fn router() -> Router<Arc<State>> {
@@ -113,18 +169,24 @@ pub fn router() -> Router<Arc<State>> {
         .route("/api/{version}/space/{id}/list", get(get_space_lists).post(create_space_list))
         .route("/api/{version}/folder/{id}/list", get(get_folder_lists).post(create_folder_list))
         .route("/api/{version}/list/{id}/task", get(get_tasks).post(create_task))
+        .route("/api/{version}/task/{id}", put(update_task))
 }
 
-/// The real 429: rate-limit headers with nothing left until the next second.
-pub fn throttled() -> Response {
+/// The 429 of a spent minute: the rate-limit headers (Reset in Unix seconds) and, as the
+/// body is undocumented, ClickUp's usual envelope with the code clients report seeing.
+fn rate_limited(limit: u64, reset_at: u64) -> Response {
     let headers = [
-        ("x-ratelimit-limit", "100".to_string()),
+        ("x-ratelimit-limit", limit.to_string()),
         ("x-ratelimit-remaining", "0".to_string()),
-        ("x-ratelimit-reset", (now_secs() + 1).to_string()),
+        ("x-ratelimit-reset", reset_at.to_string()),
     ];
-    // The 429 body is undocumented; ClickUp's usual envelope is assumed.
     (StatusCode::TOO_MANY_REQUESTS, headers, Json(json!({"err": "Rate limit reached", "ECODE": "APP_002"})))
         .into_response()
+}
+
+/// The 429 of the simulator's configured rate (`/_sim/config`): nothing left until the next second.
+pub fn throttled() -> Response {
+    rate_limited(DEFAULT_PLAN_LIMIT_PER_MINUTE, now_secs() + 1)
 }
 
 pub fn fault() -> Response {
@@ -138,7 +200,7 @@ fn error(status: StatusCode, err: &str, ecode: &str) -> Response {
 
 /// Personal tokens (`pk_…`) as sent, or OAuth tokens as `Bearer …`.
 #[allow(clippy::result_large_err)] // the refusal is the handler's answer as is
-fn authorize(state: &State, headers: &HeaderMap) -> Result<[(&'static str, String); 3], Response> {
+fn authorize(state: &State, headers: &HeaderMap) -> Result<(), Response> {
     let Some(value) = headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::trim) else {
         return Err(error(StatusCode::UNAUTHORIZED, "Authorization header required", "OAUTH_017"));
     };
@@ -147,7 +209,7 @@ fn authorize(state: &State, headers: &HeaderMap) -> Result<[(&'static str, Strin
     if !valid {
         return Err(error(StatusCode::UNAUTHORIZED, "Token invalid", "OAUTH_025"));
     }
-    Ok(state.meter(token))
+    state.meter(token)
 }
 
 fn now_secs() -> u64 {
@@ -218,7 +280,7 @@ async fn get_space_lists(
     headers: HeaderMap,
 ) -> Response {
     match authorize(&state, &headers) {
-        Ok(limits) => (limits, Json(lists_in(&state, Some(&id), None))).into_response(),
+        Ok(()) => Json(lists_in(&state, Some(&id), None)).into_response(),
         Err(e) => e,
     }
 }
@@ -230,7 +292,7 @@ async fn create_space_list(
     body: Bytes,
 ) -> Response {
     match authorize(&state, &headers) {
-        Ok(limits) => (limits, create_list(&state, &id, None, &body)).into_response(),
+        Ok(()) => create_list(&state, &id, None, &body),
         Err(e) => e,
     }
 }
@@ -241,7 +303,7 @@ async fn get_folder_lists(
     headers: HeaderMap,
 ) -> Response {
     match authorize(&state, &headers) {
-        Ok(limits) => (limits, Json(lists_in(&state, None, Some(&id)))).into_response(),
+        Ok(()) => Json(lists_in(&state, None, Some(&id))).into_response(),
         Err(e) => e,
     }
 }
@@ -253,7 +315,7 @@ async fn create_folder_list(
     body: Bytes,
 ) -> Response {
     match authorize(&state, &headers) {
-        Ok(limits) => (limits, create_list(&state, FOLDER_SPACE, Some(&id), &body)).into_response(),
+        Ok(()) => create_list(&state, FOLDER_SPACE, Some(&id), &body),
         Err(e) => e,
     }
 }
@@ -264,19 +326,56 @@ async fn get_tasks(
     Query(query): Query<Vec<(String, String)>>,
     headers: HeaderMap,
 ) -> Response {
-    let limits = match authorize(&state, &headers) {
-        Ok(limits) => limits,
-        Err(e) => return e,
-    };
+    if let Err(e) = authorize(&state, &headers) {
+        return e;
+    }
     let page = query.iter().find(|(k, _)| k == "page").map_or(Ok(0), |(_, v)| v.parse::<usize>());
     let Ok(page) = page else {
         return error(StatusCode::BAD_REQUEST, "Page must be a number", "INPUT_000");
     };
+    // Archived tasks are kept, but listed only when asked for (and then only they are:
+    // the stricter reading, so a client must ask both ways to see every task).
+    let archived = query.iter().any(|(k, v)| k == "archived" && v == "true");
     let store = state.lock();
-    let all = store.tasks.get(&id).map(Vec::as_slice).unwrap_or_default();
-    let tasks: Vec<&Value> = all.iter().skip(page.saturating_mul(PAGE_SIZE)).take(PAGE_SIZE).collect();
+    let all: Vec<&Value> = store
+        .tasks
+        .get(&id)
+        .map(|tasks| tasks.iter().filter(|t| t["archived"].as_bool().unwrap_or(false) == archived).collect())
+        .unwrap_or_default();
+    let tasks: Vec<&Value> = all.iter().skip(page.saturating_mul(PAGE_SIZE)).take(PAGE_SIZE).copied().collect();
     let last_page = (page + 1).saturating_mul(PAGE_SIZE) >= all.len();
-    (limits, Json(json!({ "tasks": tasks, "last_page": last_page }))).into_response()
+    Json(json!({ "tasks": tasks, "last_page": last_page })).into_response()
+}
+
+/// `PUT /task/{id}`: what the simulator needs of Update Task — `archived`, `name`, `status`.
+async fn update_task(
+    AxumState(state): AxumState<Arc<State>>,
+    Path((_, task_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(e) = authorize(&state, &headers) {
+        return e;
+    }
+    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
+        return error(StatusCode::BAD_REQUEST, "Invalid JSON body", "INPUT_000");
+    };
+    let mut store = state.lock();
+    let Some(task) = store.tasks.values_mut().flatten().find(|t| t["id"] == task_id.as_str()) else {
+        // Code from memory: ClickUp's "not found" for a task id it does not know.
+        return error(StatusCode::NOT_FOUND, "Task not found, deleted", "ITEM_013");
+    };
+    if let Some(archived) = body.get("archived").and_then(Value::as_bool) {
+        task["archived"] = json!(archived);
+    }
+    if let Some(name) = body.get("name").and_then(Value::as_str).filter(|n| !n.trim().is_empty()) {
+        task["name"] = json!(name);
+    }
+    if let Some(status) = body.get("status").and_then(Value::as_str) {
+        task["status"]["status"] = json!(status);
+    }
+    task["date_updated"] = json!(now_ms());
+    Json(task.clone()).into_response()
 }
 
 fn priority_json(priority: u64) -> Value {
@@ -295,10 +394,9 @@ async fn create_task(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let limits = match authorize(&state, &headers) {
-        Ok(limits) => limits,
-        Err(e) => return e,
-    };
+    if let Err(e) = authorize(&state, &headers) {
+        return e;
+    }
     let Ok(body) = serde_json::from_slice::<Value>(&body) else {
         return error(StatusCode::BAD_REQUEST, "Invalid JSON body", "INPUT_000");
     };
@@ -346,14 +444,14 @@ async fn create_task(
         "creator": {"id": 183, "username": "Switchboard", "color": "#827718", "profilePicture": null},
         "assignees": [], "watchers": [], "checklists": [], "tags": tags, "parent": null,
         "priority": priority, "due_date": due_date, "start_date": null, "time_estimate": null,
-        "custom_fields": [],
+        "custom_fields": [], "archived": false,
         "list": {"id": list_id}, "folder": {"id": "hidden"}, "space": {"id": FOLDER_SPACE},
         "url": format!("https://app.clickup.com/t/{id}"),
     });
     let mut store = state.lock();
     store.tasks.entry(list_id).or_default().push(task.clone());
     store.tasks_created += 1;
-    (limits, Json(task)).into_response()
+    Json(task).into_response()
 }
 
 #[cfg(test)]
@@ -383,6 +481,7 @@ mod tests {
     #[tokio::test]
     async fn pages_tasks_by_100_and_says_when_the_last_page_is_reached() {
         let state = Arc::new(State::default());
+        state.set_plan_limit(10_000); // an Enterprise workspace: 150 creates fit in a minute
         let app = router().with_state(state.clone());
         for i in 0..150 {
             let (status, ..) =
@@ -392,7 +491,7 @@ mod tests {
         let (_, headers, page0) = call(&app, "GET", "/api/v2/list/77/task?page=0", Some("pk_1"), Value::Null).await;
         assert_eq!(page0["tasks"].as_array().unwrap().len(), 100);
         assert_eq!(page0["last_page"], false);
-        assert_eq!(headers["x-ratelimit-remaining"], (LIMIT_PER_MINUTE - 151).to_string().as_str());
+        assert!(headers.get("x-ratelimit-remaining").is_none(), "the headers are documented on errors only");
         let (_, _, page1) = call(&app, "GET", "/api/v2/list/77/task?page=1", Some("pk_1"), Value::Null).await;
         assert_eq!(page1["tasks"].as_array().unwrap().len(), 50);
         assert_eq!(page1["tasks"][0]["name"], "t100");
@@ -423,5 +522,51 @@ mod tests {
         let (status, _, body) =
             call(&app, "POST", "/api/v2/list/9/task", Some("pk_1"), json!({"name": "x", "priority": 7})).await;
         assert_eq!((status, body["ECODE"].as_str()), (StatusCode::BAD_REQUEST, Some("INPUT_006")));
+    }
+
+    /// developer.clickup.com/docs/rate-limits: 100 requests a minute per token by default;
+    /// the 101st answers 429 with the three headers, another token has its own minute.
+    #[tokio::test]
+    async fn the_plan_limit_is_per_token_and_answers_429_with_the_reset() {
+        let state = Arc::new(State::default());
+        let app = router().with_state(state.clone());
+        for _ in 0..DEFAULT_PLAN_LIMIT_PER_MINUTE {
+            let (status, ..) = call(&app, "GET", "/api/v2/list/1/task", Some("pk_a"), Value::Null).await;
+            assert_eq!(status, StatusCode::OK);
+        }
+        let (status, headers, body) = call(&app, "GET", "/api/v2/list/1/task", Some("pk_a"), Value::Null).await;
+        assert_eq!((status, body["ECODE"].as_str()), (StatusCode::TOO_MANY_REQUESTS, Some("APP_002")));
+        assert_eq!(headers["x-ratelimit-limit"], "100");
+        assert_eq!(headers["x-ratelimit-remaining"], "0");
+        let reset: u64 = headers["x-ratelimit-reset"].to_str().unwrap().parse().unwrap();
+        assert!((now_secs() + 1..=now_secs() + 60).contains(&reset), "Unix seconds within the minute: {reset}");
+        let (status, ..) = call(&app, "GET", "/api/v2/list/1/task", Some("pk_b"), Value::Null).await;
+        assert_eq!(status, StatusCode::OK, "the limit is per token");
+        // Business Plus: the same token has room again at once.
+        state.set_plan_limit(1000);
+        let (status, ..) = call(&app, "GET", "/api/v2/list/1/task", Some("pk_a"), Value::Null).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn archived_tasks_are_kept_but_listed_only_when_asked_for() {
+        let state = Arc::new(State::default());
+        let app = router().with_state(state.clone());
+        let (_, _, kept) = call(&app, "POST", "/api/v2/list/7/task", Some("pk_1"), json!({"name": "kept"})).await;
+        let (_, _, gone) = call(&app, "POST", "/api/v2/list/7/task", Some("pk_1"), json!({"name": "gone"})).await;
+        assert_eq!(gone["archived"], false);
+        let uri = format!("/api/v2/task/{}", gone["id"].as_str().unwrap());
+        let (status, _, archived) = call(&app, "PUT", &uri, Some("pk_1"), json!({"archived": true})).await;
+        assert_eq!((status, &archived["archived"]), (StatusCode::OK, &json!(true)));
+        let names =
+            |page: &Value| page["tasks"].as_array().unwrap().iter().map(|t| t["name"].clone()).collect::<Vec<_>>();
+        let (_, _, live) = call(&app, "GET", "/api/v2/list/7/task?archived=false", Some("pk_1"), Value::Null).await;
+        assert_eq!(names(&live), [kept["name"].clone()]);
+        let (_, _, plain) = call(&app, "GET", "/api/v2/list/7/task", Some("pk_1"), Value::Null).await;
+        assert_eq!(names(&plain), [kept["name"].clone()]);
+        let (_, _, hidden) = call(&app, "GET", "/api/v2/list/7/task?archived=true", Some("pk_1"), Value::Null).await;
+        assert_eq!(names(&hidden), [json!("gone")]);
+        let (status, _, body) = call(&app, "PUT", "/api/v2/task/nope", Some("pk_1"), json!({"archived": true})).await;
+        assert_eq!((status, body["ECODE"].as_str()), (StatusCode::NOT_FOUND, Some("ITEM_013")));
     }
 }

@@ -229,6 +229,15 @@ async fn a_run_survives_sigkill_with_no_task_lost_and_no_effect_repeated() {
         assert!(procs.alive(sim) && Instant::now() < deadline, "the simulator did not start");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // ClickUp's default plan limit (100 calls a minute per token) would make the run wait out
+    // a minute, not behave differently: the workspace is on Enterprise (10,000) here.
+    let plan = http
+        .post(format!("http://127.0.0.1:{sim_port}/_sim/clickup/config"))
+        .json(&json!({"plan_limit_per_minute": 10_000}))
+        .send()
+        .await
+        .unwrap();
+    assert!(plan.status().is_success(), "{}", plan.text().await.unwrap_or_default());
 
     // (b) The service (role all), four tasks at a time so the run takes a few waves.
     let port = free_port();

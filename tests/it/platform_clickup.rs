@@ -127,10 +127,18 @@ async fn platform_clickup_ensure_tasks_creates_only_missing_ones_with_due_dates(
     let server = MockServer::start().await;
     Mock::given(method("GET"))
         .and(path("/api/v2/list/901/task"))
+        .and(query_param("archived", "false"))
         .respond_with(
             ResponseTemplate::new(200)
                 .set_body_json(json!({"tasks": [task("t1", "Kick-off call")], "last_page": true})),
         )
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/api/v2/list/901/task"))
+        .and(query_param("archived", "true"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"tasks": [], "last_page": true})))
+        .expect(1)
         .mount(&server)
         .await;
     // 2026-06-01 + 2 days = 2026-06-03T00:00:00Z.
@@ -157,6 +165,49 @@ async fn platform_clickup_ensure_tasks_creates_only_missing_ones_with_due_dates(
     assert_eq!(ensured.created, 2);
 }
 
+/// Get Tasks hides archived tasks unless `archived=true` (developer.clickup.com/reference/gettasks):
+/// a template task someone archived is found there and reused, not created a second time.
+#[tokio::test]
+async fn platform_clickup_ensure_tasks_reuses_an_archived_task() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/api/v2/list/901/task"))
+        .and(query_param("archived", "false"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"tasks": [task("t1", "Kick-off call")], "last_page": true})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let mut archived = task("t0", "Collect brand assets");
+    archived["archived"] = json!(true);
+    Mock::given(method("GET"))
+        .and(path("/api/v2/list/901/task"))
+        .and(query_param("archived", "true"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"tasks": [archived], "last_page": true})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/api/v2/list/901/task"))
+        .and(body_partial_json(json!({"name": "Launch"})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(task("t3", "Launch")))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let start = NaiveDate::from_ymd_opt(2026, 6, 1).unwrap();
+    let ensured = client(&server)
+        .ensure_tasks("901", &template(&["Kick-off call", "Collect brand assets", "Launch"]), start)
+        .await
+        .unwrap();
+    assert_eq!(ensured.task_ids, ["t1", "t0", "t3"]);
+    assert_eq!((ensured.created, ensured.archived), (1, 1));
+    assert_eq!(server.received_requests().await.unwrap().len(), 3, "no POST for the archived task");
+}
+
+/// developer.clickup.com/docs/rate-limits: over the plan limit, HTTP 429 whose headers carry
+/// `X-RateLimit-Limit/Remaining/Reset` (Reset a Unix timestamp); the body is ClickUp's envelope.
 #[tokio::test]
 async fn platform_clickup_waits_for_ratelimit_reset_on_429() {
     let server = MockServer::start().await;
@@ -379,4 +430,85 @@ async fn platform_clickup_sim_throttling_and_faults_are_retried() {
     assert_eq!(running.state.stats().platforms["clickup"].faults, 2);
     running.state.configure("clickup", Behaviour::default());
     assert_eq!(clickup.list_tasks("55").await.unwrap().len(), 4);
+}
+
+/// developer.clickup.com/docs/rate-limits: 100 requests a minute per token (Free Forever,
+/// Unlimited, Business), then 429 with the `X-RateLimit-*` headers; only errors carry them.
+#[tokio::test]
+async fn platform_clickup_sim_enforces_the_plan_limit_per_token() {
+    let (running, _) = sandbox().await;
+    let http = crate::support::http_client();
+    let url = format!("{}/clickup/api/v2/list/1/task", running.base_url);
+    for i in 0..100 {
+        let res = http.get(&url).header("authorization", "pk_plan_test").send().await.unwrap();
+        assert_eq!(res.status(), 200, "call {i}");
+        assert!(res.headers().get("x-ratelimit-remaining").is_none(), "headers are documented on errors only");
+    }
+    let res = http.get(&url).header("authorization", "pk_plan_test").send().await.unwrap();
+    assert_eq!(res.status(), 429);
+    assert_eq!(res.headers()["x-ratelimit-limit"], "100");
+    assert_eq!(res.headers()["x-ratelimit-remaining"], "0");
+    let reset: u64 = res.headers()["x-ratelimit-reset"].to_str().unwrap().parse().unwrap();
+    assert!(reset > now_secs() && reset <= now_secs() + 60, "reset {reset} is Unix seconds within the minute");
+    assert_eq!(res.json::<Value>().await.unwrap()["ECODE"], "APP_002");
+    let other = http.get(&url).header("authorization", "pk_other_token").send().await.unwrap();
+    assert_eq!(other.status(), 200, "each token has its own minute");
+    assert_eq!(running.state.stats().platforms["clickup"].errors.get("APP_002"), Some(&1));
+
+    // Business Plus: the workspace's plan is the simulator's setting.
+    let config = format!("{}/_sim/clickup/config", running.base_url);
+    let res = http.post(&config).json(&json!({"plan_limit_per_minute": 1000})).send().await.unwrap();
+    assert_eq!(res.json::<Value>().await.unwrap()["plan_limit_per_minute"], 1000);
+    assert_eq!(http.get(&url).header("authorization", "pk_plan_test").send().await.unwrap().status(), 200);
+    let bad = http.post(&config).json(&json!({"plan_limit_per_minute": 0})).send().await.unwrap();
+    assert_eq!(bad.status(), 400);
+}
+
+/// A connector allowed more than the plan gets the 429 and reads when the minute resets.
+#[tokio::test]
+async fn platform_clickup_sim_plan_limit_reaches_the_connector() {
+    let (running, _) = sandbox().await;
+    let http = crate::support::http_client();
+    let config = format!("{}/_sim/clickup/config", running.base_url);
+    http.post(&config).json(&json!({"plan_limit_per_minute": 3})).send().await.unwrap();
+    let settings = Settings::default().sandboxed(&format!("{}/clickup", running.base_url));
+    let clickup = ClickUp::with_http(&settings, HttpSettings { max_attempts: 1, ..fast() });
+    for _ in 0..3 {
+        clickup.list_tasks("9").await.unwrap();
+    }
+    let err = clickup.list_tasks("9").await.unwrap_err();
+    assert_eq!((err.kind, err.code.as_deref(), err.status), (ErrorKind::Throttled, Some("APP_002"), Some(429)));
+    let wait = err.retry_after.expect("X-RateLimit-Reset read");
+    assert!(wait > Duration::ZERO && wait <= Duration::from_secs(60), "{wait:?}");
+    // The default limiter spends the plan's minute: burst plus a minute of rate is the plan.
+    let plan = Settings { plan_limit_per_minute: Some(3), ..settings }.http_settings();
+    assert!(plan.rate_per_second * 60.0 + f64::from(plan.burst) <= 3.0 + 1e-9, "{plan:?}");
+}
+
+/// Archived tasks stay in ClickUp and out of the plain listing; onboarding finds them there.
+#[tokio::test]
+async fn platform_clickup_sim_archived_tasks_are_found_not_recreated() {
+    let (running, clickup) = sandbox().await;
+    let template = clickup::default_onboarding_template();
+    let start = NaiveDate::from_ymd_opt(2026, 6, 1).unwrap();
+    let first = clickup.ensure_tasks("321", &template, start).await.unwrap();
+    assert_eq!(first.created, template.len());
+    let archived_id = &first.task_ids[1];
+    let res = crate::support::http_client()
+        .put(format!("{}/clickup/api/v2/task/{archived_id}", running.base_url))
+        .header("authorization", "pk_sandbox_token")
+        .json(&json!({"archived": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let live = clickup.list_tasks("321").await.unwrap();
+    assert!(live.iter().all(|t| &t.id != archived_id) && live.len() == template.len() - 1);
+    let archived = clickup.archived_tasks("321").await.unwrap();
+    assert_eq!((archived.len(), archived[0].archived), (1, true));
+
+    let again = clickup.ensure_tasks("321", &template, start).await.unwrap();
+    assert_eq!((again.created, again.archived), (0, 1));
+    assert_eq!(again.task_ids, first.task_ids);
+    assert_eq!(running.state.stats().platforms["clickup"].created["tasks"], template.len() as u64);
 }

@@ -57,7 +57,7 @@ fn request() -> CompletionRequest {
 }
 
 fn message_reply() -> Value {
-    json!({"id": "msg_01XFDUDYJgAACzvnptvVoYEL", "type": "message", "role": "assistant", "model": "claude-sonnet-4-6",
+    json!({"id": "msg_01XFDUDYJgAACzvnptvVoYEL", "type": "message", "role": "assistant", "model": "claude-sonnet-5-5",
            "content": [{"type": "text", "text": "This week, Meta delivered "}, {"type": "text", "text": "a 3.4 ROAS."}],
            "stop_reason": "end_turn", "stop_sequence": null,
            "usage": {"input_tokens": 2095, "output_tokens": 503, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}})
@@ -77,7 +77,7 @@ async fn platform_llm_anthropic_completion() {
         .and(header("x-api-key", ANTHROPIC_KEY))
         .and(header("anthropic-version", "2023-06-01"))
         .and(body_partial_json(json!({
-            "model": "claude-sonnet-4-6", "max_tokens": 1024,
+            "model": "claude-sonnet-5-5", "max_tokens": 4096,
             "system": "You are a marketing analyst. Write a concise weekly performance summary.",
             "messages": [{"role": "user", "content": "Meta spend 1234.56 USD, ROAS 3.4; Google spend 980.10 USD, 41 conversions."}],
         })))
@@ -89,7 +89,7 @@ async fn platform_llm_anthropic_completion() {
     assert_eq!(done.text, "This week, Meta delivered a 3.4 ROAS.");
     assert_eq!(
         (done.provider, done.model.as_str(), done.stop_reason.as_str()),
-        (Provider::Anthropic, "claude-sonnet-4-6", "end_turn")
+        (Provider::Anthropic, "claude-sonnet-5-5", "end_turn")
     );
     assert_eq!((done.usage.input_tokens, done.usage.output_tokens), (2095, 503));
     assert!(!done.truncated());
@@ -101,12 +101,12 @@ async fn platform_llm_openai_completion() {
     Mock::given(method("POST"))
         .and(path("/v1/chat/completions"))
         .and(header("authorization", format!("Bearer {OPENAI_KEY}").as_str()))
-        .and(body_partial_json(json!({"model": "gpt-4.1-mini", "max_completion_tokens": 200,
+        .and(body_partial_json(json!({"model": "gpt-6-luna", "max_completion_tokens": 200,
             "messages": [{"role": "system", "content": "You are a marketing analyst. Write a concise weekly performance summary."},
                          {"role": "user", "content": "Meta spend 1234.56 USD, ROAS 3.4; Google spend 980.10 USD, 41 conversions."}]})))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({
             "id": "chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT", "object": "chat.completion", "created": 1741569952,
-            "model": "gpt-4.1-mini-2025-04-14",
+            "model": "gpt-6-luna",
             "choices": [{"index": 0, "message": {"role": "assistant", "content": "This week…", "refusal": null, "annotations": []},
                          "logprobs": null, "finish_reason": "length"}],
             "usage": {"prompt_tokens": 19, "completion_tokens": 10, "total_tokens": 29}})))
@@ -116,7 +116,7 @@ async fn platform_llm_openai_completion() {
     let done = openai(&server).complete(&CompletionRequest { max_tokens: Some(200), ..request() }).await.unwrap();
     assert_eq!(
         (done.text.as_str(), done.provider, done.model.as_str()),
-        ("This week…", Provider::OpenAi, "gpt-4.1-mini-2025-04-14")
+        ("This week…", Provider::OpenAi, "gpt-6-luna")
     );
     assert_eq!((done.usage.input_tokens, done.usage.output_tokens), (19, 10));
     assert!(done.truncated());
@@ -157,7 +157,7 @@ async fn platform_llm_429_without_retry_after_backs_off_and_retries() {
         .mount(&server)
         .await;
     let done = openai(&server).complete(&request()).await.unwrap();
-    assert_eq!((done.text.as_str(), done.model.as_str()), ("ok", "gpt-4.1-mini"));
+    assert_eq!((done.text.as_str(), done.model.as_str()), ("ok", "gpt-6-luna"));
     assert_eq!(server.received_requests().await.unwrap().len(), 3);
 }
 
@@ -178,13 +178,15 @@ async fn platform_llm_overloaded_and_api_errors_are_retried() {
     assert_eq!(server.received_requests().await.unwrap().len(), 3);
 }
 
+/// platform.claude.com/docs/api/rate-limits: the usage tier's monthly cap answers 429 with
+/// `details.error_code: enforced_spend_limit_reached` and no `retry-after` (their example body).
 #[tokio::test]
 async fn platform_llm_spend_limit_is_not_retried() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(429).set_body_json(json!({"type": "error",
-            "error": {"type": "rate_limit_error", "message": "You have reached your specified API usage limits.",
-                      "details": {"error_code": "enforced_spend_limit_reached"}}})))
+            "error": {"type": "rate_limit_error", "message": "You have reached your API usage limits: your organization has crossed its monthly API usage threshold, set based on your organization's API tier. You will regain access on 2026-09-01 at 00:00 UTC.",
+                      "details": {"error_code": "enforced_spend_limit_reached"}}, "request_id": "req_018EeWyXxfu5pfWkrYcMdjWG"})))
         .mount(&server)
         .await;
     let err = anthropic(&server).complete(&request()).await.unwrap_err();
@@ -353,4 +355,226 @@ async fn platform_llm_sim_throttling_and_overload_are_retried() {
         (ErrorKind::Unavailable, Some("overloaded_error"), true)
     );
     assert_eq!(running.state.stats().platforms["llm"].faults, 2);
+}
+
+// ---------------------------------------------------------------------------------------
+// The vendors' rules (docs/PLATFORMS.md, "Vendor rules"): wiremock with the documented bodies.
+
+/// platform.claude.com/docs/en/api/errors: "The API also returns a 400 when usage reaches an
+/// organization or workspace spend limit you set"; the message says when access resumes.
+#[tokio::test]
+async fn platform_llm_anthropic_spend_limit_400_is_named_and_not_retried() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(400).insert_header("x-should-retry", "false").set_body_json(json!({
+            "type": "error", "error": {"type": "invalid_request_error",
+            "message": "You have reached your specified API usage limits. You will regain access on 2026-12-01 at 00:00 UTC."},
+            "request_id": "req_011CYwZjVSiJTexyaHTWcaqh"})))
+        .mount(&server)
+        .await;
+    let err = anthropic(&server).complete(&request()).await.unwrap_err();
+    assert_eq!(
+        (err.kind, err.code.as_deref(), err.retryable, err.status),
+        (ErrorKind::Rejected, Some(llm::SPEND_LIMIT_REACHED), false, Some(400))
+    );
+    assert!(err.message.contains("regain access on 2026-12-01"), "{}", err.message);
+    assert_eq!(server.received_requests().await.unwrap().len(), 1);
+}
+
+/// The SDKs retry 409 `conflict_error` and obey `x-should-retry`.
+#[tokio::test]
+async fn platform_llm_anthropic_409_and_should_retry_header() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(anthropic_error(409, "conflict_error").insert_header("retry-after-ms", "50"))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(anthropic_error(529, "overloaded_error").insert_header("x-should-retry", "false"))
+        .mount(&server)
+        .await;
+    let err = anthropic(&server).complete(&request()).await.unwrap_err();
+    assert_eq!((err.code.as_deref(), err.retryable), (Some("overloaded_error"), false));
+    assert_eq!(server.received_requests().await.unwrap().len(), 2, "409 retried once, the 529 said not to retry");
+}
+
+/// platform.claude.com "Handle streaming refusals": `stop_reason: "refusal"` with `stop_details`
+/// (their example body) is an error carrying the explanation, never an empty answer.
+#[tokio::test]
+async fn platform_llm_anthropic_refusal_is_an_error_with_the_reason() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": "msg_01", "type": "message", "role": "assistant", "model": "claude-sonnet-5-5",
+            "content": [{"type": "text", "text": "Hello.."}], "stop_reason": "refusal",
+            "stop_details": {"type": "refusal", "category": "cyber",
+                             "explanation": "This request was declined because it could enable cyber harm."},
+            "usage": {"input_tokens": 20, "output_tokens": 2}})))
+        .mount(&server)
+        .await;
+    let err = anthropic(&server).complete(&request()).await.unwrap_err();
+    assert_eq!((err.kind, err.code.as_deref(), err.retryable), (ErrorKind::Rejected, Some("refusal"), false));
+    assert!(err.message.contains("could enable cyber harm"), "{}", err.message);
+    assert_eq!(server.received_requests().await.unwrap().len(), 1);
+}
+
+/// OpenAI: a refusal comes as `message.refusal` with `content: null` (openai-python
+/// `ChatCompletionMessage.refusal`).
+#[tokio::test]
+async fn platform_llm_openai_refusal_is_an_error_with_the_reason() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": "chatcmpl-1", "object": "chat.completion", "created": 1764547200, "model": "gpt-6-luna",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": null,
+                         "refusal": "I'm sorry, I cannot assist with that request."}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 19, "completion_tokens": 10, "total_tokens": 29}})))
+        .mount(&server)
+        .await;
+    let err = openai(&server).complete(&request()).await.unwrap_err();
+    assert_eq!((err.kind, err.code.as_deref()), (ErrorKind::Rejected, Some("refusal")));
+    assert!(err.message.contains("cannot assist"), "{}", err.message);
+}
+
+/// anthropic-sdk-python `types/stop_reason.py`: `pause_turn` (not continued: no server tools
+/// are sent) is an error; `model_context_window_exceeded` keeps the text, marked truncated.
+#[tokio::test]
+async fn platform_llm_anthropic_pause_turn_and_context_window() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": "msg_02", "type": "message", "role": "assistant", "model": "claude-sonnet-5-5",
+            "content": [], "stop_reason": "pause_turn", "usage": {"input_tokens": 20, "output_tokens": 0}})))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": "msg_03", "type": "message", "role": "assistant", "model": "claude-sonnet-5-5",
+            "content": [{"type": "thinking", "thinking": "", "signature": "sig"}, {"type": "text", "text": "This week, Meta"}],
+            "stop_reason": "model_context_window_exceeded", "usage": {"input_tokens": 20, "output_tokens": 4}})))
+        .mount(&server)
+        .await;
+    let llm = anthropic(&server);
+    let err = llm.complete(&request()).await.unwrap_err();
+    assert_eq!((err.kind, err.code.as_deref(), err.retryable), (ErrorKind::Invalid, Some("pause_turn"), false));
+    let done = llm.complete(&request()).await.unwrap();
+    assert_eq!(done.text, "This week, Meta", "thinking blocks are skipped by type");
+    assert!(done.truncated());
+}
+
+/// platform.claude.com/docs/en/models/sonnet-5-5/migration-guide: sampling parameters are a 400
+/// on Claude 5 models; the connector leaves the temperature out for them, and keeps it for the
+/// models that take one.
+#[tokio::test]
+async fn platform_llm_temperature_goes_only_to_models_that_take_it() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(message_reply()))
+        .mount(&server)
+        .await;
+    anthropic(&server).complete(&request()).await.unwrap();
+    let legacy = Settings {
+        anthropic_api_key: Some(ANTHROPIC_KEY.into()),
+        anthropic_base_url: server.uri(),
+        anthropic_model: "claude-sonnet-4-6".into(),
+        ..Settings::default()
+    };
+    Llm::with_http(&legacy, fast()).complete(&request()).await.unwrap();
+    let sent: Vec<Value> =
+        server.received_requests().await.unwrap().iter().map(|r| serde_json::from_slice(&r.body).unwrap()).collect();
+    assert_eq!(sent[0]["model"], "claude-sonnet-5-5");
+    assert!(sent[0].get("temperature").is_none(), "{}", sent[0]);
+    assert_eq!(
+        (sent[1]["model"].as_str(), sent[1]["temperature"].as_f64()),
+        (Some("claude-sonnet-4-6"), Some(0.30000001192092896))
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// The same rules, enforced by the simulator (markers in the prompt, or /_sim/llm/config).
+
+fn marked(marker: &str) -> CompletionRequest {
+    CompletionRequest { prompt: format!("{} [sim:{marker}]", request().prompt), ..request() }
+}
+
+#[tokio::test]
+async fn platform_llm_sim_billing_stops_are_named_and_not_retried() {
+    let (running, llm) = sandbox(Provider::Anthropic).await;
+    for (marker, code) in [
+        ("spend_limit", llm::SPEND_LIMIT_REACHED),
+        ("credit_balance", llm::CREDIT_BALANCE_TOO_LOW),
+        ("spend_cap", "enforced_spend_limit_reached"),
+    ] {
+        let err = llm.complete(&marked(marker)).await.unwrap_err();
+        assert_eq!(
+            (err.kind, err.code.as_deref(), err.retryable),
+            (ErrorKind::Rejected, Some(code), false),
+            "{marker}"
+        );
+    }
+    let stats = running.state.stats().platforms["llm"].clone();
+    assert_eq!(stats.calls, 3, "no retries: {stats:?}");
+    assert_eq!(stats.errors.get("enforced_spend_limit_reached"), Some(&1));
+    assert_eq!(stats.created["completions"], 0);
+
+    let (running, llm) = sandbox(Provider::OpenAi).await;
+    let err = llm.complete(&marked("insufficient_quota")).await.unwrap_err();
+    assert_eq!(
+        (err.kind, err.code.as_deref(), err.status),
+        (ErrorKind::Rejected, Some("insufficient_quota"), Some(429))
+    );
+    assert_eq!(running.state.stats().platforms["llm"].calls, 1);
+}
+
+#[tokio::test]
+async fn platform_llm_sim_overloaded_is_retried() {
+    let (running, llm) = sandbox(Provider::Anthropic).await;
+    let http = crate::support::http_client();
+    let config = format!("{}/_sim/llm/config", running.base_url);
+    let res = http.post(&config).json(&json!({"scenario": "overloaded", "times": 2})).send().await.unwrap();
+    assert!(res.status().is_success());
+    let done = llm.complete(&request()).await.unwrap();
+    assert!(done.text.contains("1234.56 USD"), "{}", done.text);
+    let stats = running.state.stats().platforms["llm"].clone();
+    assert_eq!((stats.calls, stats.errors.get("overloaded_error")), (3, Some(&2)), "{stats:?}");
+    let bad = http.post(&config).json(&json!({"scenario": "sunny"})).send().await.unwrap();
+    assert_eq!(bad.status(), 400);
+}
+
+#[tokio::test]
+async fn platform_llm_sim_refusals_are_errors_for_both_providers() {
+    for provider in [Provider::Anthropic, Provider::OpenAi] {
+        let (running, llm) = sandbox(provider).await;
+        let err = llm.complete(&marked("refusal")).await.unwrap_err();
+        assert_eq!((err.kind, err.code.as_deref()), (ErrorKind::Rejected, Some("refusal")), "{provider:?}");
+        assert!(err.message.len() > "llm: the model refused: ".len(), "{provider:?}: {}", err.message);
+        assert_eq!(running.state.stats().platforms["llm"].created["completions"], 0);
+    }
+}
+
+#[tokio::test]
+async fn platform_llm_sim_stop_reasons_and_sampling() {
+    let (running, llm) = sandbox(Provider::Anthropic).await;
+    let err = llm.complete(&marked("pause_turn")).await.unwrap_err();
+    assert_eq!(err.code.as_deref(), Some("pause_turn"));
+    let cut = llm.complete(&marked("context_window")).await.unwrap();
+    assert!(cut.truncated() && !cut.text.is_empty(), "{cut:?}");
+    // The default model takes no temperature: the connector leaves it out, a raw request gets the 400.
+    assert!(llm.complete(&CompletionRequest { temperature: Some(0.2), ..request() }).await.is_ok());
+    let http = crate::support::http_client();
+    let res = http
+        .post(format!("{}/llm/anthropic/v1/messages", running.base_url))
+        .header("x-api-key", "k")
+        .header("anthropic-version", "2023-06-01")
+        .json(&json!({"model": "claude-sonnet-5-5", "max_tokens": 10, "temperature": 0.2,
+                      "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    assert_eq!(res.json::<Value>().await.unwrap()["error"]["message"], "`temperature` is deprecated for this model.");
+    let (_, openai) = sandbox(Provider::OpenAi).await;
+    assert!(openai.complete(&CompletionRequest { temperature: Some(0.2), ..request() }).await.is_ok());
 }

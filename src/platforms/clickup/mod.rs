@@ -1,16 +1,19 @@
 //! ClickUp API v2: lists and tasks for client onboarding and report follow-ups.
 //!
 //! Auth is a personal token sent as `Authorization: pk_…` (no `Bearer`). ClickUp
-//! limits per token (100 requests/min on Free/Unlimited/Business plans), so every
-//! call goes through the account key [`TOKEN_ACCOUNT`], which lets the
-//! `X-RateLimit-*` headers pause all calls of the token until the window resets.
+//! limits per token by the workspace's plan (100 requests/min on Free Forever,
+//! Unlimited and Business; developer.clickup.com/docs/rate-limits), so the limiter
+//! keeps every minute under the plan limit, and every call goes through the account
+//! key [`TOKEN_ACCOUNT`], so a 429's `X-RateLimit-Reset` pauses all calls of the token
+//! until the window resets. Tasks live in [`tasks`].
+
+mod tasks;
 
 use std::{
     sync::Arc,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use chrono::NaiveDate;
 use reqwest::{StatusCode, header::HeaderMap};
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -28,9 +31,11 @@ pub const INFO: PlatformInfo =
 /// The limiter/pause key of every call: ClickUp limits per token, and one connector has one token.
 pub const TOKEN_ACCOUNT: &str = "token";
 
+pub use tasks::{EnsuredTasks, NewTask, Tag, Task, TaskStatus, TaskTemplate, default_onboarding_template};
+
 /// ClickUp's per-token limit on Free Forever / Unlimited / Business plans
 /// (Business Plus 1,000, Enterprise 10,000) — developer.clickup.com/docs/rate-limits.
-pub const PLAN_REQUESTS_PER_MINUTE: f64 = 100.0;
+pub const PLAN_REQUESTS_PER_MINUTE: u32 = 100;
 const DEFAULT_BURST: u32 = 10;
 
 /// Settings from `CLICKUP_*` variables.
@@ -47,7 +52,10 @@ pub struct Settings {
     pub folder_id: Option<String>,
     /// Without `/api/v2`.
     pub base_url: String,
-    /// Sustained requests per second; the default keeps any 60 s window under 100 calls.
+    /// The workspace plan's requests per minute per token (100; Business Plus 1,000,
+    /// Enterprise 10,000). `CLICKUP_PLAN_LIMIT_PER_MINUTE`.
+    pub plan_limit_per_minute: Option<u32>,
+    /// Sustained requests per second; by default the plan limit less the burst, per 60 s.
     pub rate_per_second: Option<f64>,
     pub burst: Option<u32>,
 }
@@ -60,6 +68,7 @@ impl Default for Settings {
             space_id: None,
             folder_id: None,
             base_url: "https://api.clickup.com".into(),
+            plan_limit_per_minute: None,
             rate_per_second: None,
             burst: None,
         }
@@ -84,11 +93,19 @@ impl Settings {
         }
     }
 
-    /// Limiter and retry policy: burst + rate × 60 s never exceeds the plan's 100/min.
+    /// The plan's requests per minute per token (100 unless configured).
+    pub fn plan_limit(&self) -> u32 {
+        self.plan_limit_per_minute.filter(|n| *n > 0).unwrap_or(PLAN_REQUESTS_PER_MINUTE)
+    }
+
+    /// Limiter and retry policy. By default burst + rate × 60 s equals the plan limit, so no
+    /// minute (ClickUp counts a fixed window per token) ever holds more calls than the plan allows.
     pub fn http_settings(&self) -> HttpSettings {
-        let burst = self.burst.unwrap_or(DEFAULT_BURST);
-        let rate = self.rate_per_second.unwrap_or((PLAN_REQUESTS_PER_MINUTE - f64::from(DEFAULT_BURST)) / 60.0);
-        HttpSettings::new(rate, burst)
+        let plan = self.plan_limit();
+        // A tenth of the minute at most, so the steady rate keeps most of the budget.
+        let burst = self.burst.filter(|b| *b > 0).unwrap_or(DEFAULT_BURST.min(plan / 10)).clamp(1, plan);
+        let rate = self.rate_per_second.filter(|r| *r > 0.0).unwrap_or(f64::from(plan - burst) / 60.0);
+        HttpSettings::new(rate.max(0.001), burst)
     }
 
     /// Where new lists go: the folder when configured, else the space.
@@ -139,171 +156,9 @@ pub struct List {
     pub archived: bool,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct TaskStatus {
-    #[serde(default)]
-    pub status: String,
-    /// `open`, `custom`, `done` or `closed`.
-    #[serde(default, rename = "type")]
-    pub kind: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Tag {
-    pub name: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Task {
-    #[serde(deserialize_with = "id_string")]
-    pub id: String,
-    pub name: String,
-    #[serde(default)]
-    pub status: Option<TaskStatus>,
-    #[serde(default)]
-    pub description: Option<String>,
-    /// Unix ms (ClickUp sends it as a string).
-    #[serde(default, deserialize_with = "opt_millis")]
-    pub due_date: Option<i64>,
-    #[serde(default, deserialize_with = "opt_millis")]
-    pub date_created: Option<i64>,
-    #[serde(default)]
-    pub tags: Vec<Tag>,
-    #[serde(default)]
-    pub list: Option<Ref>,
-    #[serde(default)]
-    pub url: Option<String>,
-}
-
 #[derive(Debug, Deserialize)]
 struct Lists {
     lists: Vec<List>,
-}
-
-#[derive(Debug, Deserialize)]
-struct TaskPage {
-    tasks: Vec<Task>,
-    #[serde(default)]
-    last_page: Option<bool>,
-}
-
-/// A task to create (`POST /list/{id}/task`).
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct NewTask {
-    pub name: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-    /// 1 urgent, 2 high, 3 normal, 4 low.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub priority: Option<u8>,
-    /// Unix ms.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub due_date: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub due_date_time: Option<bool>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub tags: Vec<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub assignees: Vec<i64>,
-}
-
-/// One task of a checklist; JSON-friendly so checklists can be configured.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TaskTemplate {
-    pub name: String,
-    #[serde(default)]
-    pub description: String,
-    /// Due this many days after the start date.
-    #[serde(default)]
-    pub due_in_days: Option<i64>,
-    #[serde(default)]
-    pub priority: Option<u8>,
-    #[serde(default)]
-    pub tags: Vec<String>,
-}
-
-/// What [`ClickUp::ensure_tasks`] found and did.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct EnsuredTasks {
-    /// One id per distinct template name, in template order (existing or new).
-    pub task_ids: Vec<String>,
-    pub created: usize,
-}
-
-/// The agency's standard onboarding checklist for a new client.
-pub fn default_onboarding_template() -> Vec<TaskTemplate> {
-    let t = |name: &str, description: &str, days: i64, priority: u8, tags: &[&str]| TaskTemplate {
-        name: name.into(),
-        description: description.into(),
-        due_in_days: Some(days),
-        priority: Some(priority),
-        tags: tags.iter().map(|t| t.to_string()).collect(),
-    };
-    vec![
-        t(
-            "Kick-off call",
-            "Agree goals, KPIs (CPA/ROAS targets), budget and reporting cadence with the client.",
-            1,
-            2,
-            &["onboarding"],
-        ),
-        t(
-            "Collect brand assets",
-            "Logos, fonts, brand guidelines, product photos and approved copy into the client's Drive folder.",
-            3,
-            3,
-            &["onboarding", "creative"],
-        ),
-        t(
-            "Get Meta ad account access",
-            "Client adds the agency Business Manager as partner on the ad account, page and pixel.",
-            3,
-            2,
-            &["onboarding", "meta"],
-        ),
-        t(
-            "Get Google Ads account access",
-            "Client accepts the manager-account (MCC) link request; confirm billing is set up.",
-            3,
-            2,
-            &["onboarding", "google"],
-        ),
-        t(
-            "Set up pixel and conversion tracking",
-            "Meta pixel + Conversions API, Google Ads conversion tags / GA4 import; verify test events.",
-            7,
-            1,
-            &["onboarding", "tracking"],
-        ),
-        t(
-            "Campaign strategy",
-            "Audiences, funnel structure, budget split per platform and test plan; client sign-off.",
-            7,
-            2,
-            &["onboarding", "strategy"],
-        ),
-        t(
-            "First creatives",
-            "First round of ads (static + video) per platform, approved by the client.",
-            10,
-            3,
-            &["onboarding", "creative"],
-        ),
-        t(
-            "Launch campaigns",
-            "Go live on Meta and Google; check delivery, spend pacing and tracking on day 1.",
-            14,
-            1,
-            &["onboarding", "launch"],
-        ),
-        t(
-            "Week-1 performance report",
-            "First weekly report: spend, results, CPA/ROAS against targets and next steps.",
-            21,
-            3,
-            &["onboarding", "report"],
-        ),
-    ]
 }
 
 /// ClickUp's error body `{"err": "...", "ECODE": "..."}` and rate-limit headers.
@@ -341,6 +196,8 @@ impl Dialect for Speech {
     }
 
     /// The token's budget for this minute is spent: wait for the reset instead of earning a 429.
+    /// ClickUp documents the headers only on the 429 itself; should a success carry them, they
+    /// are honoured too.
     fn pause_for(&self, headers: &HeaderMap) -> Option<Duration> {
         let remaining: u64 = headers.get("x-ratelimit-remaining")?.to_str().ok()?.trim().parse().ok()?;
         if remaining > 0 {
@@ -453,94 +310,6 @@ impl ClickUp {
         }
         Ok((self.create_list(name, &location).await?, true))
     }
-
-    /// Every task of the list (open and closed), following the 100-per-page paging.
-    pub async fn list_tasks(&self, list_id: &str) -> Result<Vec<Task>, PlatformError> {
-        // Far above any real list; stops a platform that never says `last_page`.
-        const MAX_PAGES: u32 = 1000;
-        let token = self.token()?;
-        let url = self.url(&format!("list/{list_id}/task"));
-        let mut tasks = Vec::new();
-        for page in 0..MAX_PAGES {
-            let page_str = page.to_string();
-            let reply = self
-                .http
-                .send(Self::call("get_tasks"), |c| {
-                    c.get(&url).header("Authorization", token).query(&[
-                        ("page", page_str.as_str()),
-                        ("archived", "false"),
-                        ("include_closed", "true"),
-                        ("subtasks", "true"),
-                    ])
-                })
-                .await?;
-            let body: TaskPage = reply.json()?;
-            let empty = body.tasks.is_empty();
-            tasks.extend(body.tasks);
-            // Should `last_page` be missing, an empty page ends the list.
-            if empty || body.last_page.unwrap_or(false) {
-                return Ok(tasks);
-            }
-        }
-        Err(PlatformError::malformed(INFO.key, format!("list {list_id}: more than {MAX_PAGES} pages of tasks")))
-    }
-
-    pub async fn create_task(&self, list_id: &str, task: &NewTask) -> Result<Task, PlatformError> {
-        let token = self.token()?;
-        let url = self.url(&format!("list/{list_id}/task"));
-        let reply = self
-            .http
-            .send(Self::call("create_task"), |c| c.post(&url).header("Authorization", token).json(task))
-            .await?;
-        reply.json()
-    }
-
-    /// Creates the template's tasks that the list lacks (matched by name), so running
-    /// it again creates nothing. Due dates are `start + due_in_days` (midnight UTC).
-    pub async fn ensure_tasks(
-        &self,
-        list_id: &str,
-        template: &[TaskTemplate],
-        start: NaiveDate,
-    ) -> Result<EnsuredTasks, PlatformError> {
-        let mut known: Vec<(String, String)> =
-            self.list_tasks(list_id).await?.into_iter().map(|t| (t.name.trim().to_string(), t.id)).collect();
-        let mut result = EnsuredTasks { task_ids: vec![], created: 0 };
-        let mut seen: Vec<&str> = vec![];
-        for item in template {
-            let name = item.name.trim();
-            if seen.contains(&name) {
-                continue;
-            }
-            seen.push(name);
-            if let Some((_, id)) = known.iter().find(|(n, _)| n == name) {
-                result.task_ids.push(id.clone());
-                continue;
-            }
-            let task = self.create_task(list_id, &new_task(item, start)).await?;
-            known.push((name.to_string(), task.id.clone()));
-            result.task_ids.push(task.id);
-            result.created += 1;
-        }
-        Ok(result)
-    }
-}
-
-fn new_task(item: &TaskTemplate, start: NaiveDate) -> NewTask {
-    let due_date = item
-        .due_in_days
-        .and_then(|days| start.checked_add_signed(chrono::Duration::days(days)))
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map(|dt| dt.and_utc().timestamp_millis());
-    NewTask {
-        name: item.name.trim().to_string(),
-        description: (!item.description.is_empty()).then(|| item.description.clone()),
-        priority: item.priority.filter(|p| (1..=4).contains(p)),
-        due_date,
-        due_date_time: due_date.map(|_| false),
-        tags: item.tags.clone(),
-        assignees: vec![],
-    }
 }
 
 /// Ids arrive as strings, sometimes as numbers.
@@ -575,38 +344,6 @@ mod tests {
 
     fn now_secs() -> u64 {
         SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
-    }
-
-    #[test]
-    fn parses_tasks_with_string_dates_and_numeric_ids() {
-        let page: TaskPage = serde_json::from_str(
-            r#"{"tasks":[{"id":"9hx","name":"Kick-off call","status":{"status":"to do","type":"open"},
-                "due_date":"1751328000000","date_created":"1567780450202","tags":[{"name":"onboarding"}],
-                "list":{"id":901234567}},{"id":42,"name":"x","due_date":null}],"last_page":true}"#,
-        )
-        .unwrap();
-        assert_eq!(page.tasks[0].due_date, Some(1_751_328_000_000));
-        assert_eq!(page.tasks[0].list.as_ref().unwrap().id, "901234567");
-        assert_eq!(page.tasks[1].id, "42");
-        assert_eq!(page.tasks[1].due_date, None);
-        assert!(serde_json::from_str::<TaskPage>(r#"{"tasks":[{"id":"1","name":"x","due_date":"soon"}]}"#).is_err());
-    }
-
-    #[test]
-    fn due_dates_are_unix_ms_from_the_start_date() {
-        let start = NaiveDate::from_ymd_opt(2026, 6, 1).unwrap();
-        let item = TaskTemplate {
-            name: " Launch ".into(),
-            description: String::new(),
-            due_in_days: Some(30),
-            priority: Some(9),
-            tags: vec![],
-        };
-        let task = new_task(&item, start);
-        assert_eq!(task.name, "Launch");
-        assert_eq!(task.due_date, Some(1_782_864_000_000)); // 2026-07-01T00:00:00Z
-        assert_eq!(task.priority, None, "priorities outside 1..=4 are dropped");
-        assert_eq!(task.description, None);
     }
 
     #[test]
@@ -667,23 +404,19 @@ mod tests {
         assert_eq!(s.base_url, "https://api.clickup.com");
         assert_eq!(s.missing(), vec!["CLICKUP_TOKEN"]);
         let http = s.http_settings();
-        assert!(http.rate_per_second * 60.0 + f64::from(http.burst) <= PLAN_REQUESTS_PER_MINUTE + 1e-9);
+        // ClickUp counts a fixed minute: the burst plus a minute of the steady rate stays within 100.
+        assert!(http.rate_per_second * 60.0 + f64::from(http.burst) <= f64::from(PLAN_REQUESTS_PER_MINUTE) + 1e-9);
+        assert!(http.burst >= 1 && http.rate_per_second > 1.0, "{http:?}");
+        let business_plus = Settings { plan_limit_per_minute: Some(1000), ..Settings::default() }.http_settings();
+        assert!(business_plus.rate_per_second * 60.0 + f64::from(business_plus.burst) <= 1000.0 + 1e-9);
+        assert!(business_plus.rate_per_second > 10.0, "{business_plus:?}");
+        let tiny = Settings { plan_limit_per_minute: Some(5), ..Settings::default() }.http_settings();
+        assert!(tiny.rate_per_second * 60.0 + f64::from(tiny.burst) <= 5.0 + 1e-9, "{tiny:?}");
         let sandbox = s.sandboxed("http://127.0.0.1:9/clickup/");
         assert!(sandbox.missing().is_empty());
         assert_eq!(sandbox.base_url, "http://127.0.0.1:9/clickup");
         assert!(matches!(sandbox.default_location(), Some(ListLocation::Space(_))));
         let folder = Settings { folder_id: Some("456".into()), ..sandbox };
         assert_eq!(folder.default_location(), Some(ListLocation::Folder("456".into())));
-    }
-
-    #[test]
-    fn onboarding_template_is_complete_and_unique() {
-        let template = default_onboarding_template();
-        assert!(template.len() >= 8);
-        let mut names: Vec<_> = template.iter().map(|t| t.name.as_str()).collect();
-        names.sort();
-        names.dedup();
-        assert_eq!(names.len(), template.len());
-        assert!(template.iter().all(|t| t.due_in_days.is_some() && t.priority.is_some_and(|p| (1..=4).contains(&p))));
     }
 }
