@@ -215,10 +215,13 @@ impl From<anyhow::Error> for ApiError {
 }
 
 impl From<PlatformError> for ApiError {
-    /// 429 when the platform throttled us, 503 when it is down or not configured,
-    /// 502 for everything else it refused; `Retry-After` when waiting can help.
+    /// 429 when the platform throttled us, 503 when it is down or not configured, or
+    /// when it asked for a pause longer than a request may wait (a deferred call: answered
+    /// at once instead of holding the request), 502 for everything else it refused;
+    /// `Retry-After` when waiting can help (the platform's remaining pause when it said).
     fn from(e: PlatformError) -> Self {
         let status = match e.kind {
+            _ if e.deferred => StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::Throttled => StatusCode::TOO_MANY_REQUESTS,
             ErrorKind::Unavailable | ErrorKind::Timeout | ErrorKind::Transport | ErrorKind::NotConfigured => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -266,6 +269,19 @@ mod tests {
         let p = e.problem();
         assert_eq!(p.status, 500);
         assert!(!p.detail.contains("hunter2"));
+    }
+
+    #[test]
+    fn a_deferred_platform_call_answers_503_with_the_remaining_pause() {
+        let paused = PlatformError::new("meta", ErrorKind::Throttled, "act_1 is paused")
+            .deferred(std::time::Duration::from_secs_f64(1799.2));
+        let e = ApiError::from(paused);
+        assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(e.headers.contains(&(header::RETRY_AFTER, HeaderValue::from(1800u64))), "{:?}", e.headers);
+        assert_eq!(e.platform.as_ref().map(|p| p.kind.as_str()), Some("throttled"));
+        // A throttle the layer retried until it gave up stays a 429.
+        let throttled = PlatformError::new("meta", ErrorKind::Throttled, "slow down");
+        assert_eq!(ApiError::from(throttled).status, StatusCode::TOO_MANY_REQUESTS);
     }
 
     #[test]

@@ -62,6 +62,10 @@ pub struct PlatformSync {
     pub account: String,
     /// Days written (inserted or replaced).
     pub days: u64,
+    /// All clicks over the days pulled (Meta `clicks`: likes, expands, profile taps included).
+    pub clicks: i64,
+    /// Link clicks over the days pulled (Meta `inline_link_clicks`; Google Ads: its clicks).
+    pub link_clicks: i64,
     pub error: Option<PlatformProblemWithMessage>,
 }
 
@@ -166,13 +170,15 @@ async fn sync_metrics(
         let outcome = match result {
             Ok(days) => {
                 let written = metrics::store_days(&mut tx, client.id, account, &days).await?;
-                PlatformSync { platform, account: account_id, days: written, error: None }
+                let clicks = days.iter().map(|d| d.clicks).sum();
+                let link_clicks = days.iter().map(|d| d.link_clicks).sum();
+                PlatformSync { platform, account: account_id, days: written, clicks, link_clicks, error: None }
             }
             Err(e) => {
                 let message = e.to_string();
                 let problem = *ApiError::from(e).platform.expect("platform problem");
                 let error = Some(PlatformProblemWithMessage { message, problem });
-                PlatformSync { platform, account: account_id, days: 0, error }
+                PlatformSync { platform, account: account_id, days: 0, clicks: 0, link_clicks: 0, error }
             }
         };
         outcomes.push(outcome);
@@ -232,7 +238,16 @@ pub struct MetricsRowView {
     pub date: Option<NaiveDate>,
     pub spend: f64,
     pub impressions: i64,
+    /// All clicks (Meta counts likes, expands and profile taps too).
     pub clicks: i64,
+    /// Clicks on the ad's links: Meta `inline_link_clicks`, Google Ads clicks (all of which
+    /// are). `null` for Meta days synced before link clicks were stored (sync again).
+    pub link_clicks: Option<i64>,
+    /// Link click-through rate in percent: link clicks / impressions × 100 (Meta's "CTR (link
+    /// click-through rate)"); `null` without impressions or link clicks known.
+    pub ctr: Option<f64>,
+    /// Cost per link click; `null` without link clicks.
+    pub cpc: Option<f64>,
     pub conversions: f64,
     pub conversion_value: f64,
     /// Cost per conversion; `null` without conversions.
@@ -257,12 +272,18 @@ fn view(platform: String, date: Option<NaiveDate>, rows: &[&store::metrics::Metr
     let spend: f64 = rows.iter().map(|r| r.spend).sum();
     let conversions: f64 = rows.iter().map(|r| r.conversions).sum();
     let value: f64 = rows.iter().map(|r| r.conversion_value).sum();
+    let impressions: i64 = rows.iter().map(|r| r.impressions).sum();
+    // Unknown on any day makes the sum unknown: a partial count would understate CTR.
+    let link_clicks: Option<i64> = rows.iter().map(|r| r.link_clicks).sum();
     MetricsRowView {
         platform,
         date,
         spend: figures::round2(spend),
-        impressions: rows.iter().map(|r| r.impressions).sum(),
+        impressions,
         clicks: rows.iter().map(|r| r.clicks).sum(),
+        link_clicks,
+        ctr: link_clicks.filter(|_| impressions > 0).map(|l| figures::round2(l as f64 * 100.0 / impressions as f64)),
+        cpc: link_clicks.filter(|l| *l > 0).map(|l| figures::round2(spend / l as f64)),
         conversions,
         conversion_value: figures::round2(value),
         cpa: (conversions > 0.0).then(|| figures::round2(spend / conversions)),

@@ -130,7 +130,7 @@ pub struct ReportResponse {
         (status = 404, description = "No such client", body = Problem),
         (status = 422, description = "Bad dates, or the client has no Meta account", body = Problem),
         (status = 502, description = "Meta refused (platform_error)", body = Problem),
-        (status = 503, description = "Meta unavailable or not configured (platform_error)", body = Problem),
+        (status = 503, description = "Meta unavailable, not configured, or pausing the account longer than a request waits (platform_error, Retry-After)", body = Problem),
     )
 )]
 async fn meta_insights(

@@ -13,8 +13,13 @@ pub struct DailyMetrics {
     pub spend: f64,
     #[schema(example = 10234)]
     pub impressions: i64,
+    /// Every click on the ad (Meta's `clicks` counts likes, expands, profile taps...).
     #[schema(example = 321)]
     pub clicks: i64,
+    /// Clicks that lead where the ad points: Meta `inline_link_clicks`; Google Ads clicks
+    /// (every Google click is one). CTR and CPC are computed from these.
+    #[schema(example = 287)]
+    pub link_clicks: i64,
     #[schema(example = 12.0)]
     pub conversions: f64,
     #[schema(example = 456.7)]

@@ -40,13 +40,32 @@ pub struct PlatformError {
     pub retryable: bool,
     /// How long the platform asked us to wait, when it said.
     pub retry_after: Option<Duration>,
+    /// The platform asked for a pause longer than a call may wait (`HttpSettings::max_pause`),
+    /// so the call failed at once instead of sleeping: try again after `retry_after`. A workflow
+    /// task goes back to the queue for that long; an API request answers 503 with `Retry-After`.
+    pub deferred: bool,
 }
 
 impl PlatformError {
     pub fn new(platform: &'static str, kind: ErrorKind, message: impl Into<String>) -> Self {
         let retryable =
             matches!(kind, ErrorKind::Throttled | ErrorKind::Unavailable | ErrorKind::Timeout | ErrorKind::Transport);
-        Self { platform, kind, status: None, code: None, message: message.into(), retryable, retry_after: None }
+        Self {
+            platform,
+            kind,
+            status: None,
+            code: None,
+            message: message.into(),
+            retryable,
+            retry_after: None,
+            deferred: false,
+        }
+    }
+
+    /// A call not made, or not retried, because the platform asked us to stay away for `wait`
+    /// (longer than a call may wait): throttled, retryable after `wait`.
+    pub fn deferred(self, wait: Duration) -> Self {
+        Self { kind: ErrorKind::Throttled, retryable: true, retry_after: Some(wait), deferred: true, ..self }
     }
 
     pub fn status(mut self, status: u16) -> Self {

@@ -485,6 +485,9 @@ impl GoogleAds {
                 *micros += m.cost_micros;
                 day.impressions += m.impressions;
                 day.clicks += m.clicks;
+                // Google's clicks are the ad's own clicks (headline, sitelink...), which is what
+                // Meta calls link clicks; there is no separate "all clicks" to subtract.
+                day.link_clicks += m.clicks;
                 day.conversions += m.conversions;
                 day.conversion_value += m.conversions_value;
             }
@@ -593,6 +596,7 @@ fn empty_day(date: NaiveDate, currency: &str) -> DailyMetrics {
         spend: 0.0,
         impressions: 0,
         clicks: 0,
+        link_clicks: 0,
         conversions: 0.0,
         conversion_value: 0.0,
         currency: currency.to_string(),

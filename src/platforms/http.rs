@@ -8,6 +8,12 @@
 //! (`Retry-After`, `retryDelay`, usage headers), capped in attempts and total
 //! time. Non-retryable errors fail at once. Every call gets a tracing span and
 //! Prometheus counters; secrets are masked in every message.
+//!
+//! A pause the platform asks for that is longer than [`HttpSettings::max_pause`]
+//! (default 5 s) is never slept through: it is recorded for the account (so later
+//! calls do not spend the exhausted quota again) and the call fails at once as
+//! [`PlatformError::deferred`], retryable after the remaining pause. Workers put the
+//! task back in the queue for that long; API requests answer 503 with `Retry-After`.
 
 use std::{
     collections::HashMap,
@@ -44,7 +50,14 @@ pub struct HttpSettings {
     pub max_backoff: Duration,
     /// No retry is started past this much time since the first attempt.
     pub max_total: Duration,
+    /// Longest pause the platform asks for (`Retry-After`, `retryDelay`, usage headers)
+    /// that a call sleeps through; a longer one fails the call at once (deferred).
+    pub max_pause: Duration,
 }
+
+/// Default of [`HttpSettings::max_pause`]: holding a worker slot or an API request
+/// longer than a few seconds costs more than asking again later.
+pub const DEFAULT_MAX_PAUSE: Duration = Duration::from_secs(5);
 
 impl HttpSettings {
     pub fn new(rate_per_second: f64, burst: u32) -> Self {
@@ -58,7 +71,16 @@ impl HttpSettings {
             base_backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(30),
             max_total: Duration::from_secs(120),
+            max_pause: DEFAULT_MAX_PAUSE,
         }
+    }
+
+    /// Sets [`HttpSettings::max_pause`] from a setting in seconds; unset, negative or not finite keeps it.
+    pub fn max_pause_secs(mut self, secs: Option<f64>) -> Self {
+        if let Some(secs) = secs.filter(|s| s.is_finite() && *s >= 0.0) {
+            self.max_pause = Duration::from_secs_f64(secs);
+        }
+        self
     }
 
     pub fn per_account(mut self, rate_per_second: f64) -> Self {
@@ -292,7 +314,10 @@ impl PlatformHttp {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let waited = self.wait_turn(call.account).await;
+            let waited = match self.wait_turn(call.account).await {
+                Ok(waited) => waited,
+                Err(deferred) => return Err(self.failed(call, deferred, None)),
+            };
             let span = tracing::info_span!(
                 "platform_call",
                 platform = self.platform,
@@ -315,6 +340,15 @@ impl PlatformHttp {
                     if e.kind == ErrorKind::Throttled {
                         metrics::counter!("platform_throttled_total", &labels).increment(1);
                     }
+                    // Asked to stay away longer than a call may wait: remember it, fail now.
+                    if let Some(asked) = e.retry_after.filter(|asked| *asked > self.settings.max_pause) {
+                        if e.kind == ErrorKind::Throttled
+                            && let Some(account) = call.account
+                        {
+                            self.pause(account, asked);
+                        }
+                        return Err(self.failed(call, e.deferred(asked), Some(&span)));
+                    }
                     let delay = self.backoff(attempt, e.retry_after);
                     let out_of_time = started.elapsed() + delay > self.settings.max_total;
                     if attempt < self.settings.max_attempts && !out_of_time {
@@ -330,15 +364,36 @@ impl PlatformHttp {
                         tokio::time::sleep(delay).await;
                         continue;
                     }
+                    // Out of attempts or time: a throttle's own wait still holds for the
+                    // account, so later calls do not spend the exhausted quota again.
+                    if e.kind == ErrorKind::Throttled
+                        && let (Some(account), Some(asked)) = (call.account, e.retry_after)
+                    {
+                        self.pause(account, asked);
+                    }
                     e
                 }
             };
-            let error = PlatformError { message: self.redact(&error.message), ..error };
-            metrics::counter!("platform_errors_total", &labels).increment(1);
-            tracing::warn!(parent: &span, error = %error, "platform call failed");
-            *self.last_error.lock().expect("last_error lock") = Some(error.to_string());
-            return Err(error);
+            return Err(self.failed(call, error, Some(&span)));
         }
+    }
+
+    /// Masks secrets, counts, logs and remembers a failure.
+    fn failed(&self, call: Call<'_>, error: PlatformError, span: Option<&tracing::Span>) -> PlatformError {
+        let error = PlatformError { message: self.redact(&error.message), ..error };
+        let labels = [("platform", self.platform), ("endpoint", call.endpoint)];
+        metrics::counter!("platform_errors_total", &labels).increment(1);
+        if error.deferred {
+            metrics::counter!("platform_deferred_total", &labels).increment(1);
+        }
+        match span {
+            Some(span) => tracing::warn!(parent: span, error = %error, "platform call failed"),
+            None => {
+                tracing::warn!(platform = self.platform, endpoint = call.endpoint, error = %error, "platform call not made")
+            }
+        }
+        *self.last_error.lock().expect("last_error lock") = Some(error.to_string());
+        error
     }
 
     async fn attempt(
@@ -372,13 +427,23 @@ impl PlatformHttp {
     }
 
     /// Waits for any pause on the account and for both limiters; returns how long it waited.
-    async fn wait_turn(&self, account: Option<&str>) -> Duration {
+    /// A pause longer than [`HttpSettings::max_pause`] is not waited for: the call is
+    /// deferred (an error saying how long is left) and never sent.
+    async fn wait_turn(&self, account: Option<&str>) -> Result<Duration, PlatformError> {
         let start = Instant::now();
         if let Some(account) = account {
             let until = self.paused.lock().expect("paused lock").get(account).copied();
             if let Some(until) = until
                 && until > Instant::now()
             {
+                let left = until - Instant::now();
+                if left > self.settings.max_pause {
+                    let message = format!(
+                        "{account} is paused for {}s more, as the platform asked; not calling it until then",
+                        left.as_secs_f64().ceil()
+                    );
+                    return Err(PlatformError::new(self.platform, ErrorKind::Throttled, message).deferred(left));
+                }
                 tokio::time::sleep_until(until.into()).await;
             }
             if let Some(limiter) = &self.account_limiter {
@@ -386,7 +451,7 @@ impl PlatformHttp {
             }
         }
         self.limiter.until_ready().await;
-        start.elapsed()
+        Ok(start.elapsed())
     }
 
     fn pause(&self, account: &str, for_how_long: Duration) {
@@ -416,114 +481,5 @@ enum Attempt {
 }
 
 #[cfg(test)]
-mod tests {
-    use wiremock::{Mock, MockServer, ResponseTemplate, matchers::method};
-
-    use super::*;
-
-    struct Plain;
-    impl Dialect for Plain {}
-
-    fn fast() -> HttpSettings {
-        HttpSettings {
-            base_backoff: Duration::from_millis(5),
-            max_backoff: Duration::from_millis(20),
-            ..HttpSettings::new(1000.0, 100)
-        }
-    }
-
-    #[tokio::test]
-    async fn retries_5xx_then_succeeds() {
-        let server = MockServer::start().await;
-        Mock::given(method("GET")).respond_with(ResponseTemplate::new(503)).up_to_n_times(2).mount(&server).await;
-        Mock::given(method("GET")).respond_with(ResponseTemplate::new(200).set_body_string("{}")).mount(&server).await;
-        let http = PlatformHttp::new("test", fast(), Arc::new(Plain), vec![]);
-        let reply = http.send(Call::new("x"), |c| c.get(server.uri())).await.unwrap();
-        assert_eq!(reply.status, 200);
-        assert_eq!(server.received_requests().await.unwrap().len(), 3);
-    }
-
-    #[tokio::test]
-    async fn client_errors_fail_at_once_and_secrets_are_masked() {
-        let server = MockServer::start().await;
-        Mock::given(method("GET"))
-            .respond_with(ResponseTemplate::new(400).set_body_string("bad token sekret-123"))
-            .mount(&server)
-            .await;
-        let http = PlatformHttp::new("test", fast(), Arc::new(Plain), vec!["sekret-123".into()]);
-        let err = http.send(Call::new("x"), |c| c.get(server.uri())).await.unwrap_err();
-        assert_eq!(err.kind, ErrorKind::Invalid);
-        assert!(!err.retryable);
-        assert!(!err.message.contains("sekret-123"), "{}", err.message);
-        assert_eq!(server.received_requests().await.unwrap().len(), 1);
-    }
-
-    #[tokio::test]
-    async fn honours_retry_after_and_caps_attempts() {
-        let server = MockServer::start().await;
-        Mock::given(method("GET"))
-            .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "0.05"))
-            .mount(&server)
-            .await;
-        let http = PlatformHttp::new("test", HttpSettings { max_attempts: 3, ..fast() }, Arc::new(Plain), vec![]);
-        let started = Instant::now();
-        let err = http.send(Call::new("x"), |c| c.get(server.uri())).await.unwrap_err();
-        assert_eq!(err.kind, ErrorKind::Throttled);
-        assert_eq!(server.received_requests().await.unwrap().len(), 3);
-        assert!(started.elapsed() >= Duration::from_millis(100), "waited {:?}", started.elapsed());
-    }
-
-    #[tokio::test]
-    async fn limiter_spaces_calls() {
-        let server = MockServer::start().await;
-        Mock::given(method("GET")).respond_with(ResponseTemplate::new(200)).mount(&server).await;
-        let http = Arc::new(PlatformHttp::new("test", HttpSettings::new(50.0, 1), Arc::new(Plain), vec![]));
-        let started = Instant::now();
-        let calls = (0..11).map(|_| {
-            let http = http.clone();
-            let uri = server.uri();
-            tokio::spawn(async move { http.send(Call::new("x"), |c| c.get(&uri)).await.unwrap() })
-        });
-        for call in calls {
-            call.await.unwrap();
-        }
-        // 11 calls at 50/s with burst 1 need at least 10 intervals of 20 ms.
-        assert!(started.elapsed() >= Duration::from_millis(190), "took {:?}", started.elapsed());
-    }
-
-    #[test]
-    fn overrides_replace_only_what_is_set_and_sane() {
-        let base = HttpSettings::new(10.0, 10).per_account(2.0);
-        let none = Overrides {
-            rate_per_second: None,
-            burst: Some(0),
-            account_rate_per_second: Some(-1.0),
-            max_attempts: None,
-            retry_base_ms: None,
-            max_wait_secs: None,
-        };
-        let kept = none.apply(base.clone());
-        assert_eq!((kept.rate_per_second, kept.burst, kept.account_rate_per_second), (10.0, 10, Some(2.0)));
-        let set = Overrides {
-            rate_per_second: Some(200.0),
-            burst: None,
-            account_rate_per_second: None,
-            max_attempts: Some(2),
-            retry_base_ms: Some(60_000),
-            max_wait_secs: Some(5.0),
-        };
-        let s = set.apply(base);
-        assert_eq!((s.rate_per_second, s.max_attempts, s.max_total), (200.0, 2, Duration::from_secs(5)));
-        assert_eq!(s.base_backoff, Duration::from_secs(60));
-        assert!(s.max_backoff >= s.base_backoff, "the cap never undercuts the first backoff");
-    }
-
-    #[test]
-    fn backoff_respects_the_platforms_wait() {
-        let http = PlatformHttp::new("test", fast(), Arc::new(Plain), vec![]);
-        for attempt in 1..6 {
-            assert!(http.backoff(attempt, None) <= Duration::from_millis(20));
-            assert!(http.backoff(attempt, Some(Duration::from_secs(3))) >= Duration::from_secs(3));
-        }
-    }
-}
+#[path = "http_tests.rs"]
+mod tests;

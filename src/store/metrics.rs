@@ -21,18 +21,21 @@ pub async fn upsert_days(
     let spend: Vec<f64> = days.iter().map(|d| d.spend).collect();
     let impressions: Vec<i64> = days.iter().map(|d| d.impressions).collect();
     let clicks: Vec<i64> = days.iter().map(|d| d.clicks).collect();
+    let link_clicks: Vec<i64> = days.iter().map(|d| d.link_clicks).collect();
     let conversions: Vec<f64> = days.iter().map(|d| d.conversions).collect();
     let values: Vec<f64> = days.iter().map(|d| d.conversion_value).collect();
     let currencies: Vec<String> = days.iter().map(|d| d.currency.clone()).collect();
     let done = sqlx::query!(
         "INSERT INTO costs.daily_metrics
-             (client_id, platform, account_id, date, spend, impressions, clicks, conversions, conversion_value, currency)
+             (client_id, platform, account_id, date, spend, impressions, clicks, link_clicks, conversions,
+              conversion_value, currency)
          SELECT $1, $2, $3, d.*
-         FROM unnest($4::date[], $5::float8[], $6::int8[], $7::int8[], $8::float8[], $9::float8[], $10::text[])
-              AS d(date, spend, impressions, clicks, conversions, conversion_value, currency)
+         FROM unnest($4::date[], $5::float8[], $6::int8[], $7::int8[], $8::int8[], $9::float8[], $10::float8[],
+                     $11::text[])
+              AS d(date, spend, impressions, clicks, link_clicks, conversions, conversion_value, currency)
          ON CONFLICT (client_id, platform, date) DO UPDATE
              SET account_id = excluded.account_id, spend = excluded.spend, impressions = excluded.impressions,
-                 clicks = excluded.clicks, conversions = excluded.conversions,
+                 clicks = excluded.clicks, link_clicks = excluded.link_clicks, conversions = excluded.conversions,
                  conversion_value = excluded.conversion_value, currency = excluded.currency, synced_at = now()",
         client_id,
         platform,
@@ -41,6 +44,7 @@ pub async fn upsert_days(
         &spend,
         &impressions,
         &clicks,
+        &link_clicks,
         &conversions,
         &values,
         &currencies
@@ -56,6 +60,8 @@ pub struct MetricsRow {
     pub spend: f64,
     pub impressions: i64,
     pub clicks: i64,
+    /// `None` for Meta days stored before link clicks were (re-sync to fill them).
+    pub link_clicks: Option<i64>,
     pub conversions: f64,
     pub conversion_value: f64,
     pub currency: String,
@@ -71,7 +77,7 @@ pub async fn days(
 ) -> Result<Vec<MetricsRow>, sqlx::Error> {
     sqlx::query_as!(
         MetricsRow,
-        "SELECT platform, date, spend, impressions, clicks, conversions, conversion_value, currency
+        "SELECT platform, date, spend, impressions, clicks, link_clicks, conversions, conversion_value, currency
          FROM costs.daily_metrics
          WHERE client_id = $1 AND date BETWEEN $2 AND $3 AND ($4::text IS NULL OR platform = $4)
          ORDER BY date, platform",

@@ -340,6 +340,47 @@ pub async fn fail(
     Ok(done.rows_affected() == 1)
 }
 
+/// How long after a task first started a platform's wait is free (does not spend an
+/// attempt): long enough for any pause a vendor announces (Meta's regain estimates are
+/// minutes to an hour), short enough that a platform that never lets us in cannot keep a
+/// run open forever (after it, a wait spends an attempt like a failure).
+pub const FREE_WAIT_SECS: f64 = 24.0 * 3600.0;
+
+/// Puts a held task back in the queue until `wait_secs` from now because a platform asked
+/// us to wait (`StepError::wait`): its lease is released (the worker slot is free at once)
+/// and, within [`FREE_WAIT_SECS`] of its first start, the attempt is given back. A task of a
+/// canceled run ends canceled. False when the lease was lost.
+pub async fn requeue_after_wait(
+    pool: &PgPool,
+    task_id: Uuid,
+    worker: &str,
+    error: &str,
+    wait_secs: f64,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query!(
+        "WITH w AS (SELECT coalesce(started_at > now() - make_interval(secs => $5), false) AS free
+                    FROM engine.tasks WHERE id = $1)
+         UPDATE engine.tasks t
+         SET status = CASE WHEN r.status = 'canceled' THEN 'canceled'
+                           WHEN w.free OR t.attempt < t.max_attempts THEN 'queued' ELSE 'failed' END,
+             attempt = CASE WHEN r.status <> 'canceled' AND w.free THEN t.attempt - 1 ELSE t.attempt END,
+             run_at = now() + make_interval(secs => $4),
+             error = $3, locked_by = NULL, locked_until = NULL,
+             finished_at = CASE WHEN r.status <> 'canceled' AND (w.free OR t.attempt < t.max_attempts)
+                                THEN NULL ELSE now() END
+         FROM engine.runs r, w
+         WHERE t.id = $1 AND t.locked_by = $2 AND t.status = 'running' AND r.id = t.run_id",
+        task_id,
+        worker,
+        error,
+        wait_secs,
+        FREE_WAIT_SECS
+    )
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// Returns tasks whose lease expired (their worker died) to the queue, or fails
 /// them when their attempts are used up (cancels them when their run was canceled).
 /// Returns the runs touched.

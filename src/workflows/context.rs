@@ -1,7 +1,7 @@
 //! What a workflow's step function gets: the client, the run, the platforms, and
 //! the side-effect ledger.
 
-use std::future::Future;
+use std::{future::Future, time::Duration};
 
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::Value;
@@ -16,21 +16,31 @@ use crate::{domain::client::Client, operations::Refusal, platforms::PlatformErro
 pub struct StepError {
     pub message: String,
     pub retryable: bool,
+    /// A platform asked us to stay away this long (a deferred call, see
+    /// `PlatformError::deferred`): the task goes back to the queue until then, its slot
+    /// freed, without spending an attempt (docs/WORKFLOWS.md).
+    pub wait: Option<Duration>,
 }
 
 impl StepError {
     pub fn permanent(message: impl Into<String>) -> Self {
-        Self { message: message.into(), retryable: false }
+        Self { message: message.into(), retryable: false, wait: None }
     }
 
     pub fn transient(message: impl Into<String>) -> Self {
-        Self { message: message.into(), retryable: true }
+        Self { message: message.into(), retryable: true, wait: None }
+    }
+
+    /// Retry no sooner than `wait` from now, as the platform asked.
+    pub fn wait(message: impl Into<String>, wait: Duration) -> Self {
+        Self { message: message.into(), retryable: true, wait: Some(wait) }
     }
 }
 
 impl From<PlatformError> for StepError {
     fn from(e: PlatformError) -> Self {
-        Self { retryable: e.retryable, message: e.to_string() }
+        let wait = if e.deferred { e.retry_after } else { None };
+        Self { retryable: e.retryable, message: e.to_string(), wait }
     }
 }
 

@@ -121,6 +121,16 @@ async fn monitor(ctx: &TaskContext, max_attempts: i32) -> Result<Value, StepErro
     let errors: Vec<(bool, String)> =
         results.iter().filter_map(|r| r.as_ref().err()).map(|e| (e.retryable, e.to_string())).collect();
     let complete = errors.is_empty();
+    // A platform asked us to stay away for a while (a deferred call, docs/PLATFORMS.md
+    // "Capped pauses"): come back when it lets us in rather than alert on a gap we were only
+    // told to fetch later. The task waits in the queue without spending an attempt.
+    let deferred = results.iter().filter_map(|r| r.as_ref().err()).filter(|e| e.deferred);
+    if let Some(wait) = deferred.clone().filter_map(|e| e.retry_after).max()
+        && ctx.attempt < max_attempts
+    {
+        let why: Vec<String> = deferred.map(|e| e.to_string()).collect();
+        return Err(StepError::wait(why.join("; "), wait));
+    }
     // Every platform failed for a passing reason: worth another attempt while attempts
     // remain; the last one records the failures as alerts and then fails the task.
     let retry_reason = (!linked.is_empty()
@@ -496,6 +506,7 @@ mod tests {
             spend,
             impressions: 0,
             clicks: 0,
+            link_clicks: 0,
             conversions: 1.0,
             conversion_value: 2.0 * spend,
             currency: "USD".into(),

@@ -144,6 +144,10 @@ impl Worker {
             }
             Err(e) => e,
         };
+        if let Some(wait) = error.wait {
+            self.requeue_after_wait(&task, &error, wait).await;
+            return;
+        }
         let delay = self.settings.retry_base.as_secs_f64() * 2f64.powi(task.attempt.saturating_sub(1).min(10));
         tracing::warn!(task = %task.id, error = %error.message, retryable = error.retryable, "task failed");
         match store::runs::fail(&self.runtime.pool, task.id, &self.id, &error.message, error.retryable, delay).await {
@@ -153,6 +157,24 @@ impl Worker {
             }
             Err(e) => {
                 tracing::error!(task = %task.id, error = %e, "recording the outcome failed; the lease will expire and the task rerun")
+            }
+        }
+        settle_and_announce(&self.runtime, task.run_id).await;
+    }
+
+    /// A platform asked us to stay away for `wait`: the task goes back to the queue until
+    /// then (slot freed now, the attempt given back; see `store::runs::requeue_after_wait`).
+    async fn requeue_after_wait(&self, task: &Claimed, error: &StepError, wait: Duration) {
+        tracing::info!(task = %task.id, wait_secs = wait.as_secs(), error = %error.message, "platform asked to wait; task back in the queue");
+        let message = format!("waiting {}s as the platform asked: {}", wait.as_secs_f64().ceil(), error.message);
+        match store::runs::requeue_after_wait(&self.runtime.pool, task.id, &self.id, &message, wait.as_secs_f64()).await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(task = %task.id, "lease lost before the outcome was recorded; another worker owns it")
+            }
+            Err(e) => {
+                tracing::error!(task = %task.id, error = %e, "recording the wait failed; the lease will expire and the task rerun")
             }
         }
         settle_and_announce(&self.runtime, task.run_id).await;

@@ -368,6 +368,7 @@ mod tests {
             spend,
             impressions: 1000,
             clicks: 10,
+            link_clicks: Some(9),
             conversions,
             conversion_value: value,
             currency: currency.into(),

@@ -40,7 +40,7 @@ fn graph_error(code: i64, subcode: Option<i64>, message: &str) -> Value {
 }
 
 fn insights_row(date: &str, spend: &str) -> Value {
-    json!({"spend": spend, "impressions": "10000", "clicks": "250", "account_currency": "EUR",
+    json!({"spend": spend, "impressions": "10000", "clicks": "250", "inline_link_clicks": "230", "account_currency": "EUR",
         "actions": [{"action_type": "link_click", "value": "230"}, {"action_type": "purchase", "value": "20"},
                     {"action_type": "omni_purchase", "value": "20"}, {"action_type": "offsite_conversion.fb_pixel_purchase", "value": "18"}],
         "action_values": [{"action_type": "omni_purchase", "value": "1500.00"}, {"action_type": "purchase", "value": "1500.00"}],
@@ -64,6 +64,10 @@ async fn platform_meta_daily_insights_sends_credentials_and_normalises() {
         .and(query_param("level", "account"))
         .and(query_param("time_increment", "1"))
         .and(query_param("time_range", r#"{"since":"2026-06-01","until":"2026-06-03"}"#))
+        .and(query_param(
+            "fields",
+            "spend,impressions,clicks,inline_link_clicks,actions,action_values,purchase_roas,account_currency",
+        ))
         .and(query_param("access_token", "EAAB_test_token"))
         .and(query_param("appsecret_proof", PROOF))
         .respond_with(ok(json!({"data": [insights_row("2026-06-01", "100.50"), insights_row("2026-06-03", "7")],
@@ -74,7 +78,7 @@ async fn platform_meta_daily_insights_sends_credentials_and_normalises() {
     let meta = Meta::new(&settings(&server.uri()));
     let days = meta.daily_insights("123", day(6, 1), day(6, 3)).await.unwrap();
     assert_eq!(days.len(), 3, "one entry per day, the day without a row is zero");
-    assert_eq!((days[0].spend, days[0].impressions, days[0].clicks), (100.5, 10000, 250));
+    assert_eq!((days[0].spend, days[0].impressions, days[0].clicks, days[0].link_clicks), (100.5, 10000, 250, 230));
     assert_eq!(days[0].conversions, 20.0, "one purchase family, not 20 + 20 + 18");
     assert_eq!(days[0].conversion_value, 1500.0);
     assert_eq!(days[0].currency, "EUR");
@@ -201,14 +205,14 @@ async fn platform_meta_invalid_parameter_fails_at_once() {
     Mock::given(path("/v25.0/act_1/insights"))
         .respond_with(ResponseTemplate::new(400).set_body_json(graph_error(
             100,
-            Some(1504018),
-            "(#100) The request limit reached",
+            Some(1487534),
+            "(#100) Please reduce the amount of data you're asking for",
         )))
         .mount(&server)
         .await;
     let meta = Meta::new(&settings(&server.uri()));
-    let err = meta.daily_insights("act_1", day(1, 1), day(6, 30)).await.unwrap_err();
-    assert_eq!((err.kind, err.retryable, err.code.as_deref()), (ErrorKind::Invalid, false, Some("100/1504018")));
+    let err = meta.daily_insights("act_1", day(6, 1), day(6, 30)).await.unwrap_err();
+    assert_eq!((err.kind, err.retryable, err.code.as_deref()), (ErrorKind::Invalid, false, Some("100/1487534")));
     assert_eq!(requests(&server).await, 1);
 }
 
@@ -284,8 +288,13 @@ async fn platform_meta_without_a_token_sends_nothing() {
 
 async fn sim_meta(state: SimState) -> (sim::Running, Meta) {
     let running = sim::spawn("127.0.0.1:0".parse().unwrap(), state).await.unwrap();
-    let settings = Settings { account_rate_per_second: Some(1000.0), retry_base_ms: Some(1), ..Settings::default() }
-        .sandboxed(&format!("{}{}", running.base_url, meta::INFO.sim_prefix));
+    let settings = Settings {
+        account_rate_per_second: Some(1000.0),
+        retry_base_ms: Some(1),
+        async_poll_ms: Some(5),
+        ..Settings::default()
+    }
+    .sandboxed(&format!("{}{}", running.base_url, meta::INFO.sim_prefix));
     (running, Meta::new(&settings))
 }
 
@@ -315,9 +324,11 @@ async fn platform_meta_sim_serves_every_method_consistently() {
     assert!(rows.iter().all(|r| {
         campaigns.iter().any(|c| Some(&c.id) == r.campaign_id.as_ref() && Some(&c.name) == r.campaign_name.as_ref())
     }));
-    // Read-only platform: nothing created, every call counted.
+    // Over 45 days: every report went as an async job (the only objects created); every call counted.
+    assert!(daily.iter().all(|d| d.link_clicks <= d.clicks) && daily.iter().any(|d| d.link_clicks > 0));
     let stats = running.state.stats().platforms["meta"].clone();
-    assert!(stats.created.values().all(|n| *n == 0));
+    assert_eq!(stats.created["report_runs"], 3, "{:?}", stats.created);
+    assert!(stats.errors.is_empty(), "no sync request timed out: {:?}", stats.errors);
     assert_eq!(running.state.vendor::<switchboard::sim::meta::State>().calls(account), stats.calls);
 }
 
@@ -375,7 +386,7 @@ async fn platform_meta_sim_answers_real_errors() {
     assert_eq!((err.kind, err.code.as_deref()), (ErrorKind::Unavailable, Some("2")));
     assert_eq!(running.state.stats().platforms["meta"].faults, 5);
 
-    // Throttling: the BUC error with a minute to regain access (checked raw: the client would wait it out).
+    // Throttling: the BUC error with a minute to regain access (checked raw: the client would defer the call).
     running.state.configure("meta", Behaviour { rate_per_second: Some(0.001), ..Behaviour::default() });
     let client = crate::support::http_client();
     let url = format!("{base}/v25.0/act_1/campaigns?access_token=t");

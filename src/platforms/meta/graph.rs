@@ -150,6 +150,11 @@ impl Usage {
     }
 }
 
+/// Insights `100/1504018` "Request Timed Out" (sync): try a smaller range or an async job.
+pub(crate) const SYNC_TIMED_OUT: i64 = 1504018;
+/// Insights `2/1504038` "Request Timed Out" (sync), the same advice.
+pub(crate) const SYNC_TIMED_OUT_2: i64 = 1504038;
+
 /// How Meta Marketing API errors read (§1.6): keyed on `error.code`, not the HTTP status.
 pub(crate) struct Graph;
 
@@ -161,6 +166,18 @@ impl Dialect for Graph {
         let Some(error) = GraphError::parse(body) else {
             return default_classify(platform, status, headers, body);
         };
+        // Insights (developers.facebook.com/documentation/ads-commerce/marketing-api/insights/error-codes):
+        // a sync timeout must not be sent again unchanged (the connector switches to an async
+        // report job), and invalid breakdowns / custom metrics never succeed on a retry.
+        match (error.code, error.error_subcode) {
+            (100, Some(SYNC_TIMED_OUT)) | (2, Some(SYNC_TIMED_OUT_2)) => {
+                return Verdict::Fail(error.into_error(platform, ErrorKind::Timeout, status).retryable(false));
+            }
+            (2, Some(1504041 | 1504042)) => {
+                return Verdict::Fail(error.into_error(platform, ErrorKind::Invalid, status).retryable(false));
+            }
+            _ => {}
+        }
         let kind = match error.code {
             4 | 17 | 32 | 613 | 80000..=80014 => ErrorKind::Throttled,
             1 | 2 => ErrorKind::Unavailable,
@@ -235,16 +252,41 @@ mod tests {
                 matches!(verdict(400, &error(code, Some(463)), &none), Verdict::Fail(e) if e.kind == ErrorKind::Auth && !e.retryable)
             );
         }
-        match verdict(400, &error(100, Some(1504018)), &none) {
+        match verdict(400, &error(100, Some(33)), &none) {
             Verdict::Fail(e) => {
                 assert_eq!(e.kind, ErrorKind::Invalid);
-                assert_eq!(e.code.as_deref(), Some("100/1504018"));
+                assert_eq!(e.code.as_deref(), Some("100/33"));
                 assert!(e.message.contains("fbtrace_id T"), "{}", e.message);
             }
             _ => panic!("100 must fail"),
         }
         // Not a Graph body: the HTTP status decides.
         assert!(matches!(verdict(502, "<html>", &none), Verdict::Retry(_)));
+    }
+
+    /// The Insights error-code table (developers.facebook.com/documentation/ads-commerce/marketing-api/
+    /// insights/error-codes): sync timeouts and invalid breakdowns/metrics are never retried unchanged;
+    /// the intermittent error and the async "Report Failed" are.
+    #[test]
+    fn insights_error_codes_follow_metas_table() {
+        let none = HeaderMap::new();
+        for (status, code, sub) in [(400, 100, 1504018), (500, 2, 1504038)] {
+            match verdict(status, &error(code, Some(sub)), &none) {
+                Verdict::Fail(e) => {
+                    assert_eq!((e.kind, e.retryable), (ErrorKind::Timeout, false));
+                    assert_eq!(e.code, Some(format!("{code}/{sub}")));
+                }
+                _ => panic!("{code}/{sub} must not be retried unchanged"),
+            }
+        }
+        for sub in [1504041, 1504042] {
+            assert!(
+                matches!(verdict(500, &error(2, Some(sub)), &none), Verdict::Fail(e) if e.kind == ErrorKind::Invalid && !e.retryable)
+            );
+        }
+        for (code, sub) in [(2, 1504043), (-2, 2490547)] {
+            assert!(matches!(verdict(500, &error(code, Some(sub)), &none), Verdict::Retry(_)), "{code}/{sub}");
+        }
     }
 
     #[test]

@@ -7,17 +7,20 @@
 //! keeps a limiter per account and pauses an account when its usage headers say so.
 
 mod graph;
+mod report_job;
+mod shapes;
 
 use std::{collections::BTreeMap, fmt, sync::Arc};
 
 use chrono::NaiveDate;
 use reqwest::Url;
-use serde::{Deserialize, Deserializer, Serialize, de::DeserializeOwned};
-use utoipa::ToSchema;
+use serde::{Deserialize, de::DeserializeOwned};
 
 use graph::Graph;
 pub(crate) use graph::GraphError;
 pub use graph::appsecret_proof;
+pub use shapes::{AdAccount, Campaign, InsightsLevel, InsightsRow};
+use shapes::{CAMPAIGN_FIELDS, Page, RawRow};
 
 use super::{
     ErrorKind, PlatformError, PlatformInfo, SecretString,
@@ -47,6 +50,15 @@ pub struct Settings {
     pub account_rate_per_second: Option<f64>,
     /// First retry backoff in milliseconds (doubles per attempt, with jitter).
     pub retry_base_ms: Option<u64>,
+    /// Longest throttle pause (Meta's `estimated_time_to_regain_access`) a call sleeps
+    /// through, in seconds; a longer one fails the call at once (default 5).
+    pub max_pause_secs: Option<f64>,
+    /// Insights over more days than this go through an async report job (default 45).
+    pub async_after_days: Option<u32>,
+    /// First wait between polls of an async report job, in ms (doubles, up to 15 s; default 1000).
+    pub async_poll_ms: Option<u64>,
+    /// Longest an async report job is waited for, in seconds (default 300).
+    pub async_max_wait_secs: Option<u64>,
 }
 
 impl Default for Settings {
@@ -60,6 +72,10 @@ impl Default for Settings {
             burst: None,
             account_rate_per_second: None,
             retry_base_ms: None,
+            max_pause_secs: None,
+            async_after_days: None,
+            async_poll_ms: None,
+            async_max_wait_secs: None,
         }
     }
 }
@@ -77,6 +93,10 @@ impl fmt::Debug for Settings {
             .field("burst", &self.burst)
             .field("account_rate_per_second", &self.account_rate_per_second)
             .field("retry_base_ms", &self.retry_base_ms)
+            .field("max_pause_secs", &self.max_pause_secs)
+            .field("async_after_days", &self.async_after_days)
+            .field("async_poll_ms", &self.async_poll_ms)
+            .field("async_max_wait_secs", &self.async_max_wait_secs)
             .finish()
     }
 }
@@ -89,6 +109,7 @@ const DEFAULT_BURST: u32 = 10;
 /// access); 1/s (3,600/h) suits an account with ~8 active ads. Usage headers pause earlier.
 const DEFAULT_ACCOUNT_RATE: f64 = 1.0;
 const PAGE_SIZE: u32 = 100;
+const DEFAULT_ASYNC_AFTER_DAYS: u32 = 45;
 /// Guards against a platform that keeps answering with a `next` link.
 const MAX_PAGES: usize = 1_000;
 
@@ -117,188 +138,14 @@ impl Settings {
             max_wait_secs: None,
         }
         .apply(HttpSettings::new(DEFAULT_RATE, DEFAULT_BURST).per_account(DEFAULT_ACCOUNT_RATE))
+        .max_pause_secs(self.max_pause_secs)
     }
-}
 
-// ---------------------------------------------------------------------------------------
-// Response shapes
-
-/// A Graph number: insights metrics come as strings (`"100.50"`); numbers are accepted too.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-struct Num(f64);
-
-impl<'de> Deserialize<'de> for Num {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            N(f64),
-            S(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::N(n) => Ok(Num(n)),
-            Raw::S(s) => {
-                s.trim().parse().map(Num).map_err(|_| serde::de::Error::custom(format!("not a number: {s:?}")))
-            }
-        }
+    /// Ranges longer than this go async: a daily breakdown over months is what Meta's sync
+    /// insights time out on (100/1504018, 2/1504038), and async jobs are Meta's advice.
+    fn async_after_days(&self) -> i64 {
+        i64::from(self.async_after_days.unwrap_or(DEFAULT_ASYNC_AFTER_DAYS))
     }
-}
-
-fn num(v: Option<Num>) -> f64 {
-    v.map(|n| n.0).filter(|n| n.is_finite()).unwrap_or(0.0)
-}
-
-#[derive(Debug, Deserialize)]
-struct Page<T> {
-    data: Vec<T>,
-    #[serde(default)]
-    paging: Option<Paging>,
-}
-
-#[derive(Debug, Deserialize)]
-struct Paging {
-    #[serde(default)]
-    next: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct ActionStat {
-    action_type: String,
-    value: Option<Num>,
-}
-
-/// Purchase action types, most inclusive first. Meta reports the same purchase under several
-/// overlapping types (`omni_purchase` = all channels, `purchase`, and the pixel-only
-/// `offsite_conversion.fb_pixel_purchase`), so adding them up double counts. We take the
-/// first type present in the row, for counts, values and ROAS alike.
-const PURCHASE_TYPES: [&str; 3] = ["omni_purchase", "purchase", "offsite_conversion.fb_pixel_purchase"];
-
-fn purchases(stats: &Option<Vec<ActionStat>>) -> Option<f64> {
-    let stats = stats.as_deref()?;
-    PURCHASE_TYPES.iter().find_map(|t| stats.iter().find(|s| s.action_type == *t)).map(|s| num(s.value))
-}
-
-#[derive(Debug, Deserialize)]
-struct RawRow {
-    date_start: NaiveDate,
-    #[serde(default)]
-    account_currency: Option<String>,
-    #[serde(default)]
-    campaign_id: Option<String>,
-    #[serde(default)]
-    campaign_name: Option<String>,
-    #[serde(default)]
-    spend: Option<Num>,
-    #[serde(default)]
-    impressions: Option<Num>,
-    #[serde(default)]
-    clicks: Option<Num>,
-    // Absent on rows without conversions.
-    #[serde(default)]
-    actions: Option<Vec<ActionStat>>,
-    #[serde(default)]
-    action_values: Option<Vec<ActionStat>>,
-    #[serde(default)]
-    purchase_roas: Option<Vec<ActionStat>>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum InsightsLevel {
-    Account,
-    Campaign,
-}
-
-impl InsightsLevel {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Account => "account",
-            Self::Campaign => "campaign",
-        }
-    }
-}
-
-/// One day of insights at the requested level (purchases as in [`PURCHASE_TYPES`]).
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
-pub struct InsightsRow {
-    #[schema(value_type = String, example = "2026-06-01")]
-    pub date: NaiveDate,
-    /// Set at campaign level.
-    pub campaign_id: Option<String>,
-    pub campaign_name: Option<String>,
-    pub spend: f64,
-    pub impressions: i64,
-    pub clicks: i64,
-    pub conversions: f64,
-    pub conversion_value: f64,
-    pub purchase_roas: Option<f64>,
-    /// Empty when Meta did not say (then [`Meta::daily_insights`] asks the account).
-    pub currency: String,
-}
-
-impl From<RawRow> for InsightsRow {
-    fn from(r: RawRow) -> Self {
-        Self {
-            date: r.date_start,
-            spend: num(r.spend),
-            impressions: num(r.impressions).round() as i64,
-            clicks: num(r.clicks).round() as i64,
-            conversions: purchases(&r.actions).unwrap_or(0.0),
-            conversion_value: purchases(&r.action_values).unwrap_or(0.0),
-            purchase_roas: purchases(&r.purchase_roas),
-            currency: r.account_currency.unwrap_or_default(),
-            campaign_id: r.campaign_id,
-            campaign_name: r.campaign_name,
-        }
-    }
-}
-
-/// A campaign as `/act_{id}/campaigns` lists it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct Campaign {
-    pub id: String,
-    #[serde(default)]
-    pub name: String,
-    /// `ACTIVE`, `PAUSED`, `DELETED`, `ARCHIVED`.
-    #[serde(default)]
-    pub status: Option<String>,
-    #[serde(default)]
-    pub effective_status: Option<String>,
-    /// e.g. `OUTCOME_SALES`, `OUTCOME_TRAFFIC`.
-    #[serde(default)]
-    pub objective: Option<String>,
-    /// Budgets are in the account currency's minor units (cents), sent as strings.
-    #[serde(default, deserialize_with = "minor_units")]
-    pub daily_budget: Option<i64>,
-    #[serde(default, deserialize_with = "minor_units")]
-    pub lifetime_budget: Option<i64>,
-    /// Graph times, e.g. `2026-06-01T10:00:00+0000`, kept as sent.
-    #[serde(default)]
-    pub start_time: Option<String>,
-    #[serde(default)]
-    pub stop_time: Option<String>,
-    #[serde(default)]
-    pub created_time: Option<String>,
-}
-
-fn minor_units<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
-    Ok(Option::<Num>::deserialize(d)?.map(|n| n.0.round() as i64))
-}
-
-const CAMPAIGN_FIELDS: &str =
-    "id,name,status,effective_status,objective,daily_budget,lifetime_budget,start_time,stop_time,created_time";
-
-/// An ad account (`GET /act_{id}`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct AdAccount {
-    /// `act_<digits>`.
-    pub id: String,
-    #[serde(default)]
-    pub name: String,
-    #[serde(default)]
-    pub currency: String,
-    #[serde(default)]
-    pub timezone_name: Option<String>,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -373,6 +220,7 @@ impl Meta {
                     spend: 0.0,
                     impressions: 0,
                     clicks: 0,
+                    link_clicks: 0,
                     conversions: 0.0,
                     conversion_value: 0.0,
                     currency: currency.clone(),
@@ -385,6 +233,7 @@ impl Meta {
                 day.spend += row.spend;
                 day.impressions += row.impressions;
                 day.clicks += row.clicks;
+                day.link_clicks += row.link_clicks;
                 day.conversions += row.conversions;
                 day.conversion_value += row.conversion_value;
             }
@@ -392,7 +241,10 @@ impl Meta {
         Ok(days.into_values().collect())
     }
 
-    /// Daily insights rows (`time_increment=1`) at `level`, every page.
+    /// Daily insights rows (`time_increment=1`) at `level`, every page. Ranges longer than
+    /// `META_ASYNC_AFTER_DAYS` go through an async report job; a sync request that Meta
+    /// answers with a timeout (100/1504018, 2/1504038) is never sent again unchanged but
+    /// asked again as an async job (Meta's advice on its Insights error-codes page).
     pub async fn insights_report(
         &self,
         account: &str,
@@ -404,19 +256,33 @@ impl Meta {
         if from > to {
             return Err(PlatformError::new(INFO.key, ErrorKind::Invalid, format!("empty date range {from}..{to}")));
         }
-        let mut fields = String::from("spend,impressions,clicks,actions,action_values,purchase_roas,account_currency");
+        let mut fields = String::from(
+            "spend,impressions,clicks,inline_link_clicks,actions,action_values,purchase_roas,account_currency",
+        );
         if level == InsightsLevel::Campaign {
             fields.insert_str(0, "campaign_id,campaign_name,");
         }
         let time_range = serde_json::json!({"since": from.to_string(), "until": to.to_string()}).to_string();
-        let params = [
+        let query = [
             ("level", level.as_str().to_string()),
             ("fields", fields),
             ("time_range", time_range),
             ("time_increment", "1".into()),
-            ("limit", PAGE_SIZE.to_string()),
         ];
-        let rows: Vec<RawRow> = self.collect("insights", &node, &format!("{node}/insights"), &params).await?;
+        let days = (to - from).num_days() + 1;
+        let rows: Vec<RawRow> = if days > self.settings.async_after_days() {
+            self.report_job(&node, &query).await?
+        } else {
+            let mut params = query.to_vec();
+            params.push(("limit", PAGE_SIZE.to_string()));
+            match self.collect::<RawRow>("insights", &node, &format!("{node}/insights"), &params).await {
+                Err(e) if report_job::sync_timed_out(&e) => {
+                    tracing::warn!(account = %node, days, error = %e, "sync insights timed out; asking for an async report job");
+                    self.report_job(&node, &query).await?
+                }
+                other => other?,
+            }
+        };
         Ok(rows.into_iter().map(InsightsRow::from).collect())
     }
 
@@ -527,6 +393,7 @@ mod tests {
     fn rows_parse_strings_and_pick_one_purchase_family() {
         let row: RawRow = serde_json::from_value(serde_json::json!({
             "campaign_id": "1", "campaign_name": "Summer", "spend": "100.50", "impressions": "10000", "clicks": 250,
+            "inline_link_clicks": "230",
             "actions": [{"action_type": "link_click", "value": "230"}, {"action_type": "purchase", "value": "20"},
                         {"action_type": "omni_purchase", "value": "21"}, {"action_type": "offsite_conversion.fb_pixel_purchase", "value": "19"}],
             "action_values": [{"action_type": "purchase", "value": "1500.00"}],
@@ -535,7 +402,7 @@ mod tests {
         }))
         .unwrap();
         let row = InsightsRow::from(row);
-        assert_eq!((row.spend, row.impressions, row.clicks), (100.5, 10000, 250));
+        assert_eq!((row.spend, row.impressions, row.clicks, row.link_clicks), (100.5, 10000, 250, 230));
         assert_eq!(row.conversions, 21.0, "omni_purchase only, never the sum");
         assert_eq!(row.conversion_value, 1500.0);
         assert_eq!(row.purchase_roas, Some(14.925373));
