@@ -421,6 +421,7 @@ mod tests {
         alert::{AlertStatus, Severity},
         client::ClientStatus,
         knowledge::KnowledgeKind,
+        message::{MessageKind, MessageStatus},
         run::{RunStatus, RunTrigger, TaskStatus},
     };
 
@@ -462,6 +463,12 @@ mod tests {
         same_names("engine.alerts", "status", AlertStatus::NAMES);
     }
 
+    #[test]
+    fn message_kind_and_status_are_the_check_lists_of_whatsapp_messages() {
+        same_names("engine.whatsapp_messages", "kind", MessageKind::NAMES);
+        same_names("engine.whatsapp_messages", "status", MessageStatus::NAMES);
+    }
+
     /// The SQL of these modules compares name columns with literals (a partial index
     /// needs the literal in the query): each such literal must be a known name, so a
     /// typo like `'cancelled'` fails here instead of matching nothing.
@@ -475,6 +482,7 @@ mod tests {
             KnowledgeKind::NAMES,
             Severity::NAMES,
             AlertStatus::NAMES,
+            MessageStatus::NAMES,
         ]
         .concat()
         .into_iter()
@@ -487,6 +495,7 @@ mod tests {
             ("clients.rs", include_str!("clients.rs")),
             ("knowledge.rs", include_str!("knowledge.rs")),
             ("run_view.rs", include_str!("run_view.rs")),
+            ("messages.rs", include_str!("messages.rs")),
         ] {
             for literal in word_literals(source) {
                 assert!(known.contains(literal.as_str()), "{file}: `'{literal}'` is no known name");
