@@ -20,6 +20,7 @@ mod inbound_costs;
 mod knowledge;
 mod layers;
 mod make_blueprints;
+mod messages;
 mod openapi;
 mod pagination;
 mod platform_api;
