@@ -121,7 +121,10 @@ pub async fn send_proactive(
         match send(pool, whatsapp, to, Content::Text(text), origin).await {
             // WhatsApp saw the window closed after all (our record and Meta's clock
             // disagree): the template still goes.
-            Err(SendError::Platform(e)) if e.code.as_deref() == Some(OUTSIDE_WINDOW) => {
+            // The code may carry Meta's subcode after a slash.
+            Err(SendError::Platform(e))
+                if e.code.as_deref().and_then(|c| c.split('/').next()) == Some(OUTSIDE_WINDOW) =>
+            {
                 tracing::warn!(to = %to, "WhatsApp refused a text inside the window we tracked; sending the template");
             }
             other => return other,

@@ -226,3 +226,64 @@ async fn group_recipients_are_refused_naming_the_field(pool: PgPool) {
     assert!(problem["errors"][0]["message"].as_str().unwrap().contains("@g.us"), "{problem}");
     assert_eq!(app.count("SELECT count(*) FROM knowledge.clients").await, 0);
 }
+
+/// Our record says the window is open but WhatsApp answers 131047 (its clock or
+/// records differ): the proactive send still goes, as the template. The refusal is
+/// Meta's documented error body (error-codes page, 131047 "Re-engagement message").
+#[sqlx::test]
+async fn a_text_refused_inside_the_tracked_window_falls_back_to_the_template(pool: PgPool) {
+    use switchboard::{
+        operations::messages::{Origin, send_proactive},
+        platforms::whatsapp::{Settings, WhatsApp},
+    };
+    use wiremock::{
+        Mock, MockServer, ResponseTemplate,
+        matchers::{body_partial_json, method, path},
+    };
+    let server = MockServer::start().await;
+    let messages = "/v25.0/106540352242922/messages";
+    Mock::given(method("POST"))
+        .and(path(messages))
+        .and(body_partial_json(json!({"type": "text"})))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({"error": {
+            "message": "(#131047) Re-engagement message", "type": "OAuthException", "code": 131047,
+            "error_data": {"messaging_product": "whatsapp",
+                           "details": "Message failed to send because more than 24 hours have passed since the customer last replied to this number."},
+            "fbtrace_id": "AbCdEf123"}})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(messages))
+        .and(body_partial_json(json!({"type": "template", "template": {"name": "switchboard_daily_digest"}})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"messaging_product": "whatsapp",
+            "contacts": [{"input": "+5511999990001", "wa_id": "5511999990001"}],
+            "messages": [{"id": "wamid.T", "message_status": "accepted"}]})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    sqlx::query("INSERT INTO engine.inbound_messages (message_id, sender, body, sent_at) VALUES ('wamid.in', '+5511999990001', 'hi', now() - interval '1 hour')")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let settings = Settings {
+        access_token: Some("EAAG_wa_token".into()),
+        phone_number_id: Some("106540352242922".into()),
+        base_url: server.uri(),
+        retry_base_ms: Some(5),
+        ..Settings::default()
+    };
+    let wa = WhatsApp::new(&settings);
+    let values = [("client", "Alpha".to_string()), ("alerts", "2".to_string()), ("summary", "x".to_string())];
+    let sent =
+        send_proactive(&pool, &wa, "+5511999990001", "Daily check", settings.digest(), &values, &Origin::default())
+            .await
+            .unwrap();
+    assert_eq!((sent.wamid.as_str(), sent.kind.as_str()), ("wamid.T", "template"));
+    let logged: (String, String) =
+        sqlx::query_as("SELECT kind, status FROM engine.whatsapp_messages WHERE wamid = 'wamid.T'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(logged, ("template".to_string(), "accepted".to_string()));
+}
