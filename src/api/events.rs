@@ -63,7 +63,7 @@ pub struct EventFeed {
 /// The events also delivered to webhook endpoints (`{id, type, created_at, data}`),
 /// oldest first, for polling: keep `last_id` and send it as `after` on the next call.
 /// Events become visible about a second after they happen. Each type needs the scope
-/// that reads what it carries: `client.*` events need `clients:read`; `run.*`,
+/// that reads what it carries: `client.*` and `message.failed` events need `clients:read`; `run.*`,
 /// `alert.created` and `report.ready` need `workflows:read`. Without `types`, the feed
 /// lists the types the token may read; naming a type it may not read is 403.
 #[utoipa::path(

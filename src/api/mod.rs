@@ -13,6 +13,7 @@ pub mod health;
 pub mod idempotency;
 pub mod inbound;
 pub mod knowledge;
+pub mod messages;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;

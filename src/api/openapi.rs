@@ -12,7 +12,7 @@ use utoipa::{
 };
 
 use super::{
-    alerts, audit, clients, costs, error::Problem, events, health, inbound, knowledge, metrics, platforms,
+    alerts, audit, clients, costs, error::Problem, events, health, inbound, knowledge, messages, metrics, platforms,
     prompt_templates, reports, runs, schedules, tokens, webhooks,
 };
 
@@ -37,6 +37,7 @@ problem details with a stable `code` and the fields at fault in `errors`; every 
         (name = "schedules", description = "When workflows run on their own"),
         (name = "alerts", description = "Alerts raised by the monitoring: list, acknowledge, resolve"),
         (name = "reports", description = "Reports the workflows wrote (weekly report), with figures and token usage"),
+        (name = "messages", description = "Every outbound WhatsApp message and its delivery status (from Meta's status webhooks)"),
         (name = "prompt-templates", description = "Versioned minijinja prompt templates the workflows and LLM actions render"),
         (name = "costs", description = "LLM token usage and platform calls per client and day"),
         (name = "events", description = "The event feed: what happened, oldest first, for polling triggers"),
@@ -65,6 +66,7 @@ pub fn routes() -> utoipa_axum::router::OpenApiRouter<crate::api::AppState> {
         .merge(alerts::router())
         .merge(prompt_templates::router())
         .merge(reports::router())
+        .merge(messages::router())
         .merge(events::router())
         .merge(webhooks::router())
 }

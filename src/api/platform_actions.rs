@@ -1,5 +1,5 @@
 //! Platform actions a Make scenario can call directly: reports, Drive folders,
-//! the ClickUp onboarding project, WhatsApp messages, LLM completions. Each is
+//! the ClickUp onboarding project, LLM completions (WhatsApp messages: `api::messages`). Each is
 //! audited, honours `Idempotency-Key` (like every POST), and maps platform
 //! failures to `platform_error` problems.
 
@@ -18,10 +18,7 @@ use super::{
 };
 use crate::{
     api::AppState,
-    domain::{
-        client::{Client, e164},
-        scope::Scope,
-    },
+    domain::{client::Client, scope::Scope},
     platforms::{
         clickup::{ListLocation, TaskTemplate, default_onboarding_template},
         llm::CompletionRequest,
@@ -38,7 +35,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(google_ads_report))
         .routes(routes!(drive_client_folders))
         .routes(routes!(clickup_onboarding_project))
-        .routes(routes!(whatsapp_message))
         .routes(routes!(llm_completion))
 }
 
@@ -339,116 +335,6 @@ async fn clickup_onboarding_project(
         tasks_created: tasks.created,
     };
     audit(&state, &caller, "platform.clickup.onboarding_project", Some(&client), &response).await?;
-    Ok(axum::Json(response))
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct TemplateMessage {
-    /// An approved template's name.
-    #[schema(example = "weekly_report_ready")]
-    pub name: String,
-    #[serde(default = "default_language")]
-    #[schema(example = "en_US")]
-    pub language: String,
-    /// Body parameters, in order.
-    #[serde(default)]
-    pub params: Vec<String>,
-}
-
-fn default_language() -> String {
-    "en_US".into()
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(example = json!({"client": "acme-coffee", "text": "Your weekly report is ready."}))]
-pub struct MessageRequest {
-    /// Send to this client's `accounts.whatsapp`...
-    #[serde(default)]
-    pub client: Option<String>,
-    /// ...or to this E.164 number.
-    #[serde(default)]
-    pub to: Option<String>,
-    /// A text message (only inside the 24 h customer-service window)...
-    #[serde(default)]
-    pub text: Option<String>,
-    /// ...or an approved template (allowed any time).
-    #[serde(default)]
-    pub template: Option<TemplateMessage>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct MessageResponse {
-    /// The `wamid.…` message id.
-    pub message_id: String,
-    pub to: String,
-}
-
-/// Send a WhatsApp message
-///
-/// A text or template message to a client's WhatsApp recipient or to a number.
-/// Error 131047 (outside the 24 h window) is reported, not retried: send a template.
-#[utoipa::path(
-    post, path = "/v1/platforms/whatsapp/messages", operation_id = "sendWhatsappMessage", tag = TAG,
-    request_body(content = MessageRequest, content_type = "application/json"),
-    responses(
-        (status = 200, description = "Accepted by WhatsApp", body = MessageResponse),
-        (status = 403, description = "Missing scope `platforms:act`", body = Problem),
-        (status = 404, description = "No such client", body = Problem),
-        (status = 422, description = "Neither or both of client/to, text/template; bad number", body = Problem),
-        (status = 429, description = "WhatsApp throttled (platform_error, Retry-After)", body = Problem),
-        (status = 502, description = "WhatsApp refused, e.g. 131047 outside the 24 h window (platform_error)", body = Problem),
-        (status = 503, description = "WhatsApp unavailable or not configured (platform_error)", body = Problem),
-    )
-)]
-async fn whatsapp_message(
-    State(state): State<AppState>,
-    caller: Caller,
-    _: ApiQuery<NoQuery>,
-    ApiJson(req): ApiJson<MessageRequest>,
-) -> ApiResult<axum::Json<MessageResponse>> {
-    caller.require(Scope::PlatformsAct)?;
-    let (client, to) = match (req.client.as_deref(), req.to.as_deref()) {
-        (Some(_), Some(_)) | (None, None) => {
-            return Err(ApiError::invalid(vec![]).with_field("to", "give either client or to"));
-        }
-        (None, Some(to)) => (
-            None,
-            e164(to).ok_or_else(|| {
-                ApiError::invalid(vec![]).with_field("to", "must be an E.164 number (e.g. +5511999990000)")
-            })?,
-        ),
-        (Some(raw), None) => {
-            let client = client_for(&state, raw).await?;
-            let to = client.accounts.whatsapp.clone().ok_or_else(|| missing_account("WhatsApp", "whatsapp"))?;
-            (Some(client), to)
-        }
-    };
-    match (&req.text, &req.template) {
-        (Some(_), Some(_)) | (None, None) => {
-            return Err(ApiError::invalid(vec![]).with_field("text", "give either text or template"));
-        }
-        (Some(text), None) if text.trim().is_empty() || text.chars().count() > 4096 => {
-            return Err(ApiError::invalid(vec![]).with_field("text", "must be 1-4096 characters"));
-        }
-        (None, Some(t)) if t.name.trim().is_empty() => {
-            return Err(ApiError::invalid(vec![]).with_field("template.name", "must not be empty"));
-        }
-        _ => {}
-    }
-    state.platforms.ensure_configured("whatsapp")?;
-    let whatsapp = &state.platforms.whatsapp;
-    let sent = crate::costs::for_maybe_client(client.as_ref().map(|c| c.id), async {
-        match (&req.text, &req.template) {
-            (Some(text), _) => whatsapp.send_text(&to, text).await,
-            (_, Some(t)) => whatsapp.send_template(&to, &t.name, &t.language, &t.params).await,
-            _ => unreachable!("checked above"),
-        }
-    })
-    .await?;
-    let response = MessageResponse { message_id: sent.id, to: sent.to };
-    audit(&state, &caller, "platform.whatsapp.message", client.as_ref(), &json!({"message_id": response.message_id, "to": response.to, "template": req.template.as_ref().map(|t| &t.name)})).await?;
     Ok(axum::Json(response))
 }
 

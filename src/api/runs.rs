@@ -365,6 +365,9 @@ pub struct TaskView {
     #[serde(with = "crate::domain::timestamp::option")]
     #[schema(value_type = Option<String>)]
     pub finished_at: Option<DateTime<Utc>>,
+    /// The WhatsApp messages this task sent, with their delivery status as Meta's
+    /// webhooks report it (a `failed` one carries the vendor's error code).
+    pub messages: Vec<crate::store::messages::Message>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -379,7 +382,8 @@ pub struct TasksQuery {
 
 /// A run's tasks
 ///
-/// One per client: status, attempts, the result summary or the error.
+/// One per client: status, attempts, the result summary or the error, and the
+/// WhatsApp messages it sent with their delivery status.
 #[utoipa::path(get, path = "/v1/runs/{id}/tasks", operation_id = "listRunTasks", tag = TAG,
     params(("id" = Uuid, Path, description = "Run id"), TasksQuery),
     responses(
@@ -402,10 +406,13 @@ async fn list_run_tasks(
     store::runs::find(&mut conn, id).await?.ok_or_else(|| ApiError::not_found(format!("No run `{id}`.")))?;
     let rows = store::runs::tasks(&mut conn, id, after, i64::from(limit) + 1).await?;
     let page = pagination::page(rows, limit, TASK_CURSOR, |t| t.id);
+    let task_ids: Vec<Uuid> = page.data.iter().map(|t| t.id).collect();
+    let mut sent = store::messages::for_tasks(&mut conn, &task_ids).await?;
     let data = page
         .data
         .into_iter()
         .map(|t| TaskView {
+            messages: sent.extract_if(.., |m| m.task_id == Some(t.id)).collect(),
             id: t.id,
             client_id: t.client_id,
             status: t.status,

@@ -46,7 +46,8 @@ pub struct Accounts {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(example = "1A2b3C4d5E6f7G8h9I0j")]
     pub drive_folder: Option<String>,
-    /// WhatsApp recipient: an E.164 number (`+5511999990000`) or a group id (`...@g.us`).
+    /// WhatsApp recipient: an E.164 number (`+5511999990000`). Group ids (`…@g.us`) are refused:
+    /// the connector cannot send to them.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(example = "+5511999990000")]
     pub whatsapp: Option<String>,
@@ -341,7 +342,7 @@ fn normalise_accounts(a: Accounts, v: &mut Violations) -> Accounts {
             "whatsapp",
             a.whatsapp,
             whatsapp_recipient,
-            "WhatsApp recipient must be an E.164 number (e.g. +5511999990000) or a group id ending in @g.us",
+            "WhatsApp recipient must be an E.164 number (e.g. +5511999990000); group ids (…@g.us) cannot be sent to by the Cloud API connector",
         ),
         tiktok: check("tiktok", a.tiktok, free_form_id, "TikTok advertiser id must be 1-200 characters without spaces"),
         ga4: check("ga4", a.ga4, free_form_id, "GA4 property id must be 1-200 characters without spaces"),
@@ -365,12 +366,11 @@ pub fn google_ads_customer(raw: &str) -> Option<String> {
     (digits.len() == 10 && all_digits(&digits)).then_some(digits)
 }
 
-/// E.164 (`+` and 8–15 digits; spaces, dashes and parentheses dropped) or a WhatsApp group id.
+/// E.164 (`+` and 8–15 digits; spaces, dashes and parentheses dropped): the only
+/// recipient the connector sends to (`recipient_type: individual`). Group ids
+/// (`…@g.us`) are refused: the Cloud API addresses groups through its Groups API,
+/// which the connector does not use.
 pub fn whatsapp_recipient(raw: &str) -> Option<String> {
-    if let Some(group) = raw.strip_suffix("@g.us") {
-        return (!group.is_empty() && group.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
-            .then(|| raw.to_string());
-    }
     e164(raw)
 }
 
@@ -446,9 +446,9 @@ mod tests {
     }
 
     #[test]
-    fn whatsapp_accepts_e164_and_groups() {
+    fn whatsapp_accepts_only_numbers_the_connector_can_send_to() {
         assert_eq!(whatsapp_recipient("+55 11 99999-0000").as_deref(), Some("+5511999990000"));
-        assert_eq!(whatsapp_recipient("120363025246125486@g.us").as_deref(), Some("120363025246125486@g.us"));
+        assert_eq!(whatsapp_recipient("120363025246125486@g.us"), None, "groups are not sendable");
         assert_eq!(whatsapp_recipient("5511999990000"), None);
         assert_eq!(whatsapp_recipient("+0123"), None);
     }

@@ -36,11 +36,13 @@ pub enum EventType {
     AlertCreated,
     #[serde(rename = "report.ready")]
     ReportReady,
+    #[serde(rename = "message.failed")]
+    MessageFailed,
 }
 
 impl EventType {
     /// Every type, in the order the feed and the docs list them.
-    pub const ALL: [EventType; 8] = [
+    pub const ALL: [EventType; 9] = [
         Self::ClientCreated,
         Self::ClientUpdated,
         Self::RunStarted,
@@ -49,6 +51,7 @@ impl EventType {
         Self::RunPartiallyFailed,
         Self::AlertCreated,
         Self::ReportReady,
+        Self::MessageFailed,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -61,16 +64,19 @@ impl EventType {
             Self::RunPartiallyFailed => "run.partially_failed",
             Self::AlertCreated => "alert.created",
             Self::ReportReady => "report.ready",
+            Self::MessageFailed => "message.failed",
         }
     }
 
     /// The scope that reads what this type carries: `client.*` events hold whole
     /// client records (contacts, notes, accounts), so reading them in the feed or
     /// subscribing an endpoint to them needs `clients:read`, like `GET /v1/clients`;
-    /// runs, alerts and reports are workflow output (`workflows:read`).
+    /// runs, alerts and reports are workflow output (`workflows:read`). `message.failed`
+    /// carries the recipient's number (client contact data), so it needs `clients:read`
+    /// like `GET /v1/messages`.
     pub const fn read_scope(self) -> Scope {
         match self {
-            Self::ClientCreated | Self::ClientUpdated => Scope::ClientsRead,
+            Self::ClientCreated | Self::ClientUpdated | Self::MessageFailed => Scope::ClientsRead,
             Self::RunStarted
             | Self::RunSucceeded
             | Self::RunFailed
@@ -146,7 +152,7 @@ pub struct Event {
     /// UUIDv7: events sort by id in the order they were written. Also the `webhook-id` header.
     pub id: Uuid,
     /// One of `client.created`, `client.updated`, `run.started`, `run.succeeded`, `run.failed`,
-    /// `run.partially_failed`, `alert.created`, `report.ready`.
+    /// `run.partially_failed`, `alert.created`, `report.ready`, `message.failed`.
     #[serde(rename = "type")]
     #[schema(example = "run.succeeded")]
     pub kind: String,
@@ -155,7 +161,8 @@ pub struct Event {
     pub created_at: DateTime<Utc>,
     /// The resource as the API shows it (`client.*`: the client; `alert.created`: the alert;
     /// `run.*`: id, workflow, status, trigger, dry_run, params, task counts; `report.ready`:
-    /// id, client_id, run_id, kind and period).
+    /// id, client_id, run_id, kind and period; `message.failed`: the message as
+    /// `GET /v1/messages` lists it, with the vendor's error code and title).
     #[schema(value_type = Object)]
     pub data: Value,
 }
@@ -273,7 +280,8 @@ mod tests {
                 "run.failed",
                 "run.partially_failed",
                 "alert.created",
-                "report.ready"
+                "report.ready",
+                "message.failed"
             ]
         );
         for t in EventType::ALL {
@@ -287,9 +295,10 @@ mod tests {
     }
 
     #[test]
-    fn client_events_need_clients_read_and_the_rest_workflows_read() {
+    fn client_and_message_events_need_clients_read_and_the_rest_workflows_read() {
         for t in EventType::ALL {
-            let want = if t.as_str().starts_with("client.") { Scope::ClientsRead } else { Scope::WorkflowsRead };
+            let personal = t.as_str().starts_with("client.") || t.as_str().starts_with("message.");
+            let want = if personal { Scope::ClientsRead } else { Scope::WorkflowsRead };
             assert_eq!(t.read_scope(), want, "{t}");
         }
     }

@@ -8,6 +8,7 @@
 //! (`workflows::runs::start`).
 
 pub mod clients;
+pub mod messages;
 pub mod metrics;
 pub mod pacing;
 

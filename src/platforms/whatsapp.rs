@@ -21,6 +21,7 @@ use super::{
     http::{Call, Dialect, HttpSettings, Overrides, PlatformHttp, Verdict, default_classify, retry_after},
     meta::GraphError,
 };
+use crate::domain::message::template_param;
 
 pub const INFO: PlatformInfo = PlatformInfo {
     key: "whatsapp",
@@ -49,6 +50,26 @@ pub struct Settings {
     pub burst: Option<u32>,
     /// First retry backoff in milliseconds (doubles per attempt, with jitter).
     pub retry_base_ms: Option<u64>,
+    /// Approved template of the daily-monitoring digest (outside the 24 h window).
+    pub digest_template: String,
+    pub digest_language: String,
+    /// Its body parameters `{{1}}`, `{{2}}`… in order, by name (`client`, `date`, `alerts`, `critical`, `summary`).
+    pub digest_params: String,
+    /// Approved template of the weekly-report delivery.
+    pub report_template: String,
+    pub report_language: String,
+    /// Its body parameters in order, by name (`client`, `period`, `summary`, `report_id`).
+    pub report_params: String,
+}
+
+/// The proactive templates a send may use: name, language and parameter mapping.
+#[derive(Debug, Clone, Copy)]
+pub struct TemplateSetting<'a> {
+    pub name: &'a str,
+    pub language: &'a str,
+    pub params: &'a str,
+    /// The variable that holds the mapping, named in errors.
+    pub params_var: &'static str,
 }
 
 impl Default for Settings {
@@ -63,6 +84,12 @@ impl Default for Settings {
             rate_per_second: None,
             burst: None,
             retry_base_ms: None,
+            digest_template: "switchboard_daily_digest".into(),
+            digest_language: "en_US".into(),
+            digest_params: "client,alerts,summary".into(),
+            report_template: "switchboard_weekly_report".into(),
+            report_language: "en_US".into(),
+            report_params: "client,period,summary".into(),
         }
     }
 }
@@ -81,6 +108,8 @@ impl fmt::Debug for Settings {
             .field("rate_per_second", &self.rate_per_second)
             .field("burst", &self.burst)
             .field("retry_base_ms", &self.retry_base_ms)
+            .field("digest_template", &self.digest_template)
+            .field("report_template", &self.report_template)
             .finish()
     }
 }
@@ -112,6 +141,26 @@ impl Settings {
             // No fixed webhook secrets: a known one would let anyone forge inbound
             // webhooks. The service generates them per installation (`server::platforms`).
             ..self.clone()
+        }
+    }
+
+    /// The daily digest's template (`WHATSAPP_DIGEST_*`).
+    pub fn digest(&self) -> TemplateSetting<'_> {
+        TemplateSetting {
+            name: &self.digest_template,
+            language: &self.digest_language,
+            params: &self.digest_params,
+            params_var: "WHATSAPP_DIGEST_PARAMS",
+        }
+    }
+
+    /// The weekly report's template (`WHATSAPP_REPORT_*`).
+    pub fn report(&self) -> TemplateSetting<'_> {
+        TemplateSetting {
+            name: &self.report_template,
+            language: &self.report_language,
+            params: &self.report_params,
+            params_var: "WHATSAPP_REPORT_PARAMS",
         }
     }
 
@@ -181,7 +230,8 @@ impl Dialect for Cloud {
             130429 | 131056 | 4 | 80007 | 80008 => ErrorKind::Throttled,
             131000 | 1 | 2 => ErrorKind::Unavailable,
             190 | 10 | 200..=299 => ErrorKind::Auth,
-            131008 | 100 => ErrorKind::Invalid,
+            // Missing parameter; template not found, wrong parameter count, bad parameter format.
+            131008 | 100 | 132000 | 132001 | 132005 | 132007 | 132012 | 132015 | 132016 | 132018 => ErrorKind::Invalid,
             _ if error.is_transient || status.is_server_error() => ErrorKind::Unavailable,
             _ => PlatformError::from_status(platform, status.as_u16(), "").kind,
         };
@@ -286,7 +336,9 @@ impl WhatsApp {
         self.send(&to, &payload).await
     }
 
-    /// An approved template, with its body `{{1}}`, `{{2}}`… parameters in order.
+    /// An approved template, with its body `{{1}}`, `{{2}}`… parameters in order. Each
+    /// parameter is made single-line, without tabs or runs of more than four spaces and
+    /// within length ([`template_param`]): Meta refuses others (132018).
     pub async fn send_template(
         &self,
         to: &str,
@@ -297,7 +349,8 @@ impl WhatsApp {
         let to = recipient(to)?;
         let mut template = json!({"name": name, "language": {"code": language}});
         if !body_params.is_empty() {
-            let parameters: Vec<_> = body_params.iter().map(|p| json!({"type": "text", "text": p})).collect();
+            let parameters: Vec<_> =
+                body_params.iter().map(|p| json!({"type": "text", "text": template_param(p)})).collect();
             template["components"] = json!([{"type": "body", "parameters": parameters}]);
         }
         let payload = json!({"messaging_product": "whatsapp", "recipient_type": "individual", "to": to, "type": "template", "template": template});
@@ -397,7 +450,7 @@ mod tests {
         assert!(matches!(verdict(400, 131056), Verdict::Retry(e) if e.retry_after == Some(PAIR_LIMIT_WAIT)));
         assert!(matches!(verdict(500, 131000), Verdict::Retry(e) if e.kind == ErrorKind::Unavailable));
         assert!(matches!(verdict(401, 190), Verdict::Fail(e) if e.kind == ErrorKind::Auth));
-        for code in [131008, 100] {
+        for code in [131008, 100, 132000, 132001, 132018] {
             assert!(matches!(verdict(400, code), Verdict::Fail(e) if e.kind == ErrorKind::Invalid));
         }
         assert!(matches!(verdict(400, 131026), Verdict::Fail(e) if e.kind == ErrorKind::Rejected));

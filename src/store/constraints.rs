@@ -106,6 +106,10 @@ pub const CONSTRAINTS: &[Constraint] = &[
     unique("reports_pkey", EXISTS),
     foreign_key("reports_client_id_fkey", CLIENT_DELETED),
     unique("inbound_messages_pkey", EXISTS),
+    // engine: outbound WhatsApp messages (the wamid comes from Meta, once per message)
+    unique("whatsapp_messages_pkey", EXISTS),
+    unique("whatsapp_messages_wamid_key", EXISTS),
+    foreign_key("whatsapp_messages_client_id_fkey", CLIENT_DELETED),
     // engine: the event outbox, webhook endpoints and deliveries
     unique("events_pkey", EXISTS),
     unique("webhook_endpoints_pkey", EXISTS),

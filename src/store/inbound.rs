@@ -5,22 +5,32 @@ use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+/// An inbound message as recorded.
+pub struct Inbound<'a> {
+    pub message_id: &'a str,
+    /// E.164 number, or the business-scoped user id when the sender withholds the number.
+    pub sender: &'a str,
+    /// The business-scoped user id (BSUID), when Meta sent one.
+    pub user_id: Option<&'a str>,
+    pub body: &'a str,
+    pub command: Option<&'a str>,
+    /// Meta's `timestamp`: when the customer wrote (opens the 24 h window).
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
 /// Records a message unless its id was seen before. True when this call recorded
 /// it (the caller processes it); false for a duplicate delivery.
-pub async fn record(
-    conn: &mut PgConnection,
-    message_id: &str,
-    sender: &str,
-    body: &str,
-    command: Option<&str>,
-) -> Result<bool, sqlx::Error> {
+pub async fn record(conn: &mut PgConnection, m: &Inbound<'_>) -> Result<bool, sqlx::Error> {
     let done = sqlx::query!(
-        "INSERT INTO engine.inbound_messages (message_id, sender, body, command) VALUES ($1, $2, $3, $4)
+        "INSERT INTO engine.inbound_messages (message_id, sender, body, command, sent_at, user_id)
+         VALUES ($1, $2, $3, $4, $5, $6)
          ON CONFLICT (message_id) DO NOTHING",
-        message_id,
-        sender,
-        body,
-        command
+        m.message_id,
+        m.sender,
+        m.body,
+        m.command,
+        m.sent_at,
+        m.user_id
     )
     .execute(conn)
     .await?;

@@ -12,6 +12,7 @@ pub mod events;
 pub mod idempotency;
 pub mod inbound;
 pub mod knowledge;
+pub mod messages;
 pub mod metrics;
 pub mod prompt_templates;
 pub mod reports;

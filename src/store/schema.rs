@@ -422,6 +422,7 @@ mod tests {
         client::ClientStatus,
         events::DeliveryStatus,
         knowledge::KnowledgeKind,
+        message::{MessageKind, MessageStatus},
         run::{RunStatus, RunTrigger, TaskStatus},
     };
 
@@ -469,6 +470,12 @@ mod tests {
         same_names("engine.run_callbacks", "status", DeliveryStatus::NAMES);
     }
 
+    #[test]
+    fn message_kind_and_status_are_the_check_lists_of_whatsapp_messages() {
+        same_names("engine.whatsapp_messages", "kind", MessageKind::NAMES);
+        same_names("engine.whatsapp_messages", "status", MessageStatus::NAMES);
+    }
+
     /// The SQL of these modules compares name columns with literals (a partial index
     /// needs the literal in the query): each such literal must be a known name, so a
     /// typo like `'cancelled'` fails here instead of matching nothing.
@@ -483,6 +490,7 @@ mod tests {
             Severity::NAMES,
             AlertStatus::NAMES,
             DeliveryStatus::NAMES,
+            MessageStatus::NAMES,
         ]
         .concat()
         .into_iter()
@@ -497,6 +505,7 @@ mod tests {
             ("run_view.rs", include_str!("run_view.rs")),
             ("deliveries.rs", include_str!("deliveries.rs")),
             ("callbacks.rs", include_str!("callbacks.rs")),
+            ("messages.rs", include_str!("messages.rs")),
         ] {
             for literal in word_literals(source) {
                 assert!(known.contains(literal.as_str()), "{file}: `'{literal}'` is no known name");

@@ -16,7 +16,10 @@ use crate::{
         client::{Client, ClientInput, ClientStatus},
         validation::{FieldError, Violations},
     },
-    operations,
+    operations::{
+        self,
+        messages::{Content, Origin},
+    },
     platforms::{
         clickup::{ListLocation, default_onboarding_template},
         google_drive::FolderTree,
@@ -188,14 +191,25 @@ async fn onboard(ctx: &TaskContext) -> Result<Value, StepError> {
         Some(to) => match welcomed_in(ctx).await? {
             Some(run) => format!("skipped: already sent in run {run}"),
             None => {
+                let origin = Origin {
+                    client_id: Some(ctx.client.id),
+                    run_id: Some(ctx.run.id),
+                    task_id: Some(ctx.task_id),
+                    report_id: None,
+                };
                 let sent: Option<Sent> = ctx
                     .effect(WELCOME_STEP, || async {
                         platforms.ensure_configured("whatsapp")?;
-                        let sent = platforms
-                            .whatsapp
-                            .send_template(&to, &params.welcome_template, &params.language, std::slice::from_ref(&name))
-                            .await?;
-                        Ok(Sent { message_id: sent.id, to: sent.to })
+                        // Always the template: a new client has not written to us yet.
+                        let content = Content::Template {
+                            name: &params.welcome_template,
+                            language: &params.language,
+                            params: std::slice::from_ref(&name),
+                        };
+                        let sent =
+                            operations::messages::send(&ctx.runtime.pool, &platforms.whatsapp, &to, content, &origin)
+                                .await?;
+                        Ok(Sent { message_id: sent.wamid, to: sent.to })
                     })
                     .await?;
                 match sent {

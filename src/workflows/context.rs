@@ -44,6 +44,19 @@ impl From<PlatformError> for StepError {
     }
 }
 
+/// A WhatsApp send: a platform error keeps its retryability; a closed window or a
+/// bad template setting cannot change by trying again.
+impl From<crate::operations::messages::SendError> for StepError {
+    fn from(e: crate::operations::messages::SendError) -> Self {
+        use crate::operations::messages::SendError;
+        match e {
+            SendError::Platform(e) => e.into(),
+            SendError::Database(e) => e.into(),
+            other => Self::permanent(other.to_string()),
+        }
+    }
+}
+
 /// A refused operation fails the task for good (trying again cannot help); a
 /// database error is worth another attempt.
 impl From<Refusal> for StepError {

@@ -1,7 +1,9 @@
 //! `daily-monitoring`: per client, sync the ad platforms' metrics for the month
 //! (and the trailing week), check pacing, CPA, ROAS, spend anomalies and the daily
 //! spend cap, record each finding as an alert (deduplicated per client, kind,
-//! subject and day) and send the client one WhatsApp digest of the new ones.
+//! subject and day) and send the client one WhatsApp digest of the new ones: the
+//! approved digest template (`WHATSAPP_DIGEST_*`), or the full text while the
+//! client's 24 h customer-service window is open.
 
 use std::collections::BTreeMap;
 
@@ -19,7 +21,10 @@ use crate::{
         pacing::{self, PacingStatus, round2},
         validation::FieldError,
     },
-    operations::metrics::{self, AdAccount, linked_ad_accounts},
+    operations::{
+        messages::{self, Origin, SendError},
+        metrics::{self, AdAccount, linked_ad_accounts},
+    },
     platforms::{ErrorKind, PlatformError},
     store::{
         self,
@@ -199,12 +204,14 @@ enum Delivery {
     Sent {
         message_id: String,
         to: String,
+        /// `template` (the default) or `text` (inside the recipient's 24 h window).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        kind: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        template: Option<String>,
     },
-    /// WhatsApp refused it for a business reason (e.g. 131047, outside the 24 h window).
-    NotSent {
-        reason: String,
-        code: Option<String>,
-    },
+    /// WhatsApp refused it for a business reason (e.g. 131026, undeliverable).
+    NotSent { reason: String, code: Option<String> },
 }
 
 async fn notify(ctx: &TaskContext, params: &Params, day: NaiveDate, new: &[&Alert]) -> Result<Value, StepError> {
@@ -218,12 +225,39 @@ async fn notify(ctx: &TaskContext, params: &Params, day: NaiveDate, new: &[&Aler
     let Some(to) = ctx.client.accounts.whatsapp.clone() else {
         return skipped("no WhatsApp recipient (accounts.whatsapp)");
     };
+    let rt = &ctx.runtime;
     let text = digest(&ctx.client.name, day, new);
+    let critical = new.iter().filter(|a| a.severity == Severity::Critical).count();
+    // The template's parameters by name (WHATSAPP_DIGEST_PARAMS picks and orders them).
+    let values = [
+        ("client", ctx.client.name.clone()),
+        ("date", day.to_string()),
+        ("alerts", new.len().to_string()),
+        ("critical", critical.to_string()),
+        ("summary", summary_line(new)),
+    ];
+    let origin = Origin {
+        client_id: Some(ctx.client.id),
+        run_id: Some(ctx.run.id),
+        task_id: Some(ctx.task_id),
+        report_id: None,
+    };
     let delivery = ctx
-        .effect("notify_whatsapp", || async move {
-            match ctx.runtime.platforms.whatsapp.send_text(&to, &text).await {
-                Ok(sent) => Ok(Delivery::Sent { message_id: sent.id, to: sent.to }),
-                Err(e) if e.kind == ErrorKind::Rejected => Ok(Delivery::NotSent { reason: e.message, code: e.code }),
+        .effect("notify_whatsapp", || async {
+            let template = rt.platforms.whatsapp.settings().digest();
+            let sent =
+                messages::send_proactive(&rt.pool, &rt.platforms.whatsapp, &to, &text, template, &values, &origin)
+                    .await;
+            match sent {
+                Ok(sent) => Ok(Delivery::Sent {
+                    message_id: sent.wamid,
+                    to: sent.to,
+                    kind: Some(sent.kind.as_str().to_string()),
+                    template: sent.template,
+                }),
+                Err(SendError::Platform(e)) if e.kind == ErrorKind::Rejected => {
+                    Ok(Delivery::NotSent { reason: e.message, code: e.code })
+                }
                 Err(e) => Err(StepError::from(e)),
             }
         })
@@ -232,6 +266,15 @@ async fn notify(ctx: &TaskContext, params: &Params, day: NaiveDate, new: &[&Aler
         Some(d) => Ok(serde_json::to_value(d).unwrap_or_default()),
         None => skipped("dry run"),
     }
+}
+
+/// The new alerts on one line for the template, most severe first (the parameter
+/// is made single-line and cut to length when sent).
+fn summary_line(new: &[&Alert]) -> String {
+    let mut sorted = new.to_vec();
+    sorted.sort_by(|a, b| b.severity.cmp(&a.severity).then_with(|| a.kind.cmp(&b.kind)));
+    let parts: Vec<String> = sorted.iter().map(|a| format!("[{}] {}", a.severity.as_str(), a.message)).collect();
+    parts.join("; ")
 }
 
 /// One message listing the new alerts, most severe first.

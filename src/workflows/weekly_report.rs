@@ -1,7 +1,9 @@
 //! The `weekly-report` workflow: per client, the last 7 days against the 7 before
 //! per ad platform (synced first so the figures are fresh), the stored
 //! `weekly-report` prompt template rendered with the client, its knowledge and
-//! the figures, an LLM summary, the report stored, and a short WhatsApp message.
+//! the figures, an LLM summary, the report stored, and a WhatsApp delivery: the
+//! approved report template (`WHATSAPP_REPORT_*`), or a short text while the
+//! client's 24 h customer-service window is open.
 //! In a dry run the report is stored with the rendered prompt as its body and
 //! nothing is sent (no model call, no message).
 
@@ -16,7 +18,10 @@ use utoipa::ToSchema;
 use super::{StepError, TaskContext, Workflow, WorkflowInfo, parse_params, schema_of};
 use crate::{
     domain::{pacing::round2, validation::FieldError},
-    operations::metrics::{self, linked_ad_accounts},
+    operations::{
+        messages::{self, Origin},
+        metrics::{self, linked_ad_accounts},
+    },
     platforms::llm::{Completion, CompletionRequest},
     prompts,
     store::{self, metrics::MetricsRow},
@@ -60,6 +65,9 @@ fn default_template() -> String {
 struct Sent {
     message_id: String,
     to: String,
+    /// `template` (the default) or `text` (inside the client's 24 h window).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    kind: Option<String>,
 }
 
 impl Workflow for WeeklyReport {
@@ -215,15 +223,45 @@ async fn report(ctx: &TaskContext) -> Result<Value, StepError> {
         (_, false) => "not requested (deliver: false)".to_string(),
         (None, true) => "skipped: the client has no WhatsApp number (accounts.whatsapp)".to_string(),
         (Some(to), true) => {
-            let text = message(&client.name, period, completion.as_ref().map_or("", |c| c.text.as_str()));
+            let summary = completion.as_ref().map_or("", |c| c.text.as_str());
+            let text = message(&client.name, period, summary);
+            // The template's parameters by name (WHATSAPP_REPORT_PARAMS picks and orders them).
+            let values = [
+                ("client", client.name.clone()),
+                ("period", format!("{} – {}", period.start, period.end)),
+                ("summary", summary_text(summary)),
+                ("report_id", stored.id.to_string()),
+            ];
+            let origin = Origin {
+                client_id: Some(client.id),
+                run_id: Some(ctx.run.id),
+                task_id: Some(ctx.task_id),
+                report_id: Some(stored.id),
+            };
             let sent: Option<Sent> = ctx
                 .effect("deliver_whatsapp", || async {
                     rt.platforms.ensure_configured("whatsapp")?;
-                    let sent = rt.platforms.whatsapp.send_text(to, &text).await?;
-                    Ok(Sent { message_id: sent.id, to: sent.to })
+                    let template = rt.platforms.whatsapp.settings().report();
+                    let sent = messages::send_proactive(
+                        &rt.pool,
+                        &rt.platforms.whatsapp,
+                        to,
+                        &text,
+                        template,
+                        &values,
+                        &origin,
+                    )
+                    .await?;
+                    Ok(Sent { message_id: sent.wamid, to: sent.to, kind: Some(sent.kind.as_str().to_string()) })
                 })
                 .await?;
-            sent.map_or_else(|| "dry run: not sent".to_string(), |s| format!("sent ({})", s.message_id))
+            sent.map_or_else(
+                || "dry run: not sent".to_string(),
+                |s| match s.kind.as_deref() {
+                    Some(kind) => format!("sent as {kind} ({})", s.message_id),
+                    None => format!("sent ({})", s.message_id),
+                },
+            )
         }
     };
 
@@ -241,7 +279,13 @@ async fn report(ctx: &TaskContext) -> Result<Value, StepError> {
     }))
 }
 
-/// The WhatsApp text: a title and the summary's first lines.
+/// The summary's first lines, for the template's one-line parameter (cut to length when sent).
+fn summary_text(summary: &str) -> String {
+    let lines: Vec<&str> = summary.lines().map(str::trim).filter(|l| !l.is_empty()).take(6).collect();
+    if lines.is_empty() { "see the report in Switchboard".to_string() } else { lines.join(" ") }
+}
+
+/// The WhatsApp text (inside the window): a title and the summary's first lines.
 fn message(client: &str, period: Period, summary: &str) -> String {
     let mut text = format!("Weekly report for {client} ({} to {}):", period.start, period.end);
     for line in summary.lines().map(str::trim).filter(|l| !l.is_empty()) {

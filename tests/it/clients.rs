@@ -103,12 +103,12 @@ async fn account_ids_are_normalised(pool: PgPool) {
 
     let prefixed = app
         .create_client(json!({"name": "Prefixed Ids", "accounts": {
-            "meta": "act_987654", "google_ads": "1234567890", "whatsapp": "120363025246125486@g.us"
+            "meta": "act_987654", "google_ads": "1234567890", "whatsapp": "+5511999990001"
         }}))
         .await;
     assert_eq!(prefixed["accounts"]["meta"], "act_987654");
     assert_eq!(prefixed["accounts"]["google_ads"], "1234567890");
-    assert_eq!(prefixed["accounts"]["whatsapp"], "120363025246125486@g.us");
+    assert_eq!(prefixed["accounts"]["whatsapp"], "+5511999990001");
 
     // Stored normalised, not just echoed so.
     let fetched = app.get("/v1/clients/plain-ids").send().await.json();

@@ -121,7 +121,7 @@ async fn a_missing_or_bad_signature_is_401_and_nothing_is_processed(pool: PgPool
 async fn help_from_an_allowed_number_is_answered_by_whatsapp(pool: PgPool) {
     let app = app(pool).await;
     let ack = say(&app, BOSS, "wamid.help1", "HELP").await;
-    assert_eq!(ack, json!({"messages": 1, "new": 1, "commands": 1}));
+    assert_eq!(ack, json!({"messages": 1, "new": 1, "commands": 1, "statuses": 0}));
     let sent = sent_to(&app, BOSS);
     assert_eq!(sent.len(), 1, "one reply");
     assert_eq!(app.sim.state.stats().platforms["whatsapp"].created["messages"], 1);
@@ -161,7 +161,7 @@ async fn a_number_not_on_the_list_is_recorded_and_ignored(pool: PgPool) {
     let ack =
         say(&app, STRANGER, "wamid.stranger", &format!("run daily-monitoring {}", client["slug"].as_str().unwrap()))
             .await;
-    assert_eq!(ack, json!({"messages": 1, "new": 1, "commands": 0}));
+    assert_eq!(ack, json!({"messages": 1, "new": 1, "commands": 0, "statuses": 0}));
     assert!(sent_to(&app, STRANGER).is_empty(), "no reply");
     assert_eq!(app.sim.state.stats().platforms["whatsapp"].created["messages"], 0);
     assert_eq!(app.count("SELECT count(*) FROM engine.runs").await, 0);

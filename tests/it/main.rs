@@ -21,6 +21,7 @@ mod knowledge;
 mod layers;
 mod make_blueprints;
 mod meta_rules;
+mod messages;
 mod openapi;
 mod pagination;
 mod platform_api;

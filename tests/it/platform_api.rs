@@ -90,6 +90,12 @@ fn entry<'a>(list: &'a Value, key: &str, value: &str) -> &'a Value {
     list.as_array().unwrap().iter().find(|e| e[key] == value).unwrap_or_else(|| panic!("no {key}={value} in {list}"))
 }
 
+/// The default weekly-report template with its three body parameters.
+fn report_template() -> Value {
+    json!({"name": "switchboard_weekly_report", "language": "en_US",
+           "params": ["Chat Co", "2026-06-01 – 2026-06-07", "Spend up 12% at a steady CPA"]})
+}
+
 /// One valid call of every platform action (and the metrics sync), for `slug`.
 fn every_action(slug: &str) -> Vec<(String, Value)> {
     let (from, to) = week();
@@ -99,7 +105,7 @@ fn every_action(slug: &str) -> Vec<(String, Value)> {
         ("/v1/platforms/google-ads/report".into(), report),
         ("/v1/platforms/google-drive/client-folders".into(), json!({"client": slug})),
         ("/v1/platforms/clickup/onboarding-project".into(), json!({"client": slug})),
-        ("/v1/platforms/whatsapp/messages".into(), json!({"client": slug, "text": "Your weekly report is ready."})),
+        ("/v1/platforms/whatsapp/messages".into(), json!({"client": slug, "template": report_template()})),
         ("/v1/platforms/llm/completions".into(), json!({"prompt": "Summarise: spend 120, 4 conversions."})),
         (format!("/v1/clients/{slug}/metrics/sync"), json!({"from": from, "to": to})),
     ]
@@ -506,6 +512,9 @@ async fn whatsapp_messages(pool: PgPool) {
     let app = TestApp::new(pool).await;
     let slug = ads_client(&app, "Chat Co").await["slug"].as_str().unwrap().to_string();
     let send = |body: Value| app.post("/v1/platforms/whatsapp/messages", body).send();
+    // Free-form texts only go to customers who wrote in the last 24 h.
+    app.customer_writes("+5511999990000", "hi").await;
+    app.customer_writes("+16505551234", "hello").await;
     let to_client = ok(&send(json!({"client": slug, "text": "Report ready"})).await);
     assert!(to_client["message_id"].as_str().unwrap().starts_with("wamid."), "{to_client}");
     assert_eq!(to_client["to"], "5511999990000");
@@ -515,13 +524,12 @@ async fn whatsapp_messages(pool: PgPool) {
     let to_number = ok(&send(json!({"to": "+1 650 555 1234", "text": "Hello"})).await);
     assert!(to_number["message_id"].as_str().unwrap().starts_with("wamid."));
     assert_eq!(app.sim.state.vendor::<switchboard::sim::whatsapp::State>().sent_to("16505551234").len(), 1);
-    let template = json!({"name": "weekly_report_ready", "language": "pt_BR", "params": ["Chat Co", "12%"]});
-    let templated = ok(&send(json!({"to": "+16505551247", "template": template})).await);
+    let templated = ok(&send(json!({"to": "+16505551247", "template": report_template()})).await);
     assert!(templated["message_id"].as_str().unwrap().starts_with("wamid."), "templates pass the 24 h window");
     let t = &app.sim.state.vendor::<switchboard::sim::whatsapp::State>().sent_to("16505551247")[0];
     assert_eq!(
-        (t.kind.as_str(), t.body.as_str(), t.language.as_deref(), t.params.clone()),
-        ("template", "weekly_report_ready", Some("pt_BR"), vec!["Chat Co".into(), "12%".into()])
+        (t.kind.as_str(), t.body.as_str(), t.language.as_deref(), t.params.len()),
+        ("template", "switchboard_weekly_report", Some("en_US"), 3)
     );
 
     invalid(&send(json!({"text": "nobody"})).await, "to");
@@ -532,15 +540,12 @@ async fn whatsapp_messages(pool: PgPool) {
     let bare = client_with(&app, "No Phone", json!({})).await;
     invalid(&send(json!({"client": bare["slug"], "text": "hi"})).await, "client");
 
+    // Outside the window the service refuses a text itself (409), sending nothing.
+    let calls = app.sim.state.stats().platforms["whatsapp"].calls;
     let refused = send(json!({"to": "+16505551247", "text": "Late reply"})).await;
-    let problem = refused.problem(502, "platform_error");
-    let platform = &problem["platform"];
-    assert_eq!(
-        (platform["name"].as_str(), platform["kind"].as_str(), platform["retryable"].as_bool()),
-        (Some("whatsapp"), Some("rejected"), Some(false))
-    );
-    assert!(platform["code"].as_str().unwrap().contains("131047"), "{problem}");
-    assert_eq!(refused.header("retry-after"), None);
+    let problem = refused.problem(409, "whatsapp_window_closed");
+    assert!(problem["detail"].as_str().unwrap().contains("template"), "{problem}");
+    assert_eq!(app.sim.state.stats().platforms["whatsapp"].calls, calls, "nothing reached WhatsApp");
     assert_eq!(app.sim.state.stats().platforms["whatsapp"].created["messages"], 3);
     assert_eq!(audited(&app, "platform.whatsapp.message").await, 3, "a refused message is not audited as sent");
 }
@@ -548,7 +553,7 @@ async fn whatsapp_messages(pool: PgPool) {
 #[sqlx::test]
 async fn whatsapp_message_with_idempotency_key_is_sent_once(pool: PgPool) {
     let app = TestApp::new(pool).await;
-    let body = json!({"to": "+447700900123", "text": "Only once"});
+    let body = json!({"to": "+447700900123", "template": report_template()});
     let send =
         || app.post("/v1/platforms/whatsapp/messages", body.clone()).header("Idempotency-Key", "wa-msg-1").send();
     let first = send().await;
@@ -615,7 +620,8 @@ async fn platform_outage_is_a_retryable_problem(pool: PgPool) {
     config.platforms.whatsapp.retry_base_ms = Some(5);
     let app = TestApp::with_config(pool, config).await;
     app.sim.state.configure("whatsapp", Behaviour { fault_rate: 1.0, ..Default::default() });
-    let res = app.post("/v1/platforms/whatsapp/messages", json!({"to": "+16505551234", "text": "Down?"})).send().await;
+    let body = json!({"to": "+16505551234", "template": report_template()});
+    let res = app.post("/v1/platforms/whatsapp/messages", body.clone()).send().await;
     let problem = res.problem(503, "platform_error");
     let platform = &problem["platform"];
     assert_eq!(
@@ -631,5 +637,5 @@ async fn platform_outage_is_a_retryable_problem(pool: PgPool) {
     assert_eq!(audited(&app, "platform.whatsapp.message").await, 0);
 
     app.sim.state.configure("whatsapp", Behaviour::default());
-    ok(&app.post("/v1/platforms/whatsapp/messages", json!({"to": "+16505551234", "text": "Back"})).send().await);
+    ok(&app.post("/v1/platforms/whatsapp/messages", body).send().await);
 }

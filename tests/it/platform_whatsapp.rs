@@ -80,6 +80,67 @@ async fn platform_whatsapp_send_template_with_body_parameters() {
 }
 
 #[tokio::test]
+async fn platform_whatsapp_template_parameters_are_made_single_line() {
+    // Meta refuses a parameter with a newline, a tab or more than 4 consecutive spaces (132018).
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(MESSAGES))
+        .and(body_json(json!({"messaging_product": "whatsapp", "recipient_type": "individual", "to": "16505551234", "type": "template",
+            "template": {"name": "switchboard_daily_digest", "language": {"code": "en_US"},
+                         "components": [{"type": "body", "parameters": [
+                             {"type": "text", "text": "Acme Corp"}, {"type": "text", "text": "-"},
+                             {"type": "text", "text": "[critical] Pacing over · [warning] CPA 40.00"}]}]}})))
+        .respond_with(accepted("16505551234", "wamid.P1"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let wa = WhatsApp::new(&settings(&server.uri()));
+    let params =
+        ["Acme\tCorp".to_string(), " \n ".to_string(), "[critical] Pacing over\n[warning]      CPA 40.00".to_string()];
+    wa.send_template("+16505551234", "switchboard_daily_digest", "en_US", &params).await.unwrap();
+}
+
+#[tokio::test]
+async fn platform_whatsapp_template_errors_fail_at_once() {
+    // Meta's documented template errors (error-codes page): unknown template 132001, wrong
+    // parameter count 132000, bad parameter format 132018; the 132001 body is Meta's own.
+    for (code, message, details) in [
+        (
+            132001,
+            "(#132001) Template name does not exist in the translation",
+            "template name (switchboard_daily_digest) does not exist in en_US",
+        ),
+        (
+            132000,
+            "(#132000) Number of parameters does not match the expected number of params",
+            "body: number of localizable_params (2) does not match the expected number of params (3)",
+        ),
+        (
+            132018,
+            "(#132018) There was an issue with the parameters in your template.",
+            "Param text cannot have new-line/tab characters or more than 4 consecutive spaces",
+        ),
+    ] {
+        let server = MockServer::start().await;
+        Mock::given(path(MESSAGES))
+            .respond_with(ResponseTemplate::new(400).set_body_json(
+                json!({"error": {"message": message, "type": "OAuthException",
+                "code": code, "error_data": {"messaging_product": "whatsapp", "details": details},
+                "error_subcode": 2494073, "fbtrace_id": "AE9jPfwk6-lgxrhmyNUuovy"}}),
+            ))
+            .mount(&server)
+            .await;
+        let wa = WhatsApp::new(&settings(&server.uri()));
+        let err = wa.send_template("16505551234", "switchboard_daily_digest", "en_US", &[]).await.unwrap_err();
+        assert_eq!((err.kind, err.retryable), (ErrorKind::Invalid, false), "{code}");
+        // The code, with Meta's subcode after a slash when it sent one.
+        assert_eq!(err.code.as_deref().and_then(|c| c.split('/').next()), Some(code.to_string().as_str()));
+        assert!(err.message.contains(details), "{}", err.message);
+        assert_eq!(requests(&server).await, 1, "{code} is not retried");
+    }
+}
+
+#[tokio::test]
 async fn platform_whatsapp_outside_the_window_is_rejected_without_retry() {
     let server = MockServer::start().await;
     Mock::given(path(MESSAGES))

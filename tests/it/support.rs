@@ -143,9 +143,49 @@ impl TestApp {
         panic!("the change listener never ran LISTEN");
     }
 
+    /// A customer writes to the business from `number` (E.164), opening their 24 h
+    /// WhatsApp window on both sides: the simulator's (`POST /_sim/whatsapp/inbound`,
+    /// where the simulator offers it) and the service's (a signed inbound webhook, as
+    /// Meta delivers it, timestamped now).
+    pub async fn customer_writes(&self, number: &str, text: &str) {
+        let _ = http_client()
+            .post(format!("{}/_sim/whatsapp/inbound", self.sim.base_url))
+            .json(&serde_json::json!({"from": number, "text": text}))
+            .send()
+            .await;
+        let digits = number.trim_start_matches('+');
+        let id = format!("wamid.in.{digits}.{}", uuid::Uuid::now_v7().simple());
+        let body = serde_json::json!({
+            "object": "whatsapp_business_account",
+            "entry": [{"id": "102290129340398", "changes": [{"field": "messages", "value": {
+                "messaging_product": "whatsapp",
+                "metadata": {"display_phone_number": "15550783881", "phone_number_id": "100000000000001"},
+                "contacts": [{"profile": {"name": "Customer"}, "wa_id": digits}],
+                "messages": [{"from": digits, "id": id, "timestamp": chrono::Utc::now().timestamp().to_string(),
+                              "type": "text", "text": {"body": text}}]
+            }}]}]
+        });
+        let body = serde_json::to_vec(&body).expect("json");
+        let res = self
+            .request(Method::POST, "/v1/inbound/whatsapp")
+            .header("x-hub-signature-256", &whatsapp_signature(&body))
+            .raw_body("application/json", body)
+            .send()
+            .await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    }
+
     pub async fn count(&self, sql: &str) -> i64 {
         sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql)).fetch_one(&self.pool).await.expect("count query")
     }
+}
+
+/// `X-Hub-Signature-256` of a body, keyed with the test apps' WhatsApp app secret.
+pub fn whatsapp_signature(body: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(WHATSAPP_APP_SECRET.as_bytes()).expect("key");
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
 pub struct TestRequest {

@@ -192,24 +192,61 @@ async fn monitoring_alerts_every_client_once_and_sends_one_digest_each(pool: PgP
     .unwrap();
     assert_eq!(synced, 2, "both platforms' metrics are stored");
 
-    // One digest per client with a WhatsApp recipient, listing its alerts.
+    // One digest per client with a WhatsApp recipient: the approved digest template
+    // (nobody wrote in, so the window is closed), and no 131047 from the strict simulator.
     let messages = app.sim.state.vendor::<switchboard::sim::whatsapp::State>().messages();
     assert_eq!(messages.len(), 2, "{messages:?}");
+    assert!(messages.iter().all(|m| m.kind == "template" && m.body == "switchboard_daily_digest"), "{messages:?}");
     let to_alpha = messages.iter().find(|m| m.to == "5511999990001").expect("Alpha's digest");
+    assert_eq!(to_alpha.params.len(), 3, "{to_alpha:?}");
+    assert_eq!((to_alpha.params[0].as_str(), to_alpha.params[1].clone()), ("Alpha", alpha.len().to_string()));
+    assert!(to_alpha.params[2].contains("[critical]"), "{to_alpha:?}");
     assert!(
-        to_alpha.body.contains("Daily check for Alpha") && to_alpha.body.contains("[critical]"),
-        "{}",
-        to_alpha.body
+        to_alpha.params.iter().all(|p| !p.contains(['\n', '\t']) && !p.contains("     ") && p.chars().count() <= 300),
+        "parameters are single-line and short: {to_alpha:?}"
     );
     assert!(messages.iter().any(|m| m.to == "5511999990002"));
+    let errors = app.sim.state.stats().platforms["whatsapp"].errors.clone();
+    assert_eq!(errors.get("131047"), None, "{errors:?}");
     let s = summary(task_of(&tasks, &a));
     assert_eq!(s["alerts"]["new"].as_u64(), Some(alpha.len() as u64), "{s}");
     assert_eq!(s["alerts"]["existing"], 0);
     assert_eq!(s["notified"]["status"], "sent", "{s}");
     assert_eq!(s["notified"]["message_id"], to_alpha.id.as_str());
+    assert_eq!(
+        (s["notified"]["kind"].as_str(), s["notified"]["template"].as_str()),
+        (Some("template"), Some("switchboard_daily_digest"))
+    );
     assert_eq!(s["date"], day.to_string());
     assert!(s["platforms"]["meta"]["days"].as_u64().unwrap() > 0, "{s}");
     assert_eq!(summary(task_of(&tasks, &c))["notified"]["status"], "skipped");
+
+    // The run's task shows the message it sent; a failure Meta reports later shows there too.
+    let task_view = |run: Uuid| app.get(&format!("/v1/runs/{run}/tasks")).send();
+    let view = task_view(first.id).await.json();
+    let alpha_task = view["data"].as_array().unwrap().iter().find(|t| t["client_id"] == a["id"]).unwrap().clone();
+    assert_eq!(alpha_task["messages"][0]["wamid"], to_alpha.id.as_str(), "{alpha_task}");
+    assert_eq!(alpha_task["messages"][0]["status"], "accepted");
+    let failed = json!({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages",
+        "value": {"messaging_product": "whatsapp", "metadata": {"display_phone_number": "1", "phone_number_id": "100000000000001"},
+                  "statuses": [{"id": to_alpha.id.clone(), "status": "failed", "timestamp": "1750263773", "recipient_id": "5511999990001",
+                                "errors": [{"code": 131026, "title": "Message undeliverable", "message": "Message undeliverable",
+                                            "error_data": {"details": "Message Undeliverable."}}]}]}}]}]});
+    let body = serde_json::to_vec(&failed).unwrap();
+    let res = app
+        .request(Method::POST, "/v1/inbound/whatsapp")
+        .header("x-hub-signature-256", &crate::support::whatsapp_signature(&body))
+        .raw_body("application/json", body)
+        .send()
+        .await;
+    assert_eq!(res.json()["statuses"], 1, "{}", res.text());
+    let view = task_view(first.id).await.json();
+    let alpha_task = view["data"].as_array().unwrap().iter().find(|t| t["client_id"] == a["id"]).unwrap().clone();
+    assert_eq!(
+        (alpha_task["messages"][0]["status"].as_str(), alpha_task["messages"][0]["error_code"].as_str()),
+        (Some("failed"), Some("131026"))
+    );
+    assert_eq!(app.count("SELECT count(*) FROM engine.events WHERE type = 'message.failed'").await, 1);
 
     // Acknowledged before the second run: it stays acknowledged and keeps its first run.
     let acked: Uuid = sqlx::query_scalar("UPDATE engine.alerts SET status = 'acknowledged' WHERE client_id = $1 AND kind = 'pacing' AND subject = 'meta' RETURNING id")
@@ -318,10 +355,10 @@ async fn every_platform_failing_is_retried_then_fails_with_an_alert(pool: PgPool
 }
 
 #[sqlx::test]
-async fn a_rejected_digest_is_reported_not_a_failure(pool: PgPool) {
+async fn a_digest_outside_the_window_goes_as_the_template(pool: PgPool) {
     let app = TestApp::new(pool).await;
     let day = busy_day(&app, &["act_1111111111"], &[]).await;
-    // A free-form text to a number ending in 47 is outside the 24 h window (131047).
+    // Nobody at this number wrote in: a free-form text would be refused (131047).
     let a = active_client(
         &app,
         "Alpha",
@@ -332,11 +369,36 @@ async fn a_rejected_digest_is_reported_not_a_failure(pool: PgPool) {
     assert_eq!(run.status.as_str(), "succeeded");
     let s = summary(task_of(&tasks, &a));
     assert_eq!(
-        (s["notified"]["status"].as_str(), s["notified"]["code"].as_str()),
-        (Some("not_sent"), Some("131047")),
+        (s["notified"]["status"].as_str(), s["notified"]["kind"].as_str()),
+        (Some("sent"), Some("template")),
         "{s}"
     );
-    assert_eq!(sent_messages(&app), 0);
+    let sent = app.sim.state.vendor::<switchboard::sim::whatsapp::State>().sent_to("+5511999990047");
+    assert_eq!((sent.len(), sent[0].kind.as_str()), (1, "template"));
+    let errors = app.sim.state.stats().platforms["whatsapp"].errors.clone();
+    assert_eq!(errors.get("131047"), None, "{errors:?}");
+}
+
+#[sqlx::test]
+async fn a_digest_inside_the_window_is_the_full_text(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let day = busy_day(&app, &["act_1111111111"], &[]).await;
+    let a = active_client(
+        &app,
+        "Alpha",
+        json!({"accounts": {"meta": "1111111111", "whatsapp": "+5511999990001"}, "budgets": {"meta": 1}}),
+    )
+    .await;
+    app.customer_writes("+5511999990001", "any news?").await;
+    let (run, tasks) = run(&app, json!({"date": day.to_string()}), false).await;
+    assert_eq!(run.status.as_str(), "succeeded");
+    let s = summary(task_of(&tasks, &a));
+    assert_eq!((s["notified"]["status"].as_str(), s["notified"]["kind"].as_str()), (Some("sent"), Some("text")), "{s}");
+    let sent = app.sim.state.vendor::<switchboard::sim::whatsapp::State>().sent_to("+5511999990001");
+    assert_eq!(sent.len(), 1);
+    assert!(sent[0].kind == "text" && sent[0].body.starts_with("Daily check for Alpha"), "{:?}", sent[0]);
+    let errors = app.sim.state.stats().platforms["whatsapp"].errors.clone();
+    assert_eq!(errors.get("131047"), None, "{errors:?}");
 }
 
 #[sqlx::test]

@@ -235,12 +235,22 @@ async fn weekly_report_stores_reports_and_delivers_once(pool: PgPool) {
         "SELECT count(*) FROM costs.llm_usage WHERE purpose = 'workflow:weekly-report' AND client_id IS NOT NULL";
     assert_eq!(app.count(usage).await, 2);
     assert_eq!(count_of(&app, "llm", "completions"), 2);
+    // Delivered as the approved report template (nobody wrote in: the window is closed),
+    // and the strict simulator refused nothing for being outside the window.
     let messages = app.sim.state.vendor::<switchboard::sim::whatsapp::State>().messages();
     assert_eq!(messages.len(), 2);
     assert!(
-        messages.iter().all(|m| m.kind == "text" && m.body.starts_with("Weekly report for Weekly ")),
+        messages.iter().all(|m| m.kind == "template"
+            && m.body == "switchboard_weekly_report"
+            && m.params.len() == 3
+            && m.params[0].starts_with("Weekly ")
+            && m.params.iter().all(|p| !p.contains(['\n', '\t']) && !p.contains("     "))),
         "{messages:?}"
     );
+    let errors = app.sim.state.stats().platforms["whatsapp"].errors.clone();
+    assert_eq!(errors.get("131047"), None, "{errors:?}");
+    let logged = "SELECT count(*) FROM engine.whatsapp_messages WHERE kind = 'template' AND report_id IS NOT NULL AND task_id IS NOT NULL";
+    assert_eq!(app.count(logged).await, 2, "each delivery is in the message log with its report and task");
     let synced = format!("SELECT count(*) FROM costs.daily_metrics WHERE client_id = '{}'", id_of(&a));
     assert!(app.count(&synced).await > 0, "metrics were synced first");
     assert_eq!(summary(&tasks, &a)["delivered"].as_str().map(|s| s.starts_with("sent")), Some(true));
