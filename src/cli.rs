@@ -50,6 +50,14 @@ pub enum Command {
         /// Share of requests (0-1) answered with the platform's 5xx error.
         #[arg(long, default_value_t = 0.0)]
         fault_rate: f64,
+        /// Where WhatsApp webhooks go (message statuses, customers writing in), e.g.
+        /// http://127.0.0.1:8080/v1/inbound/whatsapp. Without it none are posted.
+        #[arg(long)]
+        webhook_url: Option<String>,
+        /// The app secret WhatsApp webhooks are signed with (X-Hub-Signature-256); default
+        /// WHATSAPP_APP_SECRET. Required with --webhook-url.
+        #[arg(long)]
+        whatsapp_app_secret: Option<String>,
     },
 }
 
@@ -87,9 +95,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&crate::api::openapi::document())?);
             Ok(())
         }
-        Command::Sim { port, bind, latency_ms, rate_per_second, fault_rate } => {
+        Command::Sim { port, bind, latency_ms, rate_per_second, fault_rate, webhook_url, whatsapp_app_secret } => {
             let config = Config::load()?;
             let _guard = telemetry::init_logging(&config, false)?;
+            let target = whatsapp_webhook(&config, webhook_url, whatsapp_app_secret)?;
             let behaviour = crate::sim::Behaviour { latency_ms, rate_per_second, fault_rate, timeout_rate: 0.0 };
             let running =
                 crate::sim::spawn(std::net::SocketAddr::new(bind, port), crate::platforms::simulator(behaviour))
@@ -98,6 +107,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             for p in crate::platforms::REGISTRY {
                 println!("  {:<13} {}{}", p.key, running.base_url, p.sim_prefix);
             }
+            match &target {
+                Some(t) => println!("  WhatsApp webhooks (signed) go to {}", t.url),
+                None => println!("  WhatsApp webhooks: none (--webhook-url); customers writing in still open windows"),
+            }
+            running.state.vendor::<crate::sim::whatsapp::State>().connect_webhook(target);
             tokio::signal::ctrl_c().await?;
             Ok(())
         }
@@ -160,7 +174,66 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// Where `sim` posts WhatsApp webhooks: `--webhook-url`, signed with `--whatsapp-app-secret`
+/// (or `WHATSAPP_APP_SECRET`); a URL without a secret is refused (webhooks are always signed).
+fn whatsapp_webhook(
+    config: &Config,
+    url: Option<String>,
+    app_secret: Option<String>,
+) -> anyhow::Result<Option<crate::sim::whatsapp::Target>> {
+    let Some(url) = url else { return Ok(None) };
+    anyhow::ensure!(
+        url.starts_with("http://") || url.starts_with("https://"),
+        "--webhook-url must be an http(s) URL, e.g. http://127.0.0.1:8080/v1/inbound/whatsapp"
+    );
+    let app_secret = app_secret
+        .or_else(|| crate::platforms::expose(&config.platforms.whatsapp.app_secret).map(String::from))
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| {
+            anyhow::anyhow!("--webhook-url needs --whatsapp-app-secret (or WHATSAPP_APP_SECRET) to sign with")
+        })?;
+    Ok(Some(crate::sim::whatsapp::Target { url, app_secret }))
+}
+
 /// `token create` logs only warnings, so its stderr stays readable too.
 fn quiet(config: &Config) -> Config {
     Config { log_level: "warn".into(), ..config.clone() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sim_webhooks_need_an_http_url_and_a_secret() {
+        let config = Config::default();
+        let url = Some("http://127.0.0.1:8080/v1/inbound/whatsapp".to_string());
+        assert!(whatsapp_webhook(&config, None, Some("s".into())).unwrap().is_none(), "no URL, no webhooks");
+        let err = whatsapp_webhook(&config, url.clone(), None).unwrap_err().to_string();
+        assert!(err.contains("--whatsapp-app-secret"), "{err}");
+        let err = whatsapp_webhook(&config, Some("127.0.0.1:8080".into()), Some("s".into())).unwrap_err().to_string();
+        assert!(err.contains("http(s)"), "{err}");
+        let target = whatsapp_webhook(&config, url.clone(), Some("from-the-flag".into())).unwrap().unwrap();
+        assert_eq!((target.url.as_str(), target.app_secret.as_str()), (url.as_deref().unwrap(), "from-the-flag"));
+        // Without the flag, WHATSAPP_APP_SECRET signs.
+        let mut config = Config::default();
+        config.platforms.whatsapp.app_secret = Some("from-the-environment".into());
+        assert_eq!(whatsapp_webhook(&config, url, None).unwrap().unwrap().app_secret, "from-the-environment");
+    }
+
+    #[test]
+    fn sim_takes_the_webhook_flags() {
+        let cli = Cli::try_parse_from([
+            "switchboard",
+            "sim",
+            "--webhook-url",
+            "http://127.0.0.1:8080/v1/inbound/whatsapp",
+            "--whatsapp-app-secret",
+            "s",
+        ])
+        .unwrap();
+        let Some(Command::Sim { webhook_url, whatsapp_app_secret, .. }) = cli.command else { panic!("sim") };
+        assert_eq!(webhook_url.as_deref(), Some("http://127.0.0.1:8080/v1/inbound/whatsapp"));
+        assert_eq!(whatsapp_app_secret.as_deref(), Some("s"));
+    }
 }

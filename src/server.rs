@@ -270,7 +270,8 @@ async fn serve_http(config: &Config, state: &AppState, simulator: Option<&sim::R
     let pool = &state.pool;
     let addr = SocketAddr::new(config.bind, config.port);
     let listener = TcpListener::bind(addr).await.with_context(|| format!("listening on {addr} (BIND/PORT)"))?;
-    let base = format!("http://{}", listener.local_addr()?);
+    let bound = listener.local_addr()?;
+    let base = format!("http://{bound}");
     tracing::info!(%base, "listening");
     println!("Switchboard is listening on {base}");
     println!("Swagger UI: {base}/docs");
@@ -279,6 +280,7 @@ async fn serve_http(config: &Config, state: &AppState, simulator: Option<&sim::R
             "Platforms: sandbox (built-in simulator at {}; set credentials or PLATFORM_MODE=live for real ones)",
             sim.base_url
         );
+        wire_simulator(&sim.state, bound, &state.platforms);
     }
     if store::tokens::count(pool).await? == 0 {
         bootstrap_token(config, state).await?;
@@ -382,6 +384,29 @@ pub async fn platforms(config: &Config) -> anyhow::Result<(Arc<Platforms>, Optio
             Ok((Arc::new(Platforms::new(Mode::Sandbox, sandboxed, Arc::default())), Some(sim)))
         }
     }
+}
+
+/// Points the sandbox simulator's WhatsApp webhooks at this service's own
+/// `/v1/inbound/whatsapp` on `bound` (the HTTP listener's address), signed with the
+/// installation's app secret: a customer played with `POST /_sim/whatsapp/inbound`, and the
+/// statuses of every send, reach the service as Meta's would. Without an app secret nothing
+/// is wired (the service would refuse every delivery).
+pub fn wire_simulator(simulator: &sim::SimState, bound: SocketAddr, platforms: &Platforms) {
+    let Some(app_secret) = crate::platforms::expose(&platforms.whatsapp.settings().app_secret) else {
+        tracing::warn!("sandbox: no WhatsApp app secret, so the simulator posts no webhooks");
+        return;
+    };
+    // Listening on every interface: the simulator, in this process, calls the loopback one.
+    let host = match bound.ip() {
+        ip if !ip.is_unspecified() => ip,
+        std::net::IpAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+        std::net::IpAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+    };
+    let url = format!("http://{}/v1/inbound/whatsapp", SocketAddr::new(host, bound.port()));
+    tracing::info!(%url, "sandbox: the simulator posts WhatsApp webhooks to the service");
+    simulator
+        .vendor::<sim::whatsapp::State>()
+        .connect_webhook(Some(sim::whatsapp::Target { url, app_secret: app_secret.to_string() }));
 }
 
 /// WhatsApp's inbound webhook secrets in sandbox mode, unless configured: generated per

@@ -180,7 +180,9 @@ mod tests {
     /// `cargo test`) calling for the same client at the same time each count only their own.
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn each_platforms_counts_only_its_own_calls() {
-        let (_running, settings) = sandbox().await;
+        let (running, settings) = sandbox().await;
+        // Free-form texts need the customer's 24 h window open: they just wrote in.
+        running.state.vendor::<sim::whatsapp::State>().open_window("+5511988880000", Utc::now());
         let a = Arc::new(Platforms::new(Mode::Sandbox, settings.clone(), Arc::default()));
         let b = Arc::new(Platforms::new(Mode::Sandbox, settings, Arc::default()));
         let client = Uuid::new_v4();

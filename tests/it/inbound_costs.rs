@@ -55,6 +55,9 @@ async fn post_signed(app: &TestApp, body: Vec<u8>, signature: Option<String>) ->
 
 /// Delivers a signed text message and returns the acknowledgement.
 async fn say(app: &TestApp, from: &str, id: &str, text: &str) -> Value {
+    // This delivery stands in for the simulator's: the customer wrote in, so their 24 h window
+    // is open there too (the replies are free-form texts).
+    app.sim.state.vendor::<switchboard::sim::whatsapp::State>().open_window(from, Utc::now());
     let body = delivery(from, id, text);
     let signature = sign_with(APP_SECRET, &body);
     let res = post_signed(app, body, Some(signature)).await;
@@ -295,9 +298,16 @@ async fn calls(app: &TestApp, client_id: &str, platform: &str) -> Option<i32> {
     .unwrap()
 }
 
+/// The sends below are plain platform calls (what is counted); free-form texts need the
+/// recipient's 24 h window open in the simulator, as if they had just written in.
+fn window_open_for_calls(app: &TestApp) {
+    app.sim.state.vendor::<switchboard::sim::whatsapp::State>().open_window("+5511988880000", Utc::now());
+}
+
 #[sqlx::test]
 async fn platform_calls_in_a_client_scope_are_counted_and_flushed(pool: PgPool) {
     let app = app(pool).await;
+    window_open_for_calls(&app);
     let a = active_client(&app, "Counted A", json!({})).await;
     let b = active_client(&app, "Counted B", json!({})).await;
     let (a_id, b_id) = (a["id"].as_str().unwrap().parse().unwrap(), b["id"].as_str().unwrap().parse().unwrap());
@@ -488,6 +498,7 @@ async fn workflow_tasks_count_their_calls_for_their_client_and_the_flusher_write
     };
 
     let app = app(pool).await;
+    window_open_for_calls(&app);
     let a = active_client(&app, "Task A", json!({})).await;
     let b = active_client(&app, "Task B", json!({})).await;
     let mut conn = app.pool.acquire().await.unwrap();

@@ -37,6 +37,7 @@ mod runs_api;
 mod runtime_limits;
 mod secrets_at_rest;
 mod security_headers;
+mod sim_whatsapp;
 mod strict_query;
 mod system;
 mod template_limits;

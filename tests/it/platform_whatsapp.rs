@@ -271,6 +271,9 @@ async fn sim_whatsapp() -> (sim::Running, WhatsApp, String) {
 #[tokio::test]
 async fn platform_whatsapp_sim_records_every_send() {
     let (running, wa, _) = sim_whatsapp().await;
+    // Free-form text needs the customer's 24 h window open: they wrote in a minute ago.
+    let sim_wa = running.state.vendor::<switchboard::sim::whatsapp::State>();
+    sim_wa.open_window("+5511987654321", chrono::Utc::now() - chrono::TimeDelta::minutes(1));
     let first = wa.send_text("+5511987654321", "Report ready").await.unwrap();
     let second = wa.send_text("+5511987654321", "Report ready").await.unwrap();
     assert!(first.id.starts_with("wamid.") && second.id.starts_with("wamid."));
@@ -280,23 +283,24 @@ async fn platform_whatsapp_sim_records_every_send() {
     let created = &running.state.stats().platforms["whatsapp"].created;
     assert_eq!(created["messages"], 2);
     let params = ["Acme".to_string()];
-    wa.send_template("5511987654321", "weekly_report_ready", "pt_BR", &params).await.unwrap();
-    let sent = running.state.vendor::<switchboard::sim::whatsapp::State>().sent_to("+5511987654321");
+    wa.send_template("5511987654321", "welcome_client", "en_US", &params).await.unwrap();
+    let sent = sim_wa.sent_to("+5511987654321");
     assert_eq!(sent.len(), 3);
     assert_eq!(
         (sent[2].kind.as_str(), sent[2].body.as_str(), sent[2].params.as_slice()),
-        ("template", "weekly_report_ready", &params[..])
+        ("template", "welcome_client", &params[..])
     );
-    assert_eq!(sent[2].language.as_deref(), Some("pt_BR"));
+    assert_eq!(sent[2].language.as_deref(), Some("en_US"));
+    assert_eq!(running.state.stats().platforms["whatsapp"].created["templates"], 1);
 }
 
 #[tokio::test]
 async fn platform_whatsapp_sim_answers_real_errors() {
     let (running, wa, base) = sim_whatsapp().await;
-    // A text to a number ending in 47 is outside the 24 h window; a template still goes.
+    // A text to a number that has not written in the last 24 h is refused; a template still goes.
     let err = wa.send_text("+5511900000047", "hi").await.unwrap_err();
     assert_eq!((err.kind, err.code.as_deref()), (ErrorKind::Rejected, Some("131047")));
-    wa.send_template("+5511900000047", "reengage", "en_US", &[]).await.unwrap();
+    wa.send_template("+5511900000047", "welcome_client", "en_US", &["Acme".to_string()]).await.unwrap();
     assert_eq!(running.state.vendor::<switchboard::sim::whatsapp::State>().messages().len(), 1);
     assert_eq!(running.state.stats().platforms["whatsapp"].calls, 2, "the rejection was not retried");
 
@@ -315,6 +319,10 @@ async fn platform_whatsapp_sim_answers_real_errors() {
         .unwrap();
     assert_eq!(raw["error"]["code"], 131008);
 
+    running
+        .state
+        .vendor::<switchboard::sim::whatsapp::State>()
+        .open_window("5511987654321", chrono::Utc::now() - chrono::TimeDelta::minutes(1));
     running.state.configure("whatsapp", Behaviour { fault_rate: 1.0, ..Behaviour::default() });
     let err = wa.send_text("5511987654321", "hi").await.unwrap_err();
     assert_eq!((err.kind, err.code.as_deref()), (ErrorKind::Unavailable, Some("131000")));

@@ -1,126 +1,21 @@
-//! Simulated WhatsApp Cloud API: `POST /{version}/{phone_number_id}/messages` for
-//! `text` and `template` messages, with the real checks and Graph error bodies.
-//!
-//! Every accepted message is kept (see [`State::messages`]): the real API has no
-//! idempotency, so sending the same message twice stores (and counts) two, which makes
-//! duplicates visible. Reachable error cases:
-//! - no/`bad…` Bearer token → 401, code 190 (`expired…` → 190/463);
-//! - a free-form **text** to a number ending in `47` → 400, code 131047 (outside the
-//!   24 h window; templates to the same number go through);
-//! - missing `messaging_product`/`to`, bad number, other `type` → code 100;
-//!   missing `text.body` / `template.name` / `template.language.code` → code 131008.
+//! `POST /{version}/{phone_number_id}/messages`: checks a send as the Cloud API does and
+//! keeps what it accepts.
 
-use std::{
-    collections::BTreeMap,
-    sync::{Arc, Mutex},
-};
+use std::sync::Arc;
 
 use axum::{
-    Json, Router,
+    Json,
     body::Bytes,
     extract::{Path, State as Shared},
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
-    routing::post,
 };
 use base64::{Engine, engine::general_purpose::STANDARD};
-use chrono::{DateTime, Utc};
-use serde::Serialize;
+use chrono::Utc;
 use serde_json::{Value, json};
 
-use super::{Vendor, meta::graph_error, new_id};
-
-/// A message the simulator accepted.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct SentRecord {
-    /// `wamid.…`
-    pub id: String,
-    pub phone_number_id: String,
-    /// Digits only.
-    pub to: String,
-    /// `text` or `template`.
-    pub kind: String,
-    /// The text body, or the template name.
-    pub body: String,
-    /// Template language code.
-    pub language: Option<String>,
-    /// Template body parameters, in order.
-    pub params: Vec<String>,
-    pub at: DateTime<Utc>,
-}
-
-#[derive(Default)]
-pub struct State {
-    messages: Mutex<Vec<SentRecord>>,
-}
-
-impl State {
-    pub fn created(&self) -> BTreeMap<String, u64> {
-        BTreeMap::from([("messages".to_string(), self.messages.lock().expect("whatsapp sim").len() as u64)])
-    }
-
-    pub fn reset(&self) {
-        self.messages.lock().expect("whatsapp sim").clear();
-    }
-
-    /// Every accepted message, oldest first.
-    pub fn messages(&self) -> Vec<SentRecord> {
-        self.messages.lock().expect("whatsapp sim").clone()
-    }
-
-    /// Accepted messages to `to` (with or without `+`).
-    pub fn sent_to(&self, to: &str) -> Vec<SentRecord> {
-        let to = to.trim_start_matches('+');
-        self.messages().into_iter().filter(|m| m.to == to).collect()
-    }
-}
-
-impl Vendor for State {
-    fn routes(self: Arc<Self>) -> Router {
-        router().with_state(self)
-    }
-    fn throttled(&self) -> Response {
-        throttled()
-    }
-    fn fault(&self) -> Response {
-        fault()
-    }
-    fn created(&self) -> BTreeMap<String, u64> {
-        State::created(self)
-    }
-    fn reset(&self) {
-        State::reset(self)
-    }
-    fn error_code(&self, body: &Value) -> Option<String> {
-        super::graph_error_code(body)
-    }
-}
-
-pub fn router() -> Router<Arc<State>> {
-    Router::new().route("/{version}/{phone_number_id}/messages", post(send))
-}
-
-/// The real 130429 (Cloud API throughput reached).
-pub fn throttled() -> Response {
-    error(StatusCode::BAD_REQUEST, 130429, "(#130429) Rate limit hit", "Cloud API message throughput has been reached.")
-}
-
-pub fn fault() -> Response {
-    error(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        131000,
-        "(#131000) Something went wrong",
-        "Something went wrong. Please try again later.",
-    )
-}
-
-fn error(status: StatusCode, code: i64, message: &str, details: &str) -> Response {
-    graph_error(
-        status,
-        json!({"message": message, "type": "OAuthException", "code": code,
-               "error_data": {"messaging_product": "whatsapp", "details": details}}),
-    )
-}
+use super::{SentRecord, State, error, templates};
+use crate::sim::{meta::graph_error, new_id};
 
 fn invalid(details: &str) -> Response {
     error(StatusCode::BAD_REQUEST, 100, "(#100) Invalid parameter", details)
@@ -130,7 +25,22 @@ fn missing(details: &str) -> Response {
     error(StatusCode::BAD_REQUEST, 131008, "(#131008) Required parameter is missing", details)
 }
 
-async fn send(
+/// 131047: a free-form message outside the customer-service window (Meta's error-codes page:
+/// "Re-engagement message"; send a template instead).
+fn re_engagement() -> Response {
+    error(
+        StatusCode::BAD_REQUEST,
+        131047,
+        "(#131047) Re-engagement message",
+        "Message failed to send because more than 24 hours have passed since the customer last replied to this number.",
+    )
+}
+
+fn refused(r: &templates::Refusal) -> Response {
+    error(StatusCode::BAD_REQUEST, r.code, &format!("(#{}) {}", r.code, r.title), &r.details)
+}
+
+pub(super) async fn send(
     Shared(state): Shared<Arc<State>>,
     Path((_version, phone_number_id)): Path<(String, String)>,
     headers: HeaderMap,
@@ -180,11 +90,11 @@ async fn send(
     let Some(input) = str_at("/to") else {
         return invalid("The parameter to is required.");
     };
-    let to = input.trim_start_matches('+').to_string();
-    if !(7..=15).contains(&to.len()) || !to.bytes().all(|b| b.is_ascii_digit()) {
+    let Some(to) = super::digits(input) else {
         return invalid(&format!("Invalid WhatsApp recipient \"{input}\"."));
-    }
+    };
     let kind = str_at("/type").unwrap_or("text");
+    let now = Utc::now();
     let (text, language, params) = match kind {
         "text" => match str_at("/text/body") {
             Some(body) => (body.to_string(), None, vec![]),
@@ -194,16 +104,20 @@ async fn send(
             let (Some(name), Some(language)) = (str_at("/template/name"), str_at("/template/language/code")) else {
                 return missing("The parameters template['name'] and template['language']['code'] are required.");
             };
-            let params = req
+            // Parameters kept as sent (untrimmed): their whitespace is what 132018 is about.
+            let params: Vec<String> = req
                 .pointer("/template/components")
                 .and_then(Value::as_array)
                 .into_iter()
                 .flatten()
-                .filter(|c| c.get("type").and_then(Value::as_str) == Some("body"))
+                .filter(|c| c.get("type").and_then(Value::as_str).is_some_and(|t| t.eq_ignore_ascii_case("body")))
                 .filter_map(|c| c.get("parameters").and_then(Value::as_array))
                 .flatten()
                 .filter_map(|p| p.get("text").and_then(Value::as_str).map(str::to_string))
                 .collect();
+            if let Err(refusal) = templates::check(&state.templates(), name, language, &params) {
+                return refused(&refusal);
+            }
             (name.to_string(), Some(language.to_string()), params)
         }
         other => {
@@ -212,15 +126,11 @@ async fn send(
             ));
         }
     };
-    // The deterministic "customer last wrote more than 24 h ago" case.
-    if kind == "text" && to.ends_with("47") {
-        return error(
-            StatusCode::BAD_REQUEST,
-            131047,
-            "(#131047) Re-engagement message",
-            "Message failed to send because more than 24 hours have passed since the customer last replied to this number.",
-        );
+    // Free-form messages only inside the customer-service window; templates go any time.
+    if kind == "text" && !state.window_open(&to, now) {
+        return re_engagement();
     }
+    let status = if state.fails(&to) { "failed" } else { "delivered" };
     let record = {
         let mut messages = state.messages.lock().expect("whatsapp sim");
         let id = format!("wamid.{}", STANDARD.encode(format!("{to}:{}:{}", messages.len(), new_id(""))));
@@ -232,11 +142,13 @@ async fn send(
             body: text,
             language,
             params,
-            at: Utc::now(),
+            at: now,
+            status: status.to_string(),
         };
         messages.push(record.clone());
         record
     };
+    state.post_statuses(&record);
     let mut message = json!({"id": record.id});
     if kind == "template" {
         message["message_status"] = json!("accepted");
