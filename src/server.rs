@@ -377,6 +377,7 @@ pub async fn platforms(config: &Config) -> anyhow::Result<(Arc<Platforms>, Optio
             if settings.mode == Some(Mode::Live) {
                 settings.check_live().map_err(|e| anyhow::anyhow!(e))?;
             }
+            warn_readiness(settings);
             Ok((Arc::new(Platforms::new(Mode::Live, settings.clone(), Arc::default())), None))
         }
         Mode::Sandbox => {
@@ -385,6 +386,15 @@ pub async fn platforms(config: &Config) -> anyhow::Result<(Arc<Platforms>, Optio
             let mut sandboxed = settings.sandboxed(&sim.base_url);
             sandbox_webhook_secrets(&mut sandboxed.whatsapp, &config.data_dir)?;
             Ok((Arc::new(Platforms::new(Mode::Sandbox, sandboxed, Arc::default())), Some(sim)))
+        }
+    }
+}
+
+/// Logs, at start-up, why a live platform is not ready and which API versions sunset soon.
+fn warn_readiness(settings: &crate::platforms::PlatformSettings) {
+    for (platform, readiness) in settings.versions(chrono::Utc::now().date_naive()) {
+        for reason in readiness.not_ready.iter().chain(&readiness.warnings) {
+            tracing::warn!(platform, "{reason}");
         }
     }
 }

@@ -1,10 +1,15 @@
 //! Google Drive API v3: the client folder tree (a folder per client with the
-//! template's sub-folders), found before created so reruns create nothing.
+//! template's sub-folders), found before created so reruns create nothing, and
+//! created under ids reserved with `files.generateIds` so a create retried after a
+//! timeout (Drive made the folder, we never heard) lands on Drive's 409 `fileIdInUse`
+//! instead of making a second folder.
 //! Auth is a service account (JWT bearer flow, see `google_auth`), optionally
 //! impersonating a Workspace user; service accounts own no storage, so folders
 //! belong in a Shared Drive the account is a member of.
 
-use std::{fmt, sync::Arc};
+use std::{fmt, future::Future, sync::Arc};
+
+use chrono::NaiveDate;
 
 use reqwest::{StatusCode, header::HeaderMap};
 use serde::{Deserialize, Serialize};
@@ -104,15 +109,44 @@ impl Settings {
         }
     }
 
+    /// In the sandbox, folders go in the simulator's Shared Drive unless a drive or a user is set
+    /// (the simulator, like Drive, refuses a service account's creates in My Drive).
     pub fn sandboxed(&self, base: &str) -> Self {
         let base = base.trim_end_matches('/');
+        let shared_drive_id = match (non_empty(&self.shared_drive_id), non_empty(&self.subject)) {
+            (None, None) => Some(crate::sim::google_drive::SANDBOX_SHARED_DRIVE_ID.to_string()),
+            _ => self.shared_drive_id.clone(),
+        };
         Self {
             service_account_json: Some(crate::sim::google_drive::SANDBOX_SERVICE_ACCOUNT_JSON.into()),
             service_account_file: None,
             base_url: base.to_string(),
             token_url: Some(format!("{base}/token")),
+            shared_drive_id,
             ..self.clone()
         }
+    }
+
+    /// Why a service account with a key still cannot create folders: it needs a Shared Drive
+    /// or a user to act as. Google, to Workspace customers (quoted in
+    /// https://github.com/opnsense/core/issues/8343): "new service accounts created after
+    /// April 15, 2025 … will not be able to own any Drive items"; Drive's own guide
+    /// (https://developers.google.com/workspace/drive/api/guides/about-shareddrives): service
+    /// accounts "must upload files and folders into shared drives, or use OAuth 2.0 to upload
+    /// items on behalf of a human user".
+    pub fn not_ready(&self) -> Vec<String> {
+        if !self.missing().is_empty()
+            || non_empty(&self.shared_drive_id).is_some()
+            || non_empty(&self.subject).is_some()
+        {
+            return vec![];
+        }
+        vec![
+            "set GOOGLE_DRIVE_SHARED_DRIVE_ID (a Shared Drive the service account is a member of) or GOOGLE_DRIVE_SUBJECT \
+             (a Workspace user to act as): service accounts created after 2025-04-15 cannot own Drive items, so their \
+             folder creates in My Drive fail with storageQuotaExceeded"
+                .to_string(),
+        ]
     }
 
     fn http_settings(&self) -> HttpSettings {
@@ -218,6 +252,8 @@ impl Dialect for Speech {
                 ErrorKind::Rejected
             }
             "authError" | "required" => ErrorKind::Auth,
+            // Creating under an id that exists: an earlier attempt of ours made it.
+            "fileIdInUse" => ErrorKind::Rejected,
             "notFound" => ErrorKind::NotFound,
             "badRequest" | "invalid" | "invalidParameter" => ErrorKind::Invalid,
             _ => PlatformError::from_status(platform, error.code.unwrap_or(http_status), "").kind,
@@ -268,6 +304,34 @@ impl super::Platform for GoogleDrive {
     }
     fn sandboxed(settings: &Settings, base: &str) -> Settings {
         settings.sandboxed(base)
+    }
+    fn api_version(_settings: &Settings) -> Option<String> {
+        Some("v3".into())
+    }
+    fn not_ready(settings: &Settings, _today: NaiveDate) -> Vec<String> {
+        settings.not_ready()
+    }
+}
+
+/// Where the ids reserved for folders are kept, so that a create retried later (another
+/// run, another replica) reuses the id of a create that may have succeeded.
+pub trait FolderIds: Send + Sync {
+    /// Keeps `candidate` as the id of folder `name` in `parent` unless one is kept already;
+    /// answers the kept id (which may be an earlier one).
+    fn reserve(
+        &self,
+        parent: &str,
+        name: &str,
+        candidate: String,
+    ) -> impl Future<Output = Result<String, PlatformError>> + Send;
+}
+
+/// Keeps nothing: each id lives for one call (which still covers the HTTP layer's retries).
+pub struct Unrecorded;
+
+impl FolderIds for Unrecorded {
+    async fn reserve(&self, _parent: &str, _name: &str, candidate: String) -> Result<String, PlatformError> {
+        Ok(candidate)
     }
 }
 
@@ -344,37 +408,93 @@ impl GoogleDrive {
         Err(PlatformError::malformed(INFO.key, format!("files.list did not end after {MAX_PAGES} pages")))
     }
 
-    /// Creates a folder (Drive allows duplicate names: call [`Self::find_folder`] first).
+    /// Creates a folder under a fresh id (Drive allows duplicate names: call [`Self::find_folder`] first).
     pub async fn create_folder(&self, name: &str, parent: &str) -> Result<Folder, PlatformError> {
+        let id = self.generate_ids(1).await?.remove(0);
+        self.create_folder_with_id(name, parent, &id).await
+    }
+
+    /// `count` ids for new files (`files.generateIds`,
+    /// https://developers.google.com/workspace/drive/api/reference/rest/v3/files/generateIds).
+    pub async fn generate_ids(&self, count: usize) -> Result<Vec<String>, PlatformError> {
+        #[derive(Deserialize)]
+        struct Generated {
+            #[serde(default)]
+            ids: Vec<String>,
+        }
+        let url = format!("{}/drive/v3/files/generateIds", self.base_url);
+        let count_param = count.clamp(1, 1000).to_string();
+        let reply = self
+            .send("generate_ids", |c, token| {
+                c.get(&url).bearer_auth(token).query(&[("count", count_param.as_str()), ("space", "drive")])
+            })
+            .await?;
+        let ids = reply.json::<Generated>()?.ids;
+        if ids.len() < count.clamp(1, 1000) || ids.iter().any(|id| id.is_empty()) {
+            return Err(PlatformError::malformed(INFO.key, "generateIds returned fewer ids than asked"));
+        }
+        Ok(ids)
+    }
+
+    /// Creates folder `name` in `parent` as file `id`. When Drive already has that id (an earlier
+    /// attempt succeeded but its answer was lost) it answers 409 `fileIdInUse`, and that
+    /// folder is returned instead: retrying creates nothing new.
+    pub async fn create_folder_with_id(&self, name: &str, parent: &str, id: &str) -> Result<Folder, PlatformError> {
         check_name(name)?;
         let url = format!("{}/drive/v3/files", self.base_url);
-        let body = serde_json::json!({ "name": name, "mimeType": FOLDER_MIME, "parents": [parent] });
-        let reply = self
+        let body = serde_json::json!({ "id": id, "name": name, "mimeType": FOLDER_MIME, "parents": [parent] });
+        let created = self
             .send("create_folder", |c, token| {
                 c.post(&url)
                     .bearer_auth(token)
                     .query(&[("supportsAllDrives", "true"), ("fields", FILE_FIELDS)])
                     .json(&body)
             })
-            .await?;
-        let folder: Folder = reply.json()?;
+            .await;
+        let folder: Folder = match created {
+            Ok(reply) => reply.json()?,
+            Err(e) if e.code.as_deref() == Some("fileIdInUse") => self.get_folder(id).await?,
+            Err(e) => return Err(e),
+        };
         if folder.id.is_empty() {
             return Err(PlatformError::malformed(INFO.key, "created folder without an id"));
         }
         Ok(folder)
     }
 
-    /// The client's folder under the configured parent, with every template sub-folder;
-    /// creates only what is missing, so a second run creates nothing.
+    /// One file by id (`files.get`, all drives).
+    pub async fn get_folder(&self, id: &str) -> Result<Folder, PlatformError> {
+        let url = format!("{}/drive/v3/files/{}", self.base_url, urlencoding(id));
+        self.send("get_file", |c, token| {
+            c.get(&url).bearer_auth(token).query(&[("supportsAllDrives", "true"), ("fields", FILE_FIELDS)])
+        })
+        .await?
+        .json()
+    }
+
+    /// The folder tree under ids kept only for this call; see [`Self::ensure_client_folders_with`].
     pub async fn ensure_client_folders(&self, client_name: &str) -> Result<FolderTree, PlatformError> {
+        self.ensure_client_folders_with(client_name, &Unrecorded).await
+    }
+
+    /// The client's folder under the configured parent, with every template sub-folder;
+    /// creates only what is missing, so a second run creates nothing. Each create uses an
+    /// id kept in `ids` before the create is sent.
+    pub async fn ensure_client_folders_with(
+        &self,
+        client_name: &str,
+        ids: &impl FolderIds,
+    ) -> Result<FolderTree, PlatformError> {
         let name = client_name.trim();
         check_name(name)?;
         let mut created = 0;
+        let mut fresh: Vec<String> = Vec::new();
         let root = match self.find_folder(name, &self.parent_folder_id).await? {
             Some(folder) => folder,
             None => {
                 created += 1;
-                self.create_folder(name, &self.parent_folder_id).await?
+                fresh = self.generate_ids(1 + self.template.len()).await?;
+                self.create_reserved(name, &self.parent_folder_id, ids, &mut fresh).await?
             }
         };
         // A new folder is empty; an existing one is listed once instead of one query per sub-folder.
@@ -384,12 +504,37 @@ impl GoogleDrive {
             match existing.iter().find(|f| &f.name == sub) {
                 Some(folder) => children.push(folder.clone()),
                 None => {
-                    children.push(self.create_folder(sub, &root.id).await?);
+                    if fresh.is_empty() {
+                        let missing = self.template.iter().filter(|t| !existing.iter().any(|f| &f.name == *t)).count();
+                        fresh = self.generate_ids(missing).await?;
+                    }
+                    children.push(self.create_reserved(sub, &root.id, ids, &mut fresh).await?);
                     created += 1;
                 }
             }
         }
         Ok(FolderTree { root, children, created })
+    }
+
+    /// Creates `name` in `parent` under the id `ids` keeps for it (a fresh one the first time).
+    async fn create_reserved(
+        &self,
+        name: &str,
+        parent: &str,
+        ids: &impl FolderIds,
+        fresh: &mut Vec<String>,
+    ) -> Result<Folder, PlatformError> {
+        let candidate = match (!fresh.is_empty()).then(|| fresh.remove(0)) {
+            Some(id) => id,
+            None => self.generate_ids(1).await?.remove(0),
+        };
+        let id = ids.reserve(parent, name, candidate).await?;
+        self.create_folder_with_id(name, parent, &id).await
+    }
+
+    /// Where client folders go: the configured parent (a Shared Drive's root is the drive id).
+    pub fn parent_folder_id(&self) -> &str {
+        &self.parent_folder_id
     }
 
     fn children_query(&self, parent: &str) -> String {
@@ -400,15 +545,18 @@ impl GoogleDrive {
         let url = format!("{}/drive/v3/files", self.base_url);
         let fields = format!("nextPageToken,files({FILE_FIELDS})");
         let page_size = page_size.to_string();
+        // Both all-drives flags always: without them Drive hides Shared Drive items, and a parent
+        // folder inside a Shared Drive would look empty (a new tree on every run).
         let mut params: Vec<(&str, &str)> = vec![
             ("q", q),
             ("fields", &fields),
             ("pageSize", &page_size),
             ("orderBy", "createdTime"),
             ("supportsAllDrives", "true"),
+            ("includeItemsFromAllDrives", "true"),
         ];
         if let Some(drive) = &self.shared_drive_id {
-            params.extend([("includeItemsFromAllDrives", "true"), ("corpora", "drive"), ("driveId", drive.as_str())]);
+            params.extend([("corpora", "drive"), ("driveId", drive.as_str())]);
         }
         if let Some(token) = page_token {
             params.push(("pageToken", token));
@@ -435,6 +583,11 @@ impl GoogleDrive {
             }
         }
     }
+}
+
+/// A file id as one path segment (Drive ids are URL-safe; anything else is escaped).
+fn urlencoding(id: &str) -> String {
+    form_urlencoded::byte_serialize(id.as_bytes()).collect()
 }
 
 fn check_name(name: &str) -> Result<(), PlatformError> {

@@ -5,6 +5,7 @@
 //! rows chained by `nextPageToken`), answering GAQL `FROM customer` and `FROM campaign`
 //! with a `segments.date BETWEEN` filter. Metrics are deterministic per
 //! (customer, campaign, date). Customer `0000000000` answers USER_PERMISSION_DENIED.
+//! A sunset API version answers 400 `requestError: UNSUPPORTED_VERSION`, as Google does.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -46,10 +47,55 @@ const CAMPAIGNS: [(&str, &str, f64); 4] = [
     ("Display - Remarketing", "PAUSED", 0.0),
 ];
 const MAX_DAYS: i64 = 3660;
+/// The version named in answers that have no request to take it from.
+pub const LATEST_VERSION: &str = "v26";
+
+const fn date(y: i32, m: u32, d: u32) -> NaiveDate {
+    match NaiveDate::from_ymd_opt(y, m, d) {
+        Some(d) => d,
+        None => panic!("invalid date"),
+    }
+}
+
+/// The simulator's own table of Google Ads API versions: `(name, first day it fails)`,
+/// oldest first. Published sunsets from Google's sunset reminders
+/// (https://developers.google.com/ads/blog, e.g. posts/2026/09/google-ads-api-v22-sunset-reminder:
+/// "Starting on this date, all v22 API requests will begin to fail"); the rest are release +
+/// 12 months (https://developers.google.com/google-ads/api/docs/sunset-dates: "major versions
+/// have a lifespan of around 12 months"), the stricter reading, as the connector's table.
+pub const VERSIONS: [(&str, NaiveDate); 8] = [
+    ("v19", date(2026, 2, 11)),
+    ("v20", date(2026, 6, 10)),
+    ("v21", date(2026, 8, 5)),
+    ("v22", date(2026, 10, 7)),
+    ("v23", date(2027, 1, 28)),
+    ("v24", date(2027, 4, 22)),
+    ("v25", date(2027, 7, 22)),
+    ("v26", date(2027, 10, 14)),
+];
+
+/// Whether Google still serves `version` on `today`: `Some(true)` served, `Some(false)` sunset,
+/// `None` no such version (newer than the table, or not a version at all).
+pub fn served(version: &str, today: NaiveDate) -> Option<bool> {
+    let major = |v: &str| v.strip_prefix('v').and_then(|n| n.parse::<u32>().ok());
+    let n = major(version)?;
+    match VERSIONS.iter().find(|(name, _)| *name == version) {
+        Some((_, sunset)) => Some(today < *sunset),
+        None if n < major(VERSIONS[0].0).unwrap_or(0) => Some(false),
+        None => None,
+    }
+}
+
+/// The API version in a request path (`/google-ads/v26/customers/…` → `v26`).
+fn version_in(path: &str) -> Option<&str> {
+    path.split('/').find(|s| s.len() > 1 && s.starts_with('v') && s[1..].bytes().all(|b| b.is_ascii_digit()))
+}
 
 #[derive(Default)]
 pub struct State {
     tokens: AtomicU64,
+    /// The last `login-customer-id` each customer was reached through (for tests and demos).
+    logins: std::sync::Mutex<BTreeMap<String, String>>,
 }
 
 impl State {
@@ -60,6 +106,12 @@ impl State {
 
     pub fn reset(&self) {
         self.tokens.store(0, Ordering::Relaxed);
+        self.logins.lock().expect("ads logins").clear();
+    }
+
+    /// The `login-customer-id` of the last call about `customer`, if it had one.
+    pub fn login_customer_id(&self, customer: &str) -> Option<String> {
+        self.logins.lock().expect("ads logins").get(customer).cloned()
     }
 
     /// Access tokens issued by `POST /token` (shows whether clients cache them).
@@ -73,10 +125,16 @@ impl Vendor for State {
         router().with_state(self)
     }
     fn throttled(&self) -> Response {
-        throttled()
+        throttled(LATEST_VERSION)
     }
     fn fault(&self) -> Response {
-        fault()
+        fault(LATEST_VERSION)
+    }
+    fn throttled_at(&self, path: &str) -> Response {
+        throttled(version_in(path).unwrap_or(LATEST_VERSION))
+    }
+    fn fault_at(&self, path: &str) -> Response {
+        fault(version_in(path).unwrap_or(LATEST_VERSION))
     }
     fn created(&self) -> BTreeMap<String, u64> {
         State::created(self)
@@ -108,12 +166,13 @@ pub fn router() -> Router<Arc<State>> {
         .route("/{version}/customers/{customer}/{method}", post(query))
 }
 
-/// Google's 429 for a short-term quota, with the wait in `quotaErrorDetails.retryDelay`.
-pub fn throttled() -> Response {
+/// Google's 429 for a short-term quota, with the wait in `quotaErrorDetails.retryDelay`;
+/// its `@type` names the requested `version`.
+pub fn throttled(version: &str) -> Response {
     let details =
         json!({"quotaErrorDetails": {"rateScope": "ACCOUNT", "rateName": "Requests per account", "retryDelay": "1s"}});
     ads_error(
-        "v23",
+        version,
         StatusCode::TOO_MANY_REQUESTS,
         "RESOURCE_EXHAUSTED",
         "Resource has been exhausted (e.g. check quota).",
@@ -123,9 +182,9 @@ pub fn throttled() -> Response {
     )
 }
 
-pub fn fault() -> Response {
+pub fn fault(version: &str) -> Response {
     ads_error(
-        "v23",
+        version,
         StatusCode::INTERNAL_SERVER_ERROR,
         "INTERNAL",
         "Internal error encountered.",
@@ -183,7 +242,7 @@ pub(super) fn token_endpoint(issued: &AtomicU64, body: &[u8], allow_refresh: boo
         (status, Json(json!({"error": error, "error_description": description}))).into_response()
     };
     let field = |name: &str| form.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
-    let scope = match form.get("grant_type").map(String::as_str) {
+    let (scope, kind) = match form.get("grant_type").map(String::as_str) {
         Some("refresh_token") if allow_refresh => {
             if field("client_id").is_none() || field("client_secret").is_none() {
                 return refuse(StatusCode::UNAUTHORIZED, "invalid_client", "Unauthorized");
@@ -199,13 +258,14 @@ pub(super) fn token_endpoint(issued: &AtomicU64, body: &[u8], allow_refresh: boo
                 Some("bad") => {
                     return refuse(StatusCode::BAD_REQUEST, "invalid_grant", "Token has been expired or revoked.");
                 }
-                Some(_) => ADS_SCOPE.to_string(),
+                Some(_) => (ADS_SCOPE.to_string(), TokenKind::User),
             }
         }
         Some(JWT_BEARER_GRANT) => match field("assertion").map(jwt_claims) {
             None => return refuse(StatusCode::BAD_REQUEST, "invalid_request", "Missing required parameter: assertion"),
             Some(Err(description)) => return refuse(StatusCode::BAD_REQUEST, "invalid_grant", description),
-            Some(Ok(scope)) => scope,
+            Some(Ok((scope, true))) => (scope, TokenKind::Delegated),
+            Some(Ok((scope, false))) => (scope, TokenKind::ServiceAccount),
         },
         Some(other) => {
             return refuse(StatusCode::BAD_REQUEST, "unsupported_grant_type", &format!("Invalid grant_type: {other}"));
@@ -213,12 +273,42 @@ pub(super) fn token_endpoint(issued: &AtomicU64, body: &[u8], allow_refresh: boo
         None => return refuse(StatusCode::BAD_REQUEST, "unsupported_grant_type", "Invalid grant_type: "),
     };
     issued.fetch_add(1, Ordering::Relaxed);
-    Json(json!({"access_token": new_id(TOKEN_PREFIX), "expires_in": 3599, "scope": scope, "token_type": "Bearer"}))
-        .into_response()
+    let token = new_id(&format!("{TOKEN_PREFIX}{}", kind.tag()));
+    Json(json!({"access_token": token, "expires_in": 3599, "scope": scope, "token_type": "Bearer"})).into_response()
 }
 
-/// Checks an assertion's claims like Google does (not its signature); returns its scope.
-fn jwt_claims(assertion: &str) -> Result<String, &'static str> {
+/// Whose token the simulated Google issued (carried in the token itself, as a tag).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    /// A user's (refresh-token grant): has storage of its own.
+    User,
+    /// A service account acting as a Workspace user (JWT with `sub`).
+    Delegated,
+    /// A service account as itself (JWT without `sub`): owns no Drive storage.
+    ServiceAccount,
+}
+
+impl TokenKind {
+    fn tag(self) -> &'static str {
+        match self {
+            TokenKind::User => "user-",
+            TokenKind::Delegated => "dwd-",
+            TokenKind::ServiceAccount => "sa-",
+        }
+    }
+
+    /// The kind of the request's bearer token, if it is one the simulator issued.
+    pub(super) fn of(headers: &HeaderMap) -> Option<TokenKind> {
+        let token = headers.get("authorization")?.to_str().ok()?.strip_prefix("Bearer ")?.strip_prefix(TOKEN_PREFIX)?;
+        [TokenKind::User, TokenKind::Delegated, TokenKind::ServiceAccount]
+            .into_iter()
+            .find(|k| token.starts_with(k.tag()))
+    }
+}
+
+/// Checks an assertion's claims like Google does (not its signature); returns its scope
+/// and whether it impersonates a user (`sub`).
+fn jwt_claims(assertion: &str) -> Result<(String, bool), &'static str> {
     let parts: Vec<&str> = assertion.split('.').collect();
     let decode = |part: &str| -> Option<Value> {
         let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).ok()?;
@@ -242,7 +332,9 @@ fn jwt_claims(assertion: &str) -> Result<String, &'static str> {
         return Err("Invalid JWT: Failed audience check.");
     }
     match (claims["iss"].as_str(), claims["scope"].as_str()) {
-        (Some(iss), Some(scope)) if !iss.is_empty() && !scope.is_empty() => Ok(scope.to_string()),
+        (Some(iss), Some(scope)) if !iss.is_empty() && !scope.is_empty() => {
+            Ok((scope.to_string(), claims["sub"].as_str().is_some_and(|s| !s.is_empty())))
+        }
         _ => Err("Invalid JWT: No issuer or scope."),
     }
 }
@@ -257,6 +349,7 @@ pub(super) fn bearer_problem(headers: &HeaderMap) -> Option<&'static str> {
 }
 
 async fn query(
+    Shared(state): Shared<Arc<State>>,
     Path((version, customer, method)): Path<(String, String, String)>,
     headers: HeaderMap,
     body: Bytes,
@@ -288,6 +381,24 @@ async fn query(
             "The developer-token parameter is required for all requests.",
         );
     }
+    match served(&version, Utc::now().date_naive()) {
+        Some(true) => {}
+        // As Google answers a sunset version (github.com/google-marketing-solutions/adios/issues/47,
+        // a v14 request after its sunset): 400 INVALID_ARGUMENT, `requestError: UNSUPPORTED_VERSION`,
+        // " Version v14 is deprecated. Requests to this version will be blocked.", @type of that version.
+        Some(false) => {
+            return invalid(
+                &version,
+                ("requestError", "UNSUPPORTED_VERSION"),
+                &format!(" Version {version} is deprecated. Requests to this version will be blocked."),
+            );
+        }
+        // No such version: there is no such endpoint.
+        None => {
+            let body = json!({"error": {"code": 404, "message": "Method not found.", "status": "NOT_FOUND"}});
+            return (StatusCode::NOT_FOUND, Json(body)).into_response();
+        }
+    }
     let stream = match method.as_str() {
         "googleAds:searchStream" => true,
         "googleAds:search" => false,
@@ -303,6 +414,12 @@ async fn query(
             &format!("Invalid customer ID '{customer}'."),
         );
     }
+    let mut logins = state.logins.lock().expect("ads logins");
+    match headers.get("login-customer-id").and_then(|v| v.to_str().ok()) {
+        Some(login) => logins.insert(customer.clone(), login.to_string()),
+        None => logins.remove(&customer),
+    };
+    drop(logins);
     if customer == "0000000000" {
         let detail = "User doesn't have permission to access customer. Note: If you're accessing a client customer, the manager's customer id must be set in the 'login-customer-id' header.";
         let message = "The caller does not have permission";
@@ -560,6 +677,16 @@ mod tests {
             Gaql::parse("SELECT campaign.id FROM campaign WHERE segments.date BETWEEN '2026-06-09' AND '2026-06-01'")
                 .is_err()
         );
+    }
+
+    #[test]
+    fn versions_are_served_until_their_sunset() {
+        assert_eq!(served("v22", date(2026, 10, 6)), Some(true));
+        assert_eq!(served("v22", date(2026, 10, 7)), Some(false));
+        assert_eq!(served("v14", date(2026, 1, 1)), Some(false));
+        assert_eq!(served("v99", date(2026, 1, 1)), None);
+        assert_eq!(version_in("/google-ads/v26/customers/1/googleAds:search"), Some("v26"));
+        assert_eq!(VERSIONS.last().unwrap().0, LATEST_VERSION);
     }
 
     #[test]
