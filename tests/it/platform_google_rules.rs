@@ -83,7 +83,7 @@ fn google_ads_version_tables_agree() {
 async fn google_sim_ads_sunset_version_is_unsupported_and_never_called() {
     let (sim, base) = simulator().await;
     // Straight at the simulator: Google's answer to a sunset version.
-    let res = reqwest::Client::new()
+    let res = crate::support::http_client()
         .post(format!("{base}/google-ads/v22/customers/1234567890/googleAds:search"))
         .bearer_auth(format!("{}user-x", sim::google_ads::TOKEN_PREFIX))
         .header("developer-token", "t")
@@ -153,7 +153,7 @@ async fn google_ads_unsupported_version_fails_at_once() {
 async fn google_sim_ads_errors_name_the_requested_version() {
     let (sim, base) = simulator().await;
     sim.state.configure("google_ads", Behaviour { fault_rate: 1.0, ..Behaviour::default() });
-    let res = reqwest::Client::new()
+    let res = crate::support::http_client()
         .post(format!("{base}/google-ads/v25/customers/1234567890/googleAds:search"))
         .json(&json!({}))
         .send()
@@ -419,7 +419,7 @@ async fn google_sim_drive_list_hides_shared_drive_items_without_flags() {
         let url = format!("{base}/google-drive/drive/v3/files?q=name+%3D+%27Visible%3F%27{query}");
         let token = token.clone();
         async move {
-            let res = reqwest::Client::new().get(url).bearer_auth(token).send().await.unwrap();
+            let res = crate::support::http_client().get(url).bearer_auth(token).send().await.unwrap();
             assert_eq!(res.status(), 200);
             res.json::<Value>().await.unwrap()["files"].as_array().unwrap().len()
         }
@@ -437,7 +437,7 @@ async fn sim_service_account_token(base: &str) -> String {
     let claims = json!({"iss": "sa@x.iam.gserviceaccount.com", "scope": "https://www.googleapis.com/auth/drive",
         "aud": "https://oauth2.googleapis.com/token", "iat": now, "exp": now + 3600});
     let assertion = format!("{}.{}.sig", enc(json!({"alg": "RS256", "typ": "JWT"})), enc(claims));
-    let res = reqwest::Client::new()
+    let res = crate::support::http_client()
         .post(format!("{base}/google-drive/token"))
         .form(&[("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"), ("assertion", assertion.as_str())])
         .send()
