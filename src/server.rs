@@ -374,6 +374,7 @@ pub async fn platforms(config: &Config) -> anyhow::Result<(Arc<Platforms>, Optio
             if settings.mode == Some(Mode::Live) {
                 settings.check_live().map_err(|e| anyhow::anyhow!(e))?;
             }
+            warn_readiness(settings);
             Ok((Arc::new(Platforms::new(Mode::Live, settings.clone(), Arc::default())), None))
         }
         Mode::Sandbox => {
@@ -407,6 +408,15 @@ pub fn wire_simulator(simulator: &sim::SimState, bound: SocketAddr, platforms: &
     simulator
         .vendor::<sim::whatsapp::State>()
         .connect_webhook(Some(sim::whatsapp::Target { url, app_secret: app_secret.to_string() }));
+}
+
+/// Logs, at start-up, why a live platform is not ready and which API versions sunset soon.
+fn warn_readiness(settings: &crate::platforms::PlatformSettings) {
+    for (platform, readiness) in settings.versions(chrono::Utc::now().date_naive()) {
+        for reason in readiness.not_ready.iter().chain(&readiness.warnings) {
+            tracing::warn!(platform, "{reason}");
+        }
+    }
 }
 
 /// WhatsApp's inbound webhook secrets in sandbox mode, unless configured: generated per

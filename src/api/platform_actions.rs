@@ -184,9 +184,9 @@ async fn google_ads_report(
     let client = client_for(&state, &req.client).await?;
     let account = client.accounts.google_ads.clone().ok_or_else(|| missing_account("Google Ads", "google_ads"))?;
     state.platforms.ensure_configured("google_ads")?;
-    let rows =
-        crate::costs::for_client(client.id, state.platforms.google_ads.campaign_report(&account, req.from, req.to))
-            .await?;
+    let manager = client.accounts.google_ads_manager.as_deref();
+    let report = state.platforms.google_ads.campaign_report_via(manager, &account, req.from, req.to);
+    let rows = crate::costs::for_client(client.id, report).await?;
     audit(
         &state,
         &caller,
@@ -240,8 +240,12 @@ async fn drive_client_folders(
     caller.require(Scope::PlatformsAct)?;
     let client = client_for(&state, &req.client).await?;
     state.platforms.ensure_configured("google_drive")?;
-    let tree =
-        crate::costs::for_client(client.id, state.platforms.google_drive.ensure_client_folders(&client.name)).await?;
+    let ids = crate::operations::drive_folders::RecordedFolderIds(&state.pool);
+    let tree = crate::costs::for_client(
+        client.id,
+        state.platforms.google_drive.ensure_client_folders_with(&client.name, &ids),
+    )
+    .await?;
     let root = tree.root.id.clone();
     link_account(&state, &caller, &client, |a| a.drive_folder = Some(root)).await?;
     audit(&state, &caller, "platform.google_drive.client_folders", Some(&client), &tree).await?;

@@ -2,6 +2,7 @@
 //! last error; and the platform actions a Make scenario can call directly.
 
 use axum::extract::{Path, State};
+use chrono::{NaiveDate, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -35,6 +36,23 @@ pub struct PlatformView {
     /// Names of the missing settings — never their values.
     #[schema(example = json!(["META_ACCESS_TOKEN"]))]
     pub missing_settings: Vec<String>,
+    /// Whether calls can be made: configured, and nothing in `not_ready`.
+    pub ready: bool,
+    /// Why a configured platform still cannot work (e.g. its API version is sunset, or Drive
+    /// has neither a Shared Drive nor a user to act as); empty when ready.
+    #[schema(example = json!([]))]
+    pub not_ready: Vec<String>,
+    /// What will soon stop it working (e.g. its API version sunsets within 60 days).
+    #[schema(example = json!(["Google Ads API v23 sunsets on 2027-01-28 (estimated: release + 12 months), in 58 days; move to v26"]))]
+    pub warnings: Vec<String>,
+    /// The vendor API version called (`v26`, `v25.0`, ...), where the vendor versions its API.
+    #[schema(example = "v26")]
+    pub api_version: Option<String>,
+    /// The end of that version, where the vendor publishes one: Google Ads' sunset date (requests
+    /// fail from it; dates not yet published are estimated at release + 12 months), Meta Graph's
+    /// "available until".
+    #[schema(example = "2027-10-14")]
+    pub sunset_on: Option<NaiveDate>,
     /// Reports ad metrics (synced with `POST /v1/clients/{client}/metrics/sync`).
     pub ads: bool,
     /// The limiter's settings and current state, and the last error seen.
@@ -43,11 +61,17 @@ pub struct PlatformView {
 
 fn view(state: &AppState, info: &platforms::PlatformInfo, http: &platforms::http::PlatformHttp) -> PlatformView {
     let missing: Vec<String> = state.platforms.missing(info.key).into_iter().map(String::from).collect();
+    let readiness = state.platforms.settings.readiness(info.key, Utc::now().date_naive());
     PlatformView {
         key: info.key.to_string(),
         title: info.title.to_string(),
         mode: state.platforms.mode,
         configured: missing.is_empty(),
+        ready: missing.is_empty() && readiness.not_ready.is_empty(),
+        not_ready: readiness.not_ready,
+        warnings: readiness.warnings,
+        api_version: readiness.api_version,
+        sunset_on: readiness.sunset_on,
         missing_settings: missing,
         ads: info.ads,
         limits: http.status(),
@@ -57,7 +81,8 @@ fn view(state: &AppState, info: &platforms::PlatformInfo, http: &platforms::http
 /// List platforms
 ///
 /// Every platform Switchboard talks to, in live or sandbox mode, with what is missing
-/// to configure it, its rate limits and its last error. Needs any valid token.
+/// to configure it, whether it is ready, its API version and that version's sunset, its
+/// rate limits and its last error. Needs any valid token.
 #[utoipa::path(
     get, path = "/v1/platforms", operation_id = "listPlatforms", tag = TAG,
     responses(

@@ -38,6 +38,12 @@ pub struct Accounts {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(example = "1234567890")]
     pub google_ads: Option<String>,
+    /// Google Ads manager (MCC) account this client's account is reached through, sent as
+    /// `login-customer-id`: `123-456-7890` or `1234567890`, stored as 10 digits. Unset:
+    /// `GOOGLE_ADS_LOGIN_CUSTOMER_ID`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "9876543210")]
+    pub google_ads_manager: Option<String>,
     /// ClickUp list id.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(example = "901234567")]
@@ -326,6 +332,12 @@ fn normalise_accounts(a: Accounts, v: &mut Violations) -> Accounts {
             google_ads_customer,
             "Google Ads customer id must be 10 digits, as 123-456-7890 or 1234567890",
         ),
+        google_ads_manager: check(
+            "google_ads_manager",
+            a.google_ads_manager,
+            google_ads_customer,
+            "Google Ads manager account id must be 10 digits, as 123-456-7890 or 1234567890",
+        ),
         clickup_list: check(
             "clickup_list",
             a.clickup_list,
@@ -469,7 +481,12 @@ mod tests {
             slug: Some("Bad Slug".into()),
             timezone: Some("Mars/Olympus".into()),
             currency: Some("XYZ".into()),
-            accounts: Accounts { meta: Some("act_x".into()), google_ads: Some("123".into()), ..Default::default() },
+            accounts: Accounts {
+                meta: Some("act_x".into()),
+                google_ads: Some("123".into()),
+                google_ads_manager: Some("MCC-1".into()),
+                ..Default::default()
+            },
             budgets: [("meta".to_string(), -1.0), ("myspace".to_string(), 10.0)].into(),
             targets: Targets { cpa: Some(0.0), ..Default::default() },
             contacts: vec![Contact { name: "A".into(), email: Some("nope".into()), phone: None, role: None }],
@@ -484,6 +501,7 @@ mod tests {
             "currency",
             "accounts.meta",
             "accounts.google_ads",
+            "accounts.google_ads_manager",
             "budgets.meta",
             "budgets.myspace",
             "targets.cpa",
@@ -493,6 +511,13 @@ mod tests {
         }
         let meta = errors.iter().find(|e| e.field == "accounts.meta").unwrap();
         assert!(meta.message.contains("Meta") && meta.message.contains("act_"));
+    }
+
+    #[test]
+    fn google_ads_manager_is_stored_as_digits() {
+        let mut c = input("Acme");
+        c.accounts.google_ads_manager = Some(" 987-654-3210 ".into());
+        assert_eq!(c.validate().unwrap().accounts.google_ads_manager.as_deref(), Some("9876543210"));
     }
 
     #[test]

@@ -50,13 +50,21 @@ impl AdPlatform {
 pub struct AdAccount {
     pub platform: AdPlatform,
     pub account: String,
+    /// The manager account to act through (Google Ads `login-customer-id`), if the client has one.
+    pub manager: Option<String>,
 }
 
 /// The client's linked ad accounts, in registry order.
 pub fn linked_ad_accounts(client: &Client) -> Vec<AdAccount> {
     AdPlatform::ALL
         .into_iter()
-        .filter_map(|platform| platform.account(client).map(|a| AdAccount { platform, account: a.to_string() }))
+        .filter_map(|platform| {
+            let manager = match platform {
+                AdPlatform::GoogleAds => client.accounts.google_ads_manager.clone(),
+                AdPlatform::Meta => None,
+            };
+            platform.account(client).map(|a| AdAccount { platform, account: a.to_string(), manager })
+        })
         .collect()
 }
 
@@ -70,7 +78,10 @@ pub async fn fetch(
     platforms.ensure_configured(account.platform.key())?;
     match account.platform {
         AdPlatform::Meta => platforms.meta.daily_insights(&account.account, from, to).await,
-        AdPlatform::GoogleAds => platforms.google_ads.daily_metrics(&account.account, from, to).await,
+        AdPlatform::GoogleAds => {
+            let manager = account.manager.as_deref();
+            platforms.google_ads.daily_metrics_via(manager, &account.account, from, to).await
+        }
     }
 }
 

@@ -8,6 +8,7 @@
 //! (`workflows::runs::start`).
 
 pub mod clients;
+pub mod drive_folders;
 pub mod messages;
 pub mod metrics;
 pub mod pacing;

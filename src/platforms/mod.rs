@@ -25,7 +25,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 pub use error::{ErrorKind, PlatformError};
-pub use registry::{Platform, PlatformSettings, Platforms, REGISTRY, simulator};
+pub use registry::{
+    Platform, PlatformSettings, Platforms, REGISTRY, Readiness, SUNSET_WARN_DAYS, graph_sunset, simulator,
+    sunset_warning,
+};
 pub use secrecy::SecretString;
 
 /// The value of an optional secret setting (`SecretString`, so `{:?}` never shows it).

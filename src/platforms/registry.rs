@@ -9,6 +9,7 @@
 
 use std::sync::Arc;
 
+use chrono::NaiveDate;
 use serde::de::DeserializeOwned;
 
 use super::{
@@ -33,6 +34,61 @@ pub trait Platform: Sized + Send + Sync + 'static {
     fn missing(settings: &Self::Settings) -> Vec<&'static str>;
     /// The same settings pointed at the simulator's `base` (its prefix included), with sandbox credentials.
     fn sandboxed(settings: &Self::Settings, base: &str) -> Self::Settings;
+
+    /// The vendor API version these settings call, where the vendor versions its API.
+    fn api_version(_settings: &Self::Settings) -> Option<String> {
+        None
+    }
+    /// The end of that version, where the vendor publishes (or we estimate) one: Google's sunset
+    /// date (requests fail from it), Meta's "available until".
+    fn sunset_on(_settings: &Self::Settings) -> Option<NaiveDate> {
+        None
+    }
+    /// Why a live platform with every setting present still cannot work on `today`
+    /// (e.g. a sunset API version); empty when ready.
+    fn not_ready(_settings: &Self::Settings, _today: NaiveDate) -> Vec<String> {
+        vec![]
+    }
+    /// What will soon stop it working (e.g. its version sunsets within 60 days); never blocks.
+    fn warnings(settings: &Self::Settings, today: NaiveDate) -> Vec<String> {
+        sunset_warning(Self::INFO.title, Self::api_version(settings), Self::sunset_on(settings), today)
+    }
+}
+
+/// Days before a sunset from which start-up and `GET /v1/platforms` warn.
+pub const SUNSET_WARN_DAYS: i64 = 60;
+
+/// "… sunsets on …" when `sunset` is within [`SUNSET_WARN_DAYS`] of `today` and not past.
+pub fn sunset_warning(
+    title: &str,
+    version: Option<String>,
+    sunset: Option<NaiveDate>,
+    today: NaiveDate,
+) -> Vec<String> {
+    let (Some(version), Some(sunset)) = (version, sunset) else { return vec![] };
+    let days = (sunset - today).num_days();
+    if days > 0 && days <= SUNSET_WARN_DAYS {
+        vec![format!("{title} API {version} sunsets on {sunset}, in {days} days; move to a newer version")]
+    } else {
+        vec![]
+    }
+}
+
+/// The "available until" date Meta publishes for a Graph API version (Meta's changelog,
+/// https://developers.facebook.com/docs/graph-api/changelog/versions, checked 2026-11-30;
+/// v26.0 and later: "TBD"); Meta Ads and the WhatsApp Cloud API both call Graph. Reported
+/// as is in `sunset_on`.
+pub fn graph_sunset(version: &str) -> Option<NaiveDate> {
+    let (y, m, d) = match version.trim_matches('/') {
+        "v20.0" => (2026, 9, 24),
+        "v21.0" => (2027, 1, 21),
+        "v22.0" => (2027, 5, 20),
+        "v23.0" => (2027, 10, 8),
+        "v24.0" => (2028, 2, 18),
+        "v25.0" => (2028, 7, 29),
+        _ => return None,
+    };
+    NaiveDate::from_ymd_opt(y, m, d)
 }
 
 fn load<T: DeserializeOwned>(prefix: &str, vars: &[(String, String)]) -> Result<T, String> {
@@ -64,6 +120,16 @@ macro_rules! registry {
             /// Credentials each platform lacks for live use (names of the variables, never values).
             pub fn missing(&self) -> Vec<(&'static str, Vec<&'static str>)> {
                 vec![$((<$platform as Platform>::INFO.key, <$platform as Platform>::missing(&self.$field)),)+]
+            }
+
+            /// Each platform's API version, its sunset, why it is not ready and what to watch, on `today`.
+            pub fn versions(&self, today: NaiveDate) -> Vec<(&'static str, Readiness)> {
+                vec![$((<$platform as Platform>::INFO.key, Readiness {
+                    api_version: <$platform as Platform>::api_version(&self.$field),
+                    sunset_on: <$platform as Platform>::sunset_on(&self.$field),
+                    not_ready: <$platform as Platform>::not_ready(&self.$field, today),
+                    warnings: <$platform as Platform>::warnings(&self.$field, today),
+                }),)+]
             }
 
             /// The same settings pointed at a simulator at `base`, with sandbox credentials.
@@ -118,7 +184,21 @@ macro_rules! registry {
     };
 }
 
+/// A platform's version and readiness (see [`Platform::api_version`] and the methods after it).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Readiness {
+    pub api_version: Option<String>,
+    pub sunset_on: Option<NaiveDate>,
+    pub not_ready: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
 impl PlatformSettings {
+    /// One platform's [`Readiness`] on `today`.
+    pub fn readiness(&self, key: &str, today: NaiveDate) -> Readiness {
+        self.versions(today).into_iter().find(|(k, _)| *k == key).map(|(_, r)| r).unwrap_or_default()
+    }
+
     pub fn from_vars(vars: &[(String, String)]) -> Result<Self, String> {
         let mode = match vars.iter().find(|(k, _)| k == "PLATFORM_MODE").map(|(_, v)| v.trim().to_lowercase()) {
             None => None,

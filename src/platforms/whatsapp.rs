@@ -299,6 +299,12 @@ impl super::Platform for WhatsApp {
     fn sandboxed(settings: &Settings, base: &str) -> Settings {
         settings.sandboxed(base)
     }
+    fn api_version(settings: &Settings) -> Option<String> {
+        Some(settings.api_version.clone())
+    }
+    fn sunset_on(settings: &Settings) -> Option<chrono::NaiveDate> {
+        super::graph_sunset(&settings.api_version)
+    }
 }
 
 impl WhatsApp {

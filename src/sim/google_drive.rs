@@ -2,11 +2,19 @@
 //! grant; claims checked, signature not), `GET /drive/v3/files` (the `q` subset the
 //! connector sends — `name`, `mimeType`, `'<id>' in parents`, `trashed` joined by
 //! `and`, with `\'` and `\\` escapes — paged by `pageSize`/`pageToken`) and
-//! `POST /drive/v3/files` (stores the folder; duplicates allowed, as on Drive).
-//! Any parent id is accepted as an existing folder shared with the account.
+//! `POST /drive/v3/files` (stores the folder; duplicates allowed, as on Drive; an `id`
+//! from `GET /drive/v3/files/generateIds` may be given, and a second create with it
+//! answers 409 `fileIdInUse`), `GET /drive/v3/files/{id}`.
+//!
+//! Drive's ownership rules are enforced: a service account acting as itself (a JWT
+//! without `sub`) cannot create in My Drive (403 `storageQuotaExceeded`); Shared Drive
+//! items are invisible to a list without `includeItemsFromAllDrives=true` and
+//! `supportsAllDrives=true`, and unreachable to a create without `supportsAllDrives`.
+//! Parents must exist: `root`, a Shared Drive (the sandbox has [`SANDBOX_SHARED_DRIVE_ID`],
+//! more with [`State::add_shared_drive`]) or a folder created here.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     sync::{
         Arc, Mutex,
         atomic::{AtomicU64, Ordering},
@@ -16,14 +24,21 @@ use std::{
 use axum::{
     Json, Router,
     body::Bytes,
-    extract::{RawQuery, State as Shared},
+    extract::{Path, RawQuery, State as Shared},
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
     routing::{get, post},
 };
 use serde_json::{Value, json};
 
-use super::{Vendor, google_ads::bearer_problem, new_id};
+use super::{
+    Vendor,
+    google_ads::{TokenKind, bearer_problem},
+    new_id,
+};
+
+/// The sandbox's Shared Drive: the service account is a member (Content manager).
+pub const SANDBOX_SHARED_DRIVE_ID: &str = "0ASandboxSharedDrive";
 
 /// TEST-ONLY service-account key used by the sandbox (the simulator checks the
 /// assertion's claims, not its signature). Generated for this repository with
@@ -66,6 +81,8 @@ const MAX_PAGE_SIZE: usize = 1000;
 /// Drive's MIME type of a folder.
 const FOLDER_MIME: &str = "application/vnd.google-apps.folder";
 
+const MAX_GENERATED_IDS: usize = 1000;
+
 #[derive(Debug, Clone)]
 pub struct File {
     pub id: String,
@@ -73,12 +90,27 @@ pub struct File {
     pub mime_type: String,
     pub parents: Vec<String>,
     pub trashed: bool,
+    /// The Shared Drive it is in; `None` in My Drive.
+    pub drive_id: Option<String>,
 }
 
-#[derive(Default)]
 pub struct State {
     files: Mutex<Vec<File>>,
     tokens: AtomicU64,
+    /// Ids handed out by `generateIds` and not used yet.
+    generated: Mutex<BTreeSet<String>>,
+    shared_drives: Mutex<BTreeSet<String>>,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        Self {
+            files: Mutex::default(),
+            tokens: AtomicU64::default(),
+            generated: Mutex::default(),
+            shared_drives: Mutex::new(BTreeSet::from([SANDBOX_SHARED_DRIVE_ID.to_string()])),
+        }
+    }
 }
 
 impl State {
@@ -94,7 +126,25 @@ impl State {
 
     pub fn reset(&self) {
         self.files.lock().expect("drive files").clear();
+        self.generated.lock().expect("drive ids").clear();
         self.tokens.store(0, Ordering::Relaxed);
+    }
+
+    /// Makes `id` a Shared Drive the sandbox's accounts are members of.
+    pub fn add_shared_drive(&self, id: &str) {
+        self.shared_drives.lock().expect("drives").insert(id.to_string());
+    }
+
+    /// Where a new item under `parent` lands: `Some(Some(drive))` in a Shared Drive,
+    /// `Some(None)` in My Drive, `None` when the parent does not exist.
+    fn drive_of(&self, parent: &str) -> Option<Option<String>> {
+        if parent == "root" {
+            return Some(None);
+        }
+        if self.shared_drives.lock().expect("drives").contains(parent) {
+            return Some(Some(parent.to_string()));
+        }
+        self.files.lock().expect("drive files").iter().find(|f| f.id == parent).map(|f| f.drive_id.clone())
     }
 
     /// Everything created so far, in creation order.
@@ -139,6 +189,8 @@ pub fn router() -> Router<Arc<State>> {
             }),
         )
         .route("/drive/v3/files", get(list).post(create))
+        .route("/drive/v3/files/generateIds", get(generate_ids))
+        .route("/drive/v3/files/{id}", get(get_file))
 }
 
 /// The classic Google error body Drive answers with.
@@ -336,8 +388,19 @@ async fn list(Shared(state): Shared<Arc<State>>, headers: HeaderMap, RawQuery(qu
             Some(None) => return invalid("pageToken"),
         };
     let fields = params.get("fields").map(String::as_str);
+    // Shared Drive items only with both flags (files.list: includeItemsFromAllDrives "whether both
+    // My Drive and shared drive items should be included"; it needs supportsAllDrives=true);
+    // `corpora=drive` narrows to that drive.
+    let all_drives = flag("includeItemsFromAllDrives") && flag("supportsAllDrives");
+    let drive = params.get("corpora").filter(|c| *c == "drive").and_then(|_| params.get("driveId"));
+    let visible = |f: &File| match (&f.drive_id, drive) {
+        (_, Some(d)) => f.drive_id.as_ref() == Some(d),
+        (Some(_), None) => all_drives,
+        (None, None) => true,
+    };
     // Insertion order is creation order, which is what `orderBy=createdTime` asks for.
-    let matching: Vec<File> = state.files().into_iter().filter(|f| conds.iter().all(|c| c.matches(f))).collect();
+    let matching: Vec<File> =
+        state.files().into_iter().filter(|f| visible(f) && conds.iter().all(|c| c.matches(f))).collect();
     let page: Vec<Value> =
         matching.iter().skip(offset).take(page_size).map(|f| render(f, fields.and_then(files_fields))).collect();
     let mut body = json!({"files": page});
@@ -386,16 +449,129 @@ async fn create(
             );
         }
     };
-    let file = File {
-        id: new_id("1sim"),
+    // A Shared Drive parent is "not found" to a caller that does not support shared drives.
+    let drive_id = match state.drive_of(&parents[0]) {
+        Some(Some(_)) if params.get("supportsAllDrives").is_none_or(|v| v != "true") => {
+            return not_found(&parents[0]);
+        }
+        Some(drive_id) => drive_id,
+        None => return not_found(&parents[0]),
+    };
+    // Service accounts own no storage (Google's notice: "new service accounts created after
+    // April 15, 2025 … will not be able to own any Drive items"); Drive's answer, as seen by
+    // clients (github.com/Jumbo810/Upload_Github_Artifacts_TO_GDrive/issues/22,
+    // github.com/bskim45/fastlane-plugin-google_drive/issues/44): 403 storageQuotaExceeded.
+    if drive_id.is_none() && TokenKind::of(&headers) == Some(TokenKind::ServiceAccount) {
+        return drive_error(
+            StatusCode::FORBIDDEN,
+            "usageLimits",
+            "storageQuotaExceeded",
+            "Service Accounts do not have storage quota. Leverage shared drives \
+             (https://developers.google.com/workspace/drive/api/guides/about-shareddrives), or use OAuth delegation \
+             (http://support.google.com/a/answer/7281227) instead.",
+            None,
+        );
+    }
+    let id = match request["id"].as_str() {
+        None => new_id("1sim"),
+        Some(id) => {
+            let mut files = state.files.lock().expect("drive files");
+            // Drive's answer to a create with an id in use: 409 fileIdInUse, "A file already
+            // exists with the provided ID." (as clients quote it, e.g. googleapis client
+            // errors "fileIdInUse: A file already exists with the provided ID.").
+            if files.iter().any(|f| f.id == id) {
+                return drive_error(
+                    StatusCode::CONFLICT,
+                    "global",
+                    "fileIdInUse",
+                    "A file already exists with the provided ID.",
+                    None,
+                );
+            }
+            // Only ids from generateIds are usable (stricter reading: Drive documents the id
+            // field as taking ids "generated by files.generateIds").
+            if !state.generated.lock().expect("drive ids").remove(id) {
+                return drive_error(
+                    StatusCode::BAD_REQUEST,
+                    "global",
+                    "invalid",
+                    "The provided file ID is not usable.",
+                    Some(("id", "other")),
+                );
+            }
+            let file = new_file(&request, id.to_string(), parents, drive_id);
+            let rendered = render(&file, params.get("fields").map(String::as_str));
+            files.push(file);
+            return Json(rendered).into_response();
+        }
+    };
+    let file = new_file(&request, id, parents, drive_id);
+    let rendered = render(&file, params.get("fields").map(String::as_str));
+    state.files.lock().expect("drive files").push(file);
+    Json(rendered).into_response()
+}
+
+fn new_file(request: &Value, id: String, parents: Vec<String>, drive_id: Option<String>) -> File {
+    File {
+        id,
         name: request["name"].as_str().unwrap_or("Untitled").to_string(),
         mime_type: request["mimeType"].as_str().unwrap_or("application/octet-stream").to_string(),
         parents,
         trashed: false,
+        drive_id,
+    }
+}
+
+/// Drive's 404 for an id the caller cannot see.
+fn not_found(id: &str) -> Response {
+    drive_error(
+        StatusCode::NOT_FOUND,
+        "global",
+        "notFound",
+        &format!("File not found: {id}."),
+        Some(("fileId", "parameter")),
+    )
+}
+
+/// `GET /drive/v3/files/generateIds`: `{"kind":"drive#generatedIds","space":"drive","ids":[…]}`
+/// (https://developers.google.com/workspace/drive/api/reference/rest/v3/files/generateIds).
+async fn generate_ids(Shared(state): Shared<Arc<State>>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+    if let Some(denied) = unauthorized(&headers) {
+        return denied;
+    }
+    let params: BTreeMap<String, String> =
+        form_urlencoded::parse(query.unwrap_or_default().as_bytes()).into_owned().collect();
+    let count = match params.get("count").map(|c| c.parse::<usize>()) {
+        None => 10,
+        Some(Ok(n)) if (1..=MAX_GENERATED_IDS).contains(&n) => n,
+        Some(_) => return invalid("count"),
     };
-    let rendered = render(&file, params.get("fields").map(String::as_str));
-    state.files.lock().expect("drive files").push(file);
-    Json(rendered).into_response()
+    let space = params.get("space").map_or("drive", String::as_str);
+    if space != "drive" && space != "appDataFolder" {
+        return invalid("space");
+    }
+    let ids: Vec<String> = (0..count).map(|_| new_id("1simgen")).collect();
+    state.generated.lock().expect("drive ids").extend(ids.iter().cloned());
+    Json(json!({"kind": "drive#generatedIds", "space": space, "ids": ids})).into_response()
+}
+
+/// `GET /drive/v3/files/{id}`: Shared Drive items only with `supportsAllDrives=true`.
+async fn get_file(
+    Shared(state): Shared<Arc<State>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    if let Some(denied) = unauthorized(&headers) {
+        return denied;
+    }
+    let params: BTreeMap<String, String> =
+        form_urlencoded::parse(query.unwrap_or_default().as_bytes()).into_owned().collect();
+    let supports = params.get("supportsAllDrives").is_some_and(|v| v == "true");
+    match state.files().into_iter().find(|f| f.id == id && (f.drive_id.is_none() || supports)) {
+        Some(file) => Json(render(&file, params.get("fields").map(String::as_str))).into_response(),
+        None => not_found(&id),
+    }
 }
 
 #[cfg(test)]
@@ -434,6 +610,7 @@ mod tests {
             mime_type: FOLDER_MIME.into(),
             parents: vec!["root".into()],
             trashed: false,
+            drive_id: None,
         };
         assert_eq!(render(&file, Some("id,name")), json!({"id": "1x", "name": "A"}));
         assert_eq!(render(&file, None)["kind"], "drive#file");

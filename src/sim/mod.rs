@@ -87,6 +87,15 @@ pub trait Vendor: Any + Send + Sync {
     fn throttled(&self) -> Response;
     /// Its 5xx answer, for the configured fault rate.
     fn fault(&self) -> Response;
+    /// [`Self::throttled`] for a request to `path` (a vendor whose errors name the requested
+    /// API version, like Google Ads' `@type`, takes it from the path).
+    fn throttled_at(&self, _path: &str) -> Response {
+        self.throttled()
+    }
+    /// [`Self::fault`] for a request to `path`.
+    fn fault_at(&self, _path: &str) -> Response {
+        self.fault()
+    }
     /// Objects created, by kind (e.g. `folders`, `lists`, `tasks`, `messages`).
     fn created(&self) -> BTreeMap<String, u64>;
     /// Forgets every created object.
@@ -277,7 +286,7 @@ async fn apply_conditions(state: &SimState, key: &'static str, req: Request, nex
         && limiter.check().is_err()
     {
         counters.throttled.fetch_add(1, Ordering::Relaxed);
-        return served.vendor.throttled();
+        return served.vendor.throttled_at(req.uri().path());
     }
     let (fault, hang) = {
         let mut rng = rand::rng();
@@ -288,7 +297,7 @@ async fn apply_conditions(state: &SimState, key: &'static str, req: Request, nex
     }
     if fault {
         counters.faults.fetch_add(1, Ordering::Relaxed);
-        return served.vendor.fault();
+        return served.vendor.fault_at(req.uri().path());
     }
     next.run(req).await
 }

@@ -98,6 +98,8 @@ pub const CONSTRAINTS: &[Constraint] = &[
     unique("schedule_firings_pkey", EXISTS),
     foreign_key("schedule_firings_schedule_id_fkey", REFERENCE_GONE),
     unique("run_callbacks_pkey", EXISTS),
+    // Written with ON CONFLICT DO NOTHING: never answered.
+    unique("drive_folder_ids_pkey", EXISTS),
     foreign_key("run_callbacks_run_id_fkey", REFERENCE_GONE),
     // engine: alerts, reports, inbound messages
     unique("alerts_pkey", EXISTS),

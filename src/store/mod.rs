@@ -8,6 +8,7 @@ pub mod clients;
 pub mod constraints;
 pub mod costs;
 pub mod deliveries;
+pub mod drive_folders;
 pub mod events;
 pub mod idempotency;
 pub mod inbound;

@@ -142,7 +142,8 @@ async fn onboard(ctx: &TaskContext) -> Result<Value, StepError> {
     let folders: Option<FolderTree> = ctx
         .effect("drive_folders", || async {
             platforms.ensure_configured("google_drive")?;
-            Ok(platforms.google_drive.ensure_client_folders(&name).await?)
+            let ids = operations::drive_folders::RecordedFolderIds(&ctx.runtime.pool);
+            Ok(platforms.google_drive.ensure_client_folders_with(&name, &ids).await?)
         })
         .await?;
 

@@ -156,6 +156,8 @@ fn service(dir: &Path, db: &FreshDb, sim_port: u16, port: u16, role: &str, extra
         ("GOOGLE_DRIVE_SERVICE_ACCOUNT_JSON", switchboard::sim::google_drive::SANDBOX_SERVICE_ACCOUNT_JSON.into()),
         ("GOOGLE_DRIVE_BASE_URL", format!("{sim}/google-drive")),
         ("GOOGLE_DRIVE_TOKEN_URL", format!("{sim}/google-drive/token")),
+        // A service account owns no Drive storage: its folders go in the simulator's Shared Drive.
+        ("GOOGLE_DRIVE_SHARED_DRIVE_ID", switchboard::sim::google_drive::SANDBOX_SHARED_DRIVE_ID.into()),
         ("CLICKUP_TOKEN", "pk_sandbox_token".into()),
         ("CLICKUP_SPACE_ID", "90120000001".into()),
         ("CLICKUP_BASE_URL", format!("{sim}/clickup")),

@@ -27,6 +27,7 @@ mod pagination;
 mod platform_api;
 mod platform_clickup;
 mod platform_google;
+mod platform_google_rules;
 mod platform_limits;
 mod platform_llm;
 mod platform_meta;

@@ -21,8 +21,8 @@ use wiremock::{
 };
 
 const CUSTOMER: &str = "1234567890";
-const STREAM: &str = "/v23/customers/1234567890/googleAds:searchStream";
-const SEARCH: &str = "/v23/customers/1234567890/googleAds:search";
+const STREAM: &str = "/v26/customers/1234567890/googleAds:searchStream";
+const SEARCH: &str = "/v26/customers/1234567890/googleAds:search";
 
 fn day(d: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(2026, 6, d).unwrap()
@@ -420,11 +420,31 @@ fn folder(id: &str, name: &str) -> Value {
     json!({"id": id, "name": name, "parents": ["p"], "webViewLink": format!("https://drive.google.com/drive/folders/{id}")})
 }
 
-/// Answers a create with the folder it was asked for, under a fresh id.
+const GENERATE_IDS: &str = "/drive/v3/files/generateIds";
+
+/// Answers a create with the folder it was asked for, under the id it was given (as Drive does).
 fn echo_create(req: &Request) -> ResponseTemplate {
     let body: Value = serde_json::from_slice(&req.body).unwrap();
     let name = body["name"].as_str().unwrap();
-    ResponseTemplate::new(200).set_body_json(folder(&format!("id-{name}"), name))
+    ResponseTemplate::new(200).set_body_json(folder(body["id"].as_str().unwrap(), name))
+}
+
+/// `files.generateIds`: as many ids as asked, `g1`, `g2`, … (a counter across calls).
+async fn mount_generate_ids(server: &MockServer) {
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(1));
+    Mock::given(method("GET"))
+        .and(path(GENERATE_IDS))
+        .respond_with(move |req: &Request| {
+            let count: usize = req.url.query_pairs().find(|(k, _)| k == "count").unwrap().1.parse().unwrap();
+            let first = next.fetch_add(count, std::sync::atomic::Ordering::SeqCst);
+            let ids: Vec<String> = (first..first + count).map(|i| format!("g{i}")).collect();
+            // The documented response: {"ids": [...], "space": "drive", "kind": "drive#generatedIds"}
+            // (https://developers.google.com/workspace/drive/api/reference/rest/v3/files/generateIds).
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"kind": "drive#generatedIds", "space": "drive", "ids": ids}))
+        })
+        .mount(server)
+        .await;
 }
 
 fn q_of(req: &Request) -> String {
@@ -446,17 +466,19 @@ async fn google_drive_creates_a_missing_client_tree_with_jwt_bearer_auth() {
         .respond_with(echo_create)
         .mount(&server)
         .await;
+    mount_generate_ids(&server).await;
     let settings =
         google_drive::Settings { subject: Some("ops@agency.example".into()), ..drive_settings(&server.uri()) };
     let tree = GoogleDrive::new(&settings).ensure_client_folders(r"O'Brien \ Co").await.unwrap();
     assert_eq!(tree.created, 5);
-    assert_eq!(tree.root.id, r"id-O'Brien \ Co");
+    assert_eq!(tree.root.id, "g1");
+    assert_eq!(requests_to(&server, GENERATE_IDS).await.len(), 1, "one generateIds for the whole tree");
     let names: Vec<&str> = tree.children.iter().map(|f| f.name.as_str()).collect();
     assert_eq!(names, ["01 Strategy", "02 Creatives", "03 Reports", "04 Invoices"]);
     assert!(tree.root.web_view_link.as_deref().unwrap().starts_with("https://drive.google.com/"));
 
     let lists: Vec<Request> =
-        server.received_requests().await.unwrap().into_iter().filter(|r| r.method.as_str() == "GET").collect();
+        requests_to(&server, FILES).await.into_iter().filter(|r| r.method.as_str() == "GET").collect();
     assert_eq!(lists.len(), 1, "a new folder is not listed");
     assert_eq!(
         q_of(&lists[0]),
@@ -470,8 +492,8 @@ async fn google_drive_creates_a_missing_client_tree_with_jwt_bearer_auth() {
         .filter(|r| r.method.as_str() == "POST" && r.url.path() == FILES)
         .map(|r| serde_json::from_slice(&r.body).unwrap())
         .collect();
-    assert_eq!(creates[0], json!({"name": r"O'Brien \ Co", "mimeType": FOLDER_MIME, "parents": ["root"]}));
-    assert_eq!(creates[1]["parents"], json!([r"id-O'Brien \ Co"]));
+    assert_eq!(creates[0], json!({"id": "g1", "name": r"O'Brien \ Co", "mimeType": FOLDER_MIME, "parents": ["root"]}));
+    assert_eq!(creates[1]["parents"], json!(["g1"]));
 
     let token = form(&requests_to(&server, "/token").await[0]);
     assert_eq!(token["grant_type"], JWT_BEARER_GRANT);
@@ -482,7 +504,7 @@ async fn google_drive_creates_a_missing_client_tree_with_jwt_bearer_auth() {
     assert_eq!(claims["scope"], "https://www.googleapis.com/auth/drive");
     assert_eq!(claims["sub"], "ops@agency.example");
     assert!(claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap() <= 3600);
-    assert_eq!(requests_to(&server, "/token").await.len(), 1, "one token for six calls");
+    assert_eq!(requests_to(&server, "/token").await.len(), 1, "one token for seven calls");
 }
 
 #[tokio::test]
@@ -513,15 +535,16 @@ async fn google_drive_existing_tree_is_read_across_pages_and_only_gaps_filled() 
         .mount(&server)
         .await;
     Mock::given(method("POST")).and(path(FILES)).respond_with(echo_create).mount(&server).await;
+    mount_generate_ids(&server).await;
     let settings =
         google_drive::Settings { shared_drive_id: Some("0ASharedDrive".into()), ..drive_settings(&server.uri()) };
     let tree = GoogleDrive::new(&settings).ensure_client_folders("Acme").await.unwrap();
     assert_eq!(tree.root.id, "root-1");
     assert_eq!(tree.created, 2);
     let ids: Vec<&str> = tree.children.iter().map(|f| f.id.as_str()).collect();
-    assert_eq!(ids, ["c1", "id-02 Creatives", "c3", "id-04 Invoices"]);
+    assert_eq!(ids, ["c1", "g1", "c3", "g2"]);
     let gets: Vec<Request> =
-        server.received_requests().await.unwrap().into_iter().filter(|r| r.method.as_str() == "GET").collect();
+        requests_to(&server, FILES).await.into_iter().filter(|r| r.method.as_str() == "GET").collect();
     assert_eq!(gets.len(), 3);
     // In a Shared Drive: its root is the parent, and every list names the drive.
     assert!(q_of(&gets[0]).contains("'0ASharedDrive' in parents"), "{}", q_of(&gets[0]));
@@ -574,8 +597,9 @@ async fn google_drive_backend_error_then_success() {
         .mount(&server)
         .await;
     Mock::given(method("POST")).and(path(FILES)).respond_with(echo_create).mount(&server).await;
+    mount_generate_ids(&server).await;
     let folder = GoogleDrive::new(&drive_settings(&server.uri())).create_folder("Acme", "root").await.unwrap();
-    assert_eq!(folder.id, "id-Acme");
+    assert_eq!(folder.id, "g1");
     assert_eq!(requests_to(&server, FILES).await.len(), 2);
     let create = &requests_to(&server, FILES).await[1];
     assert!(create.url.query().unwrap().contains("supportsAllDrives=true"));
@@ -590,6 +614,7 @@ async fn google_drive_storage_quota_fails_at_once_pointing_at_shared_drives() {
         .respond_with(drive_error(403, "storageQuotaExceeded"))
         .mount(&server)
         .await;
+    mount_generate_ids(&server).await;
     let err = GoogleDrive::new(&drive_settings(&server.uri())).create_folder("Acme", "root").await.unwrap_err();
     assert!(!err.retryable);
     assert_eq!(err.code.as_deref(), Some("storageQuotaExceeded"));
@@ -630,6 +655,7 @@ async fn google_drive_not_found_and_malformed_answers() {
     let server = MockServer::start().await;
     mount_token(&server, "ya29.t").await;
     Mock::given(method("POST")).and(path(FILES)).respond_with(drive_error(404, "notFound")).mount(&server).await;
+    mount_generate_ids(&server).await;
     Mock::given(method("GET"))
         .and(path(FILES))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"files": "nope"})))
@@ -731,8 +757,10 @@ async fn google_sim_drive_client_tree_is_created_once() {
     assert_eq!(first.children, second.children);
     assert_eq!(sim.state.stats().platforms["google_drive"].created["folders"], 5);
     // A similar name is a different client; the escaped quote did not match loosely.
-    assert!(drive.find_folder("O'Brien", "root").await.unwrap().is_none());
-    assert_eq!(drive.find_folder(name, "root").await.unwrap().unwrap().id, first.root.id);
+    let parent = drive.parent_folder_id();
+    assert_eq!(parent, sim::google_drive::SANDBOX_SHARED_DRIVE_ID, "the sandbox's folders go in its Shared Drive");
+    assert!(drive.find_folder("O'Brien", parent).await.unwrap().is_none());
+    assert_eq!(drive.find_folder(name, parent).await.unwrap().unwrap().id, first.root.id);
     assert_eq!(drive.list_folders(&first.root.id).await.unwrap().len(), 4);
     // The raw create does what Drive does: a second folder of the same name.
     drive.create_folder("Loose", &first.root.id).await.unwrap();
@@ -758,8 +786,8 @@ async fn google_sim_drive_survives_throttling_and_faults() {
             .sandboxed(&format!("{base}{}", google_drive::INFO.sim_prefix)),
     );
     sim.state.configure("google_drive", Behaviour::default());
-    assert!(drive.find_folder("Acme", "root").await.unwrap().is_some());
+    assert!(drive.find_folder("Acme", drive.parent_folder_id()).await.unwrap().is_some());
     sim.state.configure("google_drive", Behaviour { fault_rate: 1.0, ..Behaviour::default() });
-    let err = drive.find_folder("Acme", "root").await.unwrap_err();
+    let err = drive.find_folder("Acme", drive.parent_folder_id()).await.unwrap_err();
     assert_eq!((err.kind, err.code.as_deref()), (ErrorKind::Unavailable, Some("backendError")));
 }

@@ -243,6 +243,9 @@ impl super::Platform for ClickUp {
     fn sandboxed(settings: &Settings, base: &str) -> Settings {
         settings.sandboxed(base)
     }
+    fn api_version(_settings: &Settings) -> Option<String> {
+        Some("v2".into())
+    }
 }
 
 impl ClickUp {

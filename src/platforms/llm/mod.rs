@@ -211,6 +211,13 @@ impl super::Platform for Llm {
     fn sandboxed(settings: &Settings, base: &str) -> Settings {
         settings.sandboxed(base)
     }
+    fn api_version(settings: &Settings) -> Option<String> {
+        // Anthropic versions its API by header; OpenAI's is the `/v1` path.
+        Some(match settings.provider {
+            Provider::Anthropic => settings.anthropic_version.clone(),
+            Provider::OpenAi => "v1".into(),
+        })
+    }
 }
 
 impl Llm {

@@ -1,14 +1,22 @@
 //! Google Drive API v3: the client folder tree (a folder per client with the
-//! template's sub-folders), found before created so reruns create nothing.
+//! template's sub-folders), found before created so reruns create nothing, and
+//! created under ids reserved with `files.generateIds` so a create retried after a
+//! timeout (Drive made the folder, we never heard) lands on Drive's 409 `fileIdInUse`
+//! instead of making a second folder.
 //! Auth is a service account (JWT bearer flow, see `google_auth`), optionally
 //! impersonating a Workspace user; service accounts own no storage, so folders
 //! belong in a Shared Drive the account is a member of.
 
+mod folders;
+
 use std::{fmt, sync::Arc};
+
+use chrono::NaiveDate;
 
 use reqwest::{StatusCode, header::HeaderMap};
 use serde::{Deserialize, Serialize};
 
+pub use self::folders::{FolderIds, Unrecorded};
 use super::{
     PlatformInfo, SecretString,
     calls::CallCounter,
@@ -104,15 +112,44 @@ impl Settings {
         }
     }
 
+    /// In the sandbox, folders go in the simulator's Shared Drive unless a drive or a user is set
+    /// (the simulator, like Drive, refuses a service account's creates in My Drive).
     pub fn sandboxed(&self, base: &str) -> Self {
         let base = base.trim_end_matches('/');
+        let shared_drive_id = match (non_empty(&self.shared_drive_id), non_empty(&self.subject)) {
+            (None, None) => Some(crate::sim::google_drive::SANDBOX_SHARED_DRIVE_ID.to_string()),
+            _ => self.shared_drive_id.clone(),
+        };
         Self {
             service_account_json: Some(crate::sim::google_drive::SANDBOX_SERVICE_ACCOUNT_JSON.into()),
             service_account_file: None,
             base_url: base.to_string(),
             token_url: Some(format!("{base}/token")),
+            shared_drive_id,
             ..self.clone()
         }
+    }
+
+    /// Why a service account with a key still cannot create folders: it needs a Shared Drive
+    /// or a user to act as. Google, to Workspace customers (quoted in
+    /// https://github.com/opnsense/core/issues/8343): "new service accounts created after
+    /// April 15, 2025 … will not be able to own any Drive items"; Drive's own guide
+    /// (https://developers.google.com/workspace/drive/api/guides/about-shareddrives): service
+    /// accounts "must upload files and folders into shared drives, or use OAuth 2.0 to upload
+    /// items on behalf of a human user".
+    pub fn not_ready(&self) -> Vec<String> {
+        if !self.missing().is_empty()
+            || non_empty(&self.shared_drive_id).is_some()
+            || non_empty(&self.subject).is_some()
+        {
+            return vec![];
+        }
+        vec![
+            "set GOOGLE_DRIVE_SHARED_DRIVE_ID (a Shared Drive the service account is a member of) or GOOGLE_DRIVE_SUBJECT \
+             (a Workspace user to act as): service accounts created after 2025-04-15 cannot own Drive items, so their \
+             folder creates in My Drive fail with storageQuotaExceeded"
+                .to_string(),
+        ]
     }
 
     fn http_settings(&self) -> HttpSettings {
@@ -218,6 +255,8 @@ impl Dialect for Speech {
                 ErrorKind::Rejected
             }
             "authError" | "required" => ErrorKind::Auth,
+            // Creating under an id that exists: an earlier attempt of ours made it.
+            "fileIdInUse" => ErrorKind::Rejected,
             "notFound" => ErrorKind::NotFound,
             "badRequest" | "invalid" | "invalidParameter" => ErrorKind::Invalid,
             _ => PlatformError::from_status(platform, error.code.unwrap_or(http_status), "").kind,
@@ -268,6 +307,12 @@ impl super::Platform for GoogleDrive {
     }
     fn sandboxed(settings: &Settings, base: &str) -> Settings {
         settings.sandboxed(base)
+    }
+    fn api_version(_settings: &Settings) -> Option<String> {
+        Some("v3".into())
+    }
+    fn not_ready(settings: &Settings, _today: NaiveDate) -> Vec<String> {
+        settings.not_ready()
     }
 }
 
@@ -344,52 +389,9 @@ impl GoogleDrive {
         Err(PlatformError::malformed(INFO.key, format!("files.list did not end after {MAX_PAGES} pages")))
     }
 
-    /// Creates a folder (Drive allows duplicate names: call [`Self::find_folder`] first).
-    pub async fn create_folder(&self, name: &str, parent: &str) -> Result<Folder, PlatformError> {
-        check_name(name)?;
-        let url = format!("{}/drive/v3/files", self.base_url);
-        let body = serde_json::json!({ "name": name, "mimeType": FOLDER_MIME, "parents": [parent] });
-        let reply = self
-            .send("create_folder", |c, token| {
-                c.post(&url)
-                    .bearer_auth(token)
-                    .query(&[("supportsAllDrives", "true"), ("fields", FILE_FIELDS)])
-                    .json(&body)
-            })
-            .await?;
-        let folder: Folder = reply.json()?;
-        if folder.id.is_empty() {
-            return Err(PlatformError::malformed(INFO.key, "created folder without an id"));
-        }
-        Ok(folder)
-    }
-
-    /// The client's folder under the configured parent, with every template sub-folder;
-    /// creates only what is missing, so a second run creates nothing.
-    pub async fn ensure_client_folders(&self, client_name: &str) -> Result<FolderTree, PlatformError> {
-        let name = client_name.trim();
-        check_name(name)?;
-        let mut created = 0;
-        let root = match self.find_folder(name, &self.parent_folder_id).await? {
-            Some(folder) => folder,
-            None => {
-                created += 1;
-                self.create_folder(name, &self.parent_folder_id).await?
-            }
-        };
-        // A new folder is empty; an existing one is listed once instead of one query per sub-folder.
-        let existing = if created == 0 { self.list_folders(&root.id).await? } else { Vec::new() };
-        let mut children = Vec::with_capacity(self.template.len());
-        for sub in &self.template {
-            match existing.iter().find(|f| &f.name == sub) {
-                Some(folder) => children.push(folder.clone()),
-                None => {
-                    children.push(self.create_folder(sub, &root.id).await?);
-                    created += 1;
-                }
-            }
-        }
-        Ok(FolderTree { root, children, created })
+    /// Where client folders go: the configured parent (a Shared Drive's root is the drive id).
+    pub fn parent_folder_id(&self) -> &str {
+        &self.parent_folder_id
     }
 
     fn children_query(&self, parent: &str) -> String {
@@ -400,15 +402,18 @@ impl GoogleDrive {
         let url = format!("{}/drive/v3/files", self.base_url);
         let fields = format!("nextPageToken,files({FILE_FIELDS})");
         let page_size = page_size.to_string();
+        // Both all-drives flags always: without them Drive hides Shared Drive items, and a parent
+        // folder inside a Shared Drive would look empty (a new tree on every run).
         let mut params: Vec<(&str, &str)> = vec![
             ("q", q),
             ("fields", &fields),
             ("pageSize", &page_size),
             ("orderBy", "createdTime"),
             ("supportsAllDrives", "true"),
+            ("includeItemsFromAllDrives", "true"),
         ];
         if let Some(drive) = &self.shared_drive_id {
-            params.extend([("includeItemsFromAllDrives", "true"), ("corpora", "drive"), ("driveId", drive.as_str())]);
+            params.extend([("corpora", "drive"), ("driveId", drive.as_str())]);
         }
         if let Some(token) = page_token {
             params.push(("pageToken", token));
@@ -435,6 +440,11 @@ impl GoogleDrive {
             }
         }
     }
+}
+
+/// A file id as one path segment (Drive ids are URL-safe; anything else is escaped).
+fn urlencoding(id: &str) -> String {
+    form_urlencoded::byte_serialize(id.as_bytes()).collect()
 }
 
 fn check_name(name: &str) -> Result<(), PlatformError> {

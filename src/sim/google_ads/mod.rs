@@ -5,9 +5,10 @@
 //! rows chained by `nextPageToken`), answering GAQL `FROM customer` and `FROM campaign`
 //! with a `segments.date BETWEEN` filter. Metrics are deterministic per
 //! (customer, campaign, date). Customer `0000000000` answers USER_PERMISSION_DENIED.
+//! A sunset API version answers 400 `requestError: UNSUPPORTED_VERSION`, as Google does.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::BTreeMap,
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
@@ -26,17 +27,14 @@ use base64::Engine;
 use chrono::{Duration, NaiveDate, Utc};
 use serde_json::{Value, json};
 
+mod oauth;
+
+pub use self::oauth::{TOKEN_PREFIX, TokenKind};
+pub(super) use self::oauth::{bearer_problem, token_endpoint};
 use super::{Vendor, new_id, unit};
 
-/// Google's OAuth server as Google documents it: the audience a JWT assertion must name,
-/// the JWT bearer grant (RFC 7523) and the scope a refresh token of an Ads user carries.
-const TOKEN_URL: &str = "https://oauth2.googleapis.com/token";
-const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
-const ADS_SCOPE: &str = "https://www.googleapis.com/auth/adwords";
 /// Real pages hold 10,000 rows; a small page makes pagination visible in the sandbox.
 pub const SEARCH_PAGE_SIZE: usize = 25;
-/// Access tokens the simulated Google issues (and accepts).
-pub const TOKEN_PREFIX: &str = "ya29.sim-";
 const CURRENCIES: [&str; 4] = ["USD", "EUR", "GBP", "BRL"];
 /// Name, status and share of the daily budget; paused campaigns do not deliver.
 const CAMPAIGNS: [(&str, &str, f64); 4] = [
@@ -46,10 +44,55 @@ const CAMPAIGNS: [(&str, &str, f64); 4] = [
     ("Display - Remarketing", "PAUSED", 0.0),
 ];
 const MAX_DAYS: i64 = 3660;
+/// The version named in answers that have no request to take it from.
+pub const LATEST_VERSION: &str = "v26";
+
+const fn date(y: i32, m: u32, d: u32) -> NaiveDate {
+    match NaiveDate::from_ymd_opt(y, m, d) {
+        Some(d) => d,
+        None => panic!("invalid date"),
+    }
+}
+
+/// The simulator's own table of Google Ads API versions: `(name, first day it fails)`,
+/// oldest first. Published sunsets from Google's sunset reminders
+/// (https://developers.google.com/ads/blog, e.g. posts/2026/09/google-ads-api-v22-sunset-reminder:
+/// "Starting on this date, all v22 API requests will begin to fail"); the rest are release +
+/// 12 months (https://developers.google.com/google-ads/api/docs/sunset-dates: "major versions
+/// have a lifespan of around 12 months"), the stricter reading, as the connector's table.
+pub const VERSIONS: [(&str, NaiveDate); 8] = [
+    ("v19", date(2026, 2, 11)),
+    ("v20", date(2026, 6, 10)),
+    ("v21", date(2026, 8, 5)),
+    ("v22", date(2026, 10, 7)),
+    ("v23", date(2027, 1, 28)),
+    ("v24", date(2027, 4, 22)),
+    ("v25", date(2027, 7, 22)),
+    ("v26", date(2027, 10, 14)),
+];
+
+/// Whether Google still serves `version` on `today`: `Some(true)` served, `Some(false)` sunset,
+/// `None` no such version (newer than the table, or not a version at all).
+pub fn served(version: &str, today: NaiveDate) -> Option<bool> {
+    let major = |v: &str| v.strip_prefix('v').and_then(|n| n.parse::<u32>().ok());
+    let n = major(version)?;
+    match VERSIONS.iter().find(|(name, _)| *name == version) {
+        Some((_, sunset)) => Some(today < *sunset),
+        None if n < major(VERSIONS[0].0).unwrap_or(0) => Some(false),
+        None => None,
+    }
+}
+
+/// The API version in a request path (`/google-ads/v26/customers/…` → `v26`).
+fn version_in(path: &str) -> Option<&str> {
+    path.split('/').find(|s| s.len() > 1 && s.starts_with('v') && s[1..].bytes().all(|b| b.is_ascii_digit()))
+}
 
 #[derive(Default)]
 pub struct State {
     tokens: AtomicU64,
+    /// The last `login-customer-id` each customer was reached through (for tests and demos).
+    logins: std::sync::Mutex<BTreeMap<String, String>>,
 }
 
 impl State {
@@ -60,6 +103,12 @@ impl State {
 
     pub fn reset(&self) {
         self.tokens.store(0, Ordering::Relaxed);
+        self.logins.lock().expect("ads logins").clear();
+    }
+
+    /// The `login-customer-id` of the last call about `customer`, if it had one.
+    pub fn login_customer_id(&self, customer: &str) -> Option<String> {
+        self.logins.lock().expect("ads logins").get(customer).cloned()
     }
 
     /// Access tokens issued by `POST /token` (shows whether clients cache them).
@@ -73,10 +122,16 @@ impl Vendor for State {
         router().with_state(self)
     }
     fn throttled(&self) -> Response {
-        throttled()
+        throttled(LATEST_VERSION)
     }
     fn fault(&self) -> Response {
-        fault()
+        fault(LATEST_VERSION)
+    }
+    fn throttled_at(&self, path: &str) -> Response {
+        throttled(version_in(path).unwrap_or(LATEST_VERSION))
+    }
+    fn fault_at(&self, path: &str) -> Response {
+        fault(version_in(path).unwrap_or(LATEST_VERSION))
     }
     fn created(&self) -> BTreeMap<String, u64> {
         State::created(self)
@@ -108,12 +163,13 @@ pub fn router() -> Router<Arc<State>> {
         .route("/{version}/customers/{customer}/{method}", post(query))
 }
 
-/// Google's 429 for a short-term quota, with the wait in `quotaErrorDetails.retryDelay`.
-pub fn throttled() -> Response {
+/// Google's 429 for a short-term quota, with the wait in `quotaErrorDetails.retryDelay`;
+/// its `@type` names the requested `version`.
+pub fn throttled(version: &str) -> Response {
     let details =
         json!({"quotaErrorDetails": {"rateScope": "ACCOUNT", "rateName": "Requests per account", "retryDelay": "1s"}});
     ads_error(
-        "v23",
+        version,
         StatusCode::TOO_MANY_REQUESTS,
         "RESOURCE_EXHAUSTED",
         "Resource has been exhausted (e.g. check quota).",
@@ -123,9 +179,9 @@ pub fn throttled() -> Response {
     )
 }
 
-pub fn fault() -> Response {
+pub fn fault(version: &str) -> Response {
     ads_error(
-        "v23",
+        version,
         StatusCode::INTERNAL_SERVER_ERROR,
         "INTERNAL",
         "Internal error encountered.",
@@ -175,88 +231,8 @@ fn invalid(version: &str, code: (&str, &str), detail: &str) -> Response {
     )
 }
 
-/// `POST /token` of Google's OAuth server (shared with the Drive simulator).
-/// Signatures are not verified; the grant, the fields and the JWT claims are.
-pub(super) fn token_endpoint(issued: &AtomicU64, body: &[u8], allow_refresh: bool) -> Response {
-    let form: HashMap<String, String> = form_urlencoded::parse(body).into_owned().collect();
-    let refuse = |status: StatusCode, error: &str, description: &str| {
-        (status, Json(json!({"error": error, "error_description": description}))).into_response()
-    };
-    let field = |name: &str| form.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
-    let scope = match form.get("grant_type").map(String::as_str) {
-        Some("refresh_token") if allow_refresh => {
-            if field("client_id").is_none() || field("client_secret").is_none() {
-                return refuse(StatusCode::UNAUTHORIZED, "invalid_client", "Unauthorized");
-            }
-            match field("refresh_token") {
-                None => {
-                    return refuse(
-                        StatusCode::BAD_REQUEST,
-                        "invalid_request",
-                        "Missing required parameter: refresh_token",
-                    );
-                }
-                Some("bad") => {
-                    return refuse(StatusCode::BAD_REQUEST, "invalid_grant", "Token has been expired or revoked.");
-                }
-                Some(_) => ADS_SCOPE.to_string(),
-            }
-        }
-        Some(JWT_BEARER_GRANT) => match field("assertion").map(jwt_claims) {
-            None => return refuse(StatusCode::BAD_REQUEST, "invalid_request", "Missing required parameter: assertion"),
-            Some(Err(description)) => return refuse(StatusCode::BAD_REQUEST, "invalid_grant", description),
-            Some(Ok(scope)) => scope,
-        },
-        Some(other) => {
-            return refuse(StatusCode::BAD_REQUEST, "unsupported_grant_type", &format!("Invalid grant_type: {other}"));
-        }
-        None => return refuse(StatusCode::BAD_REQUEST, "unsupported_grant_type", "Invalid grant_type: "),
-    };
-    issued.fetch_add(1, Ordering::Relaxed);
-    Json(json!({"access_token": new_id(TOKEN_PREFIX), "expires_in": 3599, "scope": scope, "token_type": "Bearer"}))
-        .into_response()
-}
-
-/// Checks an assertion's claims like Google does (not its signature); returns its scope.
-fn jwt_claims(assertion: &str) -> Result<String, &'static str> {
-    let parts: Vec<&str> = assertion.split('.').collect();
-    let decode = |part: &str| -> Option<Value> {
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).ok()?;
-        serde_json::from_slice(&bytes).ok()
-    };
-    let (Some(header), Some(claims)) = (parts.first().and_then(|p| decode(p)), parts.get(1).and_then(|p| decode(p)))
-    else {
-        return Err("Invalid JWT Signature.");
-    };
-    if parts.len() != 3 || parts[2].is_empty() || header["alg"] != "RS256" {
-        return Err("Invalid JWT Signature.");
-    }
-    let now = Utc::now().timestamp();
-    let (iat, exp) = (claims["iat"].as_i64().unwrap_or(0), claims["exp"].as_i64().unwrap_or(0));
-    if exp <= iat || exp - iat > 3600 || iat > now + 300 || exp < now {
-        return Err(
-            "Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe. Check your iat and exp values in the JWT claim.",
-        );
-    }
-    if claims["aud"] != TOKEN_URL {
-        return Err("Invalid JWT: Failed audience check.");
-    }
-    match (claims["iss"].as_str(), claims["scope"].as_str()) {
-        (Some(iss), Some(scope)) if !iss.is_empty() && !scope.is_empty() => Ok(scope.to_string()),
-        _ => Err("Invalid JWT: No issuer or scope."),
-    }
-}
-
-/// Whether the request carries a token from [`token_endpoint`]; the reason when not.
-pub(super) fn bearer_problem(headers: &HeaderMap) -> Option<&'static str> {
-    match headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")) {
-        None => Some("missing"),
-        Some(token) if !token.starts_with(TOKEN_PREFIX) => Some("invalid"),
-        Some(_) => None,
-    }
-}
-
 async fn query(
+    Shared(state): Shared<Arc<State>>,
     Path((version, customer, method)): Path<(String, String, String)>,
     headers: HeaderMap,
     body: Bytes,
@@ -288,6 +264,24 @@ async fn query(
             "The developer-token parameter is required for all requests.",
         );
     }
+    match served(&version, Utc::now().date_naive()) {
+        Some(true) => {}
+        // As Google answers a sunset version (github.com/google-marketing-solutions/adios/issues/47,
+        // a v14 request after its sunset): 400 INVALID_ARGUMENT, `requestError: UNSUPPORTED_VERSION`,
+        // " Version v14 is deprecated. Requests to this version will be blocked.", @type of that version.
+        Some(false) => {
+            return invalid(
+                &version,
+                ("requestError", "UNSUPPORTED_VERSION"),
+                &format!(" Version {version} is deprecated. Requests to this version will be blocked."),
+            );
+        }
+        // No such version: there is no such endpoint.
+        None => {
+            let body = json!({"error": {"code": 404, "message": "Method not found.", "status": "NOT_FOUND"}});
+            return (StatusCode::NOT_FOUND, Json(body)).into_response();
+        }
+    }
     let stream = match method.as_str() {
         "googleAds:searchStream" => true,
         "googleAds:search" => false,
@@ -303,6 +297,12 @@ async fn query(
             &format!("Invalid customer ID '{customer}'."),
         );
     }
+    let mut logins = state.logins.lock().expect("ads logins");
+    match headers.get("login-customer-id").and_then(|v| v.to_str().ok()) {
+        Some(login) => logins.insert(customer.clone(), login.to_string()),
+        None => logins.remove(&customer),
+    };
+    drop(logins);
     if customer == "0000000000" {
         let detail = "User doesn't have permission to access customer. Note: If you're accessing a client customer, the manager's customer id must be set in the 'login-customer-id' header.";
         let message = "The caller does not have permission";
@@ -560,6 +560,16 @@ mod tests {
             Gaql::parse("SELECT campaign.id FROM campaign WHERE segments.date BETWEEN '2026-06-09' AND '2026-06-01'")
                 .is_err()
         );
+    }
+
+    #[test]
+    fn versions_are_served_until_their_sunset() {
+        assert_eq!(served("v22", date(2026, 10, 6)), Some(true));
+        assert_eq!(served("v22", date(2026, 10, 7)), Some(false));
+        assert_eq!(served("v14", date(2026, 1, 1)), Some(false));
+        assert_eq!(served("v99", date(2026, 1, 1)), None);
+        assert_eq!(version_in("/google-ads/v26/customers/1/googleAds:search"), Some("v26"));
+        assert_eq!(VERSIONS.last().unwrap().0, LATEST_VERSION);
     }
 
     #[test]
