@@ -332,7 +332,9 @@ async fn a_run_survives_sigkill_with_no_task_lost_and_no_effect_repeated() {
     // A WhatsApp message has no find-or-create: one accepted by the vendor in the instant
     // before its ledger row (the kill) is sent again on the retry (docs/WORKFLOWS.md, "No
     // repeated effects"). So at most one extra per task the kill left running, never more.
-    let messages = created("whatsapp", "messages");
+    // Welcomes are templates; any free-form text would have been refused outside the window.
+    let messages = created("whatsapp", "messages") + created("whatsapp", "templates");
+    assert_eq!(created("whatsapp", "messages"), 0, "{stats}");
     assert!(
         (n..=n + running as u64).contains(&messages),
         "{messages} messages for {n} clients, {running} killed mid-flight: {stats}"

@@ -546,7 +546,8 @@ async fn whatsapp_messages(pool: PgPool) {
     let problem = refused.problem(409, "whatsapp_window_closed");
     assert!(problem["detail"].as_str().unwrap().contains("template"), "{problem}");
     assert_eq!(app.sim.state.stats().platforms["whatsapp"].calls, calls, "nothing reached WhatsApp");
-    assert_eq!(app.sim.state.stats().platforms["whatsapp"].created["messages"], 3);
+    let created = &app.sim.state.stats().platforms["whatsapp"].created;
+    assert_eq!((created["messages"], created["templates"]), (2, 1), "two texts and one template");
     assert_eq!(audited(&app, "platform.whatsapp.message").await, 3, "a refused message is not audited as sent");
 }
 
@@ -633,7 +634,7 @@ async fn platform_outage_is_a_retryable_problem(pool: PgPool) {
     assert!(retry_after >= 1, "{retry_after}");
     let stats = app.sim.state.stats().platforms["whatsapp"].clone();
     assert!(stats.faults > 1, "the connector retried: {stats:?}");
-    assert_eq!(stats.created["messages"], 0);
+    assert_eq!((stats.created["messages"], stats.created["templates"]), (0, 0));
     assert_eq!(audited(&app, "platform.whatsapp.message").await, 0);
 
     app.sim.state.configure("whatsapp", Behaviour::default());

@@ -100,8 +100,10 @@ fn has(alerts: &BTreeSet<(String, String, String)>, kind: &str, subject: &str, s
     alerts.contains(&(kind.to_string(), subject.to_string(), severity.to_string()))
 }
 
+/// Every WhatsApp message the simulator accepted: free-form texts and templates.
 fn sent_messages(app: &TestApp) -> u64 {
-    app.sim.state.stats().platforms["whatsapp"].created["messages"]
+    let created = &app.sim.state.stats().platforms["whatsapp"].created;
+    created["messages"] + created["templates"]
 }
 
 fn spend_on(days: &[DailyMetrics], day: NaiveDate) -> f64 {
