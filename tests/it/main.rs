@@ -13,6 +13,7 @@ mod clients;
 mod constraints;
 mod cost_limits;
 mod crash;
+mod deploy_files;
 mod engine;
 mod events;
 mod idempotency;
