@@ -91,7 +91,8 @@ pub struct Config {
     pub retention_events_days: u32,
     /// Finished runs with their tasks, effects and callbacks (open runs are never pruned).
     pub retention_runs_days: u32,
-    /// Inbound WhatsApp messages (0, or at least 7: Meta redelivers webhooks for days).
+    /// Inbound WhatsApp messages (0, or at least 7: they deduplicate webhooks Meta retries for
+    /// "typically 24 hours, though this may vary"; 7 days is the margin).
     pub retention_inbound_days: u32,
     /// The outbound WhatsApp message log.
     pub retention_messages_days: u32,
