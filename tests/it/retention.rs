@@ -289,3 +289,17 @@ async fn a_small_batch_still_clears_the_backlog(pool: PgPool) {
     assert_eq!(count(&pool, "SELECT count(*) FROM engine.inbound_messages").await, 1);
     assert_eq!(count(&pool, "SELECT count(*) FROM audit.log").await, 0);
 }
+
+#[sqlx::test]
+async fn the_loop_prunes_at_start_and_stops_when_told(pool: PgPool) {
+    inbound(&pool, "wamid.old", 40).await;
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(retention::run(pool.clone(), settings(None, 100), stop));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while count(&pool, "SELECT count(*) FROM engine.inbound_messages").await > 0 {
+        assert!(tokio::time::Instant::now() < deadline, "the first pass did not run");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop_tx.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), task).await.expect("the loop stops").unwrap();
+}
