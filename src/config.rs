@@ -86,6 +86,22 @@ pub struct Config {
     pub http_max_connections: usize,
     /// Postgres `statement_timeout` of the service's connections, milliseconds; 0 disables.
     pub database_statement_timeout_ms: u64,
+    // --- Retention (docs/OPERATIONS.md "Retention"); days, 0 keeps for ever.
+    /// Events with their webhook deliveries and attempts (an event a pending delivery needs stays).
+    pub retention_events_days: u32,
+    /// Finished runs with their tasks, effects and callbacks (open runs are never pruned).
+    pub retention_runs_days: u32,
+    /// Inbound WhatsApp messages (0, or at least 7: they deduplicate webhooks Meta retries for
+    /// "typically 24 hours, though this may vary"; 7 days is the margin).
+    pub retention_inbound_days: u32,
+    /// The outbound WhatsApp message log.
+    pub retention_messages_days: u32,
+    /// The audit log; 0 (the default) keeps it for ever.
+    pub retention_audit_days: u32,
+    /// Rows deleted per statement.
+    pub retention_batch: u32,
+    /// Seconds between retention passes (scheduler role).
+    pub retention_interval_secs: u64,
     /// Each platform's settings, read from its own prefixed variables (`META_*`, ...).
     #[serde(skip)]
     pub platforms: PlatformSettings,
@@ -139,6 +155,13 @@ impl Default for Config {
             http_header_read_timeout_secs: 10,
             http_max_connections: 1024,
             database_statement_timeout_ms: 5000,
+            retention_events_days: 30,
+            retention_runs_days: 90,
+            retention_inbound_days: 90,
+            retention_messages_days: 180,
+            retention_audit_days: 0,
+            retention_batch: 1000,
+            retention_interval_secs: 3600,
             platforms: PlatformSettings::default(),
         }
     }
@@ -253,6 +276,18 @@ impl Config {
         }
         if self.database_statement_timeout_ms != 0 && self.database_statement_timeout_ms < 100 {
             return fail("DATABASE_STATEMENT_TIMEOUT_MS", "must be 0 (no limit) or at least 100");
+        }
+        if self.retention_inbound_days != 0 && self.retention_inbound_days < 7 {
+            return fail(
+                "RETENTION_INBOUND_DAYS",
+                "must be 0 (keep) or at least 7 (duplicate webhooks are recognised by it)",
+            );
+        }
+        if !(1..=100_000).contains(&self.retention_batch) || self.retention_interval_secs < 60 {
+            return fail(
+                "RETENTION_BATCH/RETENTION_INTERVAL_SECS",
+                "batch 1-100000 rows, interval at least 60 seconds",
+            );
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log_level).is_err() {
             return fail("LOG_LEVEL", "not a valid filter (e.g. info, debug, switchboard=debug)");
@@ -467,6 +502,16 @@ mod tests {
         let c = Config::from_vars(vars(&[])).unwrap();
         assert_eq!(c.statement_timeout(), Some(Duration::from_secs(5)));
         assert_eq!(c.http_max_connections, 1024);
+    }
+
+    #[test]
+    fn retention_settings_are_validated() {
+        let err = Config::from_vars(vars(&[("RETENTION_INBOUND_DAYS", "1")])).unwrap_err().to_string();
+        assert!(err.contains("RETENTION_INBOUND_DAYS"), "{err}");
+        let err = Config::from_vars(vars(&[("RETENTION_BATCH", "0")])).unwrap_err().to_string();
+        assert!(err.contains("RETENTION_BATCH"), "{err}");
+        let c = Config::from_vars(vars(&[("RETENTION_INBOUND_DAYS", "0"), ("RETENTION_AUDIT_DAYS", "365")])).unwrap();
+        assert_eq!((c.retention_inbound_days, c.retention_audit_days), (0, 365));
     }
 
     #[test]

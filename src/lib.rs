@@ -15,6 +15,7 @@ pub mod operations;
 pub mod platforms;
 pub mod prompts;
 pub mod reseal;
+pub mod retention;
 pub mod server;
 pub mod sim;
 pub mod store;

@@ -234,6 +234,12 @@ async fn run(config: &Config, pool: &PgPool, role: Role) -> anyhow::Result<()> {
             Duration::from_secs(config.scheduler_tick_secs),
             stop.clone(),
         ));
+        // Old rows go in small batches (docs/OPERATIONS.md "Retention").
+        background.spawn(crate::retention::run(
+            pool.clone(),
+            crate::retention::RetentionSettings::from_config(config),
+            stop.clone(),
+        ));
     }
     let served = if role.api() {
         serve_http(config, &state, simulator.as_ref()).await
@@ -439,8 +445,8 @@ fn sandbox_webhook_secrets(whatsapp: &mut crate::platforms::whatsapp::Settings, 
     Ok(())
 }
 
-/// Periodic work: last-use flushes, limiter cleanup, expired idempotency keys,
-/// and following token revocations from other replicas.
+/// Periodic work: last-use flushes, limiter cleanup and following token revocations
+/// from other replicas. (Expired idempotency keys go with retention, in the scheduler role.)
 fn spawn_upkeep(set: &mut JoinSet<()>, state: &AppState) {
     let s = state.clone();
     set.spawn(async move { s.follow_changes().await });
@@ -453,18 +459,6 @@ fn spawn_upkeep(set: &mut JoinSet<()>, state: &AppState) {
                 tracing::warn!(error = %e, "recording token last use failed");
             }
             s.rate_limit.forget_idle();
-        }
-    });
-    let s = state.clone();
-    set.spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(3600));
-        loop {
-            tick.tick().await;
-            match store::idempotency::purge_expired(&s.pool).await {
-                Ok(n) if n > 0 => tracing::info!(removed = n, "purged expired idempotency keys"),
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "purging idempotency keys failed"),
-            }
         }
     });
 }

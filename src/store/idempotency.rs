@@ -125,11 +125,6 @@ pub async fn release(pool: &PgPool, token_id: Uuid, key: &str) -> Result<(), sql
     Ok(())
 }
 
-pub async fn purge_expired(pool: &PgPool) -> Result<u64, sqlx::Error> {
-    let done = sqlx::query!("DELETE FROM engine.idempotency_keys WHERE expires_at < now()").execute(pool).await?;
-    Ok(done.rows_affected())
-}
-
 /// A stored body to seal (again): a legacy plaintext one, or one sealed under an old key.
 pub struct Unsealed {
     pub token_id: Uuid,

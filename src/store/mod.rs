@@ -17,6 +17,7 @@ pub mod messages;
 pub mod metrics;
 pub mod prompt_templates;
 pub mod reports;
+pub mod retention;
 pub mod run_view;
 pub mod runs;
 pub mod schedules;
