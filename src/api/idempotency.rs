@@ -79,7 +79,7 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
         Claim::Acquired => {
             let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
             let status = response.status();
-            if matches!(status, StatusCode::CONFLICT | StatusCode::TOO_MANY_REQUESTS) || status.is_server_error() {
+            if !kept(status) {
                 idempotency::release(&state.pool, token_id, &key).await?;
                 return Ok(response);
             }
@@ -99,6 +99,23 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
             Ok(Response::from_parts(parts, Body::from(body)))
         }
     }
+}
+
+/// Whether an answer is kept under its key. Only an operation that started is kept
+/// (as Stripe does): a refused input (400, 413, 415, 422: nothing was written) is not, so
+/// the caller can fix the request and send it again with the same key — what Make does
+/// when an incomplete execution is re-run after a mapping fix. Nor are answers a retry may
+/// change: 409 (a conflict of the moment), 429 and every 5xx.
+fn kept(status: StatusCode) -> bool {
+    !(matches!(
+        status,
+        StatusCode::BAD_REQUEST
+            | StatusCode::PAYLOAD_TOO_LARGE
+            | StatusCode::UNSUPPORTED_MEDIA_TYPE
+            | StatusCode::UNPROCESSABLE_ENTITY
+            | StatusCode::CONFLICT
+            | StatusCode::TOO_MANY_REQUESTS
+    ) || status.is_server_error())
 }
 
 fn request_hash(method: &Method, path_and_query: &str, body: &[u8]) -> String {
