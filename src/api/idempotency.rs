@@ -5,8 +5,9 @@
 //! the key (`in_progress`, with a lock that lets a crashed request's key be taken
 //! over); its response is stored and replayed to the same key + same request with
 //! `Idempotent-Replayed: true`. The same key with a different request is 422; a
-//! duplicate while the first is still running is 409. Responses worth retrying
-//! (5xx, 409, 429) are not stored, so the retry runs again.
+//! duplicate while the first is still running is 409. Only an operation that started
+//! is stored: a refused input (400, 413, 415, 422) and answers worth retrying (5xx,
+//! 409, 429) are not, so the fixed request or the retry runs again (see [`kept`]).
 //!
 //! Stored bodies may hold secrets (a new API token, a webhook signing secret), so
 //! every body is sealed with the key ring, bound to its token and key (decision 0014).
