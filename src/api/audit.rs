@@ -93,7 +93,7 @@ async fn list_audit_log(
 ) -> ApiResult<axum::Json<Page<AuditEntry>>> {
     caller.require(Scope::AuditRead)?;
     let limit = pagination::limit(q.limit)?;
-    let before = match q.cursor.as_deref() {
+    let before = match pagination::given(q.cursor.as_deref()) {
         Some(c) => Some(pagination::decode(CURSOR, c)?.parse::<i64>().map_err(|_| bad_cursor())?),
         None => None,
     };

@@ -44,8 +44,14 @@ pub fn decode(kind: &str, cursor: &str) -> Result<String, ApiError> {
     text.strip_prefix(&format!("{kind}1:")).map(str::to_string).ok_or_else(bad)
 }
 
+/// The cursor a request gave, where an empty one (`?cursor=`, what a Make mapping of an
+/// empty `next_cursor` sends) means none: the first page.
+pub fn given(cursor: Option<&str>) -> Option<&str> {
+    cursor.filter(|c| !c.trim().is_empty())
+}
+
 pub fn decode_uuid(kind: &str, cursor: Option<&str>) -> Result<Option<Uuid>, ApiError> {
-    cursor
+    given(cursor)
         .map(|c| {
             let key = decode(kind, c)?;
             Uuid::parse_str(&key).map_err(|_| decode(kind, "").unwrap_err())
@@ -56,7 +62,7 @@ pub fn decode_uuid(kind: &str, cursor: Option<&str>) -> Result<Option<Uuid>, Api
 /// Decodes an offset cursor (a ranked list's position, 0 without a cursor): only a
 /// non-negative number that fits in `u32` is one a list returned.
 pub fn decode_offset(kind: &str, cursor: Option<&str>) -> Result<i64, ApiError> {
-    let Some(cursor) = cursor else { return Ok(0) };
+    let Some(cursor) = given(cursor) else { return Ok(0) };
     let key = decode(kind, cursor)?;
     key.parse::<u32>().map(i64::from).map_err(|_| decode(kind, "").unwrap_err())
 }

@@ -190,7 +190,7 @@ async fn list_templates(
 ) -> ApiResult<axum::Json<Page<PromptTemplate>>> {
     caller.require(Scope::ClientsRead)?;
     let limit = pagination::limit(q.limit)?;
-    let after = match q.cursor.as_deref() {
+    let after = match pagination::given(q.cursor.as_deref()) {
         Some(c) => Some(pagination::decode(CURSOR, c)?),
         None => None,
     };

@@ -210,6 +210,28 @@ async fn cursors_belong_to_their_list(pool: PgPool) {
     }
 }
 
+/// An empty cursor (what a Make mapping of a `null` `next_cursor` sends) is the first page, on
+/// every kind of list: by id, by position (search) and by key (audit, prompt templates).
+#[sqlx::test]
+async fn an_empty_cursor_is_the_first_page(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    create_clients(&app, "Empty Cursor", 3).await;
+    for path in [
+        "/v1/clients?limit=2",
+        "/v1/audit-log?limit=2",
+        "/v1/prompt-templates?limit=2",
+        "/v1/knowledge/search?q=x&limit=2",
+    ] {
+        let first = app.get(path).send().await;
+        assert_eq!(first.status.as_u16(), 200, "{path}: {}", first.text());
+        for empty in ["", "%20"] {
+            let res = app.get(&format!("{path}&cursor={empty}")).send().await;
+            assert_eq!(res.status.as_u16(), 200, "{path} cursor={empty:?}: {}", res.text());
+            assert_eq!(res.json(), first.json(), "{path}: an empty cursor is the first page");
+        }
+    }
+}
+
 #[sqlx::test]
 async fn knowledge_entries_page_too(pool: PgPool) {
     let app = TestApp::new(pool).await;
