@@ -122,7 +122,7 @@ async fn list_audit_log(
             after: r.after,
         })
         .collect();
-    Ok(axum::Json(Page { data, next_cursor: page.next_cursor }))
+    Ok(axum::Json(Page::new(data, page.next_cursor)))
 }
 
 fn bad_cursor() -> ApiError {

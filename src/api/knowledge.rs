@@ -287,5 +287,5 @@ async fn search_knowledge(
         hits.truncate(limit as usize);
         pagination::encode(SEARCH_CURSOR, &(offset + i64::from(limit)).to_string())
     });
-    Ok(axum::Json(Page { data: hits, next_cursor }))
+    Ok(axum::Json(Page::new(hits, next_cursor)))
 }

@@ -1,5 +1,5 @@
 //! Cursor pagination (docs/API.md): `?limit=` (default 50, max 500) and `?cursor=`;
-//! answers `{"data": [...], "next_cursor": "...|null"}`. Cursors are opaque
+//! answers `{"data": [...], "next_cursor": "...|null", "has_more": bool}`. Cursors are opaque
 //! (base64url of a versioned key), stable under inserts, and a bad one is a 400.
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
@@ -18,6 +18,16 @@ pub struct Page<T> {
     pub data: Vec<T>,
     /// Pass as `cursor` to get the next page; `null` on the last page.
     pub next_cursor: Option<String>,
+    /// Whether another page follows (`next_cursor` is set): a condition a Make repeater or
+    /// filter can test without comparing with null.
+    pub has_more: bool,
+}
+
+impl<T> Page<T> {
+    pub fn new(data: Vec<T>, next_cursor: Option<String>) -> Self {
+        let has_more = next_cursor.is_some();
+        Self { data, next_cursor, has_more }
+    }
 }
 
 /// Validates `limit` (1–500, default 50).
@@ -75,7 +85,7 @@ pub fn page<T, K: ToString>(mut rows: Vec<T>, limit: u32, kind: &str, key: impl 
     } else {
         None
     };
-    Page { data: rows, next_cursor }
+    Page::new(rows, next_cursor)
 }
 
 #[cfg(test)]

@@ -197,7 +197,7 @@ async fn list_templates(
     let mut conn = state.pool.acquire().await?;
     let rows = store::prompt_templates::list_current(&mut conn, after.as_deref(), i64::from(limit) + 1).await?;
     let page = pagination::page(rows, limit, CURSOR, |t| t.key.clone());
-    Ok(axum::Json(Page { data: page.data.into_iter().map(|t| view(t, None)).collect(), next_cursor: page.next_cursor }))
+    Ok(axum::Json(Page::new(page.data.into_iter().map(|t| view(t, None)).collect(), page.next_cursor)))
 }
 
 /// Create a prompt template

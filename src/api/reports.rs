@@ -141,7 +141,7 @@ async fn list_reports(
     let filter = ReportFilter { client_id, kind: q.kind.filter(|k| !k.trim().is_empty()), from: q.from, to: q.to };
     let rows = store::reports::list(&mut conn, &filter, before, i64::from(limit) + 1).await?;
     let page = pagination::page(rows, limit, CURSOR, |r| r.id);
-    Ok(axum::Json(Page { data: page.data.into_iter().map(Report::from).collect(), next_cursor: page.next_cursor }))
+    Ok(axum::Json(Page::new(page.data.into_iter().map(Report::from).collect(), page.next_cursor)))
 }
 
 /// Get a report

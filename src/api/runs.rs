@@ -321,7 +321,7 @@ async fn list_runs(
         let counts = store::runs::counts(&mut conn, run.id).await?;
         data.push(to_view(run, counts));
     }
-    Ok(axum::Json(Page { data, next_cursor: page.next_cursor }))
+    Ok(axum::Json(Page::new(data, page.next_cursor)))
 }
 
 fn parse_run_id(raw: &str) -> ApiResult<Uuid> {
@@ -424,7 +424,7 @@ async fn list_run_tasks(
             finished_at: t.finished_at,
         })
         .collect();
-    Ok(axum::Json(Page { data, next_cursor: page.next_cursor }))
+    Ok(axum::Json(Page::new(data, page.next_cursor)))
 }
 
 /// Cancel a run

@@ -222,7 +222,7 @@ async fn list_tokens(
     let mut conn = state.pool.acquire().await?;
     let rows = store::tokens::list(&mut conn, after, i64::from(limit) + 1, q.include_revoked).await?;
     let page = pagination::page(rows, limit, CURSOR, |t| t.id);
-    Ok(axum::Json(Page { data: page.data.into_iter().map(Into::into).collect(), next_cursor: page.next_cursor }))
+    Ok(axum::Json(Page::new(page.data.into_iter().map(Into::into).collect(), page.next_cursor)))
 }
 
 /// Revoke a token

@@ -157,7 +157,7 @@ async fn list_deliveries(
     let endpoint = load(&mut conn, &id, false).await?;
     let rows = deliveries::list(&mut conn, endpoint.id, q.status, before, i64::from(limit) + 1).await?;
     let page = pagination::page(rows, limit, DELIVERY_CURSOR, |d| d.event_id);
-    Ok(axum::Json(Page { data: views(&mut conn, page.data).await?, next_cursor: page.next_cursor }))
+    Ok(axum::Json(Page::new(views(&mut conn, page.data).await?, page.next_cursor)))
 }
 
 /// Redeliver now

@@ -300,7 +300,7 @@ async fn list_endpoints(
     let mut conn = state.pool.acquire().await?;
     let rows = endpoints::list(&mut conn, after, i64::from(limit) + 1).await?;
     let page = pagination::page(rows, limit, CURSOR, |r| r.id);
-    Ok(axum::Json(Page { data: page.data.iter().map(EndpointView::from).collect(), next_cursor: page.next_cursor }))
+    Ok(axum::Json(Page::new(page.data.iter().map(EndpointView::from).collect(), page.next_cursor)))
 }
 
 /// Get a webhook endpoint

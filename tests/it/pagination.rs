@@ -76,6 +76,19 @@ fn assert_unique(ids: &[String]) {
     assert_eq!(set.len(), ids.len(), "an item appeared twice");
 }
 
+/// `has_more` says whether `next_cursor` is set, so a Make filter can test a boolean.
+#[sqlx::test]
+async fn has_more_follows_the_next_cursor(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    create_clients(&app, "More", 3).await;
+    let first = app.get("/v1/clients?limit=2").send().await.json();
+    assert_eq!((first["has_more"].as_bool(), first["next_cursor"].is_string()), (Some(true), true));
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let last = app.get(&format!("/v1/clients?limit=2&cursor={cursor}")).send().await.json();
+    assert_eq!((last["has_more"].as_bool(), last["next_cursor"].is_null()), (Some(false), true));
+    assert_eq!(last["data"].as_array().unwrap().len(), 1);
+}
+
 #[sqlx::test]
 async fn clients_page_in_creation_order(pool: PgPool) {
     let app = TestApp::new(pool).await;
