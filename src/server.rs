@@ -452,7 +452,7 @@ fn sandbox_webhook_secrets(whatsapp: &mut crate::platforms::whatsapp::Settings, 
     Ok(())
 }
 
-/// Periodic work: last-use flushes, limiter cleanup and following token revocations
+/// Periodic work: last-use flushes and following token revocations
 /// from other replicas. (Expired idempotency keys go with retention, in the scheduler role.)
 fn spawn_upkeep(set: &mut JoinSet<()>, state: &AppState) {
     let s = state.clone();
@@ -465,7 +465,6 @@ fn spawn_upkeep(set: &mut JoinSet<()>, state: &AppState) {
             if let Err(e) = s.tokens.flush_last_used(&s.pool).await {
                 tracing::warn!(error = %e, "recording token last use failed");
             }
-            s.rate_limit.forget_idle();
         }
     });
 }
