@@ -23,6 +23,9 @@ pub const VENDOR_LEASE_SLICE: f64 = 0.1;
 /// dropped (never returned late), so they cannot pile up with the next process's.
 pub const MAX_LEASE_LIFE: Duration = Duration::from_millis(250);
 
+/// Credit a vendor limit keeps back for network jitter between our send and the vendor's count.
+pub const ARRIVAL_MARGIN: Duration = Duration::from_millis(5);
+
 impl Rule {
     /// A limit with leases of one token: every token is one round trip, and the state is exact
     /// (the API's per-token limit, whose headers tell the caller what is left).
@@ -60,10 +63,13 @@ impl Rule {
     /// token is used between its turn and its turn + lease life, so in any window of W seconds
     /// at most what the store granted in W + lease life goes out: `(W + life + tolerance) /
     /// spacing + 1` = `W * rate + burst`, the limit itself.
+    /// A leased (vendor) rule also keeps [`ARRIVAL_MARGIN`] back: the vendor counts arrivals,
+    /// which network jitter can bring closer together than we sent them.
     pub fn tolerance(&self) -> f64 {
         let full = (self.burst - 1) as f64 * self.spacing();
         let floor = (self.lease_max() - 1) as f64 * self.spacing();
-        (full - self.lease_life().as_secs_f64()).max(floor)
+        let margin = if self.lease_slice > 0.0 { ARRIVAL_MARGIN.as_secs_f64() } else { 0.0 };
+        (full - self.lease_life().as_secs_f64() - margin).max(floor)
     }
 }
 
