@@ -5,7 +5,7 @@
 //!
 //! Each test uses its own database (`crash_<uuid>`) on the server of
 //! DATABASE_URL, dropped at the end; every process started is killed on exit,
-//! also when an assertion fails.
+//! also when an assertion fails. The process helpers serve `replicas.rs` too.
 
 use std::{
     io::{BufRead, BufReader},
@@ -19,23 +19,23 @@ use serde_json::{Value, json};
 use sqlx::{Connection, PgPool};
 use uuid::Uuid;
 
-const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
 const LEASE_SECS: u64 = 5;
 const CLIENTS: usize = 12;
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// A database of its own, dropped (with any connection left) when the test ends.
-struct FreshDb {
+pub(crate) struct FreshDb {
     name: String,
     server_url: String,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl FreshDb {
-    async fn create() -> Self {
+    pub(crate) async fn create() -> Self {
         let server_url =
             std::env::var("DATABASE_URL").expect("DATABASE_URL points at a server where tests may CREATE DATABASE");
         let name = format!("crash_{}", Uuid::new_v4().simple());
@@ -49,7 +49,7 @@ impl FreshDb {
         Self { name, server_url, url }
     }
 
-    async fn pool(&self) -> PgPool {
+    pub(crate) async fn pool(&self) -> PgPool {
         sqlx::postgres::PgPoolOptions::new().max_connections(2).connect(&self.url).await.unwrap()
     }
 }
@@ -73,18 +73,18 @@ impl Drop for FreshDb {
 }
 
 /// A started process and what it prints.
-struct Proc {
-    name: String,
+pub(crate) struct Proc {
+    pub(crate) name: String,
     child: Child,
-    lines: mpsc::Receiver<String>,
+    pub(crate) lines: mpsc::Receiver<String>,
 }
 
 /// Every process a test starts; all are killed when it is dropped.
 #[derive(Default)]
-struct Procs(Vec<Proc>);
+pub(crate) struct Procs(Vec<Proc>);
 
 impl Procs {
-    fn spawn(&mut self, name: &str, mut cmd: Command) -> usize {
+    pub(crate) fn spawn(&mut self, name: &str, mut cmd: Command) -> usize {
         let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -101,16 +101,16 @@ impl Procs {
         self.0.len() - 1
     }
 
-    fn get(&mut self, i: usize) -> &mut Proc {
+    pub(crate) fn get(&mut self, i: usize) -> &mut Proc {
         &mut self.0[i]
     }
 
-    fn alive(&mut self, i: usize) -> bool {
+    pub(crate) fn alive(&mut self, i: usize) -> bool {
         self.0[i].child.try_wait().unwrap().is_none()
     }
 
     /// SIGKILL, no chance to clean up.
-    fn kill(&mut self, i: usize) {
+    pub(crate) fn kill(&mut self, i: usize) {
         let p = &mut self.0[i];
         p.child.kill().unwrap();
         p.child.wait().unwrap();
@@ -129,7 +129,7 @@ impl Drop for Procs {
 }
 
 /// The service's environment: a fresh database and every platform at the simulator.
-fn service(dir: &Path, db: &FreshDb, sim_port: u16, port: u16, role: &str, extra: &[(&str, &str)]) -> Command {
+pub(crate) fn service(dir: &Path, db: &FreshDb, sim_port: u16, port: u16, role: &str, extra: &[(&str, &str)]) -> Command {
     let sim = format!("http://127.0.0.1:{sim_port}");
     let mut cmd = Command::new(BIN);
     cmd.args(["serve", "--role", role])
@@ -181,14 +181,14 @@ fn service(dir: &Path, db: &FreshDb, sim_port: u16, port: u16, role: &str, extra
     cmd
 }
 
-async fn get_json(http: &reqwest::Client, url: &str, token: &str) -> Value {
+pub(crate) async fn get_json(http: &reqwest::Client, url: &str, token: &str) -> Value {
     let res = http.get(url).bearer_auth(token).send().await.unwrap();
     assert!(res.status().is_success(), "GET {url}: {}", res.status());
     res.json().await.unwrap()
 }
 
 /// Waits for `/readyz`; returns what the process printed meanwhile.
-async fn ready(procs: &mut Procs, i: usize, base: &str) -> Vec<String> {
+pub(crate) async fn ready(procs: &mut Procs, i: usize, base: &str) -> Vec<String> {
     let http = crate::support::http_client();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
