@@ -17,7 +17,7 @@ use crate::{
     auth::Tokens,
     config::Config,
     crypto::{self, KeyRing},
-    domain::scope::Scope,
+    domain::{limits::LimitStore, scope::Scope},
     embedded_pg::EmbeddedPostgres,
     platforms::{Mode, Platforms},
     sim,
@@ -200,7 +200,9 @@ async fn run(config: &Config, pool: &PgPool, role: Role) -> anyhow::Result<()> {
     crate::prompts::seed_defaults(pool).await.context("seeding the default prompt templates")?;
     let keys = Arc::new(key_ring(config)?);
     seal_plaintext(pool, &keys).await?;
-    let (platforms, simulator) = platforms(config).await?;
+    // Every process on this database shares the vendors' limits and pauses (decision 0022).
+    let limits: Arc<dyn LimitStore> = Arc::new(store::limits::PgLimits::new(pool.clone()));
+    let (platforms, simulator) = platforms(config, limits).await?;
     let runtime = Runtime::new(pool.clone(), platforms);
     let state = AppState::new(runtime.clone(), config.clone(), &jwt_secret(config)?, keys.clone())?;
     scheduler::seed_defaults(pool, &state.workflows).await?;
@@ -213,6 +215,7 @@ async fn run(config: &Config, pool: &PgPool, role: Role) -> anyhow::Result<()> {
         stop.clone(),
     ));
     // Every role records metrics; their samples are freed only by this timer (or a scrape).
+    background.spawn(forget_idle_limits(pool.clone(), stop.clone()));
     background.spawn(crate::telemetry::metrics_upkeep(
         state.metrics.clone(),
         crate::telemetry::METRICS_UPKEEP_EVERY,
@@ -373,7 +376,11 @@ pub const BOOTSTRAP_TOKEN_FILE: &str = "bootstrap-admin-token";
 
 /// The platform clients: live with the configured credentials, or sandbox against an
 /// in-process simulator. Explicit `PLATFORM_MODE=live` refuses to start with missing settings.
-pub async fn platforms(config: &Config) -> anyhow::Result<(Arc<Platforms>, Option<sim::Running>)> {
+/// Their limits and pauses are drawn from `limits`.
+pub async fn platforms(
+    config: &Config,
+    limits: Arc<dyn LimitStore>,
+) -> anyhow::Result<(Arc<Platforms>, Option<sim::Running>)> {
     let settings = &config.platforms;
     match settings.effective_mode() {
         Mode::Live => {
@@ -381,14 +388,14 @@ pub async fn platforms(config: &Config) -> anyhow::Result<(Arc<Platforms>, Optio
                 settings.check_live().map_err(|e| anyhow::anyhow!(e))?;
             }
             warn_readiness(settings);
-            Ok((Arc::new(Platforms::new(Mode::Live, settings.clone(), Arc::default())), None))
+            Ok((Arc::new(Platforms::sharing(Mode::Live, settings.clone(), Arc::default(), limits)), None))
         }
         Mode::Sandbox => {
             let simulator = crate::platforms::simulator(sim::Behaviour::default());
             let sim = sim::spawn(SocketAddr::from(([127, 0, 0, 1], 0)), simulator).await?;
             let mut sandboxed = settings.sandboxed(&sim.base_url);
             sandbox_webhook_secrets(&mut sandboxed.whatsapp, &config.data_dir)?;
-            Ok((Arc::new(Platforms::new(Mode::Sandbox, sandboxed, Arc::default())), Some(sim)))
+            Ok((Arc::new(Platforms::sharing(Mode::Sandbox, sandboxed, Arc::default(), limits)), Some(sim)))
         }
     }
 }
@@ -445,7 +452,7 @@ fn sandbox_webhook_secrets(whatsapp: &mut crate::platforms::whatsapp::Settings, 
     Ok(())
 }
 
-/// Periodic work: last-use flushes, limiter cleanup and following token revocations
+/// Periodic work: last-use flushes and following token revocations
 /// from other replicas. (Expired idempotency keys go with retention, in the scheduler role.)
 fn spawn_upkeep(set: &mut JoinSet<()>, state: &AppState) {
     let s = state.clone();
@@ -458,9 +465,24 @@ fn spawn_upkeep(set: &mut JoinSet<()>, state: &AppState) {
             if let Err(e) = s.tokens.flush_last_used(&s.pool).await {
                 tracing::warn!(error = %e, "recording token last use failed");
             }
-            s.rate_limit.forget_idle();
         }
     });
+}
+
+/// Drops shared-limit rows whose bucket has been full for a while and pauses that are over
+/// (a missing row is a full bucket), so keys used once (tokens, accounts) do not pile up.
+async fn forget_idle_limits(pool: PgPool, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    while !*stop.borrow() {
+        tokio::select! {
+            _ = tick.tick() => {
+                if let Err(e) = store::limits::forget_idle(&pool, Duration::from_secs(600)).await {
+                    tracing::warn!(error = %e, "forgetting idle shared limits failed");
+                }
+            }
+            _ = stop.changed() => {}
+        }
+    }
 }
 
 async fn shutdown_signal() {
@@ -531,7 +553,7 @@ mod tests {
 
         // The sandbox the service builds uses them.
         let config = Config { data_dir: one.path().to_path_buf(), ..Config::default() };
-        let (platforms, _sim) = platforms(&config).await.unwrap();
+        let (platforms, _sim) = platforms(&config, crate::limits::MemoryLimits::shared()).await.unwrap();
         let used = platforms
             .whatsapp
             .settings()

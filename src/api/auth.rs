@@ -64,7 +64,7 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         )
     })?;
     let principal = state.tokens.authenticate(&state.pool, token).await?;
-    let allowance = state.rate_limit.check(principal.token_id)?;
+    let allowance = state.rate_limit.check(principal.token_id).await?;
     let request_id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).map(String::from);
     req.extensions_mut().insert(Caller { principal, request_id });
     let mut response = next.run(req).await;

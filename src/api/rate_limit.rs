@@ -1,26 +1,18 @@
-//! Per-token rate limit (governor, GCRA): `RateLimit-*` headers on every
-//! authenticated answer, 429 with `Retry-After` when over.
+//! Per-token rate limit, shared by every replica on the database (GCRA in
+//! `engine.rate_limits`, one token per request so the numbers are exact; decision 0022):
+//! `RateLimit-*` headers on every authenticated answer, 429 with `Retry-After` when over.
 
-use std::num::NonZeroU32;
+use std::{sync::Arc, time::Duration};
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header::RETRY_AFTER};
-use governor::{
-    DefaultKeyedRateLimiter, Quota, RateLimiter,
-    clock::{Clock, DefaultClock},
-    middleware::StateInformationMiddleware,
-};
 use uuid::Uuid;
 
 use super::error::ApiError;
-
-type Limiter =
-    RateLimiter<Uuid, governor::state::keyed::DefaultKeyedStateStore<Uuid>, DefaultClock, StateInformationMiddleware>;
+use crate::domain::limits::{LimitStore, Rule};
 
 pub struct TokenRateLimit {
-    limiter: Limiter,
-    burst: u32,
-    /// Seconds for one unit of quota to come back.
-    replenish_secs: f64,
+    rule: Rule,
+    store: Arc<dyn LimitStore>,
 }
 
 /// What to tell the caller about its quota after a request was allowed.
@@ -32,48 +24,40 @@ pub struct Allowance {
 }
 
 impl TokenRateLimit {
-    pub fn new(per_minute: u32, burst: u32) -> Self {
-        let per_minute = NonZeroU32::new(per_minute.max(1)).expect("non-zero");
-        let burst_nz = NonZeroU32::new(burst.max(1)).expect("non-zero");
-        let quota = Quota::per_minute(per_minute).allow_burst(burst_nz);
-        let limiter: DefaultKeyedRateLimiter<Uuid> = RateLimiter::keyed(quota);
-        Self {
-            limiter: limiter.with_middleware::<StateInformationMiddleware>(),
-            burst: burst_nz.get(),
-            replenish_secs: 60.0 / per_minute.get() as f64,
-        }
+    /// `store`: the database's limits (`store::limits::PgLimits`) so every replica counts one quota.
+    pub fn new(per_minute: u32, burst: u32, store: Arc<dyn LimitStore>) -> Self {
+        Self { rule: Rule::exact(per_minute.max(1) as f64 / 60.0, burst.max(1)), store }
     }
 
-    pub fn check(&self, token: Uuid) -> Result<Allowance, ApiError> {
-        match self.limiter.check_key(&token) {
-            Ok(snapshot) => {
-                let remaining = snapshot.remaining_burst_capacity();
-                let used = self.burst.saturating_sub(remaining);
-                Ok(Allowance {
-                    limit: self.burst,
-                    remaining,
-                    reset_secs: (used as f64 * self.replenish_secs).ceil() as u64,
-                })
-            }
-            Err(not_until) => {
-                let wait = not_until.wait_time_from(DefaultClock::default().now());
-                let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
-                Err(ApiError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "rate_limited",
-                    format!("Too many requests for this token; retry in {secs} s."),
-                )
-                .with_header(RETRY_AFTER, HeaderValue::from(secs))
-                .with_header("ratelimit-limit".parse().expect("header"), HeaderValue::from(self.burst))
-                .with_header("ratelimit-remaining".parse().expect("header"), HeaderValue::from(0u32))
-                .with_header("ratelimit-reset".parse().expect("header"), HeaderValue::from(secs)))
-            }
+    pub async fn check(&self, token: Uuid) -> Result<Allowance, ApiError> {
+        let key = format!("api:{token}");
+        let grant = self.store.take(&key, self.rule, 1, Some(Duration::ZERO)).await.map_err(|e| {
+            tracing::error!(error = %e, "the shared rate limit cannot be read");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "The service cannot check the rate limit now; retry shortly.",
+            )
+            .with_header(RETRY_AFTER, HeaderValue::from(1u32))
+        })?;
+        if grant.granted > 0 {
+            return Ok(Allowance {
+                limit: self.rule.burst,
+                remaining: grant.remaining(&self.rule),
+                // Until the whole burst is back.
+                reset_secs: grant.ahead.as_secs_f64().ceil() as u64,
+            });
         }
-    }
-
-    /// Drops state of tokens that have been quiet long enough to be back at full quota.
-    pub fn forget_idle(&self) {
-        self.limiter.retain_recent();
+        let secs = grant.wait.as_secs_f64().ceil().max(1.0) as u64;
+        Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("Too many requests for this token; retry in {secs} s."),
+        )
+        .with_header(RETRY_AFTER, HeaderValue::from(secs))
+        .with_header("ratelimit-limit".parse().expect("header"), HeaderValue::from(self.rule.burst))
+        .with_header("ratelimit-remaining".parse().expect("header"), HeaderValue::from(0u32))
+        .with_header("ratelimit-reset".parse().expect("header"), HeaderValue::from(secs)))
     }
 }
 
@@ -88,17 +72,22 @@ impl Allowance {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::limits::MemoryLimits;
 
-    #[test]
-    fn burst_then_429_with_retry_after() {
-        let limit = TokenRateLimit::new(60, 3);
+    #[tokio::test]
+    async fn burst_then_429_with_retry_after() {
+        let limit = TokenRateLimit::new(60, 3, MemoryLimits::shared());
         let token = Uuid::now_v7();
-        let remaining: Vec<u32> = (0..3).map(|_| limit.check(token).unwrap().remaining).collect();
+        let mut remaining = vec![];
+        for _ in 0..3 {
+            remaining.push(limit.check(token).await.unwrap().remaining);
+        }
         assert_eq!(remaining, vec![2, 1, 0]);
-        let err = limit.check(token).unwrap_err();
+        let err = limit.check(token).await.unwrap_err();
         assert_eq!(err.status, StatusCode::TOO_MANY_REQUESTS);
-        assert!(err.headers.iter().any(|(n, _)| n == RETRY_AFTER));
+        let retry_after = err.headers.iter().find(|(n, _)| *n == RETRY_AFTER).map(|(_, v)| v.clone());
+        assert_eq!(retry_after, Some(HeaderValue::from(1u64)), "one request back after a second");
         // Another token has its own quota.
-        assert!(limit.check(Uuid::now_v7()).is_ok());
+        assert!(limit.check(Uuid::now_v7()).await.is_ok());
     }
 }

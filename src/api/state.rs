@@ -35,8 +35,13 @@ impl AppState {
         let tokens = Tokens::new(jwt_secret, &config.jwt_audience, &config.jwt_issuer)?
             .with_previous(&config.jwt_previous_secrets())?;
         Ok(Self {
+            // One quota per token however many replicas serve it (decision 0022).
+            rate_limit: Arc::new(TokenRateLimit::new(
+                config.rate_limit_per_minute,
+                config.rate_limit_burst,
+                Arc::new(crate::store::limits::PgLimits::new(runtime.pool.clone())),
+            )),
             runtime,
-            rate_limit: Arc::new(TokenRateLimit::new(config.rate_limit_per_minute, config.rate_limit_burst)),
             config: Arc::new(config),
             tokens: Arc::new(tokens),
             keys,

@@ -7,6 +7,7 @@ pub mod alert;
 pub mod client;
 pub mod events;
 pub mod knowledge;
+pub mod limits;
 pub mod message;
 pub mod metrics;
 pub mod names;

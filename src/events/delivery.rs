@@ -7,10 +7,10 @@
 //! endpoint at once; an endpoint that has failed without a break for a day
 //! (`failing_since`) is disabled too, and nothing more is sent to it.
 //!
-//! Deliveries to one endpoint are paced (a keyed governor limiter, 25/s with a
-//! burst of 25 by default) to stay under Make's 300 requests per 10 s per hook:
-//! at most 25 + 25 × 10 = 275 in any 10 s. The limiter is per replica: with N
-//! delivery workers, set `WEBHOOK_RATE_PER_SECOND` to about 25 / N.
+//! Deliveries to one endpoint are paced (25/s with a burst of 25 by default) to stay
+//! under Make's 300 requests per 10 s per hook: at most 25 + 25 × 10 = 275 in any 10 s.
+//! The pace is shared by every delivery worker on the database (`webhook:<endpoint>`
+//! in `engine.rate_limits`, taken in leases; decision 0022), however many replicas run.
 //!
 //! The same workers send run callbacks (`callback_url`, `store::callbacks`): the
 //! run's view, through the same guarded client, on the same retry schedule, signed
@@ -19,9 +19,8 @@
 //! Workers wake on `LISTEN switchboard_events` (sent by `emit`, a queued callback
 //! and a manual retry), with polling as the fallback.
 
-use std::{num::NonZeroU32, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use rand::Rng;
 use secrecy::ExposeSecret;
 use sqlx::postgres::PgListener;
@@ -33,11 +32,16 @@ use super::{
     ssrf::{self, GuardedResolver, Policy},
 };
 use crate::{
-    domain::events::{Attempt, Event, Next},
+    domain::{
+        events::{Attempt, Event, Next},
+        limits::Rule,
+    },
+    limits::KeyedLeased,
     store::{
         callbacks::{self, ClaimedCallback},
         deliveries::{self, Claimed},
         events::EVENTS_CHANNEL,
+        limits::PgLimits,
     },
 };
 
@@ -63,7 +67,7 @@ pub struct DeliverySettings {
     pub poll: Duration,
     /// Per request.
     pub timeout: Duration,
-    /// Pacing per endpoint (per replica).
+    /// Pacing per endpoint, shared by every worker on the database.
     pub rate_per_second: u32,
     pub burst: u32,
     /// An endpoint failing without a success for this long is disabled.
@@ -237,15 +241,15 @@ pub struct Deliverer {
     /// Opens the endpoints' sealed signing secrets.
     keys: Arc<crate::crypto::KeyRing>,
     client: reqwest::Client,
-    pacing: DefaultKeyedRateLimiter<Uuid>,
+    /// Per endpoint, shared by every delivery worker on the database.
+    pacing: KeyedLeased,
     id: String,
 }
 
 impl Deliverer {
     pub fn new(pool: sqlx::PgPool, settings: DeliverySettings, keys: Arc<crate::crypto::KeyRing>) -> Self {
-        let rate = NonZeroU32::new(settings.rate_per_second.max(1)).expect("non-zero");
-        let burst = NonZeroU32::new(settings.burst.max(1)).expect("non-zero");
-        let pacing = RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst));
+        let rule = Rule::leased(settings.rate_per_second.max(1) as f64, settings.burst.max(1));
+        let pacing = KeyedLeased::new("webhook", rule, Arc::new(PgLimits::new(pool.clone())));
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "local".into());
         let id = format!("{host}-{}-webhooks-{}", std::process::id(), &Uuid::new_v4().simple().to_string()[..8]);
         Self { client: http_client(&settings), pool, settings, keys, pacing, id }
@@ -256,14 +260,9 @@ impl Deliverer {
         let (wake_tx, mut wake) = watch::channel(());
         let listener = tokio::spawn(listen(self.pool.clone(), wake_tx));
         let mut running: JoinSet<()> = JoinSet::new();
-        let mut tick = 0u32;
         tracing::info!(worker = %self.id, "webhook delivery worker started");
         while !*stop.borrow() {
             while running.try_join_next().is_some() {}
-            tick = tick.wrapping_add(1);
-            if tick.is_multiple_of(600) {
-                self.pacing.retain_recent();
-            }
             let free = self.settings.concurrency.saturating_sub(running.len());
             let mut claimed = 0;
             if free > 0 {
@@ -307,7 +306,11 @@ impl Deliverer {
     }
 
     async fn deliver(&self, delivery: Claimed) {
-        self.pacing.until_key_ready(&delivery.endpoint_id).await;
+        if let Err(e) = self.pacing.until_key_ready(&delivery.endpoint_id.to_string()).await {
+            // Not sent: its lease expires and a worker takes it again.
+            tracing::warn!(delivery = %delivery.id, error = %e, "the shared webhook pacing cannot be read; not sent now");
+            return;
+        }
         // The pacing wait may have outlasted the claim: hold the delivery for the attempt
         // again, or leave it to the worker that took it over.
         match deliveries::renew(&self.pool, delivery.id, &self.id, self.settings.lease()).await {

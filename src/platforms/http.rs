@@ -17,13 +17,11 @@
 
 use std::{
     collections::HashMap,
-    num::NonZeroU32,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
 use axum::body::Bytes;
-use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 use rand::Rng;
 use reqwest::{StatusCode, header::HeaderMap};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
@@ -32,6 +30,10 @@ use tracing::Instrument;
 use super::{
     calls::CallCounter,
     error::{ErrorKind, PlatformError},
+};
+use crate::{
+    domain::limits::{LimitStore, LimitStoreError, Rule},
+    limits::{KeyedLeased, Leased, MemoryLimits, Pauses},
 };
 
 /// Limits and retry policy of one platform (defaults from the platform's published limits,
@@ -201,9 +203,10 @@ pub struct HttpStatus {
     pub rate_per_second: f64,
     pub burst: u32,
     pub account_rate_per_second: Option<f64>,
-    /// Whether a call could start now without waiting for the platform limiter.
+    /// Whether a call could start now without waiting for the platform limiter (as this
+    /// process last saw the limit every process shares).
     pub budget_available: bool,
-    /// Accounts the platform's usage headers told us to leave alone, with seconds left.
+    /// Accounts the platform told us (any process on this database, as last read) to leave alone, with seconds left.
     pub paused_accounts: HashMap<String, u64>,
     pub last_error: Option<String>,
 }
@@ -212,21 +215,32 @@ pub struct PlatformHttp {
     platform: &'static str,
     client: reqwest::Client,
     settings: HttpSettings,
-    limiter: DefaultDirectRateLimiter,
-    account_limiter: Option<DefaultKeyedRateLimiter<String>>,
+    /// The platform's limit, and each account's, shared by every process on the database once
+    /// [`Self::share_limits`] is called (until then, this process's own).
+    limiter: Leased,
+    account_limiter: Option<KeyedLeased>,
     dialect: Arc<dyn Dialect>,
-    paused: Mutex<HashMap<String, Instant>>,
+    /// Pauses the platform asked for, per account (keys `<platform>:<account>`).
+    pauses: Pauses,
     secrets: Vec<String>,
     last_error: Mutex<Option<String>>,
     /// Where each attempt is counted for its client (see [`CallCounter`]).
     calls: Arc<CallCounter>,
 }
 
-fn quota(per_second: f64, burst: u32) -> Quota {
-    let period = Duration::from_secs_f64(1.0 / per_second.max(0.001));
-    Quota::with_period(period)
-        .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
-        .allow_burst(NonZeroU32::new(burst.max(1)).unwrap_or(NonZeroU32::MIN))
+/// The limiters of `platform` in `store`: the platform's (key `<platform>`), each account's
+/// (`<platform>:<account>`, its burst at most one second of its rate) and the pauses.
+fn limiters(
+    platform: &'static str,
+    settings: &HttpSettings,
+    store: &Arc<dyn LimitStore>,
+) -> (Leased, Option<KeyedLeased>, Pauses) {
+    let limiter = Leased::new(platform, Rule::leased(settings.rate_per_second, settings.burst), store.clone());
+    let account_limiter = settings.account_rate_per_second.map(|rate| {
+        let rule = Rule::leased(rate, settings.burst.min((rate.ceil() as u32).max(1)));
+        KeyedLeased::new(platform, rule, store.clone())
+    });
+    (limiter, account_limiter, Pauses::new(store.clone()))
 }
 
 impl PlatformHttp {
@@ -244,17 +258,15 @@ impl PlatformHttp {
             .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("reqwest client");
-        let account_limiter = settings
-            .account_rate_per_second
-            .map(|rate| RateLimiter::keyed(quota(rate, settings.burst.min((rate.ceil() as u32).max(1)))));
+        let (limiter, account_limiter, pauses) = limiters(platform, &settings, &MemoryLimits::shared());
         Self {
             platform,
             client,
-            limiter: RateLimiter::direct(quota(settings.rate_per_second, settings.burst)),
+            limiter,
             account_limiter,
             settings,
             dialect,
-            paused: Mutex::new(HashMap::new()),
+            pauses,
             secrets: secrets.into_iter().filter(|s| s.len() >= 4).collect(),
             last_error: Mutex::new(None),
             calls: Arc::default(),
@@ -265,6 +277,11 @@ impl PlatformHttp {
     /// nobody reads: a client built alone, e.g. in a test, counts for no one).
     pub fn count_into(&mut self, calls: &Arc<CallCounter>) {
         self.calls = calls.clone();
+    }
+
+    /// Draws this platform's limits and pauses from `store`, shared with every process using it.
+    pub fn share_limits(&mut self, store: &Arc<dyn LimitStore>) {
+        (self.limiter, self.account_limiter, self.pauses) = limiters(self.platform, &self.settings, store);
     }
 
     pub fn platform(&self) -> &'static str {
@@ -285,19 +302,17 @@ impl PlatformHttp {
     }
 
     pub fn status(&self) -> HttpStatus {
-        let now = Instant::now();
+        let prefix = format!("{}:", self.platform);
         HttpStatus {
             rate_per_second: self.settings.rate_per_second,
             burst: self.settings.burst,
             account_rate_per_second: self.settings.account_rate_per_second,
-            budget_available: self.limiter.check().is_ok(),
+            budget_available: self.limiter.looks_free(),
             paused_accounts: self
-                .paused
-                .lock()
-                .expect("paused lock")
-                .iter()
-                .filter(|(_, until)| **until > now)
-                .map(|(account, until)| (account.clone(), (*until - now).as_secs()))
+                .pauses
+                .known()
+                .into_iter()
+                .filter_map(|(key, left)| Some((key.strip_prefix(&prefix)?.to_string(), left.as_secs())))
                 .collect(),
             last_error: self.last_error.lock().expect("last_error lock").clone(),
         }
@@ -345,7 +360,7 @@ impl PlatformHttp {
                         if e.kind == ErrorKind::Throttled
                             && let Some(account) = call.account
                         {
-                            self.pause(account, asked);
+                            self.pause(account, asked).await;
                         }
                         return Err(self.failed(call, e.deferred(asked), Some(&span)));
                     }
@@ -359,7 +374,7 @@ impl PlatformHttp {
                         if e.kind == ErrorKind::Throttled
                             && let Some(account) = call.account
                         {
-                            self.pause(account, delay);
+                            self.pause(account, delay).await;
                         }
                         tokio::time::sleep(delay).await;
                         continue;
@@ -369,7 +384,7 @@ impl PlatformHttp {
                     if e.kind == ErrorKind::Throttled
                         && let (Some(account), Some(asked)) = (call.account, e.retry_after)
                     {
-                        self.pause(account, asked);
+                        self.pause(account, asked).await;
                     }
                     e
                 }
@@ -410,7 +425,7 @@ impl PlatformHttp {
         let status = response.status();
         let headers = response.headers().clone();
         if let (Some(pause), Some(account)) = (self.dialect.pause_for(&headers), call.account) {
-            self.pause(account, pause);
+            self.pause(account, pause).await;
         }
         let body = response.bytes().await.map_err(|e| {
             Attempt::Retry(PlatformError::new(
@@ -432,11 +447,8 @@ impl PlatformHttp {
     async fn wait_turn(&self, account: Option<&str>) -> Result<Duration, PlatformError> {
         let start = Instant::now();
         if let Some(account) = account {
-            let until = self.paused.lock().expect("paused lock").get(account).copied();
-            if let Some(until) = until
-                && until > Instant::now()
-            {
-                let left = until - Instant::now();
+            let left = self.pauses.left(&self.pause_key(account)).await.map_err(|e| self.unshared(e))?;
+            if let Some(left) = left {
                 if left > self.settings.max_pause {
                     let message = format!(
                         "{account} is paused for {}s more, as the platform asked; not calling it until then",
@@ -444,22 +456,35 @@ impl PlatformHttp {
                     );
                     return Err(PlatformError::new(self.platform, ErrorKind::Throttled, message).deferred(left));
                 }
-                tokio::time::sleep_until(until.into()).await;
+                tokio::time::sleep(left).await;
             }
             if let Some(limiter) = &self.account_limiter {
-                limiter.until_key_ready(&account.to_string()).await;
+                limiter.until_key_ready(account).await.map_err(|e| self.unshared(e))?;
             }
         }
-        self.limiter.until_ready().await;
+        self.limiter.until_ready().await.map_err(|e| self.unshared(e))?;
         Ok(start.elapsed())
     }
 
-    fn pause(&self, account: &str, for_how_long: Duration) {
-        let until = Instant::now() + for_how_long;
-        let mut paused = self.paused.lock().expect("paused lock");
-        let entry = paused.entry(account.to_string()).or_insert(until);
-        if *entry < until {
-            *entry = until;
+    fn pause_key(&self, account: &str) -> String {
+        format!("{}:{account}", self.platform)
+    }
+
+    /// Pauses the account for every process; this one holds it even if the store cannot be written.
+    async fn pause(&self, account: &str, for_how_long: Duration) {
+        if let Err(e) = self.pauses.pause(&self.pause_key(account), for_how_long).await {
+            tracing::warn!(platform = self.platform, error = %e, "the pause could not be shared with other processes");
+        }
+    }
+
+    /// The shared limits cannot be read: the call is not made (it could pass the limit) and is
+    /// deferred a moment, like a throttle.
+    fn unshared(&self, e: LimitStoreError) -> PlatformError {
+        let wait = Duration::from_secs(1);
+        let message = format!("{e}; not calling the platform until the shared limits can be read");
+        PlatformError {
+            kind: ErrorKind::Transport,
+            ..PlatformError::new(self.platform, ErrorKind::Transport, message).deferred(wait)
         }
     }
 

@@ -15,7 +15,11 @@ use serde::de::DeserializeOwned;
 use super::{
     Mode, PlatformInfo, calls::CallCounter, clickup, google_ads, google_drive, http::PlatformHttp, llm, meta, whatsapp,
 };
-use crate::sim::{self, Behaviour, Mount, SimState};
+use crate::{
+    domain::limits::LimitStore,
+    limits::MemoryLimits,
+    sim::{self, Behaviour, Mount, SimState},
+};
 
 /// One platform: its identity, its settings, its connector and its simulator.
 pub trait Platform: Sized + Send + Sync + 'static {
@@ -26,8 +30,8 @@ pub trait Platform: Sized + Send + Sync + 'static {
     /// The simulator's stand-in of this vendor (its routes, throttling and fault answers, what it created).
     type Sim: sim::Vendor + Default;
 
-    /// The connector, counting its calls in `calls`.
-    fn connect(settings: &Self::Settings, calls: &Arc<CallCounter>) -> Self;
+    /// The connector, counting its calls in `calls` and drawing its limits from `limits`.
+    fn connect(settings: &Self::Settings, calls: &Arc<CallCounter>, limits: &Arc<dyn LimitStore>) -> Self;
     /// Its HTTP layer (limits, status).
     fn http(&self) -> &PlatformHttp;
     /// Settings a live connection lacks (names of the variables, never values).
@@ -155,11 +159,17 @@ macro_rules! registry {
 
         impl Platforms {
             /// `settings` must already point where calls should go (see [`PlatformSettings::sandboxed`]);
-            /// every call is counted in `calls`.
+            /// every call is counted in `calls`. The limits are this process's own: see [`Self::sharing`].
             pub fn new(mode: Mode, settings: PlatformSettings, calls: Arc<CallCounter>) -> Self {
+                Self::sharing(mode, settings, calls, MemoryLimits::shared())
+            }
+
+            /// [`Self::new`] with every platform's limits and pauses drawn from `limits`, shared by
+            /// every process using the same store (the database, `store::limits::PgLimits`).
+            pub fn sharing(mode: Mode, settings: PlatformSettings, calls: Arc<CallCounter>, limits: Arc<dyn LimitStore>) -> Self {
                 Self {
                     mode,
-                    $($field: <$platform as Platform>::connect(&settings.$field, &calls),)+
+                    $($field: <$platform as Platform>::connect(&settings.$field, &calls, &limits),)+
                     settings,
                     calls,
                 }

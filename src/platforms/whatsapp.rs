@@ -21,6 +21,7 @@ use super::{
     http::{Call, Dialect, HttpSettings, Overrides, PlatformHttp, Verdict, default_classify, retry_after},
     meta::GraphError,
 };
+use crate::domain::limits::LimitStore;
 use crate::domain::message::template_param;
 
 pub const INFO: PlatformInfo = PlatformInfo {
@@ -285,9 +286,10 @@ impl super::Platform for WhatsApp {
     type Settings = Settings;
     type Sim = crate::sim::whatsapp::State;
 
-    fn connect(settings: &Settings, calls: &Arc<CallCounter>) -> Self {
+    fn connect(settings: &Settings, calls: &Arc<CallCounter>, limits: &Arc<dyn LimitStore>) -> Self {
         let mut client = Self::new(settings);
         client.http.count_into(calls);
+        client.http.share_limits(limits);
         client
     }
     fn http(&self) -> &PlatformHttp {

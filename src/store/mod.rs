@@ -13,6 +13,7 @@ pub mod events;
 pub mod idempotency;
 pub mod inbound;
 pub mod knowledge;
+pub mod limits;
 pub mod messages;
 pub mod metrics;
 pub mod prompt_templates;

@@ -41,6 +41,7 @@ mod runs_api;
 mod runtime_limits;
 mod secrets_at_rest;
 mod security_headers;
+mod shared_limits;
 mod sim_whatsapp;
 mod strict_query;
 mod system;

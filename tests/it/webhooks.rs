@@ -413,6 +413,44 @@ async fn deliveries_to_one_endpoint_are_paced(pool: PgPool) {
     assert!(span >= (n as f64 - burst) / rate - 0.15, "{n} deliveries took only {span:.3}s");
 }
 
+/// Two delivery workers (two replicas) on one database pace one endpoint together: the
+/// pace is shared (`engine.rate_limits`), not one pace per worker.
+#[sqlx::test]
+async fn two_workers_share_one_endpoints_pace(pool: PgPool) {
+    let app = local_app(pool.clone()).await;
+    let server = MockServer::start().await;
+    let arrivals = Arrivals::default();
+    Mock::given(method("POST")).respond_with(arrivals.clone()).mount(&server).await;
+    endpoint(&app, &format!("{}/hook", server.uri()), json!(["*"])).await;
+    let n = 20;
+    let mut tx = pool.begin().await.unwrap();
+    for i in 0..n {
+        events::emit(&mut tx, EventType::ReportReady, &json!({"i": i})).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    let (rate, burst) = (10.0, 2.0);
+    let settings = DeliverySettings { rate_per_second: 10, burst: 2, concurrency: 32, ..fast(1, Duration::ZERO) };
+    let workers = [RunningDeliverer::start(&pool, settings.clone()), RunningDeliverer::start(&pool, settings)];
+    wait_for(&app, "SELECT count(*) FROM engine.deliveries WHERE status = 'succeeded'", n, Duration::from_secs(15))
+        .await;
+    for worker in workers {
+        worker.stop().await;
+    }
+    let mut times = arrivals.0.lock().unwrap().clone();
+    times.sort();
+    assert_eq!(times.len(), n as usize);
+    for i in 0..times.len() {
+        for j in i..times.len() {
+            let window = (times[j] - times[i]).as_secs_f64();
+            let count = (j - i + 1) as f64;
+            assert!(count <= burst + rate * window + 1.0, "{count} requests within {window:.3}s from two workers");
+        }
+    }
+    // One pace for both: 20 at 10/s, not two paces of 10/s each (about 0.9 s).
+    let span = (times[times.len() - 1] - times[0]).as_secs_f64();
+    assert!(span >= (n as f64 - burst) / rate - 0.15, "{n} deliveries from two workers took only {span:.3}s");
+}
+
 /// A lease outlives its attempt: with a short lease setting, a slow endpoint and
 /// pacing that holds deliveries back for longer than the lease, two workers still
 /// POST every event exactly once (the one that waited gives way to the one that took over).

@@ -24,6 +24,7 @@ use super::{
     expose,
     http::{Call, Dialect, HttpSettings, PlatformHttp, Verdict, retry_after},
 };
+use crate::domain::limits::LimitStore;
 
 pub const INFO: PlatformInfo =
     PlatformInfo { key: "clickup", title: "ClickUp", env_prefix: "CLICKUP_", sim_prefix: "/clickup", ads: false };
@@ -229,9 +230,10 @@ impl super::Platform for ClickUp {
     type Settings = Settings;
     type Sim = crate::sim::clickup::State;
 
-    fn connect(settings: &Settings, calls: &Arc<CallCounter>) -> Self {
+    fn connect(settings: &Settings, calls: &Arc<CallCounter>, limits: &Arc<dyn LimitStore>) -> Self {
         let mut client = Self::new(settings);
         client.http.count_into(calls);
+        client.http.share_limits(limits);
         client
     }
     fn http(&self) -> &PlatformHttp {

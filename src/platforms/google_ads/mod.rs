@@ -28,6 +28,7 @@ use super::{
     google_auth::{RefreshTokenSource, TOKEN_URL, non_empty, non_empty_secret},
     http::{Call, HttpSettings, Overrides, PlatformHttp, Reply},
 };
+use crate::domain::limits::LimitStore;
 use crate::domain::metrics::DailyMetrics;
 
 pub const INFO: PlatformInfo = PlatformInfo {
@@ -167,9 +168,10 @@ impl super::Platform for GoogleAds {
     type Settings = Settings;
     type Sim = crate::sim::google_ads::State;
 
-    fn connect(settings: &Settings, calls: &Arc<CallCounter>) -> Self {
+    fn connect(settings: &Settings, calls: &Arc<CallCounter>, limits: &Arc<dyn LimitStore>) -> Self {
         let mut client = Self::new(settings);
         client.http.count_into(calls);
+        client.http.share_limits(limits);
         client.auth.count_into(calls);
         client
     }

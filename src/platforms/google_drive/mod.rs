@@ -24,6 +24,7 @@ use super::{
     google_auth::{DRIVE_SCOPE, ServiceAccountKey, ServiceAccountSource, non_empty, non_empty_secret},
     http::{Call, Dialect, HttpSettings, Overrides, PlatformHttp, Reply, Verdict},
 };
+use crate::domain::limits::LimitStore;
 
 pub const INFO: PlatformInfo = PlatformInfo {
     key: "google_drive",
@@ -291,9 +292,10 @@ impl super::Platform for GoogleDrive {
     type Settings = Settings;
     type Sim = crate::sim::google_drive::State;
 
-    fn connect(settings: &Settings, calls: &Arc<CallCounter>) -> Self {
+    fn connect(settings: &Settings, calls: &Arc<CallCounter>, limits: &Arc<dyn LimitStore>) -> Self {
         let mut client = Self::new(settings);
         client.http.count_into(calls);
+        client.http.share_limits(limits);
         if let Ok(auth) = &mut client.auth {
             auth.count_into(calls);
         }

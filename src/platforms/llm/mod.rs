@@ -32,6 +32,7 @@ use super::{
     expose,
     http::{Call, HttpSettings, PlatformHttp},
 };
+use crate::domain::limits::LimitStore;
 
 pub const INFO: PlatformInfo =
     PlatformInfo { key: "llm", title: "LLM (Anthropic or OpenAI)", env_prefix: "LLM_", sim_prefix: "/llm", ads: false };
@@ -197,9 +198,10 @@ impl super::Platform for Llm {
     type Settings = Settings;
     type Sim = crate::sim::llm::State;
 
-    fn connect(settings: &Settings, calls: &Arc<CallCounter>) -> Self {
+    fn connect(settings: &Settings, calls: &Arc<CallCounter>, limits: &Arc<dyn LimitStore>) -> Self {
         let mut client = Self::new(settings);
         client.http.count_into(calls);
+        client.http.share_limits(limits);
         client
     }
     fn http(&self) -> &PlatformHttp {

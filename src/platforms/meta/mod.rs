@@ -28,6 +28,7 @@ use super::{
     expose,
     http::{Call, HttpSettings, Overrides, PlatformHttp},
 };
+use crate::domain::limits::LimitStore;
 use crate::domain::metrics::DailyMetrics;
 
 pub const INFO: PlatformInfo =
@@ -162,9 +163,10 @@ impl super::Platform for Meta {
     type Settings = Settings;
     type Sim = crate::sim::meta::State;
 
-    fn connect(settings: &Settings, calls: &Arc<CallCounter>) -> Self {
+    fn connect(settings: &Settings, calls: &Arc<CallCounter>, limits: &Arc<dyn LimitStore>) -> Self {
         let mut client = Self::new(settings);
         client.http.count_into(calls);
+        client.http.share_limits(limits);
         client
     }
     fn http(&self) -> &PlatformHttp {
