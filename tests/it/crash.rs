@@ -129,7 +129,14 @@ impl Drop for Procs {
 }
 
 /// The service's environment: a fresh database and every platform at the simulator.
-pub(crate) fn service(dir: &Path, db: &FreshDb, sim_port: u16, port: u16, role: &str, extra: &[(&str, &str)]) -> Command {
+pub(crate) fn service(
+    dir: &Path,
+    db: &FreshDb,
+    sim_port: u16,
+    port: u16,
+    role: &str,
+    extra: &[(&str, &str)],
+) -> Command {
     let sim = format!("http://127.0.0.1:{sim_port}");
     let mut cmd = Command::new(BIN);
     cmd.args(["serve", "--role", role])

@@ -4,6 +4,7 @@
 
 mod support;
 
+mod api_replicas;
 mod audit;
 mod auth;
 mod auth_matrix;
