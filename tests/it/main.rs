@@ -35,6 +35,7 @@ mod platform_llm;
 mod platform_meta;
 mod platform_pauses;
 mod platform_whatsapp;
+mod replicas;
 mod retention;
 mod run_callbacks;
 mod runs_api;
