@@ -14,6 +14,7 @@ pub mod http_server;
 pub mod operations;
 pub mod platforms;
 pub mod prompts;
+pub mod render;
 pub mod reseal;
 pub mod retention;
 pub mod server;
