@@ -119,6 +119,12 @@ pub fn chart_png(data: &ReportData, name: &str) -> Option<Result<Vec<u8>, Render
     Some(raster::png(&chart.svg, raster::CHART_SCALE))
 }
 
+/// The file name of a weekly report's rendering: `2026-06-14 weekly report.pdf` (`.html`).
+pub fn file_name(period_end: NaiveDate, media_type: &str) -> String {
+    let ext = if media_type == "text/html" { "html" } else { "pdf" };
+    format!("{period_end} weekly report.{ext}")
+}
+
 #[cfg(test)]
 pub(crate) mod sample;
 #[cfg(test)]
