@@ -125,7 +125,11 @@ pub fn file_name(period_end: NaiveDate, media_type: &str) -> String {
     format!("{period_end} weekly report.{ext}")
 }
 
-#[cfg(test)]
-pub(crate) mod sample;
+/// Each PDF page as a PNG (`scale` × 595 × 842 px): the documented example and previews.
+pub fn page_pngs(data: &ReportData, scale: f32) -> Result<Vec<Vec<u8>>, RenderError> {
+    pdf::pages(data).iter().map(|svg| raster::png(svg, scale)).collect()
+}
+
+pub mod sample;
 #[cfg(test)]
 mod tests;

@@ -1,5 +1,6 @@
-//! A fixed data set for the rendering tests and the example: two platforms,
-//! two weeks, targets, budgets, one alert and a summary.
+//! A fixed data set: two platforms, two weeks, targets, budgets, one alert and
+//! a summary. The rendering tests assert its figures exactly; the benchmark
+//! (`scripts/bench-report-render`) and the example in docs/WORKFLOWS.md render it.
 
 use std::collections::BTreeMap;
 

@@ -157,14 +157,3 @@ fn same_data_same_bytes() {
     assert_eq!(html(&data), html(&data));
     assert_eq!(chart_png(&data, "roas").unwrap().unwrap(), chart_png(&data, "roas").unwrap().unwrap());
 }
-
-#[test]
-#[ignore]
-fn dump_pdf() {
-    std::fs::write("/tmp/report.pdf", pdf(&sample::data()).unwrap()).unwrap();
-    std::fs::write("/tmp/empty.pdf", pdf(&sample::empty()).unwrap()).unwrap();
-    std::fs::write("/tmp/report.html", html(&sample::data())).unwrap();
-    for n in CHART_NAMES {
-        std::fs::write(format!("/tmp/{n}.png"), chart_png(&sample::data(), n).unwrap().unwrap()).unwrap();
-    }
-}

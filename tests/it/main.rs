@@ -34,6 +34,7 @@ mod platform_llm;
 mod platform_meta;
 mod platform_pauses;
 mod platform_whatsapp;
+mod report_views;
 mod retention;
 mod run_callbacks;
 mod runs_api;
