@@ -104,7 +104,9 @@ pub fn rows(block: &Block, currency: &str) -> Vec<Row> {
     let conv = |v: Option<f64>| v.map_or("–".to_string(), |v| format::decimal(v, 1, currency));
     let ratio = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{}×", format::decimal(v, 2, currency)));
     type Fmt<'a> = &'a dyn Fn(Option<f64>) -> String;
-    let metrics: [(&str, Option<f64>, Option<f64>, Fmt, bool); 6] = [
+    /// Name, this week, previous week, how it is written, whether higher is better.
+    type Metric<'a> = (&'a str, Option<f64>, Option<f64>, Fmt<'a>, bool);
+    let metrics: [Metric; 6] = [
         ("Spend", Some(t.spend), Some(p.spend), &money, true),
         ("Impressions", Some(t.impressions as f64), Some(p.impressions as f64), &count, true),
         ("Link clicks", Some(t.link_clicks as f64), Some(p.link_clicks as f64), &count, true),
