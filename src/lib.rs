@@ -15,6 +15,7 @@ pub mod limits;
 pub mod operations;
 pub mod platforms;
 pub mod prompts;
+pub mod render;
 pub mod reseal;
 pub mod retention;
 pub mod server;

@@ -16,6 +16,7 @@ pub mod knowledge;
 pub mod messages;
 pub mod metrics;
 pub mod middleware;
+pub mod negotiate;
 pub mod openapi;
 pub mod pagination;
 pub mod platform_actions;

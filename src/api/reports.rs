@@ -1,7 +1,11 @@
 //! `/v1/reports`: reports the workflows wrote (the weekly report), with the
 //! figures they were built from and the model's token usage.
 
-use axum::extract::{Path, State};
+use axum::{
+    extract::{Path, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -14,11 +18,13 @@ use super::{
     clients,
     error::{ApiError, ApiResult, Problem},
     extract::{ApiQuery, NoQuery},
+    negotiate,
     pagination::{self, Page},
 };
 use crate::{
     api::AppState,
     domain::scope::Scope,
+    operations, render,
     store::{
         self,
         reports::{ReportFilter, ReportRow},
@@ -29,7 +35,7 @@ pub const TAG: &str = "reports";
 const CURSOR: &str = "reports";
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(list_reports)).routes(routes!(get_report))
+    OpenApiRouter::new().routes(routes!(list_reports)).routes(routes!(get_report)).routes(routes!(get_report_chart))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -144,26 +150,111 @@ async fn list_reports(
     Ok(axum::Json(Page::new(page.data.into_iter().map(Report::from).collect(), page.next_cursor)))
 }
 
+/// The media types `GET /v1/reports/{id}` serves, the default first.
+pub const MEDIA_TYPES: [&str; 3] = ["application/json", "text/html", "application/pdf"];
+
 /// Get a report
+///
+/// Content negotiation by `Accept`: `application/json` (the default: the stored report),
+/// `text/html` (a self-contained printable page with inline SVG charts) or `application/pdf`
+/// (A4, the same content). Charts as PNG: `GET /v1/reports/{id}/charts/{chart}`.
 #[utoipa::path(
     get, path = "/v1/reports/{id}", operation_id = "getReport", tag = TAG,
-    params(("id" = Uuid, Path, description = "Report id")),
+    params(
+        ("id" = Uuid, Path, description = "Report id"),
+        ("Accept" = Option<String>, Header, description = "`application/json` (default), `text/html` or `application/pdf`"),
+    ),
     responses(
-        (status = 200, description = "The report", body = Report),
+        (status = 200, description = "The report, as JSON, an HTML page or a PDF", content(
+            (Report = "application/json"),
+            (String = "text/html"),
+            ([u8] = "application/pdf"),
+        )),
         (status = 403, description = "Missing scope `clients:read`", body = Problem),
         (status = 404, description = "No such report", body = Problem),
+        (status = 406, description = "`Accept` names none of `application/json`, `text/html`, `application/pdf`", body = Problem),
     )
 )]
 async fn get_report(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
+    headers: HeaderMap,
     _: ApiQuery<NoQuery>,
-) -> ApiResult<axum::Json<Report>> {
+) -> ApiResult<Response> {
     caller.require(Scope::ClientsRead)?;
+    let accept = headers.get(header::ACCEPT).map(|v| v.to_str().unwrap_or("?"));
+    let media = negotiate::pick(accept, &MEDIA_TYPES).ok_or_else(|| {
+        let message = format!("must accept one of {}", MEDIA_TYPES.join(", "));
+        ApiError::new(StatusCode::NOT_ACCEPTABLE, "not_acceptable", format!("Accept: {message}."))
+            .with_field("Accept", message)
+    })?;
     let missing = || ApiError::not_found(format!("No report `{id}`."));
     let uuid = Uuid::parse_str(&id).map_err(|_| missing())?;
     let mut conn = state.pool.acquire().await?;
-    let row = store::reports::find(&mut conn, uuid).await?.ok_or_else(missing)?;
-    Ok(axum::Json(row.into()))
+    let vary = [(header::VARY, HeaderValue::from_static("Accept"))];
+    if media == "application/json" {
+        let row = store::reports::find(&mut conn, uuid).await?.ok_or_else(missing)?;
+        return Ok((vary, axum::Json(Report::from(row))).into_response());
+    }
+    let (row, data) = operations::reports::load(&mut conn, uuid).await?.ok_or_else(missing)?;
+    drop(conn);
+    let body = tokio::task::spawn_blocking(move || match media {
+        "text/html" => Ok(render::html(&data).into_bytes()),
+        _ => render::pdf(&data),
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(ApiError::internal)?;
+    let content_type = if media == "text/html" { "text/html; charset=utf-8" } else { "application/pdf" };
+    let disposition = format!("inline; filename=\"{}\"", render::file_name(row.period_end, media));
+    let headers = [
+        (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+        (header::VARY, HeaderValue::from_static("Accept")),
+        (header::CONTENT_DISPOSITION, HeaderValue::from_str(&disposition).map_err(ApiError::internal)?),
+    ];
+    Ok((headers, body).into_response())
+}
+
+/// Get a report chart as PNG
+///
+/// One chart of the rendered report, 1600 × 720 px: `daily-spend.png` (spend per platform and
+/// day with the budget pace), `conversions-cpa.png` (conversions and cost per result with the
+/// target CPA) or `roas.png` (ROAS with the target ROAS).
+#[utoipa::path(
+    get, path = "/v1/reports/{id}/charts/{chart}", operation_id = "getReportChart", tag = TAG,
+    params(
+        ("id" = Uuid, Path, description = "Report id"),
+        ("chart" = String, Path, description = "`daily-spend.png`, `conversions-cpa.png` or `roas.png`", example = "daily-spend.png"),
+    ),
+    responses(
+        (status = 200, description = "The chart", content(([u8] = "image/png"))),
+        (status = 403, description = "Missing scope `clients:read`", body = Problem),
+        (status = 404, description = "No such report, or no such chart (the problem names the chart)", body = Problem),
+    )
+)]
+async fn get_report_chart(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, chart)): Path<(String, String)>,
+    _: ApiQuery<NoQuery>,
+) -> ApiResult<Response> {
+    caller.require(Scope::ClientsRead)?;
+    let name = chart.strip_suffix(".png").filter(|n| render::CHART_NAMES.contains(n)).ok_or_else(|| {
+        let names: Vec<String> = render::CHART_NAMES.iter().map(|n| format!("`{n}.png`")).collect();
+        ApiError::not_found(format!("No chart `{chart}`: a report has {}.", names.join(", ")))
+            .with_field("chart", format!("no chart `{chart}`"))
+    })?;
+    let missing = || ApiError::not_found(format!("No report `{id}`."));
+    let uuid = Uuid::parse_str(&id).map_err(|_| missing())?;
+    let mut conn = state.pool.acquire().await?;
+    let (_, data) = operations::reports::load(&mut conn, uuid).await?.ok_or_else(missing)?;
+    drop(conn);
+    let name = name.to_string();
+    let png = tokio::task::spawn_blocking(move || render::chart_png(&data, &name))
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("a listed chart did not render")))?
+        .map_err(ApiError::internal)?;
+    Ok(([(header::CONTENT_TYPE, HeaderValue::from_static("image/png"))], png).into_response())
 }

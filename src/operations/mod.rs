@@ -12,6 +12,7 @@ pub mod drive_folders;
 pub mod messages;
 pub mod metrics;
 pub mod pacing;
+pub mod reports;
 
 use crate::domain::validation::FieldError;
 

@@ -36,6 +36,7 @@ mod platform_meta;
 mod platform_pauses;
 mod platform_whatsapp;
 mod replicas;
+mod report_views;
 mod retention;
 mod run_callbacks;
 mod runs_api;
