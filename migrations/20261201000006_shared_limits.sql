@@ -8,17 +8,20 @@
 -- One GCRA bucket per limit key (`meta`, `meta:act_1`, `api:<token id>`, `webhook:<endpoint>`):
 -- `tat` is the theoretical arrival time of the next request. A key absent (or with a `tat` in
 -- the past) has its whole burst.
-CREATE UNLOGGED TABLE engine.rate_limits (
+CREATE TABLE engine.rate_limits (
     key text PRIMARY KEY,
     tat timestamptz NOT NULL
 );
 
 -- Pauses a vendor asked for (Meta's regain estimate, Google's retryDelay, Retry-After), per
 -- (platform, account) key: no process calls that key before `until`.
-CREATE UNLOGGED TABLE engine.limit_pauses (
+CREATE TABLE engine.limit_pauses (
     key text PRIMARY KEY,
     until timestamptz NOT NULL
 );
+
+ALTER TABLE engine.rate_limits SET UNLOGGED;
+ALTER TABLE engine.limit_pauses SET UNLOGGED;
 
 -- Takes up to `want` tokens of `lease_key` in one round trip, by the database's clock (so the
 -- processes' clocks never matter). The bucket refills one token per `spacing` seconds and holds

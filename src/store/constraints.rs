@@ -121,6 +121,9 @@ pub const CONSTRAINTS: &[Constraint] = &[
     foreign_key("deliveries_endpoint_id_fkey", REFERENCE_GONE),
     unique("delivery_attempts_pkey", EXISTS),
     foreign_key("delivery_attempts_delivery_id_fkey", REFERENCE_GONE),
+    // engine: shared limits and pauses (written with ON CONFLICT: never answered)
+    unique("rate_limits_pkey", EXISTS),
+    unique("limit_pauses_pkey", EXISTS),
 ];
 
 /// The row for a constraint, if the table has one.
