@@ -11,6 +11,7 @@ pub mod domain;
 pub mod embedded_pg;
 pub mod events;
 pub mod http_server;
+pub mod make_app;
 pub mod operations;
 pub mod platforms;
 pub mod prompts;
