@@ -148,8 +148,7 @@ pub fn error_type(status: u16) -> &'static str {
 
 /// Our problem body, said in one line: status, code, detail and the request id to
 /// quote when asking for help.
-const ERROR_MESSAGE: &str =
-    "[{{statusCode}}] {{ifempty(body.code, 'error')}}: {{ifempty(body.detail, body.title)}} (request {{body.request_id}})";
+const ERROR_MESSAGE: &str = "[{{statusCode}}] {{ifempty(body.code, 'error')}}: {{ifempty(body.detail, body.title)}} (request {{body.request_id}})";
 
 fn error_directive(spec: &Value) -> Value {
     let mut error = Map::new();
@@ -228,12 +227,14 @@ fn rpc(spec: &Spec, id: &str, o: &modules::Operation) -> Result<Component, Gener
 
 /// Modules grouped by the spec's tags, in the order the spec lists its tags.
 fn groups(spec: &Value, ops: &[modules::Operation]) -> Value {
-    let tags: Vec<&str> =
-        spec["tags"].as_array().into_iter().flatten().filter_map(|t| t["name"].as_str()).collect();
+    let tags: Vec<&str> = spec["tags"].as_array().into_iter().flatten().filter_map(|t| t["name"].as_str()).collect();
     let mut out = vec![];
     for tag in tags {
-        let mut ids: Vec<&str> =
-            ops.iter().filter(|o| o.op["tags"].as_array().is_some_and(|t| t.contains(&json!(tag)))).map(|o| o.id()).collect();
+        let mut ids: Vec<&str> = ops
+            .iter()
+            .filter(|o| o.op["tags"].as_array().is_some_and(|t| t.contains(&json!(tag))))
+            .map(|o| o.id())
+            .collect();
         if tag == "events" {
             ids.extend(triggers::IDS);
         }

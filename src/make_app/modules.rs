@@ -88,8 +88,7 @@ pub fn list_shape(spec: &Spec, o: &Operation) -> Option<ListShape> {
     if data["type"] != json!("array") || !properties.contains_key("next_cursor") {
         return None;
     }
-    let condition =
-        if properties.contains_key("has_more") { "{{body.has_more}}" } else { "{{body.next_cursor}}" };
+    let condition = if properties.contains_key("has_more") { "{{body.has_more}}" } else { "{{body.next_cursor}}" };
     Some(ListShape {
         iterate: "{{body.data}}",
         item: data["items"].clone(),

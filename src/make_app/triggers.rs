@@ -93,7 +93,11 @@ fn instant(interface: Vec<Value>, sample: Value) -> Component {
 /// all the feed can do (docs/MAKE.md).
 fn polling(feed: &Operation, types: &[String], interface: Vec<Value>, sample: Value) -> Component {
     let query = |name: &str| {
-        feed.op["parameters"].as_array().into_iter().flatten().find(|p| p["in"] == json!("query") && p["name"] == json!(name))
+        feed.op["parameters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|p| p["in"] == json!("query") && p["name"] == json!(name))
     };
     let descending = query("order").is_some() && query("before").is_some();
     let mut qs = json!({

@@ -54,7 +54,10 @@ fn the_committed_app_is_what_the_generator_writes_today() {
     let regenerate = "regenerate it: cargo run -- make-app --out make-scenarios/app";
     let missing: Vec<&String> = fresh.keys().filter(|k| !committed.contains_key(*k)).collect();
     let stale: Vec<&String> = committed.keys().filter(|k| !fresh.contains_key(*k)).collect();
-    assert!(missing.is_empty() && stale.is_empty(), "make-scenarios/app: missing {missing:?}, stale {stale:?}; {regenerate}");
+    assert!(
+        missing.is_empty() && stale.is_empty(),
+        "make-scenarios/app: missing {missing:?}, stale {stale:?}; {regenerate}"
+    );
     for (path, content) in &fresh {
         assert!(committed[path] == *content, "make-scenarios/app/{path} differs from a fresh generation; {regenerate}");
     }
@@ -131,7 +134,13 @@ fn check(files: &BTreeMap<String, String>, spec: &Value) -> Vec<String> {
 
 /// One request: its path and method are an operation; every query parameter, header
 /// and body field it sends is one of that operation's; each required one is sent.
-fn check_request(at: &str, c: &Value, spec: &Value, params: &BTreeSet<String>, required: &BTreeSet<String>) -> Vec<String> {
+fn check_request(
+    at: &str,
+    c: &Value,
+    spec: &Value,
+    params: &BTreeSet<String>,
+    required: &BTreeSet<String>,
+) -> Vec<String> {
     let mut problems = vec![];
     let url = c["url"].as_str().unwrap_or_default();
     let method = c["method"].as_str().unwrap_or_default().to_ascii_lowercase();
@@ -158,12 +167,19 @@ fn check_request(at: &str, c: &Value, spec: &Value, params: &BTreeSet<String>, r
     }
     // Query parameters.
     let query = declared("query");
-    let sent: BTreeSet<&str> = c["qs"].as_object().into_iter().flatten().map(|(k, _)| k.as_str())
+    let sent: BTreeSet<&str> = c["qs"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, _)| k.as_str())
         .chain(c["pagination"]["qs"].as_object().into_iter().flatten().map(|(k, _)| k.as_str()))
         .collect();
     for name in &sent {
         if !query.iter().any(|p| p["name"] == json!(name)) {
-            problems.push(format!("{at}: query parameter `{name}` is not a parameter of {} {template}", method.to_uppercase()));
+            problems.push(format!(
+                "{at}: query parameter `{name}` is not a parameter of {} {template}",
+                method.to_uppercase()
+            ));
         }
     }
     for p in query.iter().filter(|p| p["required"] == json!(true)) {
@@ -178,7 +194,8 @@ fn check_request(at: &str, c: &Value, spec: &Value, params: &BTreeSet<String>, r
     for (name, _) in c["headers"].as_object().into_iter().flatten() {
         let ok = headers.iter().any(|p| p["name"].as_str().is_some_and(|n| n.eq_ignore_ascii_case(name)))
             || (name.eq_ignore_ascii_case("idempotency-key") && method == "post")
-            || (name.eq_ignore_ascii_case("content-type") && op["requestBody"]["content"].get(c["headers"][name].as_str().unwrap_or_default()).is_some());
+            || (name.eq_ignore_ascii_case("content-type")
+                && op["requestBody"]["content"].get(c["headers"][name].as_str().unwrap_or_default()).is_some());
         if !ok {
             problems.push(format!("{at}: header `{name}` is not a parameter of {} {template}", method.to_uppercase()));
         }
@@ -204,17 +221,22 @@ fn check_request(at: &str, c: &Value, spec: &Value, params: &BTreeSet<String>, r
         (_, None) => problems.push(format!("{at}: sends a body, but {} {template} takes none", method.to_uppercase())),
         (Value::String(expr), Some(schema)) => {
             let omitted: BTreeSet<String> = expr.split('\'').skip(1).step_by(2).map(str::to_string).collect();
-            let fields: BTreeSet<&String> = params.iter().filter(|p| !omitted.contains(*p) && p.as_str() != "limit").collect();
+            let fields: BTreeSet<&String> =
+                params.iter().filter(|p| !omitted.contains(*p) && p.as_str() != "limit").collect();
             let properties = properties_of(spec, schema);
             for f in &fields {
                 if !properties.0.contains(*f) {
-                    problems.push(format!("{at}: field `{f}` is not a property of the {} {template} body", method.to_uppercase()));
+                    problems.push(format!(
+                        "{at}: field `{f}` is not a property of the {} {template} body",
+                        method.to_uppercase()
+                    ));
                 }
             }
             if method != "patch" {
                 for r in &properties.1 {
                     if !required.contains(r) {
-                        problems.push(format!("{at}: body property `{r}` is required by the spec but not by the module"));
+                        problems
+                            .push(format!("{at}: body property `{r}` is required by the spec but not by the module"));
                     }
                 }
             }
@@ -223,7 +245,10 @@ fn check_request(at: &str, c: &Value, spec: &Value, params: &BTreeSet<String>, r
             let properties = properties_of(spec, schema);
             for key in body.keys() {
                 if !properties.0.contains(key) {
-                    problems.push(format!("{at}: body key `{key}` is not a property of the {} {template} body", method.to_uppercase()));
+                    problems.push(format!(
+                        "{at}: body key `{key}` is not a property of the {} {template} body",
+                        method.to_uppercase()
+                    ));
                 }
             }
         }
@@ -263,7 +288,8 @@ fn every_operation_a_make_user_calls_has_a_module() {
     let operations = make_app::operations(&spec).unwrap();
     assert!(operations.len() > 50, "{} operations", operations.len());
     for o in &operations {
-        let module = modules.get(o.id()).unwrap_or_else(|| panic!("no module for {} {} ({})", o.method, o.path, o.id()));
+        let module =
+            modules.get(o.id()).unwrap_or_else(|| panic!("no module for {} {} ({})", o.method, o.path, o.id()));
         let communication: Value =
             serde_json::from_str(&committed()[module["codeFiles"]["communication"].as_str().unwrap()]).unwrap();
         assert_eq!(communication["method"], json!(o.method), "{}", o.id());
@@ -302,7 +328,10 @@ fn the_checker_reports_a_module_that_does_not_match_the_spec() {
         mutate(&mut c);
         files.insert(path.into(), c.to_string());
         let problems = check(&files, &spec);
-        assert!(problems.iter().any(|p| p.contains("createClient") && p.contains(expected)), "{expected}: {problems:#?}");
+        assert!(
+            problems.iter().any(|p| p.contains("createClient") && p.contains(expected)),
+            "{expected}: {problems:#?}"
+        );
     }
     // A body field the schema does not have.
     let mut files = committed();
@@ -345,9 +374,17 @@ fn problem_statuses_map_to_make_error_types() {
     let base: Value = serde_json::from_str(&committed()["general/base.iml.json"]).unwrap();
     let error = &base["response"]["error"];
     let expect = |status: &str| error[status]["type"].as_str().unwrap_or("(none)").to_string();
-    for (status, kind) in [("401", "InvalidAccessTokenError"), ("403", "InvalidAccessTokenError"),
-        ("429", "RateLimitError"), ("400", "DataError"), ("404", "DataError"), ("409", "DataError"),
-        ("422", "DataError"), ("500", "ConnectionError"), ("503", "ConnectionError")] {
+    for (status, kind) in [
+        ("401", "InvalidAccessTokenError"),
+        ("403", "InvalidAccessTokenError"),
+        ("429", "RateLimitError"),
+        ("400", "DataError"),
+        ("404", "DataError"),
+        ("409", "DataError"),
+        ("422", "DataError"),
+        ("500", "ConnectionError"),
+        ("503", "ConnectionError"),
+    ] {
         assert_eq!(expect(status), kind, "status {status}");
     }
     assert!(error["message"].as_str().unwrap().contains("body.code"), "the message quotes our problem code");
