@@ -103,10 +103,10 @@ impl Spec<'_> {
     fn field(&self, schema: &Value, depth: usize, typing: &Typing) -> Value {
         let flat = self.flatten(schema);
         let mut f = Map::new();
-        if let Some(help) = flat["description"].as_str().map(first_paragraph).filter(|h| !h.is_empty()) {
-            if matches!(typing, Typing::Parameter) {
-                f.insert("help".into(), json!(help));
-            }
+        if let Some(help) = flat["description"].as_str().map(first_paragraph).filter(|h| !h.is_empty())
+            && matches!(typing, Typing::Parameter)
+        {
+            f.insert("help".into(), json!(help));
         }
         let kind = primary_type(&flat);
         if let (Some(values), Typing::Parameter) = (flat["enum"].as_array(), typing) {

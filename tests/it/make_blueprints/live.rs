@@ -367,7 +367,7 @@ async fn alerts_receiver_blueprint_handles_a_failing_email_or_slack_module(pool:
         kind,
         severity,
         subject: "meta".into(),
-        message: format!("{kind}"),
+        message: kind.to_string(),
         data: json!({}),
     };
     let mut conn = app.pool.acquire().await.unwrap();
