@@ -1,4 +1,5 @@
-//! Command line: `serve` (default), `migrate`, `token create`, `secrets rotate`, `openapi`.
+//! Command line: `serve` (default), `migrate`, `token create`, `secrets rotate`, `openapi`,
+//! `make-app`, `sim`.
 
 use clap::{Parser, Subcommand};
 
@@ -35,6 +36,13 @@ pub enum Command {
     Secrets(SecretsCommand),
     /// Print the OpenAPI document (JSON) to stdout.
     Openapi,
+    /// Write the Make custom app (a Make Apps SDK local-development project) generated
+    /// from the OpenAPI document into a directory; see docs/MAKE.md.
+    MakeApp {
+        /// The project directory (created if missing; its `origins` are kept).
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
     /// Run the platform simulator alone (all six platforms on their real paths).
     Sim {
         #[arg(long, default_value_t = 9090)]
@@ -93,6 +101,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve { role: crate::server::Role::All }) {
         Command::Openapi => {
             println!("{}", serde_json::to_string_pretty(&crate::api::openapi::document())?);
+            Ok(())
+        }
+        Command::MakeApp { out } => {
+            let (written, removed) = write_make_app(&out)?;
+            println!("Make app: {written} files in {} ({removed} stale files removed)", out.display());
             Ok(())
         }
         Command::Sim { port, bind, latency_ms, rate_per_second, fault_rate, webhook_url, whatsapp_app_secret } => {
@@ -193,6 +206,64 @@ fn whatsapp_webhook(
             anyhow::anyhow!("--webhook-url needs --whatsapp-app-secret (or WHATSAPP_APP_SECRET) to sign with")
         })?;
     Ok(Some(crate::sim::whatsapp::Target { url, app_secret }))
+}
+
+/// The directories of a Make app project that the generator owns: files in them that
+/// it no longer writes are removed, so a deleted operation leaves no module behind.
+const MAKE_APP_DIRS: [&str; 5] = ["connections", "general", "modules", "rpcs", "webhooks"];
+
+/// Generates the Make app into `out`, keeping the `origins` of an existing
+/// `makecomapp.json` (they name the user's app in Make). Returns (written, removed).
+pub fn write_make_app(out: &std::path::Path) -> anyhow::Result<(usize, usize)> {
+    use anyhow::Context;
+    let spec = serde_json::to_value(crate::api::openapi::document())?;
+    let index = out.join("makecomapp.json");
+    let origins = match std::fs::read_to_string(&index) {
+        Ok(text) => serde_json::from_str::<serde_json::Value>(&text)
+            .with_context(|| format!("{} is not JSON", index.display()))?["origins"]
+            .clone(),
+        Err(_) => serde_json::Value::Null,
+    };
+    let origins = if origins.is_array() { origins } else { serde_json::json!([]) };
+    let files = crate::make_app::generate(&spec, origins)?;
+    let mut removed = 0;
+    for dir in MAKE_APP_DIRS {
+        for entry in walkdir(&out.join(dir)) {
+            let relative = entry.strip_prefix(out)?.to_string_lossy().replace('\\', "/");
+            if !files.contains_key(&relative) {
+                std::fs::remove_file(&entry).with_context(|| format!("removing {}", entry.display()))?;
+                removed += 1;
+            }
+        }
+    }
+    for (path, content) in &files {
+        let path = out.join(path);
+        std::fs::create_dir_all(path.parent().expect("a file has a directory"))?;
+        std::fs::write(&path, content).with_context(|| format!("writing {}", path.display()))?;
+    }
+    for dir in MAKE_APP_DIRS {
+        remove_empty_dirs(&out.join(dir));
+    }
+    Ok((files.len(), removed))
+}
+
+/// Every file under `dir` (none when it does not exist).
+fn walkdir(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = vec![];
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() { out.extend(walkdir(&path)) } else { out.push(path) }
+    }
+    out
+}
+
+fn remove_empty_dirs(dir: &std::path::Path) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if entry.path().is_dir() {
+            remove_empty_dirs(&entry.path());
+        }
+    }
+    let _ = std::fs::remove_dir(dir); // fails, as intended, when not empty
 }
 
 /// `token create` logs only warnings, so its stderr stays readable too.

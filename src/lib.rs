@@ -12,6 +12,7 @@ pub mod embedded_pg;
 pub mod events;
 pub mod http_server;
 pub mod limits;
+pub mod make_app;
 pub mod operations;
 pub mod platforms;
 pub mod prompts;

@@ -6,6 +6,7 @@
 mod checker;
 mod live;
 mod runner;
+mod text;
 
 use std::{collections::BTreeSet, fs, path::PathBuf};
 
@@ -85,7 +86,7 @@ fn the_checker_reports_each_kind_of_mistake() {
     assert_eq!(ok.scopes, BTreeSet::from(["clients:read".to_string(), "platforms:act".to_string()]));
 
     type Mutation = fn(&mut Value);
-    let cases: [(&str, &str, Mutation); 18] = [
+    let cases: [(&str, &str, Mutation); 21] = [
         ("module 2", "is not in openapi.json", |b| {
             b["flow"][1]["mapper"]["url"] = json!("{{1.switchboard_url}}/v1/client/{{1.client}}/metrics/sync")
         }),
@@ -129,6 +130,16 @@ fn the_checker_reports_each_kind_of_mistake() {
             b["flow"][2].as_object_mut().unwrap().remove("onerror");
         }),
         ("metadata.scenario.dlq", "Break", |b| b["metadata"]["scenario"]["dlq"] = json!(false)),
+        ("module 4", "sits on module 2", |b| b["flow"][2]["metadata"]["designer"] = json!({"x": 340, "y": 60})),
+        ("module 2", "calls trimEnd(), which Make does not document", |b| {
+            b["flow"][1]["mapper"]["url"] =
+                json!("{{trimEnd(1.switchboard_url; \"/\")}}/v1/clients/{{1.client}}/metrics/sync")
+        }),
+        ("module 6", "no error handler", |b| {
+            b["flow"].as_array_mut().unwrap().push(json!({"id": 6, "module": "slack:CreateMessage", "version": 4,
+                "parameters": {}, "mapper": {"text": "{{4.data.total.spend}}"},
+                "metadata": {"designer": {"x": 900, "y": 0}}}))
+        }),
     ];
     for (at, expected, mutate) in cases {
         let mut bp = sample();
@@ -165,6 +176,29 @@ fn expressions_become_strings_or_any_value() {
     );
 }
 
+/// The runner's IML is Make's documented scenario IML: `+` adds numbers only, text
+/// is joined side by side, arguments are separated by `;`, and only documented
+/// functions exist. Each rule fails loudly, so a blueprint cannot pass on it.
+#[test]
+fn the_runners_iml_refuses_what_make_does_not_document() {
+    let lookup = |path: &str| match path {
+        "3.cursor" => json!("abc"),
+        "4.n" => json!(2),
+        _ => Value::Null,
+    };
+    assert_eq!(runner::eval("4.n + 3", &lookup), json!(5));
+    assert_eq!(runner::eval(r#"ifempty(3.cursor; "none")"#, &lookup), json!("abc"));
+    assert_eq!(runner::eval(r#"ifempty(9.missing; "none")"#, &lookup), json!("none"));
+    let refused = |expr: &'static str, why: &str| {
+        let panic = std::panic::catch_unwind(|| runner::eval(expr, &lookup)).expect_err(expr);
+        let message = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+        assert!(message.contains(why), "{expr}: {message}");
+    };
+    refused(r#""&cursor=" + 3.cursor"#, "`+` on text");
+    refused(r#"ifempty(3.cursor, "none")"#, "separates arguments with `;`");
+    refused(r#"trimEnd(3.cursor; "/")"#, "not a function Make documents");
+}
+
 // ---------------------------------------------------------------------------- sample
 
 fn remove_header(bp: &mut Value, module: usize, name: &str) {
@@ -178,9 +212,9 @@ fn set_header(bp: &mut Value, module: usize, name: &str, value: &str) {
 
 /// A small valid blueprint: settings → sync a client's metrics → read them back.
 fn sample() -> Value {
-    let brk = |id: u64| {
+    let brk = |id: u64, x: u64| {
         json!([{"id": id, "module": "builtin:Break", "version": 1, "parameters": {},
-        "mapper": {"retry": true, "count": "3", "interval": "15"}, "metadata": {"designer": {"x": 0, "y": 300}}}])
+        "mapper": {"retry": true, "count": "3", "interval": "15"}, "metadata": {"designer": {"x": x, "y": 300}}}])
     };
     let auth = json!({"name": "Authorization", "value": "Bearer {{1.switchboard_token}}"});
     json!({
@@ -198,14 +232,14 @@ fn sample() -> Value {
                  "queryParameters": [], "contentType": "json", "inputMethod": "jsonString",
                  "jsonStringBodyContent": r#"{"from": "{{1.from}}", "to": "{{1.to}}", "platforms": {{1.platforms}}}"#,
                  "parseResponse": true, "stopOnHttpError": true, "timeout": "40"},
-             "metadata": {"designer": {"x": 300, "y": 0}}, "onerror": brk(3)},
+             "metadata": {"designer": {"x": 300, "y": 0}}, "onerror": brk(3, 300)},
             {"id": 4, "module": "http:MakeRequest", "version": 4, "parameters": {"authenticationType": "noAuth"},
              "mapper": {"url": "{{1.switchboard_url}}/v1/clients/{{2.data.client_id}}/metrics", "method": "get",
                  "headers": [auth],
                  "queryParameters": [{"name": "from", "value": "{{1.from}}"}, {"name": "to", "value": "{{1.to}}"},
                                      {"name": "granularity", "value": "total"}],
                  "parseResponse": true, "stopOnHttpError": true, "timeout": ""},
-             "metadata": {"designer": {"x": 600, "y": 0}}, "onerror": brk(5)}
+             "metadata": {"designer": {"x": 600, "y": 0}}, "onerror": brk(5, 600)}
         ],
         "metadata": {"instant": false, "version": 1, "designer": {"orphans": []},
             "scenario": {"roundtrips": 1, "maxErrors": 3, "autoCommit": true, "autoCommitTriggerLast": true,

@@ -289,3 +289,110 @@ async fn sync_blueprint_pages_through_active_clients_and_writes_a_row_per_platfo
         assert!(total["values"]["6"].as_f64().is_some_and(|spend| spend >= 0.0), "{total}");
     }
 }
+
+// ---------------------------------------------------------------------------- error paths
+
+/// The trigger bundle each blueprint starts from (none for scheduled ones).
+fn trigger(file: &str) -> Value {
+    match file {
+        "alerts-webhook-receiver.json" => json!({"id": "evt_1", "type": "alert.created",
+            "created_at": "2026-06-15T07:00:03.120Z", "data": {"id": Uuid::now_v7(), "severity": "critical"}}),
+        "client-onboarding-from-form.json" => json!({
+            "submission_id": "tally-1", "company_name": "Acme Coffee", "industry": "food & beverage",
+            "timezone": "America/Sao_Paulo", "currency": "", "meta_ad_account": "1234567890",
+            "google_ads_customer_id": "", "whatsapp": "+55 11 99999-0000", "meta_monthly_budget": "5000",
+            "google_ads_monthly_budget": "", "target_cpa": "25", "target_roas": "", "contact_name": "Ana Souza",
+            "contact_email": "ana@acme.example", "contact_phone": "", "contact_role": ""
+        }),
+        _ => Value::Null,
+    }
+}
+
+/// A refused request (here 401: the token was revoked or mistyped) reaches the
+/// module's error handler in every blueprint, and the flow stops there: Make stores
+/// an incomplete execution to retry instead of stopping the scenario.
+#[sqlx::test]
+async fn every_blueprint_sends_a_refused_request_to_its_error_handler(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    active_client(&app, "Acme", json!({"accounts": {"meta": "1234567890"}})).await;
+    for file in [
+        "alerts-webhook-receiver.json",
+        "client-onboarding-from-form.json",
+        "daily-monitoring.json",
+        "sync-metrics-to-sheet.json",
+        "weekly-report.json",
+    ] {
+        let bp = blueprint(file);
+        let mut make = Runner::new(&app, file, &[("switchboard_url", ""), ("switchboard_token", "not-a-token")]);
+        make.execute(&bp, trigger(file)).await;
+        assert_eq!(make.calls.len(), 1, "{file}: the flow stops at the first refused call: {:?}", make.calls);
+        let handled = make.handled.first().unwrap_or_else(|| panic!("{file}: no error reached a handler"));
+        assert_eq!((handled.status, handled.directive.as_str()), (Some(401), "builtin:Break"), "{file}");
+        assert_eq!(handled.module, first_http(&bp), "{file}");
+        assert!(make.sent.is_empty() && make.response.is_none(), "{file}: nothing after the failed module ran");
+    }
+}
+
+fn first_http(bp: &Value) -> u64 {
+    bp["flow"].as_array().unwrap().iter().find(|m| m["module"] == json!("http:MakeRequest")).unwrap()["id"]
+        .as_u64()
+        .unwrap()
+}
+
+/// A form answer the API refuses (422: the contact's email is not an address)
+/// reaches the handler of the module that creates the client; nothing is created.
+#[sqlx::test]
+async fn form_blueprint_sends_a_refused_client_to_its_error_handler(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let bp = blueprint("client-onboarding-from-form.json");
+    let mut make = runner(&app, "client-onboarding-from-form.json").await;
+    let mut form = trigger("client-onboarding-from-form.json");
+    form["contact_email"] = json!("not an email");
+    make.execute(&bp, form).await;
+    let handled = make.handled.first().expect("the 422 reached a handler");
+    assert_eq!((handled.module, handled.status), (3, Some(422)));
+    assert_eq!(app.count("SELECT count(*) FROM knowledge.clients").await, 0);
+}
+
+/// When the mail server or Slack fails, the alerts receiver's Email and Slack
+/// modules hand the error to their own handlers (an instant scenario with an
+/// unhandled error is switched off); a warning is then not acknowledged, so it is
+/// still open for the retry.
+#[sqlx::test]
+async fn alerts_receiver_blueprint_handles_a_failing_email_or_slack_module(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let client = active_client(&app, "Acme", json!({})).await;
+    let client_id: Uuid = client["id"].as_str().unwrap().parse().unwrap();
+    let finding = |kind, severity| NewAlert {
+        kind,
+        severity,
+        subject: "meta".into(),
+        message: kind.to_string(),
+        data: json!({}),
+    };
+    let mut conn = app.pool.acquire().await.unwrap();
+    let alerts = store::alerts::record(
+        &mut conn,
+        client_id,
+        None,
+        Utc::now().date_naive(),
+        &[finding("spend_anomaly", Severity::Critical), finding("pacing", Severity::Warning)],
+    )
+    .await
+    .unwrap();
+    let id = |kind: &str| alerts.iter().find(|a| a.kind == kind).unwrap().id;
+    let bp = blueprint("alerts-webhook-receiver.json");
+    let mut make = runner(&app, "alerts-webhook-receiver.json").await;
+    make.failing = vec![5, 6];
+    let event = |severity: &str, alert: Uuid| {
+        json!({"id": "evt_9", "type": "alert.created",
+        "created_at": "2026-06-15T07:00:03.120Z", "data": {"id": alert, "severity": severity}})
+    };
+
+    make.execute(&bp, event("critical", id("spend_anomaly"))).await;
+    make.execute(&bp, event("warning", id("pacing"))).await;
+    let handled: Vec<(u64, &str)> = make.handled.iter().map(|h| (h.module, h.directive.as_str())).collect();
+    assert_eq!(handled, [(5, "builtin:Break"), (6, "builtin:Break")]);
+    assert!(make.sent.is_empty());
+    assert_eq!(app.get(&format!("/v1/alerts/{}", id("pacing"))).send().await.json()["status"], "open");
+}

@@ -2,9 +2,13 @@
 //! Make's order: each bundle goes depth first through the rest of the flow; a router
 //! runs every route whose filter passes; iterators and repeaters emit one bundle per
 //! item; an array aggregator collects its iterator's bundles and emits once that
-//! iterator is done. It evaluates the IML the blueprints use and sends each HTTP
-//! module's request to the in-process API. Placeholder modules (email, Slack,
-//! Sheets) are recorded with their mapped fields instead of being sent.
+//! iterator is done. It evaluates the IML the blueprints use, rejecting what Make
+//! does not document (`+` on text, `,` between arguments, unlisted functions), and
+//! sends each HTTP module's request to the in-process API. Placeholder modules
+//! (email, Slack, Sheets) are recorded with their mapped fields instead of being
+//! sent, or fail when a test says so. A failing module's error goes to its error
+//! handler route as in Make (`{{N.error.…}}` readable there); one without a handler
+//! fails the test, because Make would stop the scenario (and switch an instant one off).
 
 use std::{collections::HashMap, time::Duration};
 
@@ -22,6 +26,16 @@ pub struct Call {
     pub method: String,
     pub url: String,
     pub status: u16,
+}
+
+/// An error that reached a module's error handler.
+#[derive(Debug, Clone)]
+pub struct Handled {
+    pub module: u64,
+    /// The HTTP status for an HTTP module; `None` for a placeholder that failed.
+    pub status: Option<u16>,
+    /// The directive that ended the handler route (`builtin:Break`, …).
+    pub directive: String,
 }
 
 /// What a placeholder module would have sent.
@@ -50,6 +64,9 @@ pub struct Runner<'a> {
     /// What a Webhook response module answered: status and JSON body.
     pub response: Option<(u16, Value)>,
     pub sleeps: usize,
+    pub handled: Vec<Handled>,
+    /// Placeholder modules (by id) that fail, as a mail server or Slack may.
+    pub failing: Vec<u64>,
 }
 
 impl<'a> Runner<'a> {
@@ -65,6 +82,8 @@ impl<'a> Runner<'a> {
             sent: vec![],
             response: None,
             sleeps: 0,
+            handled: vec![],
+            failing: vec![],
         }
     }
 
@@ -169,7 +188,13 @@ impl<'a> Runner<'a> {
                         }
                         return;
                     }
-                    "http:MakeRequest" => self.http(m).await,
+                    "http:MakeRequest" => {
+                        if let Err((status, error)) = self.http(m).await
+                            && !self.handle(m, status, error).await
+                        {
+                            return;
+                        }
+                    }
                     "gateway:WebhookRespond" => {
                         let body = self.text(&mapper["body"]);
                         let body = serde_json::from_str(&body).unwrap_or_else(|e| {
@@ -178,6 +203,13 @@ impl<'a> Runner<'a> {
                         self.response = Some((self.text(&mapper["status"]).parse().unwrap(), body));
                     }
                     "email:ActionSendEmail" | "slack:CreateMessage" | "google-sheets:addRow" => {
+                        if self.failing.contains(&id) {
+                            let error = json!({"message": "The service is unavailable.", "type": "ConnectionError"});
+                            if !self.handle(m, None, error).await {
+                                return;
+                            }
+                            continue;
+                        }
                         let fields = self.render(mapper);
                         self.sent.push(Sent { module: m["module"].as_str().unwrap().to_string(), fields });
                     }
@@ -187,7 +219,9 @@ impl<'a> Runner<'a> {
         })
     }
 
-    async fn http(&mut self, m: &Value) {
+    /// Sends an HTTP module's request; a non-2xx answer is the module's error (the
+    /// blueprints all set "Return error if HTTP request fails").
+    async fn http(&mut self, m: &Value) -> Result<(), (Option<u16>, Value)> {
         let (id, mapper) = (m["id"].as_u64().unwrap(), &m["mapper"]);
         let method = mapper["method"].as_str().unwrap().to_uppercase();
         let mut url = self.text(&mapper["url"]);
@@ -220,15 +254,45 @@ impl<'a> Runner<'a> {
         }
         let res = request.send().await;
         self.calls.push(Call { method: method.clone(), url: url.clone(), status: res.status.as_u16() });
-        assert!(
-            res.status.is_success(),
-            "{}: module {id}: {method} {url} answered {}: {}",
-            self.name,
-            res.status,
-            res.text()
-        );
         let data = serde_json::from_slice(&res.body).unwrap_or_else(|_| Value::String(res.text()));
+        if !res.status.is_success() {
+            let message = format!("[{}] {method} {url}: {}", res.status.as_u16(), res.text());
+            return Err((Some(res.status.as_u16()), json!({"message": message, "type": "RuntimeError", "data": data})));
+        }
         self.outputs.insert(id, json!({"data": data, "statusCode": res.status.as_u16()}));
+        Ok(())
+    }
+
+    /// Runs a failed module's error handler route. Returns whether the flow goes on
+    /// (`builtin:Resume`, with the handler's substitute output) or stops for this
+    /// bundle (Break, which Make stores as an incomplete execution to retry; Ignore,
+    /// Commit, Rollback).
+    async fn handle(&mut self, m: &Value, status: Option<u16>, error: Value) -> bool {
+        let id = m["id"].as_u64().unwrap();
+        let Some(route) = m["onerror"].as_array().filter(|r| !r.is_empty()) else {
+            panic!("{}: module {id} failed with no error handler, so Make would stop here: {error}", self.name)
+        };
+        self.outputs.insert(id, json!({"error": error}));
+        for h in route.clone() {
+            let directive = h["module"].as_str().unwrap().to_string();
+            match directive.as_str() {
+                "builtin:Break" | "builtin:Ignore" | "builtin:Commit" | "builtin:Rollback" => {
+                    self.handled.push(Handled { module: id, status, directive });
+                    return false;
+                }
+                "builtin:Resume" => {
+                    let substitute = self.render(&h["mapper"]);
+                    self.outputs.insert(id, substitute);
+                    self.handled.push(Handled { module: id, status, directive });
+                    return true;
+                }
+                _ => self.run(vec![h]).await,
+            }
+        }
+        panic!(
+            "{}: module {id}: its error handler route ends without a directive (Break, Resume, Ignore, …)",
+            self.name
+        )
     }
 
     fn passes(&self, filter: &Value) -> bool {
@@ -273,11 +337,7 @@ impl<'a> Runner<'a> {
     }
 
     fn eval(&self, expr: &str) -> Value {
-        let mut p = Iml { s: expr.as_bytes(), i: 0, runner: self };
-        let v = p.expr();
-        p.ws();
-        assert_eq!(p.i, expr.len(), "{}: cannot evaluate `{{{{{expr}}}}}`", self.name);
-        v
+        eval(expr, &|path| self.path(path))
     }
 
     fn path(&self, path: &str) -> Value {
@@ -314,13 +374,26 @@ fn empty(v: &Value) -> bool {
     v.is_null() || v.as_str() == Some("") || v.as_array().is_some_and(Vec::is_empty)
 }
 
-/// IML as the blueprints write it: paths (`3.data.id`), `"text"`, numbers, `now`,
-/// `newline`, `a + b`, and the functions ifempty, if, formatDate (YYYY-MM-DD),
-/// addDays, length, join and map.
-struct Iml<'e, 'r> {
+/// Evaluates a scenario IML expression; `lookup` reads module outputs (`3.data.id`).
+pub fn eval(expr: &str, lookup: &dyn Fn(&str) -> Value) -> Value {
+    let mut p = Iml { s: expr.as_bytes(), i: 0, lookup };
+    let v = p.expr();
+    p.ws();
+    assert_eq!(p.i, expr.len(), "cannot evaluate `{{{{{expr}}}}}`");
+    v
+}
+
+/// IML as Make documents it for scenarios, the part the blueprints use: paths
+/// (`3.data.id`), `"text"`, numbers, `now`, `newline`, `+` between numbers, and the
+/// functions ifempty, if, formatDate (YYYY-MM-DD), addDays, length, join and map,
+/// arguments separated by `;`. Make documents `+` only as addition: text is joined
+/// by writing its pieces side by side (`a {{1.x}} b`), so `+` on text is refused.
+/// Whether Make's own evaluator would join text with `+` cannot be checked without a
+/// Make account; we follow its documentation.
+struct Iml<'e, 'l> {
     s: &'e [u8],
     i: usize,
-    runner: &'r Runner<'r>,
+    lookup: &'l dyn Fn(&str) -> Value,
 }
 
 impl Iml<'_, '_> {
@@ -339,7 +412,13 @@ impl Iml<'_, '_> {
             }
             self.i += 1;
             let w = self.term();
-            v = Value::String(as_text(&v) + &as_text(&w));
+            v = match (v.as_f64(), w.as_f64()) {
+                (Some(a), Some(b)) if v.is_i64() && w.is_i64() => json!(a as i64 + b as i64),
+                (Some(a), Some(b)) => json!(a + b),
+                _ => panic!(
+                    "`+` on text ({v} + {w}): Make documents `+` only as addition; join text by writing the pieces side by side"
+                ),
+            };
         }
     }
 
@@ -363,10 +442,19 @@ impl Iml<'_, '_> {
                 args.push(self.expr());
                 self.ws();
                 self.i += 1;
-                if self.s[self.i - 1] == b')' {
-                    break;
+                match self.s.get(self.i - 1) {
+                    Some(b')') => break,
+                    Some(b';') => {}
+                    other => panic!(
+                        "`{token}(…)`: scenario IML separates arguments with `;` (found {:?})",
+                        other.map(|c| *c as char)
+                    ),
                 }
             }
+            assert!(
+                crate::make_iml::FUNCTIONS.contains(&token),
+                "`{token}` is not a function Make documents (tests/it/make_iml.rs)"
+            );
             return self.call(token, args);
         }
         if let Ok(n) = token.parse::<i64>() {
@@ -375,7 +463,7 @@ impl Iml<'_, '_> {
         match token {
             "now" => Value::String(Utc::now().to_rfc3339()),
             "newline" => Value::String("\n".into()),
-            t if t.starts_with(|c: char| c.is_ascii_digit()) => self.runner.path(t),
+            t if t.starts_with(|c: char| c.is_ascii_digit()) => (self.lookup)(t),
             t => panic!("unknown IML term `{t}`"),
         }
     }
