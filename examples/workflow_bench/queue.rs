@@ -62,11 +62,10 @@ struct Counters {
 }
 
 async fn counters(pool: &PgPool) -> anyhow::Result<Counters> {
-    let commits: i64 = sqlx::query_scalar(
-        "SELECT xact_commit::bigint FROM pg_stat_database WHERE datname = current_database()",
-    )
-    .fetch_one(pool)
-    .await?;
+    let commits: i64 =
+        sqlx::query_scalar("SELECT xact_commit::bigint FROM pg_stat_database WHERE datname = current_database()")
+            .fetch_one(pool)
+            .await?;
     let (wal_syncs, wal_bytes): (i64, f64) =
         sqlx::query_as("SELECT wal_sync::bigint, wal_bytes::float8 FROM pg_stat_wal").fetch_one(pool).await?;
     Ok(Counters { commits, wal_syncs, wal_bytes, db_cpu: postgres_cpu_secs() })
@@ -188,10 +187,11 @@ pub async fn bench(pool: &PgPool, tasks: i64, workers: usize, concurrency: usize
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let after = counters(pool).await?;
     let per_task = |n: f64| n / tasks as f64;
-    let succeeded: i64 = sqlx::query_scalar("SELECT count(*) FROM engine.tasks WHERE run_id = $1 AND status = 'succeeded'")
-        .bind(run.id)
-        .fetch_one(pool)
-        .await?;
+    let succeeded: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM engine.tasks WHERE run_id = $1 AND status = 'succeeded'")
+            .bind(run.id)
+            .fetch_one(pool)
+            .await?;
     println!(
         "queue: {tasks} no-op tasks, {workers} worker process(es) x {concurrency}: {elapsed:.2} s = {:.0} tasks/s (run {status}, {succeeded} succeeded); target >= 10000/s",
         tasks as f64 / elapsed
