@@ -236,22 +236,22 @@ pub struct Claimed {
 /// Claims up to `limit` ready tasks for `worker` with a lease of `lease_secs`, oldest
 /// first, and marks their runs started — one statement, one commit for the batch.
 pub async fn claim(pool: &PgPool, worker: &str, lease_secs: f64, limit: i64) -> Result<Vec<Claimed>, sqlx::Error> {
-    // The runs update only touches runs still `queued` (their first claim): later
-    // claims of a run take no lock on its row.
+    // The ready ids go through an array, not a join: a prepared statement's generic plan
+    // does not know the LIMIT and joined them by hashing the whole table (13 ms instead
+    // of 2 ms per claim at 20,000 tasks). The runs update only touches runs still
+    // `queued` (their first claim): later claims of a run take no lock on its row.
     sqlx::query_as!(
         Claimed,
-        r#"WITH ready AS (
-               SELECT id FROM engine.tasks
-               WHERE status = 'queued' AND run_at <= now()
-               ORDER BY run_at, id
-               LIMIT $3
-               FOR UPDATE SKIP LOCKED),
-           claimed AS (
+        r#"WITH claimed AS (
                UPDATE engine.tasks t
                SET status = 'running', attempt = t.attempt + 1, locked_by = $1,
                    locked_until = now() + make_interval(secs => $2), started_at = coalesce(t.started_at, now())
-               FROM ready
-               WHERE t.id = ready.id
+               WHERE t.id = ANY (ARRAY(
+                   SELECT id FROM engine.tasks
+                   WHERE status = 'queued' AND run_at <= now()
+                   ORDER BY run_at, id
+                   LIMIT $3
+                   FOR UPDATE SKIP LOCKED))
                RETURNING t.id, t.run_id, t.client_id, t.attempt, t.max_attempts),
            started AS (
                UPDATE engine.runs SET status = 'running', started_at = coalesce(started_at, now())
