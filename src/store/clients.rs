@@ -141,6 +141,23 @@ pub async fn find(conn: &mut PgConnection, key: &ClientKey, for_update: bool) ->
     Ok(row.map(Into::into))
 }
 
+/// The clients of `ids` that exist, in one statement (a worker loads the clients of a
+/// whole claimed batch at once).
+pub async fn find_many(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<Client>, sqlx::Error> {
+    let rows = sqlx::query_as!(
+        ClientRow,
+        r#"SELECT id, slug, name, industry, status AS "status: ClientStatus", timezone, currency,
+                  accounts AS "accounts: Json<Accounts>", budgets AS "budgets: Json<std::collections::BTreeMap<String, f64>>",
+                  targets AS "targets: Json<Targets>", contacts AS "contacts: Json<Vec<Contact>>",
+                  notes, created_at, updated_at
+           FROM knowledge.clients WHERE id = ANY ($1)"#,
+        ids
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(Into::into).collect())
+}
+
 pub async fn update(conn: &mut PgConnection, id: Uuid, f: &ClientFields) -> Result<Client, sqlx::Error> {
     let row = sqlx::query_as!(
         ClientRow,

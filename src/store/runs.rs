@@ -233,57 +233,84 @@ pub struct Claimed {
     pub max_attempts: i32,
 }
 
-/// Claims up to `limit` ready tasks for `worker` with a lease of `lease_secs`.
+/// Claims up to `limit` ready tasks for `worker` with a lease of `lease_secs`, oldest
+/// first, and marks their runs started — one statement, one commit for the batch.
 pub async fn claim(pool: &PgPool, worker: &str, lease_secs: f64, limit: i64) -> Result<Vec<Claimed>, sqlx::Error> {
-    let claimed = sqlx::query_as!(
+    // The ready ids go through an array, not a join: a prepared statement's generic plan
+    // does not know the LIMIT and joined them by hashing the whole table (13 ms instead
+    // of 2 ms per claim at 20,000 tasks). The runs update only touches runs still
+    // `queued` (their first claim): later claims of a run take no lock on its row.
+    sqlx::query_as!(
         Claimed,
-        "UPDATE engine.tasks t
-         SET status = 'running', attempt = t.attempt + 1, locked_by = $1,
-             locked_until = now() + make_interval(secs => $2), started_at = coalesce(t.started_at, now())
-         FROM (SELECT id FROM engine.tasks
-               WHERE status = 'queued' AND run_at <= now()
-               ORDER BY run_at, id
-               LIMIT $3
-               FOR UPDATE SKIP LOCKED) ready
-         WHERE t.id = ready.id
-         RETURNING t.id, t.run_id, t.client_id, t.attempt, t.max_attempts",
+        r#"WITH claimed AS (
+               UPDATE engine.tasks t
+               SET status = 'running', attempt = t.attempt + 1, locked_by = $1,
+                   locked_until = now() + make_interval(secs => $2), started_at = coalesce(t.started_at, now())
+               WHERE t.id = ANY (ARRAY(
+                   SELECT id FROM engine.tasks
+                   WHERE status = 'queued' AND run_at <= now()
+                   ORDER BY run_at, id
+                   LIMIT $3
+                   FOR UPDATE SKIP LOCKED))
+               RETURNING t.id, t.run_id, t.client_id, t.attempt, t.max_attempts),
+           started AS (
+               UPDATE engine.runs SET status = 'running', started_at = coalesce(started_at, now())
+               WHERE id IN (SELECT run_id FROM claimed) AND status = 'queued')
+           SELECT id AS "id!", run_id AS "run_id!", client_id AS "client_id!", attempt AS "attempt!",
+                  max_attempts AS "max_attempts!"
+           FROM claimed"#,
         worker,
         lease_secs,
         limit
     )
     .fetch_all(pool)
-    .await?;
-    if !claimed.is_empty() {
-        let runs: Vec<Uuid> = claimed.iter().map(|c| c.run_id).collect();
-        sqlx::query!(
-            "UPDATE engine.runs SET status = 'running', started_at = coalesce(started_at, now())
-             WHERE id = ANY ($1) AND status = 'queued'",
-            &runs
-        )
-        .execute(pool)
-        .await?;
-    }
-    Ok(claimed)
+    .await
 }
 
-/// Extends a held lease. `None` when the lease was lost; `Some(true)` when the run was canceled.
+/// Extends the leases `worker` holds on `ids`, in one statement. Returns the tasks whose
+/// lease was still held, each with whether its run was canceled meanwhile; a task left
+/// out lost its lease (it was reaped and may belong to another worker now).
 pub async fn heartbeat(
     pool: &PgPool,
-    task_id: Uuid,
+    ids: &[Uuid],
     worker: &str,
     lease_secs: f64,
-) -> Result<Option<bool>, sqlx::Error> {
-    let row = sqlx::query_scalar!(
+) -> Result<Vec<(Uuid, bool)>, sqlx::Error> {
+    let rows = sqlx::query!(
         r#"UPDATE engine.tasks t SET locked_until = now() + make_interval(secs => $3)
-           WHERE t.id = $1 AND t.locked_by = $2 AND t.status = 'running'
-           RETURNING (SELECT r.status = 'canceled' FROM engine.runs r WHERE r.id = t.run_id) AS "canceled!""#,
-        task_id,
+           FROM engine.runs r
+           WHERE t.id = ANY ($1) AND t.locked_by = $2 AND t.status = 'running' AND r.id = t.run_id
+           RETURNING t.id, r.status = 'canceled' AS "canceled!""#,
+        ids,
         worker,
         lease_secs
     )
-    .fetch_optional(pool)
+    .fetch_all(pool)
     .await?;
-    Ok(row)
+    Ok(rows.into_iter().map(|r| (r.id, r.canceled)).collect())
+}
+
+/// Gives back claimed tasks this worker never started (it is stopping): queued again at
+/// once with their attempt returned, or canceled when their run was. Wakes the other
+/// workers. Returns the runs touched.
+pub async fn release(pool: &PgPool, worker: &str, ids: &[Uuid]) -> Result<Vec<Uuid>, sqlx::Error> {
+    let runs = sqlx::query_scalar!(
+        "UPDATE engine.tasks t
+         SET status = CASE WHEN r.status = 'canceled' THEN 'canceled' ELSE 'queued' END,
+             attempt = t.attempt - 1, locked_by = NULL, locked_until = NULL,
+             finished_at = CASE WHEN r.status = 'canceled' THEN now() END
+         FROM engine.runs r
+         WHERE t.id = ANY ($1) AND t.locked_by = $2 AND t.status = 'running' AND r.id = t.run_id
+         RETURNING t.run_id",
+        ids,
+        worker
+    )
+    .fetch_all(pool)
+    .await?;
+    if !runs.is_empty() {
+        sqlx::query!("SELECT pg_notify($1, 'released')", TASKS_CHANNEL).execute(pool).await?;
+    }
+    Ok(runs)
 }
 
 /// Marks many held tasks succeeded in one statement (one commit for the batch).

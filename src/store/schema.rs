@@ -494,8 +494,8 @@ mod tests {
         ]
         .concat()
         .into_iter()
-        // Not names: a NOTIFY payload and the text search configuration.
-        .chain(["reaped", "english"])
+        // Not names: NOTIFY payloads and the text search configuration.
+        .chain(["reaped", "released", "english"])
         .collect();
         for (file, source) in [
             ("runs.rs", include_str!("runs.rs")),

@@ -1,23 +1,37 @@
-//! The worker: claims ready tasks (`FOR UPDATE SKIP LOCKED` + lease), runs them
-//! concurrently up to a global cap, heartbeats their leases, records the outcome,
-//! and settles runs. A reaper returns tasks of dead workers to the queue. Workers
-//! wake on `LISTEN switchboard_tasks`, with polling as the fallback, so any number
-//! of replicas can share one database.
+//! The worker: claims ready tasks in batches (`FOR UPDATE SKIP LOCKED` + lease, one
+//! statement per batch), runs them concurrently up to a global cap, renews the leases
+//! of every task it holds in one statement, records successes in batches and settles
+//! runs. Claims overlap the running tasks: a claim is in flight while they run, and a
+//! few claimed tasks wait in a small buffer (`Prefetch`) so that a freed slot refills
+//! without a round trip. A reaper returns tasks of dead workers to the queue. Workers
+//! wake on `LISTEN switchboard_tasks` (one notification per run or requeue, never per
+//! task), with polling as the fallback, so any number of replicas can share one
+//! database. docs/decisions/0011-workflow-queue.md says why it is built this way.
 
-use std::{panic::AssertUnwindSafe, sync::Arc, time::Duration};
+use std::{
+    collections::{HashMap, HashSet, VecDeque},
+    panic::AssertUnwindSafe,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use futures::FutureExt;
 
 use rand::Rng;
 use serde_json::Value;
 use sqlx::postgres::PgListener;
-use tokio::{sync::watch, task::JoinSet};
+use tokio::{
+    sync::{mpsc, oneshot, watch},
+    task::JoinSet,
+    time::Instant,
+};
 use tracing::Instrument;
 use uuid::Uuid;
 
 use super::{Runtime, StepError, TaskContext, context::RunInfo};
 use crate::{
     config::Config,
+    domain::client::Client,
     store::{self, runs::Claimed},
 };
 
@@ -61,6 +75,66 @@ pub struct Worker {
     /// A run's workflow, params and dry-run flag never change: read them once per run,
     /// not once per task.
     runs: moka::sync::Cache<Uuid, Arc<store::runs::RunRow>>,
+    leases: Leases,
+}
+
+/// A claimed task with what it needs to run: its client (loaded with its batch) and the
+/// signal that stops it when its run is canceled or its lease is lost.
+struct Job {
+    task: Claimed,
+    client: Option<Client>,
+    stop: oneshot::Receiver<StepError>,
+}
+
+/// The tasks this worker holds under a lease — waiting in the buffer or running — each
+/// with the sender that stops it. `keep_leases` renews them all in one statement.
+#[derive(Default)]
+struct Leases(Mutex<HashMap<Uuid, oneshot::Sender<StepError>>>);
+
+impl Leases {
+    fn hold(&self, task: Uuid) -> oneshot::Receiver<StepError> {
+        let (tx, rx) = oneshot::channel();
+        self.0.lock().expect("leases").insert(task, tx);
+        rx
+    }
+
+    /// The task ended here (or was given back): its lease is no longer renewed.
+    fn end(&self, task: Uuid) {
+        self.0.lock().expect("leases").remove(&task);
+    }
+
+    fn ids(&self) -> Vec<Uuid> {
+        self.0.lock().expect("leases").keys().copied().collect()
+    }
+
+    /// Stops a task still held (a task that already ended is left alone).
+    fn stop(&self, task: Uuid, why: StepError) {
+        if let Some(tx) = self.0.lock().expect("leases").remove(&task) {
+            let _ = tx.send(why);
+        }
+    }
+}
+
+/// How many claimed tasks to keep waiting beyond the free slots. A claim takes a round
+/// trip; the tasks that finish meanwhile leave their slots idle unless tasks are already
+/// waiting. So the target is twice the number that finished during the last claim (rising
+/// at once, decaying by a quarter per claim), capped at the concurrency: no-op tasks keep
+/// a full buffer and claims of a few hundred; tasks that take a second keep it near zero,
+/// so a worker never sits on tasks another worker could start.
+#[derive(Debug, Clone, Copy)]
+struct Prefetch {
+    target: usize,
+    cap: usize,
+}
+
+impl Prefetch {
+    fn new(cap: usize) -> Self {
+        Self { target: 0, cap }
+    }
+
+    fn observe(&mut self, finished_during_claim: usize) {
+        self.target = (finished_during_claim * 2).max(self.target * 3 / 4).min(self.cap);
+    }
 }
 
 impl Worker {
@@ -68,78 +142,198 @@ impl Worker {
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "local".into());
         let id = format!("{host}-{}-{}", std::process::id(), &Uuid::new_v4().simple().to_string()[..8]);
         let runs = moka::sync::Cache::builder().max_capacity(1000).time_to_live(Duration::from_secs(60)).build();
-        Self { runtime, settings, id, runs }
+        Self { runtime, settings, id, runs, leases: Leases::default() }
     }
 
     pub fn id(&self) -> &str {
         &self.id
     }
 
-    /// Runs until `stop` turns true; then stops claiming and lets running tasks
-    /// finish (their leases expire and another worker takes them if we are killed).
+    /// Runs until `stop` turns true; then stops claiming, gives back the claimed tasks it
+    /// has not started and lets running tasks finish (their leases expire and another
+    /// worker takes them if we are killed).
     pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         let (wake_tx, mut wake) = watch::channel(());
         let listener = tokio::spawn(listen(self.runtime.pool.clone(), wake_tx));
-        let (record_tx, record_rx) = tokio::sync::mpsc::channel::<Success>(4096);
+        let (record_tx, record_rx) = mpsc::channel::<Success>(4096);
         let recorder = tokio::spawn(record_successes(self.runtime.clone(), self.id.clone(), record_rx));
         let reaper = tokio::spawn(reap(self.runtime.clone(), self.settings.lease));
+        let keeper = tokio::spawn(self.clone().keep_leases());
+        let (claims_tx, mut claims) = mpsc::channel::<Result<Vec<Job>, sqlx::Error>>(1);
+        let concurrency = self.settings.concurrency;
         let mut running: JoinSet<()> = JoinSet::new();
-        tracing::info!(worker = %self.id, concurrency = self.settings.concurrency, "worker started");
-        while !*stop.borrow() {
+        let mut buffer: VecDeque<Job> = VecDeque::new();
+        let mut prefetch = Prefetch::new(concurrency);
+        // The claim in flight (at most one): how many it asked for, and how many tasks
+        // finished since it was sent.
+        let mut claiming: Option<usize> = None;
+        let mut finished = 0;
+        // The last claim came back short: the queue is empty until a notification, or this poll.
+        let mut idle_until: Option<Instant> = None;
+        let mut stopping = *stop.borrow();
+        tracing::info!(worker = %self.id, concurrency, "worker started");
+        loop {
             while let Some(joined) = running.try_join_next() {
                 log_abnormal_end(joined);
+                finished += 1;
             }
-            let free = self.settings.concurrency.saturating_sub(running.len());
-            let mut claimed = 0;
-            if free > 0 {
-                match store::runs::claim(&self.runtime.pool, &self.id, self.settings.lease.as_secs_f64(), free as i64)
-                    .await
-                {
-                    Ok(tasks) => {
-                        claimed = tasks.len();
-                        for task in tasks {
-                            let me = self.clone();
-                            let record = record_tx.clone();
-                            running.spawn(async move { me.execute(task, record).await });
-                        }
-                    }
-                    Err(e) => tracing::warn!(error = %e, "claiming tasks failed"),
+            while !stopping && running.len() < concurrency {
+                let Some(job) = buffer.pop_front() else { break };
+                running.spawn(self.clone().execute(job, record_tx.clone()));
+            }
+            if stopping && claiming.is_none() {
+                break;
+            }
+            let free = concurrency - running.len();
+            let want = (free + prefetch.target).saturating_sub(buffer.len());
+            if !stopping
+                && claiming.is_none()
+                && idle_until.is_none()
+                && want > 0
+                && (free > 0 || buffer.len() <= prefetch.target / 2)
+            {
+                let (me, tx) = (self.clone(), claims_tx.clone());
+                tokio::spawn(async move {
+                    let _ = tx.send(me.claim(want).await).await;
+                });
+                claiming = Some(want);
+                finished = 0;
+            }
+            let poll = async {
+                match idle_until {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
                 }
-            }
-            if claimed == free && free > 0 {
-                continue; // there may be more ready right away
-            }
-            let jitter = Duration::from_millis(rand::rng().random_range(0..200));
+            };
             tokio::select! {
-                _ = wake.changed() => {}
-                Some(joined) = running.join_next(), if !running.is_empty() => log_abnormal_end(joined),
-                _ = tokio::time::sleep(self.settings.poll + jitter) => {}
-                _ = stop.changed() => {}
+                Some(claimed) = claims.recv() => {
+                    let asked = claiming.take().unwrap_or_default();
+                    prefetch.observe(finished);
+                    let got = match claimed {
+                        Ok(jobs) => {
+                            let got = jobs.len();
+                            buffer.extend(jobs);
+                            got
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "claiming tasks failed");
+                            0
+                        }
+                    };
+                    if got < asked {
+                        let jitter = Duration::from_millis(rand::rng().random_range(0..200));
+                        idle_until = Some(Instant::now() + self.settings.poll + jitter);
+                    }
+                }
+                Some(joined) = running.join_next(), if !running.is_empty() => {
+                    log_abnormal_end(joined);
+                    finished += 1;
+                }
+                _ = wake.changed() => idle_until = None,
+                _ = poll => idle_until = None,
+                changed = stop.changed() => stopping = changed.is_err() || *stop.borrow(),
             }
         }
         listener.abort();
         reaper.abort();
+        self.give_back(buffer.drain(..).map(|job| job.task.id).collect()).await;
         tracing::info!(worker = %self.id, in_flight = running.len(), "worker stopping; finishing running tasks");
         while let Some(joined) = running.join_next().await {
             log_abnormal_end(joined);
         }
+        keeper.abort();
         drop(record_tx);
         let _ = recorder.await;
     }
 
-    async fn execute(&self, task: Claimed, record: tokio::sync::mpsc::Sender<Success>) {
+    /// Claims up to `limit` tasks and loads their clients, one statement each.
+    async fn claim(self: Arc<Self>, limit: usize) -> Result<Vec<Job>, sqlx::Error> {
+        let pool = &self.runtime.pool;
+        let tasks = store::runs::claim(pool, &self.id, self.settings.lease.as_secs_f64(), limit as i64).await?;
+        if tasks.is_empty() {
+            return Ok(vec![]);
+        }
+        let ids: Vec<Uuid> = tasks.iter().map(|t| t.client_id).collect();
+        let loaded = async {
+            let mut conn = pool.acquire().await?;
+            store::clients::find_many(&mut conn, &ids).await
+        };
+        let mut clients: HashMap<Uuid, Client> = match loaded.await {
+            Ok(clients) => clients.into_iter().map(|c| (c.id, c)).collect(),
+            Err(e) => {
+                // Give the batch back rather than leave it to the reaper.
+                self.give_back(tasks.iter().map(|t| t.id).collect()).await;
+                return Err(e);
+            }
+        };
+        Ok(tasks
+            .into_iter()
+            .map(|task| {
+                let stop = self.leases.hold(task.id);
+                let client = clients.remove(&task.client_id);
+                Job { task, client, stop }
+            })
+            .collect())
+    }
+
+    /// Returns claimed tasks that will not run here to the queue (attempt given back).
+    async fn give_back(&self, ids: Vec<Uuid>) {
+        if ids.is_empty() {
+            return;
+        }
+        for id in &ids {
+            self.leases.end(*id);
+        }
+        match store::runs::release(&self.runtime.pool, &self.id, &ids).await {
+            Ok(runs) => {
+                tracing::info!(worker = %self.id, tasks = ids.len(), "gave back claimed tasks not started");
+                let runs: HashSet<Uuid> = runs.into_iter().collect();
+                for run in runs {
+                    settle_and_announce(&self.runtime, run).await;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, tasks = ids.len(), "giving back claimed tasks failed; their leases will expire")
+            }
+        }
+    }
+
+    /// Renews the lease of every task held, every third of a lease, in one statement;
+    /// stops the tasks whose run was canceled or whose lease was lost.
+    async fn keep_leases(self: Arc<Self>) {
+        let lease = self.settings.lease;
+        loop {
+            tokio::time::sleep(lease / 3).await;
+            let ids = self.leases.ids();
+            if ids.is_empty() {
+                continue;
+            }
+            match store::runs::heartbeat(&self.runtime.pool, &ids, &self.id, lease.as_secs_f64()).await {
+                Ok(held) => {
+                    let held: HashMap<Uuid, bool> = held.into_iter().collect();
+                    for id in ids {
+                        match held.get(&id) {
+                            Some(false) => {}
+                            Some(true) => self.leases.stop(id, StepError::permanent("the run was canceled")),
+                            None => self.leases.stop(id, StepError::permanent("lease lost")),
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, tasks = ids.len(), "renewing leases failed"),
+            }
+        }
+    }
+
+    async fn execute(self: Arc<Self>, job: Job, record: mpsc::Sender<Success>) {
+        let Job { task, client, stop } = job;
         let span = tracing::info_span!("task", task = %task.id, run = %task.run_id, client = %task.client_id, attempt = task.attempt);
-        let outcome = AssertUnwindSafe(self.perform(&task).instrument(span)).catch_unwind().await;
+        let outcome = AssertUnwindSafe(self.perform(&task, client, stop).instrument(span)).catch_unwind().await;
+        self.leases.end(task.id);
         let error = match outcome.unwrap_or_else(|panic| Err(panicked(&task, panic))) {
             Ok(summary) => {
                 // Successes are recorded in batches by `record_successes` (one commit for
-                // many tasks), which also settles their runs.
-                let (done, recorded) = tokio::sync::oneshot::channel();
-                if record.send(Success { task: task.id, result: summary, done }).await.is_ok()
-                    && recorded.await != Ok(true)
-                {
-                    tracing::warn!(task = %task.id, "lease lost before the outcome was recorded; another worker owns it");
-                }
+                // many tasks), which also settles their runs; the slot is free meanwhile.
+                let _ = record.send(Success { task: task.id, result: summary }).await;
                 return;
             }
             Err(e) => e,
@@ -181,11 +375,17 @@ impl Worker {
     }
 
     /// Loads what the task needs and runs the workflow step, heartbeating the lease.
-    async fn perform(&self, task: &Claimed) -> Result<Value, StepError> {
-        let mut conn = self.runtime.pool.acquire().await?;
+    async fn perform(
+        &self,
+        task: &Claimed,
+        client: Option<Client>,
+        stop: oneshot::Receiver<StepError>,
+    ) -> Result<Value, StepError> {
+        let client = client.ok_or_else(|| StepError::permanent("the client no longer exists"))?;
         let run = match self.runs.get(&task.run_id) {
             Some(run) => run,
             None => {
+                let mut conn = self.runtime.pool.acquire().await?;
                 let run = Arc::new(
                     store::runs::find(&mut conn, task.run_id)
                         .await?
@@ -195,10 +395,6 @@ impl Worker {
                 run
             }
         };
-        let client = store::clients::find(&mut conn, &store::clients::ClientKey::Id(task.client_id), false)
-            .await?
-            .ok_or_else(|| StepError::permanent("the client no longer exists"))?;
-        drop(conn);
         let workflow = self
             .runtime
             .workflows
@@ -217,21 +413,16 @@ impl Worker {
             task_id: task.id,
             attempt: task.attempt,
         };
-        let lease = self.settings.lease;
-        let heartbeat = async {
-            loop {
-                tokio::time::sleep(lease / 3).await;
-                match store::runs::heartbeat(&self.runtime.pool, task.id, &self.id, lease.as_secs_f64()).await {
-                    Ok(Some(false)) => {}
-                    Ok(Some(true)) => return StepError::permanent("the run was canceled"),
-                    Ok(None) => return StepError::permanent("lease lost"),
-                    Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
-                }
+        // `keep_leases` renews the lease and says when the task must stop.
+        let stopped = async {
+            match stop.await {
+                Ok(why) => why,
+                Err(_) => std::future::pending().await,
             }
         };
         tokio::select! {
             result = crate::costs::for_client(ctx.client.id, workflow.run(&ctx)) => result,
-            stopped = heartbeat => Err(stopped),
+            stopped = stopped => Err(stopped),
         }
     }
 }
@@ -260,13 +451,11 @@ fn panicked(task: &Claimed, panic: Box<dyn std::any::Any + Send>) -> StepError {
 struct Success {
     task: Uuid,
     result: Value,
-    /// Told whether the lease was still ours.
-    done: tokio::sync::oneshot::Sender<bool>,
 }
 
 /// Records successes in batches: whatever has queued up while the previous
 /// statement ran goes into the next one. Then settles each run touched.
-async fn record_successes(runtime: Runtime, worker: String, mut rx: tokio::sync::mpsc::Receiver<Success>) {
+async fn record_successes(runtime: Runtime, worker: String, mut rx: mpsc::Receiver<Success>) {
     let mut batch: Vec<Success> = Vec::new();
     while let Some(first) = rx.recv().await {
         batch.push(first);
@@ -285,8 +474,11 @@ async fn record_successes(runtime: Runtime, worker: String, mut rx: tokio::sync:
                 vec![]
             }
         };
+        let held: HashSet<Uuid> = recorded.iter().map(|(task, _)| *task).collect();
         for s in batch.drain(..) {
-            let _ = s.done.send(recorded.iter().any(|(task, _)| *task == s.task));
+            if !held.contains(&s.task) {
+                tracing::warn!(task = %s.task, "lease lost before the outcome was recorded; another worker owns it");
+            }
         }
         let mut runs: Vec<Uuid> = recorded.into_iter().map(|(_, run)| run).collect();
         runs.sort();
@@ -336,5 +528,26 @@ async fn reap(runtime: Runtime, lease: Duration) {
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "reaping expired leases failed"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Prefetch;
+
+    #[test]
+    fn the_prefetch_target_follows_what_finishes_during_a_claim() {
+        let mut p = Prefetch::new(100);
+        assert_eq!(p.target, 0, "nothing waits before anything is known");
+        p.observe(30);
+        assert_eq!(p.target, 60, "twice what finished while the claim was on its way");
+        p.observe(80);
+        assert_eq!(p.target, 100, "never more than the concurrency");
+        p.observe(0);
+        assert_eq!(p.target, 75, "decays by a quarter when tasks turn slow");
+        for _ in 0..20 {
+            p.observe(0);
+        }
+        assert_eq!(p.target, 0, "slow tasks keep no buffer");
     }
 }

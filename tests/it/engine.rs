@@ -398,8 +398,8 @@ async fn a_worker_that_lost_its_lease_cannot_record_an_outcome(pool: PgPool) {
     let id = first[0].id;
     assert!(store::runs::succeed_many(&pool, "w1", &[id], &[json!({})]).await.unwrap().is_empty());
     assert!(!store::runs::fail(&pool, id, "w1", "late", false, 0.0).await.unwrap());
-    assert_eq!(store::runs::heartbeat(&pool, id, "w1", 30.0).await.unwrap(), None);
-    assert_eq!(store::runs::heartbeat(&pool, id, "w2", 30.0).await.unwrap(), Some(false));
+    assert_eq!(store::runs::heartbeat(&pool, &[id], "w1", 30.0).await.unwrap(), []);
+    assert_eq!(store::runs::heartbeat(&pool, &[id], "w2", 30.0).await.unwrap(), [(id, false)]);
     assert_eq!(store::runs::succeed_many(&pool, "w2", &[id], &[json!({"by": "w2"})]).await.unwrap(), [(id, run)]);
     let result: Value =
         sqlx::query_scalar("SELECT result FROM engine.tasks WHERE id = $1").bind(id).fetch_one(&pool).await.unwrap();

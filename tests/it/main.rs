@@ -16,6 +16,7 @@ mod cost_limits;
 mod crash;
 mod deploy_files;
 mod engine;
+mod engine_batches;
 mod events;
 mod idempotency;
 mod inbound_costs;

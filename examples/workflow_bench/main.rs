@@ -1,7 +1,10 @@
 //! Workflow benchmarks (docs/PERFORMANCE.md); run them with `scripts/bench-workflows`.
 //!
 //! 1. Queue throughput: TASKS no-op tasks through the real engine (claim with
-//!    SKIP LOCKED + lease, complete, settle), WORKER_CONCURRENCY at a time.
+//!    SKIP LOCKED + lease, complete, settle), drained by WORKERS worker processes
+//!    (copies of this binary started with `BENCH_ROLE=worker`), WORKER_CONCURRENCY
+//!    at a time each (WORKERS="1 2" by default: one measurement per number); with the database's own counts of statements, commits and WAL
+//!    flushes per task (`queue.rs`). `QUEUE_ONLY=1` stops after this part.
 //! 2. `daily-monitoring` over CLIENTS clients × (Meta + Google Ads) against the
 //!    simulator (LATENCY_MS, RATE per second per platform; Switchboard's limiters at
 //!    RATE): wall time vs the rate-limit bound, throttled answers, peak RSS.
@@ -26,6 +29,8 @@ use switchboard::{
 };
 use tokio::sync::watch;
 
+mod queue;
+
 fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
@@ -42,7 +47,7 @@ fn peak_rss_mb() -> f64 {
 }
 
 /// Does nothing: measures the engine alone.
-struct Noop;
+pub struct Noop;
 
 impl Workflow for Noop {
     fn info(&self) -> WorkflowInfo {
@@ -104,6 +109,9 @@ async fn start_run(state: &Runtime, workflow: &str, params: &Value) -> anyhow::R
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let url = std::env::var("DATABASE_URL")?;
+    if std::env::var("BENCH_ROLE").as_deref() == Ok("worker") {
+        return queue::worker_process(&url, env("WORKER_CONCURRENCY", 100)).await;
+    }
     let tasks: i64 = env("TASKS", 20_000);
     let clients: i64 = env("CLIENTS", 1000);
     let old_clients: i64 = env("OLD_CLIENTS", 100);
@@ -125,23 +133,18 @@ async fn main() -> anyhow::Result<()> {
     let settings =
         WorkerSettings { concurrency, poll: std::time::Duration::from_millis(100), ..WorkerSettings::default() };
 
-    // 1. Queue throughput.
-    sqlx::query("TRUNCATE knowledge.clients CASCADE").execute(&pool).await?;
-    sqlx::query("INSERT INTO knowledge.clients (id, slug, name, status) SELECT gen_random_uuid(), 'noop-' || n, 'Noop ' || n, 'active' FROM generate_series(1, $1) n")
-        .bind(tasks as i32)
-        .execute(&pool)
-        .await?;
-    let run = start_run(&state, "noop", &json!({})).await?;
+    // 1. Queue throughput, in worker processes of their own.
+    // WORKERS: the numbers of worker processes to measure, one after the other.
+    let workers = std::env::var("WORKERS").unwrap_or_else(|_| "1 2".into());
+    for n in workers.split([' ', ',']).filter_map(|n| n.parse::<usize>().ok()) {
+        queue::bench(&pool, tasks, n, concurrency).await?;
+    }
+    if env("QUEUE_ONLY", 0) == 1 {
+        return Ok(());
+    }
     let (stop_tx, stop) = watch::channel(false);
     let worker = Arc::new(Worker::new(state.clone(), settings.clone()));
-    let started = Instant::now();
     let handle = tokio::spawn(worker.run(stop));
-    let status = wait_for_run(&state, run).await?;
-    let elapsed = started.elapsed().as_secs_f64();
-    println!(
-        "queue: {tasks} no-op tasks in {elapsed:.2} s = {:.0} tasks/s (run {status}); target >= 5000/s",
-        tasks as f64 / elapsed
-    );
 
     // 2. daily-monitoring over many clients, concurrently.
     sqlx::query("TRUNCATE knowledge.clients CASCADE").execute(&pool).await?;

@@ -1,0 +1,137 @@
+//! The engine's batched queue (issue #9): claims of many tasks at once never hand a
+//! task to two workers, one statement renews every lease a worker holds (a task longer
+//! than its lease keeps it while its worker lives), and a stopping worker gives back the
+//! tasks it claimed but did not start.
+
+use std::{sync::atomic::Ordering::SeqCst, time::Duration};
+
+use serde_json::Value;
+use sqlx::PgPool;
+use switchboard::store;
+use uuid::Uuid;
+
+use crate::{
+    engine::{Probe, clients, count, finished, settings, start_run, start_worker, state_with, task},
+    support::TestApp,
+};
+
+/// `n` active clients, written directly (hundreds through the API would be slow).
+async fn many_clients(pool: &PgPool, prefix: &str, n: i32) -> Vec<Uuid> {
+    sqlx::query_scalar(
+        "INSERT INTO knowledge.clients (id, slug, name, status)
+         SELECT gen_random_uuid(), $1 || '-' || i, $1 || ' ' || i, 'active' FROM generate_series(1, $2) i
+         RETURNING id",
+    )
+    .bind(prefix.to_lowercase())
+    .bind(n)
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+#[sqlx::test]
+async fn two_workers_claiming_in_batches_run_every_task_exactly_once(pool: PgPool) {
+    let app = TestApp::new(pool.clone()).await;
+    let probe = Probe { sleep: Duration::from_millis(5), max_attempts: 1, ..Probe::new("probe") };
+    let stats = probe.stats.clone();
+    let state = state_with(&app, vec![std::sync::Arc::new(probe)]);
+    let ids = many_clients(&pool, "Batch", 600).await;
+    let a = start_worker(&state, settings(8, Duration::from_secs(30)));
+    let b = start_worker(&state, settings(8, Duration::from_secs(30)));
+    let run = start_run(&state, "probe", &ids, false).await;
+    assert_eq!(finished(&pool, run, Duration::from_secs(60)).await, "succeeded");
+    let executions = stats.all_executions();
+    assert_eq!(executions.len(), 600);
+    assert!(executions.values().all(|n| *n == 1), "a task ran twice");
+    // A task claimed twice would have attempt 2 (each claim counts one).
+    assert_eq!(count(&pool, "SELECT count(*) FROM engine.tasks WHERE run_id = $1 AND attempt = 1", run).await, 600);
+    assert!(stats.max_in_flight.load(SeqCst) > 8, "both workers took part");
+    a.stop().await;
+    b.stop().await;
+}
+
+#[sqlx::test]
+async fn a_task_outliving_its_lease_keeps_it_while_its_worker_lives(pool: PgPool) {
+    let app = TestApp::new(pool.clone()).await;
+    // 2.5 s of work under a 1 s lease: renewed every third of a second.
+    let probe = Probe { sleep: Duration::from_millis(2500), ..Probe::new("probe") };
+    let stats = probe.stats.clone();
+    let state = state_with(&app, vec![std::sync::Arc::new(probe)]);
+    let ids = clients(&app, "Long", 3).await;
+    let a = start_worker(&state, settings(2, Duration::from_secs(1)));
+    let b = start_worker(&state, settings(2, Duration::from_secs(1)));
+    let run = start_run(&state, "probe", &ids, false).await;
+    assert_eq!(finished(&pool, run, Duration::from_secs(20)).await, "succeeded");
+    for id in &ids {
+        assert_eq!(stats.executions(*id), 1, "reaped while its worker was alive and run again");
+        assert_eq!(task(&pool, run, *id).await.1, 1);
+    }
+    a.stop().await;
+    b.stop().await;
+}
+
+#[sqlx::test]
+async fn renewing_leases_reports_lost_ones_and_canceled_runs(pool: PgPool) {
+    let app = TestApp::new(pool.clone()).await;
+    let state = state_with(&app, vec![std::sync::Arc::new(Probe::new("probe"))]);
+    let ids = clients(&app, "Renew", 2).await;
+    let run = start_run(&state, "probe", &ids, false).await;
+    let held: Vec<Uuid> = store::runs::claim(&pool, "w1", 30.0, 10).await.unwrap().iter().map(|c| c.id).collect();
+    assert_eq!(held.len(), 2);
+    let stranger = Uuid::new_v4();
+    let mut renewed = store::runs::heartbeat(&pool, &[held[0], held[1], stranger], "w1", 30.0).await.unwrap();
+    renewed.sort();
+    let mut expected = vec![(held[0], false), (held[1], false)];
+    expected.sort();
+    assert_eq!(renewed, expected, "both held, the stranger not");
+    assert!(store::runs::heartbeat(&pool, &held, "w2", 30.0).await.unwrap().is_empty(), "not w2's leases");
+    let mut conn = pool.acquire().await.unwrap();
+    assert!(store::runs::cancel(&mut conn, run).await.unwrap());
+    drop(conn);
+    let renewed = store::runs::heartbeat(&pool, &held, "w1", 30.0).await.unwrap();
+    assert!(renewed.len() == 2 && renewed.iter().all(|(_, canceled)| *canceled), "{renewed:?}");
+}
+
+#[sqlx::test]
+async fn tasks_claimed_but_not_started_are_given_back_with_their_attempt(pool: PgPool) {
+    let app = TestApp::new(pool.clone()).await;
+    let state = state_with(&app, vec![std::sync::Arc::new(Probe::new("probe"))]);
+    let ids = clients(&app, "Back", 3).await;
+    let run = start_run(&state, "probe", &ids, false).await;
+    let claimed: Vec<Uuid> = store::runs::claim(&pool, "w1", 30.0, 10).await.unwrap().iter().map(|c| c.id).collect();
+    assert_eq!(claimed.len(), 3);
+
+    assert!(store::runs::release(&pool, "w2", &claimed).await.unwrap().is_empty(), "only the holder gives back");
+    assert_eq!(store::runs::release(&pool, "w1", &claimed[..2]).await.unwrap(), [run, run]);
+    let rows: Vec<(Uuid, String, i32, Option<String>)> =
+        sqlx::query_as("SELECT id, status, attempt, locked_by FROM engine.tasks WHERE run_id = $1")
+            .bind(run)
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    for (id, status, attempt, locked_by) in rows {
+        if id == claimed[2] {
+            assert_eq!((status.as_str(), attempt, locked_by.as_deref()), ("running", 1, Some("w1")));
+        } else {
+            assert_eq!((status.as_str(), attempt, locked_by), ("queued", 0, None), "given back, attempt returned");
+        }
+    }
+    // Given back and claimed again: still the first attempt.
+    let again = store::runs::claim(&pool, "w2", 30.0, 10).await.unwrap();
+    assert_eq!(again.len(), 2);
+    assert!(again.iter().all(|c| c.attempt == 1));
+
+    // A task of a canceled run given back ends canceled, never queued again.
+    let mut conn = pool.acquire().await.unwrap();
+    assert!(store::runs::cancel(&mut conn, run).await.unwrap());
+    drop(conn);
+    assert_eq!(store::runs::release(&pool, "w1", &claimed[2..]).await.unwrap(), [run]);
+    let (status, finished_at): (String, Option<Value>) =
+        sqlx::query_as("SELECT status, to_jsonb(finished_at) FROM engine.tasks WHERE id = $1")
+            .bind(claimed[2])
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(status, "canceled");
+    assert!(finished_at.is_some());
+}
