@@ -23,6 +23,7 @@ mod layers;
 mod make_blueprints;
 mod messages;
 mod meta_rules;
+mod metrics_sync;
 mod openapi;
 mod pagination;
 mod platform_api;
