@@ -17,6 +17,7 @@ pub mod messages;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;
+pub mod openapi_rules;
 pub mod pagination;
 pub mod platform_actions;
 pub mod platforms;
@@ -64,7 +65,7 @@ pub fn app(state: AppState) -> Router {
         .merge(v1)
         .merge(system)
         .merge(webhooks)
-        .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi::document()))
+        .merge(SwaggerUi::new("/docs").external_url_unchecked("/openapi.json", openapi::document()))
         .fallback(middleware::not_found)
         .with_state(state)
         .layer(DefaultBodyLimit::max(config.body_limit_bytes))
