@@ -44,22 +44,7 @@ pub struct Problem {
     pub platform: Option<PlatformProblem>,
 }
 
-/// A platform's failure, as told to the caller.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct PlatformProblem {
-    #[schema(example = "meta")]
-    pub name: String,
-    /// What kind of failure (auth, throttled, invalid, unavailable, rejected...).
-    #[schema(example = "throttled")]
-    pub kind: String,
-    /// The HTTP status the platform answered, if it answered.
-    pub status: Option<u16>,
-    /// The platform's own error code.
-    #[schema(example = "80000/2446079")]
-    pub code: Option<String>,
-    /// Whether trying again later can help.
-    pub retryable: bool,
-}
+pub use crate::platforms::PlatformProblem;
 
 /// Marks a response as a problem so the middleware can complete and type it.
 #[derive(Clone, Copy)]
@@ -228,19 +213,12 @@ impl From<PlatformError> for ApiError {
             }
             _ => StatusCode::BAD_GATEWAY,
         };
-        let kind = serde_json::to_value(e.kind).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
         let mut err = ApiError::new(status, "platform_error", e.to_string());
         if e.retryable {
             let secs = e.retry_after.map(|d| d.as_secs_f64().ceil() as u64).unwrap_or(5).max(1);
             err = err.with_header(header::RETRY_AFTER, HeaderValue::from(secs));
         }
-        err.platform = Some(Box::new(PlatformProblem {
-            name: e.platform.to_string(),
-            kind,
-            status: e.status,
-            code: e.code,
-            retryable: e.retryable,
-        }));
+        err.platform = Some(Box::new(PlatformProblem::from(&e)));
         err
     }
 }
@@ -278,7 +256,7 @@ mod tests {
         let e = ApiError::from(paused);
         assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
         assert!(e.headers.contains(&(header::RETRY_AFTER, HeaderValue::from(1800u64))), "{:?}", e.headers);
-        assert_eq!(e.platform.as_ref().map(|p| p.kind.as_str()), Some("throttled"));
+        assert_eq!(e.platform.as_ref().map(|p| p.kind), Some(ErrorKind::Throttled));
         // A throttle the layer retried until it gave up stays a 429.
         let throttled = PlatformError::new("meta", ErrorKind::Throttled, "slow down");
         assert_eq!(ApiError::from(throttled).status, StatusCode::TOO_MANY_REQUESTS);

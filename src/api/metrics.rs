@@ -1,8 +1,12 @@
 //! Ad metrics of a client: sync from the platforms, read back, and budget pacing.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, time::Duration};
 
-use axum::extract::{Path, State};
+use axum::{
+    extract::{Path, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -11,22 +15,23 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::{
     auth::Caller,
     clients,
-    error::{ApiError, ApiResult, PlatformProblem, Problem},
+    error::{ApiError, ApiResult, Problem},
     extract::{ApiJson, ApiQuery, NoQuery},
+    runs,
 };
 use crate::{
     api::AppState,
     domain::{pacing as figures, scope::Scope},
     operations::{
-        metrics::{self, AdAccount, AdPlatform, linked_ad_accounts},
+        metrics, metrics_sync,
         pacing::{self, PacingError, PacingView},
     },
-    store,
+    store::{self, run_view::RunView, runs::RunTrigger},
+    workflows,
 };
 
 pub const TAG: &str = "metrics";
-/// Longest range one sync or read may cover.
-pub const MAX_DAYS: i64 = 366;
+pub use crate::operations::metrics_sync::{MAX_DAYS, PlatformSync, SyncResult, SyncStatus};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(sync_metrics)).routes(routes!(get_metrics)).routes(routes!(get_pacing))
@@ -45,56 +50,23 @@ pub struct SyncRequest {
     pub platforms: Option<Vec<String>>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum SyncStatus {
-    Ok,
-    /// Some platforms failed; the others' data is stored.
-    Partial,
-    Failed,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PlatformSync {
-    #[schema(example = "meta")]
-    pub platform: String,
-    #[schema(example = "act_1234567890")]
-    pub account: String,
-    /// Days written (inserted or replaced).
-    pub days: u64,
-    /// All clicks over the days pulled (Meta `clicks`: likes, expands, profile taps included).
-    pub clicks: i64,
-    /// Link clicks over the days pulled (Meta `inline_link_clicks`; Google Ads: its clicks).
-    pub link_clicks: i64,
-    pub error: Option<PlatformProblemWithMessage>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PlatformProblemWithMessage {
-    pub message: String,
-    #[serde(flatten)]
-    pub problem: PlatformProblem,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct SyncResult {
-    pub client_id: uuid::Uuid,
-    #[schema(value_type = String)]
-    pub from: NaiveDate,
-    #[schema(value_type = String)]
-    pub to: NaiveDate,
-    pub status: SyncStatus,
-    pub platforms: Vec<PlatformSync>,
-}
-
 fn check_range(from: NaiveDate, to: NaiveDate) -> Result<(), ApiError> {
-    if from > to {
-        return Err(ApiError::invalid(vec![]).with_field("to", "must not be before `from`"));
-    }
-    if (to - from).num_days() >= MAX_DAYS {
-        return Err(ApiError::invalid(vec![]).with_field("to", format!("the range may cover at most {MAX_DAYS} days")));
-    }
-    Ok(())
+    metrics_sync::check_range(from, to).map_err(|e| ApiError::invalid(vec![e]))
+}
+
+/// Whether the request says `Prefer: respond-async` (RFC 7240 §4.1), among any other preferences.
+fn prefers_async(headers: &HeaderMap) -> bool {
+    headers.get_all("prefer").iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(|p| {
+        let name = p.split(';').next().unwrap_or_default().trim();
+        name.eq_ignore_ascii_case("respond-async")
+    })
+}
+
+/// How long an inline sync waits for the platforms before it hands the work to a run:
+/// long enough for a normal sync, short enough that storing and answering still fit in
+/// the request timeout (30 s → 25 s), and so in Make's 40 s module timeout.
+fn inline_budget(request_timeout_secs: u64) -> Duration {
+    Duration::from_secs(request_timeout_secs.saturating_sub(5).max(1))
 }
 
 /// Sync ad metrics
@@ -103,18 +75,30 @@ fn check_range(from: NaiveDate, to: NaiveDate) -> Result<(), ApiError> {
 /// them (spend, impressions, clicks, conversions, conversion value, currency) and
 /// stores them, replacing days already stored. Platforms are called concurrently and
 /// one failing does not lose the others' data: each platform's outcome is reported.
+///
+/// A platform may be retried for minutes, longer than a request (or Make's 40 s module
+/// timeout) lasts, so the answer never waits for it: with `Prefer: respond-async` the
+/// sync runs on a worker at once and the answer is 202 with the run of workflow
+/// `metrics-sync` (`Location` is the run; its task's `output` is the outcome below).
+/// Without it the sync runs inline and answers 200, unless the platforms have not
+/// answered within the request timeout less 5 s (25 s by default): then it is handed
+/// to a run the same way and the answer is 202.
 #[utoipa::path(
     post, path = "/v1/clients/{client}/metrics/sync", operation_id = "syncClientMetrics", tag = TAG,
     params(
         ("client" = String, Path, description = "Client id (UUID) or slug"),
+        ("Prefer" = Option<String>, Header, description = "`respond-async`: answer 202 with a run at once instead of syncing inline", example = "respond-async"),
         ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry return the first response instead of syncing again."),
     ),
     request_body(content = SyncRequest, content_type = "application/json"),
     responses(
-        (status = 200, description = "Per-platform outcome", body = SyncResult),
+        (status = 200, description = "Synced inline: the per-platform outcome", body = SyncResult),
+        (status = 202, description = "Running asynchronously (asked for, or the platforms were slow): the run; its task's `output` will be the per-platform outcome", body = RunView,
+            headers(("Location" = String, description = "URL of the run"), ("Preference-Applied" = String, description = "`respond-async` when asked for"))),
         (status = 400, description = "Malformed JSON", body = Problem),
         (status = 403, description = "Missing scope `platforms:act`", body = Problem),
         (status = 404, description = "No such client", body = Problem),
+        (status = 409, description = "`client_deleted`: the client was deleted while the sync ran", body = Problem),
         (status = 415, description = "Not JSON", body = Problem),
         (status = 422, description = "Bad dates, unknown or unlinked platform", body = Problem),
     )
@@ -123,85 +107,56 @@ async fn sync_metrics(
     State(state): State<AppState>,
     caller: Caller,
     Path(client): Path<String>,
+    headers: HeaderMap,
     _: ApiQuery<NoQuery>,
     ApiJson(req): ApiJson<SyncRequest>,
-) -> ApiResult<axum::Json<SyncResult>> {
+) -> ApiResult<Response> {
     caller.require(Scope::PlatformsAct)?;
     check_range(req.from, req.to)?;
     let mut conn = state.pool.acquire().await?;
     let client = clients::load(&mut conn, &client, false).await?;
     drop(conn);
-    let linked = linked_ad_accounts(&client);
-    let wanted: Vec<AdAccount> = match &req.platforms {
-        None => linked,
-        Some(names) => {
-            let mut picked = vec![];
-            for (i, name) in names.iter().enumerate() {
-                if names[..i].contains(name) {
-                    return Err(ApiError::invalid(vec![]).with_field(format!("platforms[{i}]"), "is listed twice"));
-                }
-                let Some(platform) = AdPlatform::from_key(name) else {
-                    let why = "is not an ad platform with metrics (meta, google_ads)";
-                    return Err(ApiError::invalid(vec![]).with_field(format!("platforms[{i}]"), why));
-                };
-                match linked.iter().find(|a| a.platform == platform) {
-                    Some(found) => picked.push(found.clone()),
-                    None => {
-                        let why = "is not linked to this client (set its account under `accounts`)";
-                        return Err(ApiError::invalid(vec![]).with_field(format!("platforms[{i}]"), why));
-                    }
-                }
-            }
-            picked
-        }
-    };
-    if wanted.is_empty() {
-        return Err(ApiError::invalid(vec![]).with_field(
-            "platforms",
-            "the client has no ad account linked (set accounts.meta or accounts.google_ads)",
-        ));
-    }
+    let wanted = metrics_sync::pick(&client, req.platforms.as_deref()).map_err(|e| ApiError::invalid(vec![e]))?;
 
-    let results = metrics::pull(&state.platforms, client.id, &wanted, req.from, req.to).await;
-    let mut outcomes = vec![];
-    let mut tx = state.pool.begin().await?;
-    for (account, result) in wanted.iter().zip(results) {
-        let (platform, account_id) = (account.platform.key().to_string(), account.account.clone());
-        let outcome = match result {
-            Ok(days) => {
-                let written = metrics::store_days(&mut tx, client.id, account, &days).await?;
-                let clicks = days.iter().map(|d| d.clicks).sum();
-                let link_clicks = days.iter().map(|d| d.link_clicks).sum();
-                PlatformSync { platform, account: account_id, days: written, clicks, link_clicks, error: None }
-            }
-            Err(e) => {
-                let message = e.to_string();
-                let problem = *ApiError::from(e).platform.expect("platform problem");
-                let error = Some(PlatformProblemWithMessage { message, problem });
-                PlatformSync { platform, account: account_id, days: 0, clicks: 0, link_clicks: 0, error }
-            }
-        };
-        outcomes.push(outcome);
+    let asked = prefers_async(&headers);
+    if !asked {
+        let pull = metrics::pull(&state.platforms, client.id, &wanted, req.from, req.to);
+        // Only platform reads happen before the budget ends; dropping them stores nothing.
+        if let Ok(pulled) = tokio::time::timeout(inline_budget(state.config.request_timeout_secs), pull).await {
+            let actor = caller.actor();
+            let result = metrics_sync::store(&state.pool, &actor, client.id, &wanted, pulled, req.from, req.to).await?;
+            return Ok(axum::Json(result).into_response());
+        }
+        tracing::info!(client = %client.id, "metrics sync: the platforms were slow, continuing in a run");
     }
-    let failed = outcomes.iter().filter(|o| o.error.is_some()).count();
-    let status = match failed {
-        0 => SyncStatus::Ok,
-        n if n == outcomes.len() => SyncStatus::Failed,
-        _ => SyncStatus::Partial,
+    let params = serde_json::json!({"from": req.from, "to": req.to, "platforms": req.platforms});
+    let workflow = state
+        .workflows
+        .get(workflows::metrics_sync::KEY)
+        .cloned()
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("the metrics-sync workflow is not registered")))?;
+    let params = workflow.check_params(&params).map_err(ApiError::invalid)?;
+    let start = workflows::runs::Start {
+        workflow: workflow.as_ref(),
+        params: &params,
+        trigger: RunTrigger::Api,
+        dry_run: false,
+        callback_url: None,
+        schedule_id: None,
+        client_ids: Some(&[client.id]),
     };
-    let result = SyncResult { client_id: client.id, from: req.from, to: req.to, status, platforms: outcomes };
-    store::audit::record(
-        &mut tx,
-        &caller.actor(),
-        "metrics.sync",
-        "client",
-        &client.id.to_string(),
-        None::<&()>,
-        Some(&result),
-    )
-    .await?;
+    let mut tx = state.pool.begin().await?;
+    let run = workflows::runs::start(&mut tx, &caller.actor(), &start).await?;
     tx.commit().await?;
-    Ok(axum::Json(result))
+    let view = runs::run_view(&state, run.id).await?;
+    let mut response = (StatusCode::ACCEPTED, axum::Json(&view)).into_response();
+    if let Ok(location) = HeaderValue::from_str(&view.links.self_) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    if asked {
+        response.headers_mut().insert("preference-applied", HeaderValue::from_static("respond-async"));
+    }
+    Ok(response)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema, Default)]

@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod middleware;
 pub mod negotiate;
 pub mod openapi;
+pub mod openapi_rules;
 pub mod pagination;
 pub mod platform_actions;
 pub mod platforms;
@@ -65,7 +66,7 @@ pub fn app(state: AppState) -> Router {
         .merge(v1)
         .merge(system)
         .merge(webhooks)
-        .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi::document()))
+        .merge(SwaggerUi::new("/docs").external_url_unchecked("/openapi.json", openapi::document()))
         .fallback(middleware::not_found)
         .with_state(state)
         .layer(DefaultBodyLimit::max(config.body_limit_bytes))

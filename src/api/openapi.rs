@@ -5,7 +5,7 @@
 use utoipa::{
     OpenApi,
     openapi::{
-        self, Content, Ref, RefOr, ResponseBuilder,
+        self, RefOr,
         path::Operation,
         security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityRequirement, SecurityScheme},
     },
@@ -96,20 +96,15 @@ pub fn finish(mut doc: openapi::OpenApi) -> openapi::OpenApi {
     doc
 }
 
-/// The whole document, as served at `/openapi.json` and committed.
-pub fn document() -> openapi::OpenApi {
+/// The whole document, as served at `/openapi.json` and committed (JSON: the rules of
+/// `openapi_rules` add what utoipa's types do not model, e.g. `x-problem-codes`).
+pub fn document() -> serde_json::Value {
     let mut doc = routes().into_openapi();
     doc.merge(health::router().into_openapi());
     doc.merge(inbound::router().into_openapi());
-    finish(doc)
-}
-
-fn problem(description: &str) -> RefOr<openapi::Response> {
-    ResponseBuilder::new()
-        .description(description)
-        .content("application/json", Content::new(Some(Ref::from_schema_name("Problem"))))
-        .build()
-        .into()
+    let mut value = serde_json::to_value(finish(doc)).expect("the document is JSON");
+    super::openapi_rules::apply(&mut value);
+    value
 }
 
 /// The scopes an operation needs, as its 403 response names them: "Missing scope `x`..."
@@ -142,16 +137,7 @@ fn complete_operation(op: &mut Operation) {
             .flat_map(|scheme| scopes.iter().map(move |s| SecurityRequirement::new(scheme, [s.clone()])))
             .collect()
     });
-    // Every operation refuses unknown query parameters (`ApiQuery`); most also name a 400 of their own.
-    let shared = [
-        ("400", "Unknown or bad query parameter"),
-        ("401", "Missing, malformed, expired or revoked token"),
-        ("429", "Rate limit of this token exceeded; see `Retry-After`"),
-        ("500", "Internal error (logged with the request id)"),
-    ];
-    for (status, description) in shared {
-        op.responses.responses.entry(status.to_string()).or_insert_with(|| problem(description));
-    }
+    // The shared answers (400 invalid_query, 401, 429, 500, ...) are added with their codes by `openapi_rules`.
 }
 
 #[cfg(test)]
@@ -163,7 +149,7 @@ mod tests {
     /// operation whose 403 talks about a scope has it in its security requirement.
     #[test]
     fn security_requirements_name_known_scopes() {
-        let doc = serde_json::to_value(document()).unwrap();
+        let doc = document();
         let mut scoped = 0;
         for (path, item) in doc["paths"].as_object().unwrap() {
             for (method, op) in item.as_object().unwrap() {

@@ -14,8 +14,9 @@ use crate::{
 };
 
 /// The platforms with a metrics connector. An ad platform the sync or a workflow
-/// names is one of these, so an unknown platform can never reach a connector.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// names is one of these, so an unknown platform can never reach a connector. Ordered
+/// as [`AdPlatform::ALL`]: the one order writers store platforms in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum AdPlatform {
     Meta,
     GoogleAds,

@@ -11,6 +11,7 @@ pub mod clients;
 pub mod drive_folders;
 pub mod messages;
 pub mod metrics;
+pub mod metrics_sync;
 pub mod pacing;
 pub mod reports;
 

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 /// What went wrong, in terms a caller can act on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
     /// Credentials missing, invalid or expired (re-authenticate; do not retry).
@@ -44,6 +44,36 @@ pub struct PlatformError {
     /// so the call failed at once instead of sleeping: try again after `retry_after`. A workflow
     /// task goes back to the queue for that long; an API request answers 503 with `Retry-After`.
     pub deferred: bool,
+}
+
+/// A platform's failure, as told to a caller (an API problem's `platform`, a sync's
+/// per-platform `error`): what the platform said, without our own message.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct PlatformProblem {
+    #[schema(example = "meta")]
+    pub name: String,
+    /// What kind of failure.
+    #[schema(example = "throttled")]
+    pub kind: ErrorKind,
+    /// The HTTP status the platform answered, if it answered.
+    pub status: Option<u16>,
+    /// The platform's own error code.
+    #[schema(example = "80000/2446079")]
+    pub code: Option<String>,
+    /// Whether trying again later can help.
+    pub retryable: bool,
+}
+
+impl From<&PlatformError> for PlatformProblem {
+    fn from(e: &PlatformError) -> Self {
+        Self {
+            name: e.platform.to_string(),
+            kind: e.kind,
+            status: e.status,
+            code: e.code.clone(),
+            retryable: e.retryable,
+        }
+    }
 }
 
 impl PlatformError {

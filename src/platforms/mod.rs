@@ -24,7 +24,7 @@ pub mod whatsapp;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-pub use error::{ErrorKind, PlatformError};
+pub use error::{ErrorKind, PlatformError, PlatformProblem};
 pub use registry::{
     Platform, PlatformSettings, Platforms, REGISTRY, Readiness, SUNSET_WARN_DAYS, graph_sunset, simulator,
     sunset_warning,

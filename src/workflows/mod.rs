@@ -9,6 +9,7 @@ pub mod commands;
 pub mod context;
 pub mod daily_monitoring;
 pub mod engine;
+pub mod metrics_sync;
 pub mod runs;
 pub mod runtime;
 pub mod scheduler;
@@ -104,6 +105,7 @@ impl Registry {
             Arc::new(daily_monitoring::DailyMonitoring),
             Arc::new(client_onboarding::ClientOnboarding),
             Arc::new(weekly_report::WeeklyReport),
+            Arc::new(metrics_sync::MetricsSync),
         ])
     }
 

@@ -27,6 +27,7 @@ mod make_blueprints;
 mod make_iml;
 mod messages;
 mod meta_rules;
+mod metrics_sync;
 mod openapi;
 mod pagination;
 mod platform_api;

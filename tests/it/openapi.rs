@@ -9,7 +9,7 @@ const COMMITTED: &str = include_str!("../../openapi/openapi.json");
 
 #[test]
 fn committed_spec_matches_the_code() {
-    let generated = serde_json::to_value(switchboard::api::openapi::document()).unwrap();
+    let generated = switchboard::api::openapi::document();
     let committed: serde_json::Value = serde_json::from_str(COMMITTED).unwrap();
     assert!(
         generated == committed,
@@ -68,4 +68,118 @@ async fn swagger_ui_is_served(pool: PgPool) {
     assert!(res.text().contains("swagger"), "{}", res.text());
     let res = app.request(axum::http::Method::GET, "/docs").send().await;
     assert!(res.status.is_redirection() || res.status == StatusCode::OK, "{}", res.status);
+}
+
+fn committed() -> serde_json::Value {
+    serde_json::from_str(COMMITTED).unwrap()
+}
+
+/// Every operation of the document, as (`method path`, operation).
+fn operations(doc: &serde_json::Value) -> Vec<(String, serde_json::Value)> {
+    let mut all = vec![];
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            all.push((format!("{method} {path}"), op.clone()));
+        }
+    }
+    all
+}
+
+#[test]
+fn the_document_names_its_server() {
+    let doc = committed();
+    let servers = doc["servers"].as_array().expect("servers");
+    assert!(!servers.is_empty() && servers.iter().all(|s| s["url"].is_string()), "{servers:?}");
+}
+
+/// Every `*_at` field is an RFC 3339 timestamp, wherever it sits in a schema.
+#[test]
+fn every_timestamp_field_has_format_date_time() {
+    fn walk(at: &str, value: &serde_json::Value, found: &mut usize) {
+        match value {
+            serde_json::Value::Object(map) => {
+                if let Some(props) = map.get("properties").and_then(|p| p.as_object()) {
+                    for (name, prop) in props.iter().filter(|(n, _)| n.ends_with("_at")) {
+                        *found += 1;
+                        let typed = prop["type"] == "string" || prop["type"] == serde_json::json!(["string", "null"]);
+                        assert!(typed && prop["format"] == "date-time", "{at}.{name}: {prop}");
+                    }
+                }
+                map.iter().for_each(|(k, v)| walk(&format!("{at}/{k}"), v, found));
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|v| walk(at, v, found)),
+            _ => {}
+        }
+    }
+    let mut found = 0;
+    walk("", &committed(), &mut found);
+    assert!(found > 40, "only {found} *_at fields");
+}
+
+/// `limit` is what `pagination::limit` accepts: 1–500.
+#[test]
+fn every_limit_is_bounded_as_the_server_bounds_it() {
+    let mut seen = 0;
+    for (at, op) in operations(&committed()) {
+        for p in op["parameters"].as_array().into_iter().flatten().filter(|p| p["name"] == "limit") {
+            assert_eq!(
+                (p["schema"]["minimum"].as_u64(), p["schema"]["maximum"].as_u64()),
+                (Some(1), Some(500)),
+                "{at}"
+            );
+            seen += 1;
+        }
+    }
+    assert!(seen >= 10, "only {seen} limits");
+}
+
+/// The answers of the shared layers are documented with their problem codes wherever they
+/// can happen: every POST may meet a bad, reused or busy `Idempotency-Key`, every body a
+/// wrong content type or size, every list a bad cursor, every `/v1` operation an unknown
+/// query parameter, a timeout or a database that does not answer.
+#[test]
+fn every_shared_answer_is_documented_with_its_codes() {
+    for (at, op) in operations(&committed()) {
+        if !at.contains(" /v1/") {
+            continue;
+        }
+        let codes = |status: &str| -> Vec<String> {
+            op["responses"][status]["x-problem-codes"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{at}: no codes for {status}"))
+                .iter()
+                .map(|c| c.as_str().unwrap().to_string())
+                .collect()
+        };
+        let token = op["security"].as_array().unwrap().iter().any(|r| r.as_object().is_some_and(|o| !o.is_empty()));
+        let mut expected: Vec<(&str, &str)> =
+            vec![("400", "invalid_query"), ("408", "timeout"), ("500", "internal"), ("503", "database_timeout")];
+        if token {
+            expected.extend([("401", "missing_token"), ("429", "rate_limited")]);
+        }
+        if at.starts_with("post ") && token {
+            expected.extend([
+                ("400", "invalid_idempotency_key"),
+                ("409", "idempotency_in_flight"),
+                ("413", "payload_too_large"),
+                ("422", "idempotency_key_reused"),
+            ]);
+        }
+        if op.get("requestBody").is_some() {
+            expected.extend([
+                ("400", "malformed_json"),
+                ("413", "payload_too_large"),
+                ("415", "unsupported_media_type"),
+            ]);
+        }
+        if op["parameters"].as_array().into_iter().flatten().any(|p| p["name"] == "cursor") {
+            expected.push(("400", "invalid_cursor"));
+        }
+        if op["responses"].get("403").is_some() {
+            expected.push(("403", "missing_scope"));
+        }
+        for (status, code) in expected {
+            assert!(codes(status).iter().any(|c| c == code), "{at}: {status} does not list `{code}`");
+        }
+    }
 }

@@ -48,7 +48,7 @@ async fn run(
 }
 
 /// Runs a worker until the run is no longer queued or running.
-async fn finish(app: &TestApp, run_id: Uuid) -> (RunRow, Vec<TaskRow>) {
+pub(crate) async fn finish(app: &TestApp, run_id: Uuid) -> (RunRow, Vec<TaskRow>) {
     let settings = WorkerSettings {
         concurrency: 8,
         lease: Duration::from_secs(30),

@@ -1,0 +1,214 @@
+//! Rules every operation and schema of the document follows, applied to the collected
+//! document in one place instead of repeated in each `#[utoipa::path]`: the server,
+//! the formats of timestamps, the bounds of `limit`, and the answers the shared layers
+//! give (strict extractors, `Idempotency-Key`, body limit, timeouts, the database) with
+//! their problem `code`s. Each rule is a fact of the code it names; tests in
+//! tests/it/openapi.rs check the result.
+
+use serde_json::{Map, Value, json};
+
+use super::pagination::MAX_LIMIT;
+
+/// A shared answer: its status, when it applies, what it means, the `code`s it carries.
+struct Shared {
+    status: &'static str,
+    applies: fn(&Op) -> bool,
+    description: &'static str,
+    codes: &'static [&'static str],
+}
+
+struct Op<'a> {
+    method: &'a str,
+    has_body: bool,
+    has_cursor: bool,
+    token: bool,
+}
+
+/// What the layers every `/v1` operation goes through can answer.
+const SHARED: &[Shared] = &[
+    Shared {
+        status: "400",
+        applies: |_| true,
+        description: "`invalid_query`: an unknown or malformed query parameter (named in `errors`)",
+        codes: &["invalid_query"],
+    },
+    Shared {
+        status: "400",
+        applies: |op| op.has_body,
+        description: "`malformed_json` / `unreadable_body`: the body is not the JSON this operation reads",
+        codes: &["malformed_json", "unreadable_body"],
+    },
+    Shared {
+        status: "400",
+        applies: |op| op.has_cursor,
+        description: "`invalid_cursor` / `invalid_limit`: a cursor this list did not return, a limit outside 1–500",
+        codes: &["invalid_cursor", "invalid_limit"],
+    },
+    Shared {
+        status: "400",
+        applies: |op| op.method == "post" && op.token,
+        description: "`invalid_idempotency_key`: `Idempotency-Key` is not 1–255 visible ASCII characters",
+        codes: &["invalid_idempotency_key"],
+    },
+    Shared {
+        status: "401",
+        applies: |op| op.token,
+        description: "Missing, malformed, expired or revoked token",
+        codes: &[
+            "missing_token",
+            "invalid_token",
+            "token_expired",
+            "invalid_audience",
+            "token_revoked",
+            "unknown_token",
+        ],
+    },
+    Shared {
+        status: "408",
+        applies: |_| true,
+        description: "`timeout`: the request ran longer than `REQUEST_TIMEOUT_SECS`",
+        codes: &["timeout"],
+    },
+    Shared {
+        status: "409",
+        applies: |op| op.method == "post" && op.token,
+        description: "`idempotency_in_flight`: a request with this `Idempotency-Key` is still running; retry shortly",
+        codes: &["idempotency_in_flight"],
+    },
+    Shared {
+        status: "413",
+        applies: |op| op.has_body || op.method == "post",
+        description: "`payload_too_large`: the body is over `BODY_LIMIT_BYTES`",
+        codes: &["payload_too_large"],
+    },
+    Shared {
+        status: "415",
+        applies: |op| op.has_body,
+        description: "`unsupported_media_type`: the body is not sent as JSON",
+        codes: &["unsupported_media_type"],
+    },
+    Shared {
+        status: "422",
+        applies: |op| op.method == "post" && op.token,
+        description: "`idempotency_key_reused`: this `Idempotency-Key` was used with another request",
+        codes: &["idempotency_key_reused"],
+    },
+    Shared {
+        status: "429",
+        applies: |op| op.token,
+        description: "`rate_limited`: rate limit of this token exceeded; see `Retry-After`",
+        codes: &["rate_limited"],
+    },
+    Shared {
+        status: "500",
+        applies: |_| true,
+        description: "`internal`: internal error (logged with the request id)",
+        codes: &["internal"],
+    },
+    Shared {
+        status: "503",
+        applies: |_| true,
+        description: "`database_timeout`: the database did not answer in time; see `Retry-After`",
+        codes: &["database_timeout"],
+    },
+];
+
+/// The codes an operation's own answers carry, by status, where one code is the only one.
+fn own_codes(status: &str) -> &'static [&'static str] {
+    match status {
+        "403" => &["missing_scope"],
+        "404" => &["not_found"],
+        _ => &[],
+    }
+}
+
+fn problem(description: &str) -> Value {
+    json!({"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}}})
+}
+
+/// Applies every rule to the document (as JSON).
+pub fn apply(doc: &mut Value) {
+    doc["servers"] =
+        json!([{"url": "/", "description": "This Switchboard (the API is served from the root of its address)"}]);
+    for (path, item) in doc["paths"].as_object_mut().into_iter().flatten() {
+        if !path.starts_with("/v1/") {
+            continue;
+        }
+        for (method, op) in item.as_object_mut().into_iter().flatten() {
+            operation(method, op);
+        }
+    }
+    if let Some(schemas) = doc.pointer_mut("/components/schemas") {
+        timestamps(schemas);
+    }
+}
+
+fn operation(method: &str, op: &mut Value) {
+    let params = op["parameters"].as_array().cloned().unwrap_or_default();
+    let named = |n: &str| params.iter().any(|p| p["name"] == n && p["in"] == "query");
+    let token =
+        op["security"].as_array().is_some_and(|s| s.iter().any(|r| r.as_object().is_some_and(|o| !o.is_empty())));
+    let info = Op { method, has_body: op.get("requestBody").is_some(), has_cursor: named("cursor"), token };
+    for p in op["parameters"].as_array_mut().into_iter().flatten() {
+        if p["in"] == "query" && p["name"] == "limit" {
+            p["schema"] =
+                json!({"type": "integer", "format": "int32", "minimum": 1, "maximum": MAX_LIMIT, "default": 50});
+        }
+    }
+    let responses = op["responses"].as_object_mut().expect("responses");
+    for shared in SHARED.iter().filter(|s| (s.applies)(&info)) {
+        let response = responses.entry(shared.status).or_insert_with(|| problem(""));
+        add_codes(response, shared.codes, shared.description);
+    }
+    for (status, response) in responses.iter_mut() {
+        let codes = own_codes(status);
+        if !codes.is_empty() {
+            add_codes(response, codes, "");
+        }
+    }
+    sort_responses(responses);
+}
+
+/// Adds `codes` to the response's `x-problem-codes` and `description` to its description.
+fn add_codes(response: &mut Value, codes: &[&str], description: &str) {
+    let list = response.as_object_mut().expect("response").entry("x-problem-codes").or_insert_with(|| json!([]));
+    let list = list.as_array_mut().expect("codes");
+    for code in codes {
+        if !list.iter().any(|c| c == code) {
+            list.push(json!(code));
+        }
+    }
+    if !description.is_empty() {
+        let current = response["description"].as_str().unwrap_or_default();
+        response["description"] = match current.is_empty() || current.contains(description) {
+            true if current.is_empty() => description.into(),
+            true => current.into(),
+            false => format!("{current}; or {description}").into(),
+        };
+    }
+}
+
+fn sort_responses(responses: &mut Map<String, Value>) {
+    let mut all: Vec<(String, Value)> = std::mem::take(responses).into_iter().collect();
+    all.sort_by(|a, b| a.0.cmp(&b.0));
+    responses.extend(all);
+}
+
+/// Every `*_at` string is an RFC 3339 timestamp (docs/API.md).
+fn timestamps(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::Object(props)) = map.get_mut("properties") {
+                for (name, prop) in props.iter_mut() {
+                    let is_string = prop["type"] == "string" || prop["type"] == json!(["string", "null"]);
+                    if name.ends_with("_at") && is_string && prop.get("format").is_none() {
+                        prop["format"] = "date-time".into();
+                    }
+                }
+            }
+            map.values_mut().for_each(timestamps);
+        }
+        Value::Array(items) => items.iter_mut().for_each(timestamps),
+        _ => {}
+    }
+}
