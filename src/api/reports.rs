@@ -150,6 +150,11 @@ async fn list_reports(
     Ok(axum::Json(Page::new(page.data.into_iter().map(Report::from).collect(), page.next_cursor)))
 }
 
+/// How the spec describes a file answer (a PDF or a PNG): a string of bytes, not a JSON array.
+#[derive(utoipa::ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct FileBytes(#[allow(dead_code)] Vec<u8>);
+
 /// The media types `GET /v1/reports/{id}` serves, the default first.
 pub const MEDIA_TYPES: [&str; 3] = ["application/json", "text/html", "application/pdf"];
 
@@ -168,7 +173,7 @@ pub const MEDIA_TYPES: [&str; 3] = ["application/json", "text/html", "applicatio
         (status = 200, description = "The report, as JSON, an HTML page or a PDF", content(
             (Report = "application/json"),
             (String = "text/html"),
-            ([u8] = "application/pdf"),
+            (FileBytes = "application/pdf"),
         )),
         (status = 403, description = "Missing scope `clients:read`", body = Problem),
         (status = 404, description = "No such report", body = Problem),
@@ -228,7 +233,7 @@ async fn get_report(
         ("chart" = String, Path, description = "`daily-spend.png`, `conversions-cpa.png` or `roas.png`", example = "daily-spend.png"),
     ),
     responses(
-        (status = 200, description = "The chart", content(([u8] = "image/png"))),
+        (status = 200, description = "The chart", content((FileBytes = "image/png"))),
         (status = 403, description = "Missing scope `clients:read`", body = Problem),
         (status = 404, description = "No such report, or no such chart (the problem names the chart)", body = Problem),
     )

@@ -183,3 +183,31 @@ fn every_shared_answer_is_documented_with_its_codes() {
         }
     }
 }
+
+/// A PDF or a PNG answer is described as bytes (`string`/`binary`), not as a JSON array of numbers,
+/// so generators and Make's custom app treat it as a file.
+#[test]
+fn file_answers_are_described_as_binary_strings() {
+    let doc: serde_json::Value = serde_json::from_str(COMMITTED).unwrap();
+    let mut seen = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            for (status, response) in op["responses"].as_object().into_iter().flatten() {
+                for (media, content) in response["content"].as_object().into_iter().flatten() {
+                    if !(media == "application/pdf" || media.starts_with("image/")) {
+                        continue;
+                    }
+                    seen += 1;
+                    let mut schema = &content["schema"];
+                    if let Some(reference) = schema["$ref"].as_str() {
+                        let name = reference.trim_start_matches("#/components/schemas/");
+                        schema = &doc["components"]["schemas"][name];
+                    }
+                    assert_eq!(schema["type"], "string", "{method} {path} {status} {media}: {schema}");
+                    assert_eq!(schema["format"], "binary", "{method} {path} {status} {media}: {schema}");
+                }
+            }
+        }
+    }
+    assert!(seen >= 2, "the PDF report and the PNG charts are file answers");
+}
