@@ -33,6 +33,9 @@ fn timed(rounds: usize, mut f: impl FnMut() -> usize) -> (Duration, Duration, us
     (times[times.len() / 2], times[times.len() - 1], bytes)
 }
 
+/// One form of the report: renders it and answers its size in bytes.
+type Render<'a> = Box<dyn Fn() -> usize + 'a>;
+
 fn main() {
     let rounds: usize = std::env::var("ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
     let data = sample::data();
@@ -46,7 +49,7 @@ fn main() {
 
     println!("report rendering, {rounds} rounds (the sample report: 2 platforms, 2 weeks, 1 alert)");
     println!("first complete rendering (fonts loaded): {first:.2?} ({whole} bytes)");
-    let forms: Vec<(&str, Box<dyn Fn() -> usize>)> = vec![
+    let forms: Vec<(&str, Render)> = vec![
         ("html", Box::new(|| render::html(&data).len())),
         ("pdf", Box::new(|| render::pdf(&data).unwrap().len())),
         ("png daily-spend", Box::new(|| render::chart_png(&data, "daily-spend").unwrap().unwrap().len())),
