@@ -31,6 +31,11 @@ use axum::{
 };
 use serde_json::{Value, json};
 
+mod query;
+mod upload;
+
+use self::query::parse_query;
+
 use super::{
     Vendor,
     google_ads::{TokenKind, bearer_problem},
@@ -92,6 +97,10 @@ pub struct File {
     pub trashed: bool,
     /// The Shared Drive it is in; `None` in My Drive.
     pub drive_id: Option<String>,
+    /// Private key/value pairs of the creating app (`appProperties`).
+    pub app_properties: BTreeMap<String, String>,
+    /// Bytes uploaded as the file's content (0 for folders).
+    pub size: usize,
 }
 
 pub struct State {
@@ -191,6 +200,7 @@ pub fn router() -> Router<Arc<State>> {
         .route("/drive/v3/files", get(list).post(create))
         .route("/drive/v3/files/generateIds", get(generate_ids))
         .route("/drive/v3/files/{id}", get(get_file))
+        .route("/upload/drive/v3/files", post(upload::upload))
 }
 
 /// The classic Google error body Drive answers with.
@@ -248,115 +258,17 @@ fn render(file: &File, fields: Option<&str>) -> Value {
         "name": file.name,
         "mimeType": file.mime_type,
         "parents": file.parents,
-        "webViewLink": format!("https://drive.google.com/drive/folders/{}", file.id),
+        "webViewLink": if file.mime_type == FOLDER_MIME {
+            format!("https://drive.google.com/drive/folders/{}", file.id)
+        } else {
+            format!("https://drive.google.com/file/d/{}/view?usp=drivesdk", file.id)
+        },
     });
     let wanted: Vec<&str> = match fields {
         Some(f) => ["id", "name", "mimeType", "parents", "webViewLink"].into_iter().filter(|k| f.contains(k)).collect(),
         None => vec!["kind", "id", "name", "mimeType"],
     };
     Value::Object(wanted.into_iter().map(|k| (k.to_string(), all[k].clone())).collect())
-}
-
-#[derive(Debug, PartialEq)]
-enum Cond {
-    Name { negate: bool, contains: bool, value: String },
-    Mime { negate: bool, value: String },
-    Parent(String),
-    Trashed(bool),
-}
-
-impl Cond {
-    fn matches(&self, f: &File) -> bool {
-        match self {
-            Cond::Name { negate, contains, value } => {
-                (if *contains { f.name.contains(value.as_str()) } else { &f.name == value }) != *negate
-            }
-            Cond::Mime { negate, value } => (&f.mime_type == value) != *negate,
-            Cond::Parent(id) => f.parents.contains(id),
-            Cond::Trashed(t) => f.trashed == *t,
-        }
-    }
-}
-
-#[derive(Debug, PartialEq)]
-enum Tok {
-    Lit(String),
-    Word(String),
-}
-
-/// Splits a query into words, operators and string literals (unescaping `\'` and `\\`).
-fn tokens(q: &str) -> Option<Vec<Tok>> {
-    let mut out = Vec::new();
-    let mut chars = q.chars().peekable();
-    while let Some(&c) = chars.peek() {
-        if c.is_whitespace() {
-            chars.next();
-        } else if c == '\'' {
-            chars.next();
-            let mut lit = String::new();
-            loop {
-                match chars.next()? {
-                    '\\' => lit.push(chars.next()?),
-                    '\'' => break,
-                    c => lit.push(c),
-                }
-            }
-            out.push(Tok::Lit(lit));
-        } else {
-            let op = |c: char| matches!(c, '=' | '!' | '<' | '>');
-            let first_is_op = op(c);
-            let mut word = String::new();
-            while let Some(&c) = chars.peek() {
-                if c.is_whitespace() || c == '\'' || op(c) != first_is_op {
-                    break;
-                }
-                word.push(c);
-                chars.next();
-            }
-            out.push(Tok::Word(word));
-        }
-    }
-    Some(out)
-}
-
-/// The `and`-joined conditions of `q`; `None` for anything outside the supported subset.
-fn parse_query(q: &str) -> Option<Vec<Cond>> {
-    let toks = tokens(q)?;
-    let mut conds = Vec::new();
-    for clause in toks.split(|t| matches!(t, Tok::Word(w) if w.eq_ignore_ascii_case("and"))) {
-        let word = |i: usize| match clause.get(i) {
-            Some(Tok::Word(w)) => Some(w.as_str()),
-            _ => None,
-        };
-        let cond = match clause {
-            [Tok::Word(field), Tok::Word(op), Tok::Lit(value)] => {
-                let (negate, contains) = match op.as_str() {
-                    "=" => (false, false),
-                    "!=" => (true, false),
-                    "contains" => (false, true),
-                    _ => return None,
-                };
-                match field.as_str() {
-                    "name" => Cond::Name { negate, contains, value: value.clone() },
-                    "mimeType" if !contains => Cond::Mime { negate, value: value.clone() },
-                    _ => return None,
-                }
-            }
-            [Tok::Lit(id), Tok::Word(_), Tok::Word(_)] if word(1) == Some("in") && word(2) == Some("parents") => {
-                Cond::Parent(id.clone())
-            }
-            [Tok::Word(_), Tok::Word(_), Tok::Word(value)] if word(0) == Some("trashed") && word(1) == Some("=") => {
-                match value.as_str() {
-                    "true" => Cond::Trashed(true),
-                    "false" => Cond::Trashed(false),
-                    _ => return None,
-                }
-            }
-            _ => return None,
-        };
-        conds.push(cond);
-    }
-    Some(conds)
 }
 
 async fn list(Shared(state): Shared<Arc<State>>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
@@ -434,6 +346,17 @@ async fn create(
     let Ok(request) = serde_json::from_slice::<Value>(&body) else {
         return drive_error(StatusCode::BAD_REQUEST, "global", "parseError", "Parse Error", None);
     };
+    create_from(&state, &headers, &params, &request, 0)
+}
+
+/// Creates the file `request` describes (shared by metadata-only creates and uploads of `size` bytes).
+fn create_from(
+    state: &State,
+    headers: &HeaderMap,
+    params: &BTreeMap<String, String>,
+    request: &Value,
+    size: usize,
+) -> Response {
     let parents: Vec<String> = match &request["parents"] {
         Value::Null => vec!["root".to_string()],
         Value::Array(ids) if ids.len() == 1 && ids[0].is_string() => {
@@ -461,7 +384,7 @@ async fn create(
     // April 15, 2025 … will not be able to own any Drive items"); Drive's answer, as seen by
     // clients (github.com/Jumbo810/Upload_Github_Artifacts_TO_GDrive/issues/22,
     // github.com/bskim45/fastlane-plugin-google_drive/issues/44): 403 storageQuotaExceeded.
-    if drive_id.is_none() && TokenKind::of(&headers) == Some(TokenKind::ServiceAccount) {
+    if drive_id.is_none() && TokenKind::of(headers) == Some(TokenKind::ServiceAccount) {
         return drive_error(
             StatusCode::FORBIDDEN,
             "usageLimits",
@@ -499,19 +422,19 @@ async fn create(
                     Some(("id", "other")),
                 );
             }
-            let file = new_file(&request, id.to_string(), parents, drive_id);
+            let file = new_file(request, id.to_string(), parents, drive_id, size);
             let rendered = render(&file, params.get("fields").map(String::as_str));
             files.push(file);
             return Json(rendered).into_response();
         }
     };
-    let file = new_file(&request, id, parents, drive_id);
+    let file = new_file(request, id, parents, drive_id, size);
     let rendered = render(&file, params.get("fields").map(String::as_str));
     state.files.lock().expect("drive files").push(file);
     Json(rendered).into_response()
 }
 
-fn new_file(request: &Value, id: String, parents: Vec<String>, drive_id: Option<String>) -> File {
+fn new_file(request: &Value, id: String, parents: Vec<String>, drive_id: Option<String>, size: usize) -> File {
     File {
         id,
         name: request["name"].as_str().unwrap_or("Untitled").to_string(),
@@ -519,6 +442,11 @@ fn new_file(request: &Value, id: String, parents: Vec<String>, drive_id: Option<
         parents,
         trashed: false,
         drive_id,
+        app_properties: request["appProperties"]
+            .as_object()
+            .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
+            .unwrap_or_default(),
+        size,
     }
 }
 
@@ -579,26 +507,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_the_connectors_query_and_honours_escapes() {
-        let name = r"O'Brien \ Co";
-        // Drive's grammar: single-quoted literals, `\'` and `\\` escaped with a backslash.
-        let q = r"name = 'O\'Brien \\ Co' and 'root' in parents and mimeType = 'application/vnd.google-apps.folder' and trashed = false";
-        let conds = parse_query(q).unwrap();
-        assert_eq!(
-            conds,
-            [
-                Cond::Name { negate: false, contains: false, value: name.to_string() },
-                Cond::Parent("root".into()),
-                Cond::Mime { negate: false, value: FOLDER_MIME.into() },
-                Cond::Trashed(false),
-            ]
-        );
-        assert!(parse_query("name = 'unterminated").is_none());
-        assert!(parse_query("fullText contains 'x'").is_none());
-        assert!(parse_query("name='a' and trashed=false").is_some());
-    }
-
-    #[test]
     fn list_fields_select_file_fields() {
         assert_eq!(
             files_fields("nextPageToken,files(id,name,parents,webViewLink)"),
@@ -611,6 +519,8 @@ mod tests {
             parents: vec!["root".into()],
             trashed: false,
             drive_id: None,
+            app_properties: BTreeMap::new(),
+            size: 0,
         };
         assert_eq!(render(&file, Some("id,name")), json!({"id": "1x", "name": "A"}));
         assert_eq!(render(&file, None)["kind"], "drive#file");

@@ -32,6 +32,7 @@ mod openapi;
 mod pagination;
 mod platform_api;
 mod platform_clickup;
+mod platform_drive_upload;
 mod platform_google;
 mod platform_google_rules;
 mod platform_limits;

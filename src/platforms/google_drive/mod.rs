@@ -8,6 +8,7 @@
 //! belong in a Shared Drive the account is a member of.
 
 mod folders;
+mod upload;
 
 use std::{fmt, sync::Arc};
 
@@ -16,7 +17,10 @@ use chrono::NaiveDate;
 use reqwest::{StatusCode, header::HeaderMap};
 use serde::{Deserialize, Serialize};
 
-pub use self::folders::{FolderIds, Unrecorded};
+pub use self::{
+    folders::{FolderIds, Unrecorded},
+    upload::{MULTIPART_MAX_BYTES, REPORT_PROPERTY, REPORTS_FOLDER, StoredFile, Upload, tagged_query},
+};
 use super::{
     PlatformInfo, SecretString,
     calls::CallCounter,
