@@ -258,7 +258,7 @@ impl Worker {
             let mut conn = pool.acquire().await?;
             store::clients::find_many(&mut conn, &ids).await
         };
-        let mut clients: HashMap<Uuid, Client> = match loaded.await {
+        let clients: HashMap<Uuid, Client> = match loaded.await {
             Ok(clients) => clients.into_iter().map(|c| (c.id, c)).collect(),
             Err(e) => {
                 // Give the batch back rather than leave it to the reaper.
@@ -270,7 +270,8 @@ impl Worker {
             .into_iter()
             .map(|task| {
                 let stop = self.leases.hold(task.id);
-                let client = clients.remove(&task.client_id);
+                // Cloned, not removed: several tasks of a batch can share a client (two runs on it).
+                let client = clients.get(&task.client_id).cloned();
                 Job { task, client, stop }
             })
             .collect())

@@ -50,6 +50,34 @@ async fn two_workers_claiming_in_batches_run_every_task_exactly_once(pool: PgPoo
     b.stop().await;
 }
 
+/// Runs started before the worker is up are claimed in one batch; several of its tasks are
+/// the same client's (four runs on one client), and each gets the client (a batch loads each
+/// client once).
+#[sqlx::test]
+async fn tasks_of_one_client_in_one_batch_all_get_their_client(pool: PgPool) {
+    let app = TestApp::new(pool.clone()).await;
+    let probe = Probe { max_attempts: 1, ..Probe::new("probe") };
+    let stats = probe.stats.clone();
+    let state = state_with(&app, vec![std::sync::Arc::new(probe)]);
+    let ids = clients(&app, "Shared", 1).await;
+    let mut runs = vec![];
+    for _ in 0..4 {
+        runs.push(start_run(&state, "probe", &ids, false).await);
+    }
+    let worker = start_worker(&state, settings(8, Duration::from_secs(30)));
+    for run in runs {
+        let status = finished(&pool, run, Duration::from_secs(10)).await;
+        let errors: Vec<Option<String>> = sqlx::query_scalar("SELECT error FROM engine.tasks WHERE run_id = $1")
+            .bind(run)
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        assert_eq!(status, "succeeded", "{errors:?}");
+    }
+    assert_eq!(stats.all_executions()[&ids[0]], 4, "the client's four tasks all ran");
+    worker.stop().await;
+}
+
 #[sqlx::test]
 async fn a_task_outliving_its_lease_keeps_it_while_its_worker_lives(pool: PgPool) {
     let app = TestApp::new(pool.clone()).await;

@@ -269,7 +269,12 @@ async fn runs_are_listed_with_filters_and_pages(pool: PgPool) {
     };
     assert_eq!(list("").await.0, [beta, failing, alpha[2], alpha[1], alpha[0]], "newest first");
     assert_eq!(list("?workflow=beta").await.0, [beta]);
-    assert_eq!(list("?status=failed").await.0, [failing]);
+    let beta_errors: Vec<Option<String>> = sqlx::query_scalar("SELECT error FROM engine.tasks WHERE run_id = $1")
+        .bind(beta)
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(list("?status=failed").await.0, [failing], "beta's tasks: {beta_errors:?}");
     assert_eq!(list("?status=succeeded&workflow=alpha").await.0, [alpha[2], alpha[1], alpha[0]]);
     assert_eq!(list("?client=listed-00").await.0, [beta, failing]);
     assert_eq!(list(&format!("?client={}", ids[1])).await.0, [alpha[2], alpha[1], alpha[0]]);
