@@ -38,21 +38,39 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct EventsQuery {
-    /// The `id` of the last event you have (`last_id` of the previous answer); omit to start from the oldest.
+    /// Only events newer than this id. Oldest first: the `last_id` of the previous answer (omit to
+    /// start from the oldest). Newest first: the newest id you already have (the feed stops there).
     after: Option<String>,
+    /// Only events older than this id. Newest first: the `last_id` of the previous answer, for the
+    /// next (older) page.
+    before: Option<String>,
+    /// `asc` (default: oldest first) or `desc` (newest first, for polling triggers such as Make's).
+    order: Option<FeedOrder>,
     /// Comma-separated types, with wildcards: e.g. `run.*,alert.created`. Default: every type.
     types: Option<String>,
     /// Page size, 1–500 (default 50).
     limit: Option<u32>,
 }
 
+/// The feed's order.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum FeedOrder {
+    /// Oldest first.
+    #[default]
+    Asc,
+    /// Newest first.
+    Desc,
+}
+
 /// A page of the feed.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EventFeed {
-    /// Oldest first.
+    /// Oldest first, or newest first with `order=desc`.
     pub data: Vec<Event>,
-    /// Pass as `after` next time: the id of the last event here, or the `after` you sent
-    /// when there is nothing new (`null` only when there are no events at all yet).
+    /// The id of the last event here. Oldest first: pass it as `after` next time (it is the `after`
+    /// you sent when there is nothing new; `null` only when there are no events at all yet).
+    /// Newest first: pass it as `before` for the next, older page (`null` on an empty page).
     pub last_id: Option<Uuid>,
     /// More events are waiting: ask again right away.
     pub has_more: bool,
@@ -61,7 +79,9 @@ pub struct EventFeed {
 /// List events
 ///
 /// The events also delivered to webhook endpoints (`{id, type, created_at, data}`),
-/// oldest first, for polling: keep `last_id` and send it as `after` on the next call.
+/// oldest first, for polling: keep `last_id` and send it as `after` on the next call. With
+/// `order=desc` the newest come first (Make's polling triggers): send the newest id you have as
+/// `after` to stop there, and page older with `before` = `last_id`.
 /// Events become visible about a second after they happen. Each type needs the scope
 /// that reads what it carries: `client.*` and `message.failed` events need `clients:read`; `run.*`,
 /// `alert.created` and `report.ready` need `workflows:read`. Without `types`, the feed
@@ -70,11 +90,11 @@ pub struct EventFeed {
     get, path = "/v1/events", operation_id = "listEvents", tag = TAG,
     params(EventsQuery),
     responses(
-        (status = 200, description = "Events after `after`, oldest first", body = EventFeed,
+        (status = 200, description = "Events between `after` and `before`, oldest first (`order=desc`: newest first)", body = EventFeed,
             example = json!({"data": [{"id": "0192f0c4-5d7e-7c1a-9f4e-2b8d6a1c3e5f", "type": "alert.created", "created_at": "2026-06-15T07:00:03.120Z",
                 "data": {"id": "0192f0c4-5d7e-7c1a-9f4e-000000000001", "kind": "spend_anomaly", "severity": "warning"}}],
                 "last_id": "0192f0c4-5d7e-7c1a-9f4e-2b8d6a1c3e5f", "has_more": false})),
-        (status = 400, description = "Bad query parameter (after, types, limit)", body = Problem),
+        (status = 400, description = "Bad query parameter (after, before, order, types, limit)", body = Problem),
         (status = 403, description = "Missing scope: `workflows:read` or `clients:read`, as the requested types need", body = Problem),
     )
 )]
@@ -84,20 +104,32 @@ async fn list_events(
     ApiQuery(q): ApiQuery<EventsQuery>,
 ) -> ApiResult<axum::Json<EventFeed>> {
     let limit = pagination::limit(q.limit)?;
-    let after = match q.after.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        Some(raw) => Some(Uuid::parse_str(raw).map_err(|_| {
-            ApiError::bad_request("invalid_query", "after: must be the id of an event (a UUID)")
-                .with_field("after", "must be the id of an event (a UUID)")
-        })?),
-        None => None,
-    };
+    let after = event_id("after", q.after.as_deref())?;
+    let before = event_id("before", q.before.as_deref())?;
     let types = readable_types(&caller, q.types.as_deref())?;
     let mut conn = state.pool.acquire().await?;
-    let mut rows = store::events::feed(&mut conn, after, horizon(), &types, i64::from(limit) + 1).await?;
+    let newest_first = q.order.unwrap_or_default() == FeedOrder::Desc;
+    let upper = before.map_or(horizon(), |before| before.min(horizon()));
+    let mut rows = store::events::feed(&mut conn, after, upper, &types, i64::from(limit) + 1, newest_first).await?;
     let has_more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
-    let last_id = rows.last().map(|e| e.id).or(after);
+    let last_id = match rows.last() {
+        Some(last) => Some(last.id),
+        None if newest_first => None,
+        None => after,
+    };
     Ok(axum::Json(EventFeed { data: rows, last_id, has_more }))
+}
+
+/// An event id from the query (`after`, `before`): empty means none; anything else must be a UUID.
+fn event_id(field: &'static str, raw: Option<&str>) -> ApiResult<Option<Uuid>> {
+    match raw.map(str::trim).filter(|s| !s.is_empty()) {
+        Some(raw) => Uuid::parse_str(raw).map(Some).map_err(|_| {
+            ApiError::bad_request("invalid_query", format!("{field}: must be the id of an event (a UUID)"))
+                .with_field(field, "must be the id of an event (a UUID)")
+        }),
+        None => Ok(None),
+    }
 }
 
 /// The known types a `types` parameter selects (`None`: every type); 400 naming

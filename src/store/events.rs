@@ -48,25 +48,43 @@ pub async fn wake_deliverers(conn: &mut PgConnection, about: Uuid) -> Result<(),
     Ok(())
 }
 
-/// Events after `after` and before `horizon` (ids), oldest first, of these types.
+/// Events after `after` and before `before` (ids, both exclusive), of these types: oldest first,
+/// or newest first when `newest_first` (a polling trigger reads the newest and stops at what it has).
 pub async fn feed(
     conn: &mut PgConnection,
     after: Option<Uuid>,
-    horizon: Uuid,
+    before: Uuid,
     types: &[EventType],
     limit: i64,
+    newest_first: bool,
 ) -> Result<Vec<Event>, sqlx::Error> {
     let types: Vec<String> = types.iter().map(|t| t.as_str().to_string()).collect();
-    sqlx::query_as!(
-        Event,
-        r#"SELECT id, type AS kind, data, created_at FROM engine.events
-           WHERE ($1::uuid IS NULL OR id > $1) AND id < $2 AND type = ANY ($3)
-           ORDER BY id LIMIT $4"#,
-        after,
-        horizon,
-        &types,
-        limit
-    )
-    .fetch_all(conn)
-    .await
+    // Two statements, not an ORDER BY CASE: each walks the primary key in its own direction.
+    if newest_first {
+        sqlx::query_as!(
+            Event,
+            r#"SELECT id, type AS kind, data, created_at FROM engine.events
+               WHERE ($1::uuid IS NULL OR id > $1) AND id < $2 AND type = ANY ($3)
+               ORDER BY id DESC LIMIT $4"#,
+            after,
+            before,
+            &types,
+            limit
+        )
+        .fetch_all(conn)
+        .await
+    } else {
+        sqlx::query_as!(
+            Event,
+            r#"SELECT id, type AS kind, data, created_at FROM engine.events
+               WHERE ($1::uuid IS NULL OR id > $1) AND id < $2 AND type = ANY ($3)
+               ORDER BY id LIMIT $4"#,
+            after,
+            before,
+            &types,
+            limit
+        )
+        .fetch_all(conn)
+        .await
+    }
 }

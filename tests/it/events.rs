@@ -119,6 +119,48 @@ async fn the_feed_lists_events_oldest_first_after_an_id_filtered_by_type(pool: P
     app.request(Method::GET, "/v1/events").token(&other).send().await.problem(403, "missing_scope");
 }
 
+/// Make's polling triggers read newest first and stop at the newest item they already have:
+/// `order=desc` lists newest first, `after` stops there, `before` = `last_id` pages older.
+#[sqlx::test]
+async fn the_feed_lists_newest_first_for_polling_triggers(pool: PgPool) {
+    let app = TestApp::new(pool.clone()).await;
+    for name in ["Acme", "Bravo", "Charlie", "Delta", "Echo"] {
+        app.create_client(json!({"name": name})).await;
+    }
+    tokio::time::sleep(SETTLE + Duration::from_millis(100)).await;
+    let oldest_first = ids(&feed(&app, "").await);
+    assert_eq!(oldest_first.len(), 5);
+    let newest_first: Vec<String> = oldest_first.iter().rev().cloned().collect();
+
+    let first = feed(&app, "?order=desc&limit=2").await;
+    assert_eq!(ids(&first), newest_first[..2]);
+    assert_eq!(first["has_more"], true);
+    assert_eq!(first["last_id"], newest_first[1].as_str());
+    let second = feed(&app, &format!("?order=desc&limit=2&before={}", newest_first[1])).await;
+    assert_eq!(ids(&second), newest_first[2..4], "before pages older");
+    let last = feed(&app, &format!("?order=desc&limit=2&before={}", newest_first[3])).await;
+    assert_eq!(ids(&last), newest_first[4..]);
+    assert_eq!(last["has_more"], false);
+
+    // A poll that already has the third newest gets only what is newer, newest first.
+    let poll = feed(&app, &format!("?order=desc&after={}", newest_first[2])).await;
+    assert_eq!(ids(&poll), newest_first[..2]);
+    let nothing = feed(&app, &format!("?order=desc&after={}", newest_first[0])).await;
+    assert!(ids(&nothing).is_empty());
+    assert_eq!(nothing["last_id"], Value::Null, "an empty newest-first page has no id to page from");
+
+    // Oldest first, `before` bounds the page from above too.
+    let bounded = feed(&app, &format!("?before={}", oldest_first[2])).await;
+    assert_eq!(ids(&bounded), oldest_first[..2]);
+
+    for bad in ["?order=newest", "?before=yesterday"] {
+        let res = app.get(&format!("/v1/events{bad}")).send().await;
+        assert_eq!(res.status, StatusCode::BAD_REQUEST, "{bad}: {}", res.text());
+        let field = if bad.contains("order") { "order" } else { "before" };
+        assert!(res.text().contains(field), "{bad}: the problem names `{field}`: {}", res.text());
+    }
+}
+
 #[sqlx::test]
 async fn an_event_commits_or_rolls_back_with_its_change(pool: PgPool) {
     let app = crate::webhooks::local_app(pool.clone()).await;
