@@ -247,7 +247,7 @@ async fn onboard(ctx: &TaskContext) -> Result<Value, StepError> {
 /// An earlier run of this workflow that already sent this client's welcome.
 async fn welcomed_in(ctx: &TaskContext) -> Result<Option<Uuid>, StepError> {
     let mut conn = ctx.runtime.pool.acquire().await?;
-    Ok(store::runs::earlier_effect_run(&mut conn, KEY, ctx.client.id, WELCOME_STEP, ctx.run.id).await?)
+    Ok(store::effects::earlier_effect_run(&mut conn, KEY, ctx.client.id, WELCOME_STEP, ctx.run.id).await?)
 }
 
 /// Changes the client (the workflow as actor, the run as request id).

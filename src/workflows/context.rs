@@ -105,7 +105,7 @@ impl TaskContext {
         Fut: Future<Output = Result<T, StepError>>,
     {
         let mut conn = self.runtime.pool.acquire().await?;
-        if let Some(recorded) = store::runs::effect(&mut conn, self.run.id, self.client.id, step).await? {
+        if let Some(recorded) = store::effects::effect(&mut conn, self.run.id, self.client.id, step).await? {
             if recorded.dry_run {
                 return Ok(None);
             }
@@ -116,7 +116,7 @@ impl TaskContext {
         drop(conn);
         if self.run.dry_run {
             let mut conn = self.runtime.pool.acquire().await?;
-            store::runs::record_effect(
+            store::effects::record_effect(
                 &mut conn,
                 self.run.id,
                 self.client.id,
@@ -130,7 +130,7 @@ impl TaskContext {
         let result = act().await?;
         let value = serde_json::to_value(&result).map_err(|e| StepError::permanent(e.to_string()))?;
         let mut conn = self.runtime.pool.acquire().await?;
-        store::runs::record_effect(&mut conn, self.run.id, self.client.id, step, &value, false).await?;
+        store::effects::record_effect(&mut conn, self.run.id, self.client.id, step, &value, false).await?;
         Ok(Some(result))
     }
 
