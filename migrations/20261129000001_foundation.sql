@@ -1,4 +1,4 @@
--- Foundation schema: one Postgres schema per concern (DESIGN §5) so each can move later.
+-- Foundation schema: one Postgres schema per concern (docs/ARCHITECTURE.md) so each can move later.
 CREATE SCHEMA IF NOT EXISTS knowledge;
 CREATE SCHEMA IF NOT EXISTS audit;
 CREATE SCHEMA IF NOT EXISTS engine;
@@ -84,7 +84,7 @@ CREATE TRIGGER audit_log_append_only
     BEFORE UPDATE OR DELETE ON audit.log
     FOR EACH ROW EXECUTE FUNCTION audit.refuse_change();
 
--- Idempotency keys (DESIGN §3), scoped per token. `locked_until` lets a key whose
+-- Idempotency keys (docs/API.md), scoped per token. `locked_until` lets a key whose
 -- request died mid-flight be taken over instead of answering 409 forever.
 CREATE TABLE engine.idempotency_keys (
     token_id         uuid NOT NULL,

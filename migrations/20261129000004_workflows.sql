@@ -1,4 +1,4 @@
--- Workflow engine (DESIGN §7): runs fan out one task per client; tasks are claimed
+-- Workflow engine (docs/WORKFLOWS.md): runs fan out one task per client; tasks are claimed
 -- with FOR UPDATE SKIP LOCKED under a lease; effects are recorded per
 -- (run, client, step) so a retried task never repeats one.
 

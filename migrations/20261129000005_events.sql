@@ -1,5 +1,5 @@
 -- Event outbox (written in the same transaction as the change), webhook endpoints
--- and their deliveries (DESIGN §8).
+-- and their deliveries (docs/MAKE.md).
 
 CREATE TABLE engine.events (
     id          uuid PRIMARY KEY,           -- UUIDv7: the feed's order and cursor

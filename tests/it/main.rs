@@ -28,6 +28,7 @@ mod make_iml;
 mod messages;
 mod meta_rules;
 mod metrics_sync;
+mod migrations;
 mod openapi;
 mod pagination;
 mod platform_api;
