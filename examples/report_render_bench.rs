@@ -5,7 +5,8 @@
 //! a request or the weekly workflow asks for (HTML, PDF, each chart PNG) and
 //! reports the time per form (median and worst) and the memory the rendering
 //! added: peak RSS (VmHWM) over the RSS before the first rendering.
-//! With `EXAMPLE_DIR` set it also writes the example shown in docs/WORKFLOWS.md.
+//! With `EXAMPLE_DIR` set it also writes the example shown in docs/WORKFLOWS.md
+//! (the pages as PNG, and the PDF itself).
 
 use std::time::{Duration, Instant};
 
@@ -75,5 +76,8 @@ fn main() {
             std::fs::write(&path, png).expect("write the example");
             println!("wrote {path}");
         }
+        let path = format!("{dir}/report-example.pdf");
+        std::fs::write(&path, render::pdf(&data).expect("pdf")).expect("write the example");
+        println!("wrote {path}");
     }
 }

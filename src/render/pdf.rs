@@ -1,14 +1,23 @@
-//! The report as an A4 PDF: pages laid out as SVG (595 × 842 pt) and drawn by
-//! krilla through krilla-svg, text embedded as real text in the shipped font
-//! (searchable, copyable). The document id and creation date come from the
-//! report, so the same report always gives the same bytes.
+//! The report as an A4 PDF (595 × 842 pt): each page's shapes and charts are
+//! SVG drawn by krilla through krilla-svg, and the page's own lines of text are
+//! drawn by krilla as text runs in the shipped font, so they search and copy as
+//! words (krilla-svg places every glyph on its own, which reads back as
+//! "A c m e"). The document id and creation date come from the report, so the
+//! same report always gives the same bytes.
+
+use std::sync::{Arc, LazyLock};
 
 use chrono::{Datelike, Timelike};
 use krilla::{
-    Document,
-    geom::Size,
+    Data, Document,
+    color::rgb,
+    geom::{Point, Size},
     metadata::{DateTime, Metadata},
+    num::NormalizedF32,
     page::PageSettings,
+    paint::{Fill, FillRule},
+    surface::Surface,
+    text::{Font, TextDirection},
 };
 use krilla_svg::{SurfaceExt, SvgSettings};
 
@@ -45,26 +54,63 @@ pub fn alert_line(a: &AlertLine) -> String {
     format!("{} · {} · {}: {}", a.day.format("%a %-d %b"), a.severity, a.subject, a.message)
 }
 
+/// One line of text on a page, `(x, y)` its anchor point on the baseline.
+struct TextRun {
+    x: f32,
+    y: f32,
+    size: f32,
+    anchor: Anchor,
+    bold: bool,
+    fill: &'static str,
+    content: String,
+}
+
+/// A page: shapes and charts as SVG, its lines of text apart (drawn as text runs in the PDF).
+struct Page {
+    shapes: Svg,
+    texts: Vec<TextRun>,
+}
+
+impl Page {
+    fn new() -> Self {
+        Page { shapes: Svg::new(), texts: vec![] }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn text(&mut self, x: f32, y: f32, size: f32, anchor: Anchor, bold: bool, fill: &'static str, content: &str) {
+        self.texts.push(TextRun { x, y, size, anchor, bold, fill, content: content.to_string() });
+    }
+
+    /// The whole page as one SVG document (the PNG previews).
+    fn svg(&self) -> String {
+        let mut svg = Svg { body: self.shapes.body.clone() };
+        for t in &self.texts {
+            svg.text(t.x, t.y, t.size, t.anchor, t.bold, t.fill, &t.content);
+        }
+        svg.finish(W, H)
+    }
+}
+
 /// Pages filled top to bottom; a block that does not fit starts a new page.
 struct Pages {
-    done: Vec<Svg>,
-    page: Svg,
+    done: Vec<Page>,
+    page: Page,
     y: f32,
 }
 
 impl Pages {
     fn new() -> Self {
-        Pages { done: vec![], page: Svg::new(), y: MARGIN }
+        Pages { done: vec![], page: Page::new(), y: MARGIN }
     }
 
     fn need(&mut self, h: f32) {
         if self.y + h > LIMIT {
-            self.done.push(std::mem::replace(&mut self.page, Svg::new()));
+            self.done.push(std::mem::replace(&mut self.page, Page::new()));
             self.y = MARGIN;
         }
     }
 
-    fn line(&mut self, s: &str, size: f32, bold: bool, fill: &str) {
+    fn line(&mut self, s: &str, size: f32, bold: bool, fill: &'static str) {
         let lh = size * 1.45;
         self.need(lh);
         self.y += lh;
@@ -87,27 +133,27 @@ impl Pages {
         self.need(60.0); // a heading stays with what follows it
         self.y += 14.0;
         self.line(s, 14.0, true, INK);
-        self.page.line((MARGIN, self.y + 2.0), (W - MARGIN, self.y + 2.0), "#dddddd", 1.0, None);
+        self.page.shapes.line((MARGIN, self.y + 2.0), (W - MARGIN, self.y + 2.0), "#dddddd", 1.0, None);
         self.y += 6.0;
     }
 
-    fn finish(mut self, footer: &str) -> Vec<String> {
+    fn finish(mut self, footer: &str) -> Vec<Page> {
         self.done.push(self.page);
         let total = self.done.len();
+        for (i, p) in self.done.iter_mut().enumerate() {
+            let label = format!("{footer} · page {} of {total}", i + 1);
+            p.text(W / 2.0, H - 24.0, 8.0, Anchor::Middle, false, MUTED, &label);
+        }
         self.done
-            .into_iter()
-            .enumerate()
-            .map(|(i, mut p)| {
-                let label = format!("{footer} · page {} of {total}", i + 1);
-                p.text(W / 2.0, H - 24.0, 8.0, Anchor::Middle, false, MUTED, &label);
-                p.finish(W, H)
-            })
-            .collect()
     }
 }
 
 /// The pages as SVG documents.
 pub fn pages(data: &ReportData) -> Vec<String> {
+    layout(data).iter().map(Page::svg).collect()
+}
+
+fn layout(data: &ReportData) -> Vec<Page> {
     let mut p = Pages::new();
     p.line(&data.title(), 20.0, true, INK);
     p.line(&data.period_label(), 11.0, false, MUTED);
@@ -122,7 +168,7 @@ pub fn pages(data: &ReportData) -> Vec<String> {
         for chart in charts::all(data) {
             let h = CONTENT * charts::HEIGHT / charts::WIDTH;
             p.need(h + 10.0);
-            p.page.nest(MARGIN, p.y + 5.0, CONTENT, h, &chart.svg);
+            p.page.shapes.nest(MARGIN, p.y + 5.0, CONTENT, h, &chart.svg);
             p.y += h + 10.0;
         }
     }
@@ -158,7 +204,7 @@ fn week_over_week(p: &mut Pages, data: &ReportData) {
     p.heading("Week over week");
     // Right edges of the value columns.
     let cols = [MARGIN + 4.0, MARGIN + 290.0, MARGIN + 410.0, W - MARGIN - 4.0];
-    let row = |p: &mut Pages, cells: [&str; 4], bold: bool, fill: [&str; 4]| {
+    let row = |p: &mut Pages, cells: [&str; 4], bold: bool, fill: [&'static str; 4]| {
         p.need(16.0);
         p.y += 16.0;
         let y = p.y - 4.5;
@@ -170,7 +216,7 @@ fn week_over_week(p: &mut Pages, data: &ReportData) {
     row(p, HEADER, true, [INK; 4]);
     for block in table::blocks(data) {
         p.need(16.0 * 7.0);
-        p.page.rect(MARGIN, p.y + 2.0, CONTENT, 15.0, "#f3f5f8");
+        p.page.shapes.rect(MARGIN, p.y + 2.0, CONTENT, 15.0, "#f3f5f8");
         p.y += 16.0;
         p.page.text(cols[0], p.y - 4.5, 9.5, Anchor::Start, true, INK, &table::platform_name(&block.key));
         for r in table::rows(&block, &data.currency) {
@@ -185,11 +231,38 @@ fn week_over_week(p: &mut Pages, data: &ReportData) {
     }
 }
 
+static FONTS: LazyLock<[Font; 2]> = LazyLock::new(|| {
+    let font = |bytes: &'static [u8]| {
+        let data: Arc<dyn AsRef<[u8]> + Send + Sync> = Arc::new(bytes);
+        Font::new(Data::from(data), 0).expect("the shipped font loads")
+    };
+    [font(text::REGULAR), font(text::BOLD)]
+});
+
+/// One text run; its anchor resolved with the font's own advances (as the wrapping measures).
+fn draw_text(surface: &mut Surface<'_>, t: &TextRun) {
+    let width = text::width(&t.content, t.size, t.bold);
+    let x = match t.anchor {
+        Anchor::Start => t.x,
+        Anchor::Middle => t.x - width / 2.0,
+        Anchor::End => t.x - width,
+    };
+    surface.set_fill(Some(Fill { paint: hex_colour(t.fill).into(), opacity: NormalizedF32::ONE, rule: FillRule::NonZero }));
+    let font = FONTS[usize::from(t.bold)].clone();
+    surface.draw_text(Point::from_xy(x, t.y), font, t.size, &t.content, false, TextDirection::Auto);
+}
+
+/// `#rrggbb` (the page's own constants) as a colour; a malformed part reads as the ink's grey.
+fn hex_colour(hex: &str) -> rgb::Color {
+    let byte = |i: usize| hex.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()).unwrap_or(0x22);
+    rgb::Color::new(byte(1), byte(3), byte(5))
+}
+
 /// The whole PDF.
 pub fn document(data: &ReportData) -> Result<Vec<u8>, RenderError> {
     let mut doc = Document::new();
-    for svg in pages(data) {
-        let tree = raster::tree(&svg)?;
+    for p in layout(data) {
+        let tree = raster::tree(&p.shapes.finish(W, H))?;
         let mut page = doc.start_page_with(PageSettings::from_wh(W, H).ok_or_else(|| RenderError("page size".into()))?);
         let mut surface = page.surface();
         surface
@@ -199,6 +272,9 @@ pub fn document(data: &ReportData) -> Result<Vec<u8>, RenderError> {
                 SvgSettings::default(),
             )
             .ok_or_else(|| RenderError("svg page".into()))?;
+        for t in &p.texts {
+            draw_text(&mut surface, t);
+        }
         surface.finish();
         page.finish();
     }
