@@ -23,6 +23,8 @@ RUN mkdir src \
 
 COPY src src
 COPY migrations migrations
+# The report fonts are compiled into the binary (src/render/text.rs).
+COPY assets assets
 COPY .sqlx .sqlx
 # The dummy build left newer artefacts for the crate: make cargo rebuild it.
 RUN touch src/main.rs src/lib.rs \

@@ -247,7 +247,11 @@ fn draw_text(surface: &mut Surface<'_>, t: &TextRun) {
         Anchor::Middle => t.x - width / 2.0,
         Anchor::End => t.x - width,
     };
-    surface.set_fill(Some(Fill { paint: hex_colour(t.fill).into(), opacity: NormalizedF32::ONE, rule: FillRule::NonZero }));
+    surface.set_fill(Some(Fill {
+        paint: hex_colour(t.fill).into(),
+        opacity: NormalizedF32::ONE,
+        rule: FillRule::NonZero,
+    }));
     let font = FONTS[usize::from(t.bold)].clone();
     surface.draw_text(Point::from_xy(x, t.y), font, t.size, &t.content, false, TextDirection::Auto);
 }

@@ -144,7 +144,11 @@ fn an_empty_week_says_no_delivery() {
     let data = sample::empty();
     let (pages, text) = pdf_text(&pdf(&data).unwrap());
     assert_eq!(pages, 1);
-    assert!(text.contains("No delivery this week") && text.contains("No spend and no impressions were recorded for Acme Coffee"), "{text}");
+    assert!(
+        text.contains("No delivery this week")
+            && text.contains("No spend and no impressions were recorded for Acme Coffee"),
+        "{text}"
+    );
     assert!(html(&data).contains("No delivery this week"));
     for name in CHART_NAMES {
         let (w, _, _) = decode(&chart_png(&data, name).unwrap().unwrap());

@@ -160,3 +160,79 @@ fn processes_get_at_least_the_shutdown_grace_to_stop() {
         .unwrap();
     assert!(stop >= 2 * compose_grace + 5, "compose.yaml: stop_grace_period {stop}s < the API's shutdown");
 }
+
+/// Every `.rs` file under `dir`.
+fn sources(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            sources(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// The files outside `src/` the binary embeds at compile time (`include_bytes!`,
+/// `include_str!`, `sqlx::migrate!`), as repository paths; includes in a file's
+/// inline `#[cfg(test)] mod tests { … }` are left out (tests are not built into the image).
+fn embedded_files() -> Vec<String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = vec![];
+    sources(&root.join("src"), &mut files);
+    let mut found = vec![];
+    for file in files {
+        let text = fs::read_to_string(&file).unwrap();
+        let shipped = text.split("#[cfg(test)]\nmod tests {").next().unwrap_or_default();
+        for (macro_name, relative_to_file) in
+            [("include_bytes!(\"", true), ("include_str!(\"", true), ("sqlx::migrate!(\"", false)]
+        {
+            for (i, _) in shipped.match_indices(macro_name) {
+                let rest = &shipped[i + macro_name.len()..];
+                let literal = &rest[..rest.find('"').unwrap()];
+                let base = if relative_to_file { file.parent().unwrap().to_path_buf() } else { root.to_path_buf() };
+                let mut path = std::path::PathBuf::new();
+                for part in base.join(literal).strip_prefix(root).unwrap().components() {
+                    match part {
+                        std::path::Component::ParentDir => {
+                            path.pop();
+                        }
+                        std::path::Component::CurDir => {}
+                        other => path.push(other),
+                    }
+                }
+                found.push(path.to_string_lossy().into_owned());
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn the_image_build_copies_every_file_the_binary_embeds() {
+    let embedded = embedded_files();
+    assert!(embedded.iter().any(|f| f == "migrations"), "the scan finds sqlx::migrate!: {embedded:?}");
+    assert!(embedded.iter().any(|f| f.starts_with("assets/fonts/")), "the scan finds the fonts: {embedded:?}");
+    let dockerfile = read("Dockerfile");
+    let builder = dockerfile.split("FROM ").nth(1).expect("a builder stage");
+    let copied: Vec<&str> = builder
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("COPY "))
+        .filter(|l| !l.starts_with("--from"))
+        .flat_map(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            words[..words.len() - 1].to_vec()
+        })
+        .collect();
+    let ignored: Vec<String> = read(".dockerignore")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| l.trim_end_matches('/').to_string())
+        .collect();
+    for file in embedded.iter().filter(|f| !f.starts_with("src/")) {
+        let top = file.split('/').next().unwrap();
+        assert!(copied.contains(&top), "the Dockerfile's builder stage does not COPY `{top}` ({file} is embedded)");
+        assert!(!ignored.iter().any(|i| i == top), ".dockerignore leaves out `{top}` ({file} is embedded)");
+    }
+}
