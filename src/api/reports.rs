@@ -158,16 +158,46 @@ pub struct FileBytes(#[allow(dead_code)] Vec<u8>);
 /// The media types `GET /v1/reports/{id}` serves, the default first.
 pub const MEDIA_TYPES: [&str; 3] = ["application/json", "text/html", "application/pdf"];
 
+/// A rendered form chosen by the URL alone (a link in an event, an email or a chat has no `Accept`).
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ReportFormat {
+    Json,
+    Html,
+    Pdf,
+}
+
+impl ReportFormat {
+    fn media_type(self) -> &'static str {
+        match self {
+            Self::Json => "application/json",
+            Self::Html => "text/html",
+            Self::Pdf => "application/pdf",
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct GetReportQuery {
+    /// `json`, `html` or `pdf`: the form to answer with, whatever `Accept` says (so a URL alone
+    /// selects it, as in `report.ready`'s `pdf_url`/`html_url`).
+    format: Option<ReportFormat>,
+}
+
 /// Get a report
 ///
 /// Content negotiation by `Accept`: `application/json` (the default: the stored report),
 /// `text/html` (a self-contained printable page with inline SVG charts) or `application/pdf`
-/// (A4, the same content). Charts as PNG: `GET /v1/reports/{id}/charts/{chart}`.
+/// (A4, the same content). `?format=json|html|pdf` picks the form in the URL itself and wins over
+/// `Accept`. Charts as PNG: `GET /v1/reports/{id}/charts/{chart}`.
 #[utoipa::path(
     get, path = "/v1/reports/{id}", operation_id = "getReport", tag = TAG,
     params(
         ("id" = Uuid, Path, description = "Report id"),
-        ("Accept" = Option<String>, Header, description = "`application/json` (default), `text/html` or `application/pdf`"),
+        GetReportQuery,
+        ("Accept" = Option<String>, Header, description = "`application/json` (default), `text/html` or `application/pdf`; ignored when `format` is given"),
     ),
     responses(
         (status = 200, description = "The report, as JSON, an HTML page or a PDF", content(
@@ -175,6 +205,7 @@ pub const MEDIA_TYPES: [&str; 3] = ["application/json", "text/html", "applicatio
             (String = "text/html"),
             (FileBytes = "application/pdf"),
         )),
+        (status = 400, description = "`format` is not one of `json`, `html`, `pdf`", body = Problem),
         (status = 403, description = "Missing scope `clients:read`", body = Problem),
         (status = 404, description = "No such report", body = Problem),
         (status = 406, description = "`Accept` names none of `application/json`, `text/html`, `application/pdf`", body = Problem),
@@ -185,15 +216,18 @@ async fn get_report(
     caller: Caller,
     Path(id): Path<String>,
     headers: HeaderMap,
-    _: ApiQuery<NoQuery>,
+    ApiQuery(q): ApiQuery<GetReportQuery>,
 ) -> ApiResult<Response> {
     caller.require(Scope::ClientsRead)?;
     let accept = headers.get(header::ACCEPT).map(|v| v.to_str().unwrap_or("?"));
-    let media = negotiate::pick(accept, &MEDIA_TYPES).ok_or_else(|| {
-        let message = format!("must accept one of {}", MEDIA_TYPES.join(", "));
-        ApiError::new(StatusCode::NOT_ACCEPTABLE, "not_acceptable", format!("Accept: {message}."))
-            .with_field("Accept", message)
-    })?;
+    let media = match q.format {
+        Some(format) => format.media_type(),
+        None => negotiate::pick(accept, &MEDIA_TYPES).ok_or_else(|| {
+            let message = format!("must accept one of {}", MEDIA_TYPES.join(", "));
+            ApiError::new(StatusCode::NOT_ACCEPTABLE, "not_acceptable", format!("Accept: {message}."))
+                .with_field("Accept", message)
+        })?,
+    };
     let missing = || ApiError::not_found(format!("No report `{id}`."));
     let uuid = Uuid::parse_str(&id).map_err(|_| missing())?;
     let mut conn = state.pool.acquire().await?;

@@ -52,7 +52,7 @@ pub fn defaults() -> Vec<Template> {
     vec![
         // client name, number of alerts, one-line summary
         Template::new("switchboard_daily_digest", 3),
-        // client name, period, one-line summary / link
+        // client name, period, link to the PDF (its Drive file, or the report's PDF URL)
         Template::new("switchboard_weekly_report", 3),
         // client name
         Template::new("welcome_client", 1),
