@@ -23,7 +23,7 @@ use super::{
 };
 use crate::{
     api::AppState,
-    domain::scope::Scope,
+    domain::{report::ReportLinks, scope::Scope},
     operations, render,
     store::{
         self,
@@ -46,7 +46,12 @@ pub fn router() -> OpenApiRouter<AppState> {
     "body": "# Acme Coffee: week of 2026-06-01\n\n- Spend up 12% at a steady CPA...",
     "figures": {"platforms": [{"platform": "meta", "currency": "BRL", "this_week": {"spend": 1200.5}}]},
     "model": "claude-sonnet-4-6", "input_tokens": 812, "output_tokens": 240,
-    "created_at": "2026-06-08T08:00:03.000Z"
+    "created_at": "2026-06-08T08:00:03.000Z",
+    "pdf_url": "https://switchboard.example.com/v1/reports/0190f3a2-7c1e-7000-8000-000000000001?format=pdf",
+    "html_url": "https://switchboard.example.com/v1/reports/0190f3a2-7c1e-7000-8000-000000000001?format=html",
+    "drive_file_id": "1Zx9bQ3kT0pLmN4oR7sU2vW5yA8cE6gI",
+    "drive_url": "https://drive.google.com/file/d/1Zx9bQ3kT0pLmN4oR7sU2vW5yA8cE6gI/view?usp=drivesdk",
+    "drive_skipped": null
 }))]
 pub struct Report {
     pub id: Uuid,
@@ -71,11 +76,29 @@ pub struct Report {
     #[serde(with = "crate::domain::timestamp")]
     #[schema(value_type = String, example = "2026-06-08T08:00:03.000Z")]
     pub created_at: DateTime<Utc>,
+    /// This report as a PDF (`?format=pdf`), an absolute URL under `PUBLIC_BASE_URL`; left out when
+    /// that is not set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pdf_url: Option<String>,
+    /// This report as an HTML page (`?format=html`); left out without `PUBLIC_BASE_URL`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub html_url: Option<String>,
+    /// The PDF's file in the client's Drive (`Reports/`), once uploaded.
+    pub drive_file_id: Option<String>,
+    /// The Drive link people open; `null` until uploaded or when skipped.
+    pub drive_url: Option<String>,
+    /// Why the PDF was not uploaded (e.g. the client has no Drive folder).
+    pub drive_skipped: Option<String>,
 }
 
-impl From<ReportRow> for Report {
-    fn from(r: ReportRow) -> Self {
+impl Report {
+    fn new(r: ReportRow, links: &ReportLinks) -> Self {
         Report {
+            pdf_url: links.pdf(r.id),
+            html_url: links.html(r.id),
+            drive_file_id: r.drive_file_id,
+            drive_url: r.drive_url,
+            drive_skipped: r.drive_skipped,
             id: r.id,
             client_id: r.client_id,
             run_id: r.run_id,
@@ -147,7 +170,8 @@ async fn list_reports(
     let filter = ReportFilter { client_id, kind: q.kind.filter(|k| !k.trim().is_empty()), from: q.from, to: q.to };
     let rows = store::reports::list(&mut conn, &filter, before, i64::from(limit) + 1).await?;
     let page = pagination::page(rows, limit, CURSOR, |r| r.id);
-    Ok(axum::Json(Page::new(page.data.into_iter().map(Report::from).collect(), page.next_cursor)))
+    let reports = page.data.into_iter().map(|r| Report::new(r, &state.report_links)).collect();
+    Ok(axum::Json(Page::new(reports, page.next_cursor)))
 }
 
 /// How the spec describes a file answer (a PDF or a PNG): a string of bytes, not a JSON array.
@@ -234,7 +258,7 @@ async fn get_report(
     let vary = [(header::VARY, HeaderValue::from_static("Accept"))];
     if media == "application/json" {
         let row = store::reports::find(&mut conn, uuid).await?.ok_or_else(missing)?;
-        return Ok((vary, axum::Json(Report::from(row))).into_response());
+        return Ok((vary, axum::Json(Report::new(row, &state.report_links))).into_response());
     }
     let (row, data) = operations::reports::load(&mut conn, uuid).await?.ok_or_else(missing)?;
     drop(conn);

@@ -116,6 +116,9 @@ async fn weekly_report_uploads_its_pdf_to_drive_and_announces_the_links(pool: Pg
     assert!(event["drive_skipped"].is_null(), "{event}");
     assert_eq!(event["pdf_url"], format!("{BASE}/v1/reports/{report_id}?format=pdf"));
     assert_eq!(event["html_url"], format!("{BASE}/v1/reports/{report_id}?format=html"));
+    // The report's JSON shows the same links.
+    let shown = app.get(&format!("/v1/reports/{report_id}")).send().await.json();
+    assert_eq!((&shown["drive_url"], &shown["pdf_url"]), (&event["drive_url"], &event["pdf_url"]), "{shown}");
     // The URLs answer with the PDF and the page (Make sends its token; no Accept needed).
     let res = app.get(local(event["pdf_url"].as_str().unwrap())).send().await;
     assert_eq!((res.status.as_u16(), res.header("content-type")), (200, Some("application/pdf")), "{}", res.text());
