@@ -102,6 +102,9 @@ pub struct Config {
     pub retention_batch: u32,
     /// Seconds between retention passes (scheduler role).
     pub retention_interval_secs: u64,
+    /// The service's public address (`https://switchboard.example.com`, a path prefix allowed):
+    /// `report.ready` carries absolute `pdf_url`/`html_url` under it; without it they are left out.
+    pub public_base_url: Option<String>,
     /// Each platform's settings, read from its own prefixed variables (`META_*`, ...).
     #[serde(skip)]
     pub platforms: PlatformSettings,
@@ -162,6 +165,7 @@ impl Default for Config {
             retention_audit_days: 0,
             retention_batch: 1000,
             retention_interval_secs: 3600,
+            public_base_url: None,
             platforms: PlatformSettings::default(),
         }
     }
@@ -289,6 +293,11 @@ impl Config {
                 "batch 1-100000 rows, interval at least 60 seconds",
             );
         }
+        if let Some(base) = &self.public_base_url
+            && let Err(why) = check_public_base_url(base)
+        {
+            return fail("PUBLIC_BASE_URL", why);
+        }
         if tracing_subscriber::EnvFilter::try_new(&self.log_level).is_err() {
             return fail("LOG_LEVEL", "not a valid filter (e.g. info, debug, switchboard=debug)");
         }
@@ -323,6 +332,21 @@ impl Config {
     pub fn cors_origins(&self) -> Vec<String> {
         self.cors_allowed_origins.split(',').map(str::trim).filter(|o| !o.is_empty()).map(String::from).collect()
     }
+}
+
+/// An absolute http(s) URL with a host and no query, fragment or credentials: links are
+/// built by appending `/v1/...` to it.
+fn check_public_base_url(raw: &str) -> Result<(), &'static str> {
+    let why = "must be an http:// or https:// URL with a host and no query, fragment or user info \
+               (e.g. https://switchboard.example.com)";
+    let url = reqwest::Url::parse(raw.trim()).map_err(|_| why)?;
+    let plain = matches!(url.scheme(), "http" | "https")
+        && url.host_str().is_some_and(|h| !h.is_empty())
+        && url.query().is_none()
+        && url.fragment().is_none()
+        && url.username().is_empty()
+        && url.password().is_none();
+    if plain { Ok(()) } else { Err(why) }
 }
 
 /// envy names fields in lower case, and names none for enum errors; users set
@@ -365,6 +389,26 @@ mod tests {
     fn bad_port_names_the_variable() {
         let err = Config::from_vars(vars(&[("PORT", "eighty")])).unwrap_err().to_string();
         assert!(err.contains("PORT"), "{err}");
+    }
+
+    #[test]
+    fn public_base_url_is_a_plain_http_url() {
+        for ok in ["https://switchboard.example.com", "http://127.0.0.1:8080/", "https://agency.example/switchboard"] {
+            let c = Config::from_vars(vars(&[("PUBLIC_BASE_URL", ok)])).unwrap();
+            assert_eq!(c.public_base_url.as_deref(), Some(ok));
+        }
+        for bad in [
+            "switchboard.example.com",
+            "ftp://example.com",
+            "https://example.com/?a=1",
+            "https://example.com/#top",
+            "https://user:pw@example.com",
+            "https://",
+        ] {
+            let err = Config::from_vars(vars(&[("PUBLIC_BASE_URL", bad)])).unwrap_err().to_string();
+            assert!(err.contains("PUBLIC_BASE_URL"), "{bad}: {err}");
+        }
+        assert_eq!(Config::from_vars(vars(&[])).unwrap().public_base_url, None);
     }
 
     #[test]

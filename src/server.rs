@@ -203,7 +203,7 @@ async fn run(config: &Config, pool: &PgPool, role: Role) -> anyhow::Result<()> {
     // Every process on this database shares the vendors' limits and pauses (decision 0022).
     let limits: Arc<dyn LimitStore> = Arc::new(store::limits::PgLimits::new(pool.clone()));
     let (platforms, simulator) = platforms(config, limits).await?;
-    let runtime = Runtime::new(pool.clone(), platforms);
+    let runtime = Runtime::new(pool.clone(), platforms).configured(config);
     let state = AppState::new(runtime.clone(), config.clone(), &jwt_secret(config)?, keys.clone())?;
     scheduler::seed_defaults(pool, &state.workflows).await?;
     let (stop_tx, stop) = tokio::sync::watch::channel(false);

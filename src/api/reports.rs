@@ -23,7 +23,7 @@ use super::{
 };
 use crate::{
     api::AppState,
-    domain::scope::Scope,
+    domain::{report::ReportLinks, scope::Scope},
     operations, render,
     store::{
         self,
@@ -46,7 +46,12 @@ pub fn router() -> OpenApiRouter<AppState> {
     "body": "# Acme Coffee: week of 2026-06-01\n\n- Spend up 12% at a steady CPA...",
     "figures": {"platforms": [{"platform": "meta", "currency": "BRL", "this_week": {"spend": 1200.5}}]},
     "model": "claude-sonnet-4-6", "input_tokens": 812, "output_tokens": 240,
-    "created_at": "2026-06-08T08:00:03.000Z"
+    "created_at": "2026-06-08T08:00:03.000Z",
+    "pdf_url": "https://switchboard.example.com/v1/reports/0190f3a2-7c1e-7000-8000-000000000001?format=pdf",
+    "html_url": "https://switchboard.example.com/v1/reports/0190f3a2-7c1e-7000-8000-000000000001?format=html",
+    "drive_file_id": "1Zx9bQ3kT0pLmN4oR7sU2vW5yA8cE6gI",
+    "drive_url": "https://drive.google.com/file/d/1Zx9bQ3kT0pLmN4oR7sU2vW5yA8cE6gI/view?usp=drivesdk",
+    "drive_skipped": null
 }))]
 pub struct Report {
     pub id: Uuid,
@@ -71,11 +76,29 @@ pub struct Report {
     #[serde(with = "crate::domain::timestamp")]
     #[schema(value_type = String, example = "2026-06-08T08:00:03.000Z")]
     pub created_at: DateTime<Utc>,
+    /// This report as a PDF (`?format=pdf`), an absolute URL under `PUBLIC_BASE_URL`; left out when
+    /// that is not set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pdf_url: Option<String>,
+    /// This report as an HTML page (`?format=html`); left out without `PUBLIC_BASE_URL`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub html_url: Option<String>,
+    /// The PDF's file in the client's Drive (`Reports/`), once uploaded.
+    pub drive_file_id: Option<String>,
+    /// The Drive link people open; `null` until uploaded or when skipped.
+    pub drive_url: Option<String>,
+    /// Why the PDF was not uploaded (e.g. the client has no Drive folder).
+    pub drive_skipped: Option<String>,
 }
 
-impl From<ReportRow> for Report {
-    fn from(r: ReportRow) -> Self {
+impl Report {
+    fn new(r: ReportRow, links: &ReportLinks) -> Self {
         Report {
+            pdf_url: links.pdf(r.id),
+            html_url: links.html(r.id),
+            drive_file_id: r.drive_file_id,
+            drive_url: r.drive_url,
+            drive_skipped: r.drive_skipped,
             id: r.id,
             client_id: r.client_id,
             run_id: r.run_id,
@@ -147,7 +170,8 @@ async fn list_reports(
     let filter = ReportFilter { client_id, kind: q.kind.filter(|k| !k.trim().is_empty()), from: q.from, to: q.to };
     let rows = store::reports::list(&mut conn, &filter, before, i64::from(limit) + 1).await?;
     let page = pagination::page(rows, limit, CURSOR, |r| r.id);
-    Ok(axum::Json(Page::new(page.data.into_iter().map(Report::from).collect(), page.next_cursor)))
+    let reports = page.data.into_iter().map(|r| Report::new(r, &state.report_links)).collect();
+    Ok(axum::Json(Page::new(reports, page.next_cursor)))
 }
 
 /// How the spec describes a file answer (a PDF or a PNG): a string of bytes, not a JSON array.
@@ -158,16 +182,46 @@ pub struct FileBytes(#[allow(dead_code)] Vec<u8>);
 /// The media types `GET /v1/reports/{id}` serves, the default first.
 pub const MEDIA_TYPES: [&str; 3] = ["application/json", "text/html", "application/pdf"];
 
+/// A rendered form chosen by the URL alone (a link in an event, an email or a chat has no `Accept`).
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ReportFormat {
+    Json,
+    Html,
+    Pdf,
+}
+
+impl ReportFormat {
+    fn media_type(self) -> &'static str {
+        match self {
+            Self::Json => "application/json",
+            Self::Html => "text/html",
+            Self::Pdf => "application/pdf",
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct GetReportQuery {
+    /// `json`, `html` or `pdf`: the form to answer with, whatever `Accept` says (so a URL alone
+    /// selects it, as in `report.ready`'s `pdf_url`/`html_url`).
+    format: Option<ReportFormat>,
+}
+
 /// Get a report
 ///
 /// Content negotiation by `Accept`: `application/json` (the default: the stored report),
 /// `text/html` (a self-contained printable page with inline SVG charts) or `application/pdf`
-/// (A4, the same content). Charts as PNG: `GET /v1/reports/{id}/charts/{chart}`.
+/// (A4, the same content). `?format=json|html|pdf` picks the form in the URL itself and wins over
+/// `Accept`. Charts as PNG: `GET /v1/reports/{id}/charts/{chart}`.
 #[utoipa::path(
     get, path = "/v1/reports/{id}", operation_id = "getReport", tag = TAG,
     params(
         ("id" = Uuid, Path, description = "Report id"),
-        ("Accept" = Option<String>, Header, description = "`application/json` (default), `text/html` or `application/pdf`"),
+        GetReportQuery,
+        ("Accept" = Option<String>, Header, description = "`application/json` (default), `text/html` or `application/pdf`; ignored when `format` is given"),
     ),
     responses(
         (status = 200, description = "The report, as JSON, an HTML page or a PDF", content(
@@ -175,6 +229,7 @@ pub const MEDIA_TYPES: [&str; 3] = ["application/json", "text/html", "applicatio
             (String = "text/html"),
             (FileBytes = "application/pdf"),
         )),
+        (status = 400, description = "`format` is not one of `json`, `html`, `pdf`", body = Problem),
         (status = 403, description = "Missing scope `clients:read`", body = Problem),
         (status = 404, description = "No such report", body = Problem),
         (status = 406, description = "`Accept` names none of `application/json`, `text/html`, `application/pdf`", body = Problem),
@@ -185,22 +240,25 @@ async fn get_report(
     caller: Caller,
     Path(id): Path<String>,
     headers: HeaderMap,
-    _: ApiQuery<NoQuery>,
+    ApiQuery(q): ApiQuery<GetReportQuery>,
 ) -> ApiResult<Response> {
     caller.require(Scope::ClientsRead)?;
     let accept = headers.get(header::ACCEPT).map(|v| v.to_str().unwrap_or("?"));
-    let media = negotiate::pick(accept, &MEDIA_TYPES).ok_or_else(|| {
-        let message = format!("must accept one of {}", MEDIA_TYPES.join(", "));
-        ApiError::new(StatusCode::NOT_ACCEPTABLE, "not_acceptable", format!("Accept: {message}."))
-            .with_field("Accept", message)
-    })?;
+    let media = match q.format {
+        Some(format) => format.media_type(),
+        None => negotiate::pick(accept, &MEDIA_TYPES).ok_or_else(|| {
+            let message = format!("must accept one of {}", MEDIA_TYPES.join(", "));
+            ApiError::new(StatusCode::NOT_ACCEPTABLE, "not_acceptable", format!("Accept: {message}."))
+                .with_field("Accept", message)
+        })?,
+    };
     let missing = || ApiError::not_found(format!("No report `{id}`."));
     let uuid = Uuid::parse_str(&id).map_err(|_| missing())?;
     let mut conn = state.pool.acquire().await?;
     let vary = [(header::VARY, HeaderValue::from_static("Accept"))];
     if media == "application/json" {
         let row = store::reports::find(&mut conn, uuid).await?.ok_or_else(missing)?;
-        return Ok((vary, axum::Json(Report::from(row))).into_response());
+        return Ok((vary, axum::Json(Report::new(row, &state.report_links))).into_response());
     }
     let (row, data) = operations::reports::load(&mut conn, uuid).await?.ok_or_else(missing)?;
     drop(conn);

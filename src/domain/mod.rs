@@ -12,6 +12,7 @@ pub mod message;
 pub mod metrics;
 pub mod names;
 pub mod pacing;
+pub mod report;
 pub mod run;
 pub mod scope;
 pub mod timestamp;

@@ -59,7 +59,8 @@ pub struct Settings {
     /// Approved template of the weekly-report delivery.
     pub report_template: String,
     pub report_language: String,
-    /// Its body parameters in order, by name (`client`, `period`, `summary`, `report_id`).
+    /// Its body parameters in order, by name (`client`, `period`, `link`, `summary`, `report_id`);
+    /// `link` is the PDF in the client's Drive, else its `pdf_url`.
     pub report_params: String,
 }
 
@@ -90,7 +91,7 @@ impl Default for Settings {
             digest_params: "client,alerts,summary".into(),
             report_template: "switchboard_weekly_report".into(),
             report_language: "en_US".into(),
-            report_params: "client,period,summary".into(),
+            report_params: "client,period,link".into(),
         }
     }
 }

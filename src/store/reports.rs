@@ -1,9 +1,15 @@
-//! `engine.reports`: reports the workflows wrote (e.g. the weekly report).
+//! `engine.reports`: reports the workflows wrote (e.g. the weekly report), and their
+//! delivery: the PDF in the client's Drive (or why not) and the one `report.ready`.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::Value;
 use sqlx::PgConnection;
 use uuid::Uuid;
+
+use crate::domain::{
+    events::EventType,
+    report::{DriveDelivery, ReportLinks, ReportReady},
+};
 
 #[derive(Debug, Clone)]
 pub struct ReportRow {
@@ -19,6 +25,41 @@ pub struct ReportRow {
     pub input_tokens: Option<i32>,
     pub output_tokens: Option<i32>,
     pub created_at: DateTime<Utc>,
+    /// The PDF's Drive file and link, once uploaded.
+    pub drive_file_id: Option<String>,
+    pub drive_url: Option<String>,
+    /// Why the PDF was not uploaded.
+    pub drive_skipped: Option<String>,
+    /// When `report.ready` went out; `None` until the delivery is settled.
+    pub ready_at: Option<DateTime<Utc>>,
+}
+
+impl ReportRow {
+    /// The recorded Drive outcome, once the delivery is settled.
+    pub fn drive(&self) -> Option<DriveDelivery> {
+        self.ready_at?;
+        Some(match (&self.drive_file_id, &self.drive_skipped) {
+            (Some(id), _) => DriveDelivery::Uploaded { file_id: id.clone(), url: self.drive_url.clone() },
+            (None, reason) => DriveDelivery::skipped(reason.clone().unwrap_or_default()),
+        })
+    }
+
+    /// The `report.ready` payload of this report with this Drive outcome.
+    pub fn ready_event(&self, links: &ReportLinks, drive: &DriveDelivery) -> ReportReady {
+        ReportReady {
+            id: self.id,
+            client_id: self.client_id,
+            run_id: self.run_id,
+            kind: self.kind.clone(),
+            period_start: self.period_start,
+            period_end: self.period_end,
+            pdf_url: links.pdf(self.id),
+            html_url: links.html(self.id),
+            drive_file_id: drive.file_id().map(str::to_string),
+            drive_url: drive.url().map(str::to_string),
+            drive_skipped: drive.skip_reason().map(str::to_string),
+        }
+    }
 }
 
 pub struct NewReport<'a> {
@@ -34,17 +75,16 @@ pub struct NewReport<'a> {
     pub output_tokens: Option<i32>,
 }
 
-/// Stores a report and announces it (`report.ready`) atomically, also when `conn`
-/// is not in a transaction (a savepoint when it is).
+/// Stores a report. It is announced (`report.ready`) by [`mark_ready`] once its delivery
+/// is settled.
 pub async fn insert(conn: &mut PgConnection, r: &NewReport<'_>) -> Result<ReportRow, sqlx::Error> {
-    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-    let report = sqlx::query_as!(
+    sqlx::query_as!(
         ReportRow,
         "INSERT INTO engine.reports
              (id, client_id, run_id, kind, period_start, period_end, body, figures, model, input_tokens, output_tokens)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
          RETURNING id, client_id, run_id, kind, period_start, period_end, body, figures, model, input_tokens,
-                   output_tokens, created_at",
+                   output_tokens, created_at, drive_file_id, drive_url, drive_skipped, ready_at",
         Uuid::now_v7(),
         r.client_id,
         r.run_id,
@@ -57,26 +97,45 @@ pub async fn insert(conn: &mut PgConnection, r: &NewReport<'_>) -> Result<Report
         r.input_tokens,
         r.output_tokens
     )
-    .fetch_one(&mut *tx)
+    .fetch_one(conn)
+    .await
+}
+
+/// Records the report's Drive outcome and emits `report.ready` in one transaction (a
+/// savepoint when `conn` is in one), once per report: a second call (a retried task, a
+/// concurrent one) changes nothing and answers `None`.
+pub async fn mark_ready(
+    conn: &mut PgConnection,
+    report: &ReportRow,
+    links: &ReportLinks,
+    drive: &DriveDelivery,
+) -> Result<Option<ReportReady>, sqlx::Error> {
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    let marked = sqlx::query_scalar!(
+        "UPDATE engine.reports SET drive_file_id = $2, drive_url = $3, drive_skipped = $4, ready_at = now()
+         WHERE id = $1 AND ready_at IS NULL
+         RETURNING id",
+        report.id,
+        drive.file_id(),
+        drive.url(),
+        drive.skip_reason()
+    )
+    .fetch_optional(&mut *tx)
     .await?;
-    let data = serde_json::json!({
-        "id": report.id,
-        "client_id": report.client_id,
-        "run_id": report.run_id,
-        "kind": report.kind,
-        "period_start": report.period_start,
-        "period_end": report.period_end,
-    });
-    super::events::emit(&mut tx, crate::domain::events::EventType::ReportReady, &data).await?;
+    if marked.is_none() {
+        return Ok(None);
+    }
+    let event = report.ready_event(links, drive);
+    super::events::emit(&mut tx, EventType::ReportReady, &event).await?;
     tx.commit().await?;
-    Ok(report)
+    Ok(Some(event))
 }
 
 pub async fn find(conn: &mut PgConnection, id: Uuid) -> Result<Option<ReportRow>, sqlx::Error> {
     sqlx::query_as!(
         ReportRow,
         "SELECT id, client_id, run_id, kind, period_start, period_end, body, figures, model, input_tokens,
-                output_tokens, created_at
+                output_tokens, created_at, drive_file_id, drive_url, drive_skipped, ready_at
          FROM engine.reports WHERE id = $1",
         id
     )
@@ -94,7 +153,7 @@ pub async fn find_for_run(
     sqlx::query_as!(
         ReportRow,
         "SELECT id, client_id, run_id, kind, period_start, period_end, body, figures, model, input_tokens,
-                output_tokens, created_at
+                output_tokens, created_at, drive_file_id, drive_url, drive_skipped, ready_at
          FROM engine.reports WHERE run_id = $1 AND client_id = $2 AND kind = $3
          ORDER BY id LIMIT 1",
         run_id,
@@ -125,7 +184,7 @@ pub async fn list(
     sqlx::query_as!(
         ReportRow,
         "SELECT id, client_id, run_id, kind, period_start, period_end, body, figures, model, input_tokens,
-                output_tokens, created_at
+                output_tokens, created_at, drive_file_id, drive_url, drive_skipped, ready_at
          FROM engine.reports
          WHERE ($1::uuid IS NULL OR client_id = $1)
            AND ($2::text IS NULL OR kind = $2)

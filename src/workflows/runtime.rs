@@ -8,7 +8,7 @@ use std::sync::Arc;
 use sqlx::PgPool;
 
 use super::Registry;
-use crate::{cache::ClientCache, platforms::Platforms};
+use crate::{cache::ClientCache, config::Config, domain::report::ReportLinks, platforms::Platforms};
 
 #[derive(Clone)]
 pub struct Runtime {
@@ -18,6 +18,8 @@ pub struct Runtime {
     pub workflows: Arc<Registry>,
     /// Clients by id or slug, kept true by the change announcements of every replica.
     pub clients: Arc<ClientCache>,
+    /// Absolute links to reports under `PUBLIC_BASE_URL` (none when unset).
+    pub report_links: Arc<ReportLinks>,
 }
 
 impl Runtime {
@@ -27,6 +29,13 @@ impl Runtime {
             platforms,
             workflows: Arc::new(Registry::builtin()),
             clients: Arc::new(ClientCache::new(10_000, std::time::Duration::from_secs(60))),
+            report_links: Arc::default(),
         }
+    }
+
+    /// The settings from `config` a runtime takes beyond its parts (`PUBLIC_BASE_URL`).
+    pub fn configured(mut self, config: &Config) -> Self {
+        self.report_links = Arc::new(ReportLinks::new(config.public_base_url.as_deref()));
+        self
     }
 }

@@ -1,11 +1,15 @@
 //! The `weekly-report` workflow: per client, the last 7 days against the 7 before
 //! per ad platform (synced first so the figures are fresh), the stored
 //! `weekly-report` prompt template rendered with the client, its knowledge and
-//! the figures, an LLM summary, the report stored, and a WhatsApp delivery: the
-//! approved report template (`WHATSAPP_REPORT_*`), or a short text while the
-//! client's 24 h customer-service window is open.
+//! the figures, an LLM summary, the report stored, its PDF uploaded to the client's
+//! Drive folder and `report.ready` emitted (`delivery`), and a WhatsApp delivery
+//! carrying the Drive link (or the PDF URL): the approved report template
+//! (`WHATSAPP_REPORT_*`), or a short text while the client's 24 h customer-service
+//! window is open.
 //! In a dry run the report is stored with the rendered prompt as its body and
-//! nothing is sent (no model call, no message).
+//! nothing is sent (no model call, no upload, no message); `report.ready` still goes out.
+
+mod delivery;
 
 use std::collections::BTreeMap;
 
@@ -29,6 +33,8 @@ use crate::{
 
 pub const KEY: &str = "weekly-report";
 const MAX_ATTEMPTS: u32 = 3;
+/// The WhatsApp `link` when the report has neither a Drive file nor a public URL.
+const NO_LINK: &str = "ask us for the PDF";
 /// Longest WhatsApp delivery (the report itself is in `GET /v1/reports/{id}`).
 const MESSAGE_CHARS: usize = 700;
 
@@ -219,16 +225,20 @@ async fn report(ctx: &TaskContext) -> Result<Value, StepError> {
     };
     drop(conn);
 
+    let ready = delivery::settle(ctx, &stored).await?;
+    let link = ready.best_link().unwrap_or(NO_LINK).to_string();
+
     let delivered = match (&client.accounts.whatsapp, params.deliver) {
         (_, false) => "not requested (deliver: false)".to_string(),
         (None, true) => "skipped: the client has no WhatsApp number (accounts.whatsapp)".to_string(),
         (Some(to), true) => {
             let summary = completion.as_ref().map_or("", |c| c.text.as_str());
-            let text = message(&client.name, period, summary);
+            let text = message(&client.name, period, &link, summary);
             // The template's parameters by name (WHATSAPP_REPORT_PARAMS picks and orders them).
             let values = [
                 ("client", client.name.clone()),
                 ("period", format!("{} – {}", period.start, period.end)),
+                ("link", link.clone()),
                 ("summary", summary_text(summary)),
                 ("report_id", stored.id.to_string()),
             ];
@@ -274,6 +284,9 @@ async fn report(ctx: &TaskContext) -> Result<Value, StepError> {
         "input_tokens": stored.input_tokens,
         "output_tokens": stored.output_tokens,
         "delivered": delivered,
+        "drive_file_id": ready.drive_file_id,
+        "drive_url": ready.drive_url,
+        "drive_skipped": ready.drive_skipped,
         "sync_errors": sync_errors,
         "dry_run": ctx.run.dry_run,
     }))
@@ -285,9 +298,9 @@ fn summary_text(summary: &str) -> String {
     if lines.is_empty() { "see the report in Switchboard".to_string() } else { lines.join(" ") }
 }
 
-/// The WhatsApp text (inside the window): a title and the summary's first lines.
-fn message(client: &str, period: Period, summary: &str) -> String {
-    let mut text = format!("Weekly report for {client} ({} to {}):", period.start, period.end);
+/// The WhatsApp text (inside the window): a title, the link and the summary's first lines.
+fn message(client: &str, period: Period, link: &str, summary: &str) -> String {
+    let mut text = format!("Weekly report for {client} ({} to {}): {link}", period.start, period.end);
     for line in summary.lines().map(str::trim).filter(|l| !l.is_empty()) {
         if text.chars().count() + line.chars().count() + 1 > MESSAGE_CHARS {
             break;
@@ -461,8 +474,11 @@ mod tests {
     fn message_keeps_the_first_lines_within_the_limit() {
         let period = Period::ending("2026-06-14".parse().unwrap());
         let summary = format!("# Headline\n\n- one\n{}\n- never", "x".repeat(MESSAGE_CHARS));
-        let text = message("Acme", period, &summary);
-        assert_eq!(text, "Weekly report for Acme (2026-06-08 to 2026-06-14):\n# Headline\n- one");
+        let text = message("Acme", period, "https://drive.google.com/file/d/f/view", &summary);
+        assert_eq!(
+            text,
+            "Weekly report for Acme (2026-06-08 to 2026-06-14): https://drive.google.com/file/d/f/view\n# Headline\n- one"
+        );
     }
 
     #[test]

@@ -227,7 +227,8 @@ async fn alert_created_is_emitted_for_new_alerts_only(pool: PgPool) {
 }
 
 #[sqlx::test]
-async fn report_ready_is_emitted_with_the_report(pool: PgPool) {
+async fn report_ready_is_emitted_once_when_the_delivery_is_settled(pool: PgPool) {
+    use switchboard::domain::report::{DriveDelivery, ReportLinks};
     let app = TestApp::new(pool.clone()).await;
     let client: Uuid = app.create_client(json!({"name": "Acme"})).await["id"].as_str().unwrap().parse().unwrap();
     let figures = json!({});
@@ -249,12 +250,28 @@ async fn report_ready_is_emitted_with_the_report(pool: PgPool) {
     )
     .await
     .unwrap();
+    // Stored is not ready: nothing is announced before the delivery is settled.
+    assert!(!types(&pool).await.contains(&"report.ready".to_string()));
+
+    // Without PUBLIC_BASE_URL the URL fields are left out; a skip names its reason.
+    let skipped = DriveDelivery::skipped("the client has no Drive folder (accounts.drive_folder)");
+    let event = store::reports::mark_ready(&mut conn, &report, &ReportLinks::new(None), &skipped).await.unwrap();
+    assert!(event.is_some());
     let (kind, data) = stored(&pool).await.pop().unwrap();
     assert_eq!(kind, "report.ready");
     assert_eq!(
         data,
-        json!({"id": report.id, "client_id": client, "run_id": null, "kind": "weekly-report", "period_start": "2026-06-01", "period_end": "2026-06-07"})
+        json!({"id": report.id, "client_id": client, "run_id": null, "kind": "weekly-report",
+               "period_start": "2026-06-01", "period_end": "2026-06-07", "drive_file_id": null, "drive_url": null,
+               "drive_skipped": "the client has no Drive folder (accounts.drive_folder)"})
     );
+    // A second settlement (a retried task) records nothing and announces nothing.
+    let uploaded = DriveDelivery::Uploaded { file_id: "f1".into(), url: Some("https://drive.google.com/f1".into()) };
+    let links = ReportLinks::new(Some("https://sb.example.com"));
+    assert_eq!(store::reports::mark_ready(&mut conn, &report, &links, &uploaded).await.unwrap(), None);
+    assert_eq!(types(&pool).await.iter().filter(|t| *t == "report.ready").count(), 1);
+    let row = store::reports::find(&mut conn, report.id).await.unwrap().unwrap();
+    assert_eq!((row.drive_file_id, row.drive_skipped.is_some(), row.ready_at.is_some()), (None, true, true));
 }
 
 #[sqlx::test]

@@ -56,6 +56,7 @@ mod system;
 mod template_limits;
 mod token_lineage;
 mod webhooks;
+mod weekly_delivery;
 mod workflow_monitoring;
 mod workflow_onboarding_reports;
 mod zero_setup;

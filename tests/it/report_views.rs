@@ -117,3 +117,27 @@ async fn rendered_views_need_clients_read(pool: PgPool) {
         assert_eq!(res.status, 403, "{path}: {}", res.text());
     }
 }
+
+#[sqlx::test]
+async fn format_in_the_url_picks_the_form_whatever_accept_says(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let (_, id) = report(&app).await;
+    let path = format!("/v1/reports/{id}");
+
+    // A link opened as is (no Accept), and one fetched by a client that asks for JSON.
+    let pdf = app.get(&format!("{path}?format=pdf")).header("accept", "application/json").send().await;
+    assert_eq!(pdf.status, 200, "{}", pdf.text());
+    assert_eq!(pdf.header("content-type"), Some("application/pdf"));
+    assert!(pdf.body.starts_with(b"%PDF-"));
+    let html = app.get(&format!("{path}?format=html")).header("accept", "image/png").send().await;
+    assert_eq!(html.status, 200, "{}", html.text());
+    assert_eq!(html.header("content-type"), Some("text/html; charset=utf-8"));
+    assert!(html.text().contains("Casa Verde: weekly report"));
+    let json = app.get(&format!("{path}?format=json")).header("accept", "application/pdf").send().await;
+    assert_eq!(json.status, 200, "{}", json.text());
+    assert_eq!(json.json()["id"], id.to_string());
+
+    let bad = app.get(&format!("{path}?format=xml")).send().await;
+    let problem = bad.problem(400, "invalid_query");
+    assert_eq!(bad.error_fields(), ["format"], "{problem}");
+}

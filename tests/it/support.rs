@@ -76,7 +76,7 @@ impl TestApp {
         settings.whatsapp.verify_token.get_or_insert_with(|| WHATSAPP_VERIFY_TOKEN.into());
         // Its own call counter: apps in one test process never count each other's calls.
         let platforms = Arc::new(Platforms::new(Mode::Sandbox, settings, Arc::default()));
-        let runtime = switchboard::workflows::Runtime::new(pool.clone(), platforms);
+        let runtime = switchboard::workflows::Runtime::new(pool.clone(), platforms).configured(&config);
         let state = AppState::new(runtime, config, secret.as_bytes(), keys).expect("state");
         switchboard::prompts::seed_defaults(&pool).await.expect("seed prompt templates");
         let router = api::app(state.clone());

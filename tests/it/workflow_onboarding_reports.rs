@@ -22,7 +22,7 @@ use uuid::Uuid;
 use crate::support::{TestApp, TestResponse, test_config};
 
 /// Creates a run over `clients` as the runs API would, and drives it to its end.
-async fn run(
+pub(crate) async fn run(
     app: &TestApp,
     workflow: &str,
     clients: &[&Value],

@@ -52,7 +52,9 @@ pub fn defaults() -> Vec<Template> {
     vec![
         // client name, number of alerts, one-line summary
         Template::new("switchboard_daily_digest", 3),
-        // client name, period, one-line summary / link
+        // client name, period, link to the PDF (its Drive file, or the report's PDF URL). A real
+        // account gets it approved like any template: created in WhatsApp Manager or through the
+        // Business Management API (`POST /<WABA_ID>/message_templates`), then reviewed by Meta.
         Template::new("switchboard_weekly_report", 3),
         // client name
         Template::new("welcome_client", 1),

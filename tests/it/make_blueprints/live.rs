@@ -198,7 +198,13 @@ async fn weekly_report_blueprint_emails_each_report_of_its_run_to_the_client(poo
         let subject = email["subject"].as_str().unwrap();
         assert!(subject.ends_with(&format!("to {yesterday}")), "{subject}");
         assert!(email["html"].as_str().unwrap().len() > "<pre></pre>".len());
+        // The rendered PDF (fetched with `?format=pdf`, as report.ready's pdf_url) is attached.
+        let attachment = &email["attachments"][0];
+        assert_eq!(attachment["fileName"], format!("{yesterday} weekly report.pdf"), "{email:#?}");
+        assert!(attachment["data"].as_str().is_some_and(|d| d.starts_with("%PDF-")), "{email:#?}");
     }
+    let pdfs = make.calls.iter().filter(|c| c.method == "GET" && c.url.ends_with("?format=pdf") && c.status == 200);
+    assert_eq!(pdfs.count(), 2, "{:?}", make.calls);
     // deliver=false: the emails are the delivery; Switchboard sent no WhatsApp.
     let created = &app.sim.state.stats().platforms["whatsapp"].created;
     assert_eq!((created["messages"], created["templates"]), (0, 0));
