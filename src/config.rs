@@ -52,6 +52,9 @@ pub struct Config {
     pub worker_concurrency: usize,
     /// How long a worker holds a task without a heartbeat before another may take it.
     pub task_lease_secs: u64,
+    /// A worker whose heartbeat row is this old is dead: its tasks go back to the queue
+    /// at once instead of waiting out their leases.
+    pub worker_takeover_secs: u64,
     /// First retry delay of a failed task (doubles per attempt).
     pub task_retry_base_secs: u64,
     /// How often the scheduler looks for due schedules.
@@ -144,6 +147,7 @@ impl Default for Config {
             shutdown_grace_secs: 20,
             worker_concurrency: 32,
             task_lease_secs: 30,
+            worker_takeover_secs: 5,
             task_retry_base_secs: 5,
             scheduler_tick_secs: 5,
             whatsapp_command_senders: String::new(),
@@ -231,6 +235,9 @@ impl Config {
                 "WORKER_CONCURRENCY/TASK_LEASE_SECS/SCHEDULER_TICK_SECS",
                 "concurrency and tick at least 1, lease at least 3 seconds",
             );
+        }
+        if self.worker_takeover_secs < 2 {
+            return fail("WORKER_TAKEOVER_SECS", "must be at least 2 (a worker beats five times per period)");
         }
         if self.request_timeout_secs == 0 {
             return fail("REQUEST_TIMEOUT_SECS", "must be at least 1");

@@ -124,6 +124,8 @@ pub const CONSTRAINTS: &[Constraint] = &[
     // engine: shared limits and pauses (written with ON CONFLICT: never answered)
     unique("rate_limits_pkey", EXISTS),
     unique("limit_pauses_pkey", EXISTS),
+    // engine: worker heartbeats (written with ON CONFLICT: never answered)
+    unique("workers_pkey", EXISTS),
 ];
 
 /// The row for a constraint, if the table has one.

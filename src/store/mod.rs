@@ -27,6 +27,7 @@ pub mod schedules;
 mod schema;
 pub mod tokens;
 pub mod webhook_endpoints;
+pub mod workers;
 
 use std::time::Duration;
 

@@ -494,11 +494,12 @@ mod tests {
         ]
         .concat()
         .into_iter()
-        // Not names: NOTIFY payloads and the text search configuration.
-        .chain(["reaped", "released", "english"])
+        // Not names: NOTIFY payloads, the text search configuration and an encoding.
+        .chain(["reaped", "released", "english", "hex"])
         .collect();
         for (file, source) in [
             ("runs.rs", include_str!("runs.rs")),
+            ("workers.rs", include_str!("workers.rs")),
             ("alerts.rs", include_str!("alerts.rs")),
             ("clients.rs", include_str!("clients.rs")),
             ("knowledge.rs", include_str!("knowledge.rs")),

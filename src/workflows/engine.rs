@@ -40,6 +40,9 @@ pub struct WorkerSettings {
     /// Tasks this process runs at once.
     pub concurrency: usize,
     pub lease: Duration,
+    /// A worker whose heartbeat row is this old is dead and its tasks are taken over;
+    /// each worker beats five times per period.
+    pub takeover: Duration,
     /// Polling interval when no notification arrives.
     pub poll: Duration,
     /// First retry delay of a failed task (doubles per attempt).
@@ -51,6 +54,7 @@ impl WorkerSettings {
         Self {
             concurrency: config.worker_concurrency,
             lease: Duration::from_secs(config.task_lease_secs),
+            takeover: Duration::from_secs(config.worker_takeover_secs),
             retry_base: Duration::from_secs(config.task_retry_base_secs),
             ..Self::default()
         }
@@ -62,6 +66,7 @@ impl Default for WorkerSettings {
         Self {
             concurrency: 32,
             lease: Duration::from_secs(30),
+            takeover: Duration::from_secs(5),
             poll: Duration::from_secs(1),
             retry_base: Duration::from_secs(5),
         }
@@ -157,7 +162,12 @@ impl Worker {
         let listener = tokio::spawn(listen(self.runtime.pool.clone(), wake_tx));
         let (record_tx, record_rx) = mpsc::channel::<Success>(4096);
         let recorder = tokio::spawn(record_successes(self.runtime.clone(), self.id.clone(), record_rx));
-        let reaper = tokio::spawn(reap(self.runtime.clone(), self.settings.lease));
+        // Registered before the first claim, so that every task it holds is covered.
+        if let Err(e) = store::workers::beat(&self.runtime.pool, &self.id).await {
+            tracing::warn!(error = %e, "writing the worker's heartbeat failed; its tasks rely on their leases");
+        }
+        let heart = tokio::spawn(beat(self.runtime.clone(), self.id.clone(), self.settings.takeover / 5));
+        let reaper = tokio::spawn(reap(self.runtime.clone(), self.settings.lease, self.settings.takeover));
         let keeper = tokio::spawn(self.clone().keep_leases());
         let (claims_tx, mut claims) = mpsc::channel::<Result<Vec<Job>, sqlx::Error>>(1);
         let concurrency = self.settings.concurrency;
@@ -244,6 +254,10 @@ impl Worker {
         keeper.abort();
         drop(record_tx);
         let _ = recorder.await;
+        heart.abort();
+        if let Err(e) = store::workers::forget(&self.runtime.pool, &self.id).await {
+            tracing::warn!(error = %e, "removing the worker's heartbeat failed; it goes stale and is removed");
+        }
     }
 
     /// Claims up to `limit` tasks and loads their clients, one statement each.
@@ -514,20 +528,39 @@ async fn listen(pool: sqlx::PgPool, wake: watch::Sender<()>) {
     }
 }
 
-/// Returns tasks of dead workers to the queue, every few seconds.
-async fn reap(runtime: Runtime, lease: Duration) {
-    let every = (lease / 3).clamp(Duration::from_secs(1), Duration::from_secs(10));
+/// Keeps this worker's heartbeat row fresh: one small statement per beat, whatever it
+/// holds. A live worker busy with long tasks keeps beating, so it is never taken over.
+async fn beat(runtime: Runtime, worker: String, every: Duration) {
     loop {
         tokio::time::sleep(every).await;
-        match store::runs::reap_expired(&runtime.pool).await {
-            Ok(runs) if !runs.is_empty() => {
-                tracing::warn!(tasks = runs.len(), "requeued tasks whose worker stopped");
-                for run in runs {
-                    settle_and_announce(&runtime, run).await;
+        if let Err(e) = store::workers::beat(&runtime.pool, &worker).await {
+            tracing::warn!(error = %e, "writing the worker's heartbeat failed");
+        }
+    }
+}
+
+/// Returns tasks of dead workers to the queue: those of a worker whose heartbeat went
+/// stale (`takeover`), and any whose lease expired (a worker without a heartbeat row).
+async fn reap(runtime: Runtime, lease: Duration, takeover: Duration) {
+    let every = (lease / 3).min(takeover / 5).clamp(Duration::from_millis(200), Duration::from_secs(10));
+    loop {
+        tokio::time::sleep(every).await;
+        let dead = store::workers::take_over_dead(&runtime.pool, takeover.as_secs_f64()).await;
+        let expired = store::runs::reap_expired(&runtime.pool).await;
+        for (reaped, why) in [(dead, "heartbeat stale"), (expired, "lease expired")] {
+            match reaped {
+                Ok(runs) if !runs.is_empty() => {
+                    tracing::warn!(tasks = runs.len(), why, "requeued tasks whose worker stopped");
+                    let mut runs = runs;
+                    runs.sort();
+                    runs.dedup();
+                    for run in runs {
+                        settle_and_announce(&runtime, run).await;
+                    }
                 }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, why, "reaping the tasks of stopped workers failed"),
             }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "reaping expired leases failed"),
         }
     }
 }

@@ -105,6 +105,10 @@ impl Procs {
         &mut self.0[i]
     }
 
+    pub(crate) fn pid(&self, i: usize) -> u32 {
+        self.0[i].child.id()
+    }
+
     pub(crate) fn alive(&mut self, i: usize) -> bool {
         self.0[i].child.try_wait().unwrap().is_none()
     }

@@ -178,7 +178,13 @@ impl RunningWorker {
 }
 
 pub fn settings(concurrency: usize, lease: Duration) -> WorkerSettings {
-    WorkerSettings { concurrency, lease, poll: Duration::from_millis(50), retry_base: Duration::from_millis(10) }
+    WorkerSettings {
+        concurrency,
+        lease,
+        poll: Duration::from_millis(50),
+        retry_base: Duration::from_millis(10),
+        ..WorkerSettings::default()
+    }
 }
 
 pub fn start_worker(state: &AppState, settings: WorkerSettings) -> RunningWorker {

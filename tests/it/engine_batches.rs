@@ -163,3 +163,126 @@ async fn tasks_claimed_but_not_started_are_given_back_with_their_attempt(pool: P
     assert_eq!(status, "canceled");
     assert!(finished_at.is_some());
 }
+
+/// A claim walks the ready index and stops at its limit, also when the statistics say
+/// hardly any task is queued — a big run just created on a table of finished tasks, as
+/// here (autoanalyze waits for a tenth of the table to change), or a fresh table: the
+/// planner would otherwise read every queued task and sort them, for each claim. Seen in
+/// the statistics: the claims read about the tasks they take, not the whole queue.
+#[sqlx::test]
+async fn a_claim_reads_about_its_limit_not_the_whole_queue_whatever_the_statistics(pool: PgPool) {
+    // One connection, so that its statistics are flushed and read back in order.
+    let options = pool.connect_options().as_ref().clone();
+    let pool = sqlx::postgres::PgPoolOptions::new().max_connections(1).connect_with(options).await.unwrap();
+    let ids = many_clients(&pool, "Walk", 2000).await;
+    let (done, run) = (Uuid::now_v7(), Uuid::now_v7());
+    for (id, status) in [(done, "succeeded"), (run, "queued")] {
+        sqlx::query("INSERT INTO engine.runs (id, workflow, workflow_version, trigger) VALUES ($1, 'probe', 1, 'api')")
+            .bind(id)
+            .execute(&pool)
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO engine.tasks (id, run_id, client_id, status) SELECT gen_random_uuid(), $1, c, $3 FROM unnest($2::uuid[]) c",
+        )
+        .bind(id)
+        .bind(&ids)
+        .bind(status)
+        .execute(&pool)
+        .await
+        .unwrap();
+        if status == "succeeded" {
+            sqlx::query("ANALYZE engine.tasks").execute(&pool).await.unwrap();
+        }
+    }
+    let read = || async {
+        sqlx::query("SELECT pg_stat_force_next_flush()").execute(&pool).await.unwrap();
+        sqlx::query("SELECT pg_stat_clear_snapshot()").execute(&pool).await.unwrap();
+        sqlx::query_scalar::<_, i64>(
+            "SELECT (SELECT coalesce(sum(idx_tup_read), 0)::bigint FROM pg_stat_user_indexes
+                     WHERE schemaname = 'engine' AND relname = 'tasks')
+                  + (SELECT coalesce(seq_tup_read, 0) FROM pg_stat_user_tables
+                     WHERE schemaname = 'engine' AND relname = 'tasks')",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+    };
+    let before = read().await;
+    for _ in 0..3 {
+        assert_eq!(store::runs::claim(&pool, "walker", 30.0, 10).await.unwrap().len(), 10);
+    }
+    let entries = read().await - before;
+    assert!(entries < 300, "three claims of 10 read {entries} task entries (2,000 queued)");
+}
+
+/// A worker whose heartbeat row went stale has its tasks taken back at once (their leases
+/// still run for 30 s); a worker beating on time, or one that never wrote a row (an older
+/// build: its leases still cover it), keeps them.
+#[sqlx::test]
+async fn a_stale_heartbeat_hands_its_workers_tasks_back_and_a_fresh_one_keeps_them(pool: PgPool) {
+    let app = TestApp::new(pool.clone()).await;
+    let state = state_with(&app, vec![std::sync::Arc::new(Probe::new("probe"))]);
+    let ids = clients(&app, "Beat", 3).await;
+    let run = start_run(&state, "probe", &ids, false).await;
+    for worker in ["dead", "alive", "rowless"] {
+        assert_eq!(store::runs::claim(&pool, worker, 30.0, 1).await.unwrap().len(), 1);
+    }
+    store::workers::beat(&pool, "dead").await.unwrap();
+    store::workers::beat(&pool, "alive").await.unwrap();
+    sqlx::query("UPDATE engine.workers SET seen_at = now() - interval '10 seconds' WHERE id = 'dead'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let runs = store::workers::take_over_dead(&pool, 5.0).await.unwrap();
+    assert_eq!(runs, vec![run], "one task went back");
+    let held = |worker: &'static str| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT count(*) FROM engine.tasks WHERE status = 'running' AND locked_by = $1",
+            )
+            .bind(worker)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    assert_eq!((held("dead").await, held("alive").await, held("rowless").await), (0, 1, 1));
+    assert_eq!(count(&pool, "SELECT count(*) FROM engine.tasks WHERE run_id = $1 AND status = 'queued'", run).await, 1);
+    let rows: Vec<String> =
+        sqlx::query_scalar("SELECT id FROM engine.workers ORDER BY id").fetch_all(&pool).await.unwrap();
+    assert_eq!(rows, vec!["alive".to_string()], "the dead worker's row is gone");
+    assert!(store::workers::take_over_dead(&pool, 5.0).await.unwrap().is_empty(), "nothing twice");
+    // The task comes back to whoever claims next, its attempt counted.
+    let again = store::runs::claim(&pool, "alive", 30.0, 10).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].attempt, 2);
+}
+
+/// A run's task ids ascend in the order its tasks were written (its heap order), so a
+/// claim's batch is a run of neighbouring rows; two runs' ids never meet.
+#[sqlx::test]
+async fn task_ids_follow_their_run_and_the_order_they_were_written_in(pool: PgPool) {
+    let app = TestApp::new(pool.clone()).await;
+    let state = state_with(&app, vec![std::sync::Arc::new(Probe::new("probe"))]);
+    let ids = many_clients(&pool, "Order", 300).await;
+    let first = start_run(&state, "probe", &ids, false).await;
+    let second = start_run(&state, "probe", &ids, false).await;
+    for run in [first, second] {
+        let by_id: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM engine.tasks WHERE run_id = $1 ORDER BY id")
+            .bind(run)
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        let by_place: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM engine.tasks WHERE run_id = $1 ORDER BY ctid")
+            .bind(run)
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        assert_eq!(by_id.len(), 300);
+        assert_eq!(by_id, by_place, "ids ascend in the order the rows were written");
+        assert!(by_id.iter().all(|t| t.as_bytes()[..12] == run.as_bytes()[..12]), "ids carry their run's prefix");
+        assert!(by_id.iter().all(|t| t.get_version_num() == 7), "still time-ordered v7 ids");
+    }
+}

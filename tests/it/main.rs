@@ -53,6 +53,7 @@ mod shared_limits;
 mod sim_whatsapp;
 mod strict_query;
 mod system;
+mod takeover;
 mod template_limits;
 mod token_lineage;
 mod webhooks;

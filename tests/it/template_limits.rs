@@ -176,6 +176,7 @@ async fn a_weekly_report_whose_template_runs_out_of_steps_fails_its_task(pool: P
         lease: Duration::from_secs(30),
         poll: Duration::from_millis(50),
         retry_base: Duration::from_millis(10),
+        ..WorkerSettings::default()
     };
     let worker = Arc::new(Worker::new(app.state.runtime.clone(), settings));
     let (stop, stopped) = watch::channel(false);

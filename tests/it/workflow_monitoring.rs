@@ -47,6 +47,7 @@ async fn run(app: &TestApp, params: Value, dry_run: bool) -> (RunRow, Vec<TaskRo
         lease: Duration::from_secs(30),
         poll: Duration::from_millis(50),
         retry_base: Duration::from_millis(10),
+        ..WorkerSettings::default()
     };
     let worker = Arc::new(Worker::new(app.state.runtime.clone(), settings));
     let (stop, stopped) = watch::channel(false);

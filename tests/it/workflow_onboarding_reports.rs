@@ -54,6 +54,7 @@ pub(crate) async fn finish(app: &TestApp, run_id: Uuid) -> (RunRow, Vec<TaskRow>
         lease: Duration::from_secs(30),
         poll: Duration::from_millis(50),
         retry_base: Duration::from_millis(10),
+        ..WorkerSettings::default()
     };
     let worker = Arc::new(Worker::new(app.state.runtime.clone(), settings));
     let (stop, stopped) = watch::channel(false);

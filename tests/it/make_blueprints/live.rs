@@ -53,6 +53,7 @@ fn worker(app: &TestApp, delay: Duration) -> (watch::Sender<bool>, JoinHandle<()
         lease: Duration::from_secs(30),
         poll: Duration::from_millis(50),
         retry_base: Duration::from_millis(10),
+        ..WorkerSettings::default()
     };
     let worker = Arc::new(Worker::new(app.state.runtime.clone(), settings));
     let (stop, stopped) = watch::channel(false);
