@@ -177,7 +177,7 @@ pub const MEDIA_TYPES: [&str; 3] = ["application/json", "text/html", "applicatio
         )),
         (status = 403, description = "Missing scope `clients:read`", body = Problem),
         (status = 404, description = "No such report", body = Problem),
-        (status = 406, description = "`Accept` names none of `application/json`, `text/html`, `application/pdf`", body = Problem),
+        (status = 406, description = "`Accept` names none of `application/json`, `text/html`, `application/pdf`", body = Problem, extensions(("x-problem-codes" = json!(["not_acceptable"])))),
     )
 )]
 async fn get_report(
