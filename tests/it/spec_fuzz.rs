@@ -501,13 +501,13 @@ async fn every_operation_answers_malformed_input_as_documented(pool: PgPool) {
     let mut tokens = Tokens { admin: app.admin.clone(), all_but: BTreeMap::new() };
     for op in ops.iter().filter(|o| !o.scopes.is_empty()) {
         let key = op.scopes.join(" ");
-        if !tokens.all_but.contains_key(&key) {
+        if let std::collections::btree_map::Entry::Vacant(entry) = tokens.all_but.entry(key) {
             let others: Vec<&str> = switchboard::domain::scope::Scope::ALL
                 .iter()
                 .map(|s| s.as_str())
                 .filter(|s| !op.scopes.iter().any(|n| n == s) && *s != "admin")
                 .collect();
-            tokens.all_but.insert(key, app.token_named("fuzz-all-but", &others).await);
+            entry.insert(app.token_named("fuzz-all-but", &others).await);
         }
     }
 
