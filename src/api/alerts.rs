@@ -162,7 +162,7 @@ async fn transition(conn: &mut PgConnection, caller: &Caller, id: &str, to: Aler
         (status = 200, description = "The acknowledged alert", body = Alert),
         (status = 403, description = "Missing scope `clients:write`", body = Problem),
         (status = 404, description = "No such alert", body = Problem),
-        (status = 409, description = "The alert is resolved (`invalid_transition`)", body = Problem),
+        (status = 409, description = "The alert is resolved (`invalid_transition`)", body = Problem, extensions(("x-problem-codes" = json!(["invalid_transition"])))),
     )
 )]
 async fn acknowledge_alert(

@@ -62,7 +62,7 @@ fn json_with<T: serde::Serialize>(status: StatusCode, body: &T) -> Response {
         (status = 201, description = "Created", body = Client, headers(("Location" = String, description = "URL of the new client"))),
         (status = 400, description = "Malformed JSON", body = Problem),
         (status = 403, description = "Missing scope `clients:write`", body = Problem),
-        (status = 409, description = "Slug taken", body = Problem),
+        (status = 409, description = "Slug taken", body = Problem, extensions(("x-problem-codes" = json!(["slug_taken"])))),
         (status = 413, description = "Body over the limit", body = Problem),
         (status = 415, description = "Not JSON", body = Problem),
         (status = 422, description = "Invalid fields", body = Problem),
@@ -177,7 +177,7 @@ fn cached_json(json: axum::body::Bytes) -> Response {
         (status = 400, description = "Malformed JSON", body = Problem),
         (status = 403, description = "Missing scope `clients:write`", body = Problem),
         (status = 404, description = "No such client", body = Problem),
-        (status = 409, description = "Slug taken", body = Problem),
+        (status = 409, description = "Slug taken", body = Problem, extensions(("x-problem-codes" = json!(["slug_taken"])))),
         (status = 415, description = "Not JSON", body = Problem),
         (status = 422, description = "Invalid fields", body = Problem),
     )

@@ -41,7 +41,7 @@ async fn healthz() -> axum::Json<Health> {
 #[utoipa::path(get, path = "/readyz", operation_id = "readyz", tag = TAG, security(()),
     responses(
         (status = 200, description = "Ready", body = Health),
-        (status = 503, description = "Database unreachable or migrations missing", body = Problem),
+        (status = 503, description = "Database unreachable or migrations missing", body = Problem, extensions(("x-problem-codes" = json!(["not_ready"])))),
     ))]
 async fn readyz(State(state): State<AppState>) -> Result<axum::Json<Health>, ApiError> {
     let not_ready = |why: &str| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", why.to_string());
@@ -62,7 +62,7 @@ async fn readyz(State(state): State<AppState>) -> Result<axum::Json<Health>, Api
 #[utoipa::path(get, path = "/metrics", operation_id = "metrics", tag = TAG, security((), ("bearer" = [])),
     responses(
         (status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"),
-        (status = 401, description = "METRICS_TOKEN is set and the request lacks it", body = Problem),
+        (status = 401, description = "METRICS_TOKEN is set and the request lacks it", body = Problem, extensions(("x-problem-codes" = json!(["invalid_metrics_token"])))),
     ))]
 async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<impl IntoResponse, ApiError> {
     if let Some(expected) = &state.config.metrics_token {

@@ -69,7 +69,7 @@ pub struct VerifyQuery {
     params(VerifyQuery),
     responses(
         (status = 200, description = "The challenge, verbatim", body = String, content_type = "text/plain", example = "1158201444"),
-        (status = 403, description = "Wrong mode or verify token (or none configured)", body = Problem),
+        (status = 403, description = "Wrong mode or verify token (or none configured)", body = Problem, extensions(("x-problem-codes" = json!(["verification_failed"])))),
         (status = 500, description = "Internal error (logged with the request id)", body = Problem),
     )
 )]
@@ -220,7 +220,7 @@ struct Pending {
     })),
     responses(
         (status = 200, description = "Acknowledged (also for duplicates and ignored senders)", body = InboundAck),
-        (status = 401, description = "Missing or bad signature; nothing was processed", body = Problem),
+        (status = 401, description = "Missing or bad signature; nothing was processed", body = Problem, extensions(("x-problem-codes" = json!(["invalid_signature"])))),
         (status = 413, description = "Body too large", body = Problem),
         (status = 500, description = "Internal error (logged with the request id); Meta retries", body = Problem),
     )

@@ -165,11 +165,11 @@ pub struct MessageResponse {
         (status = 200, description = "Accepted by WhatsApp", body = MessageResponse),
         (status = 403, description = "Missing scope `platforms:act`", body = Problem),
         (status = 404, description = "No such client", body = Problem),
-        (status = 409, description = "`text` outside the recipient's 24 h window (`whatsapp_window_closed`): send a `template`", body = Problem),
+        (status = 409, description = "`text` outside the recipient's 24 h window (`whatsapp_window_closed`): send a `template`", body = Problem, extensions(("x-problem-codes" = json!(["whatsapp_window_closed"])))),
         (status = 422, description = "Neither or both of client/to, text/template; bad number", body = Problem),
-        (status = 429, description = "WhatsApp throttled (platform_error, Retry-After)", body = Problem),
-        (status = 502, description = "WhatsApp refused (platform_error)", body = Problem),
-        (status = 503, description = "WhatsApp unavailable or not configured (platform_error)", body = Problem),
+        (status = 429, description = "WhatsApp throttled (platform_error, Retry-After)", body = Problem, extensions(("x-problem-codes" = json!(["platform_error"])))),
+        (status = 502, description = "WhatsApp refused (platform_error)", body = Problem, extensions(("x-problem-codes" = json!(["platform_error"])))),
+        (status = 503, description = "WhatsApp unavailable or not configured (platform_error)", body = Problem, extensions(("x-problem-codes" = json!(["platform_error"])))),
     )
 )]
 async fn whatsapp_message(

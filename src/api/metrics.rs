@@ -98,7 +98,7 @@ fn inline_budget(request_timeout_secs: u64) -> Duration {
         (status = 400, description = "Malformed JSON", body = Problem),
         (status = 403, description = "Missing scope `platforms:act`", body = Problem),
         (status = 404, description = "No such client", body = Problem),
-        (status = 409, description = "`client_deleted`: the client was deleted while the sync ran", body = Problem),
+        (status = 409, description = "`client_deleted`: the client was deleted while the sync ran", body = Problem, extensions(("x-problem-codes" = json!(["client_deleted"])))),
         (status = 415, description = "Not JSON", body = Problem),
         (status = 422, description = "Bad dates, unknown or unlinked platform", body = Problem),
     )

@@ -47,7 +47,8 @@ problem details with a stable `code` and the fields at fault in `errors`; every 
         (name = "audit", description = "The audit log of every change"),
         (name = "system", description = "Health, readiness and metrics"),
     ),
-    components(schemas(Problem, metrics::Granularity))
+    // Enums that only query parameters name (by `$ref`) are not collected on their own.
+    components(schemas(Problem, metrics::Granularity, events::FeedOrder, crate::domain::events::DeliveryStatus))
 )]
 struct ApiDoc;
 

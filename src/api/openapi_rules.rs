@@ -21,6 +21,7 @@ struct Op<'a> {
     method: &'a str,
     has_body: bool,
     has_cursor: bool,
+    has_limit: bool,
     token: bool,
 }
 
@@ -41,8 +42,14 @@ const SHARED: &[Shared] = &[
     Shared {
         status: "400",
         applies: |op| op.has_cursor,
-        description: "`invalid_cursor` / `invalid_limit`: a cursor this list did not return, a limit outside 1–500",
-        codes: &["invalid_cursor", "invalid_limit"],
+        description: "`invalid_cursor`: a cursor this list did not return",
+        codes: &["invalid_cursor"],
+    },
+    Shared {
+        status: "400",
+        applies: |op| op.has_limit,
+        description: "`invalid_limit`: a limit outside 1–500",
+        codes: &["invalid_limit"],
     },
     Shared {
         status: "400",
@@ -89,6 +96,12 @@ const SHARED: &[Shared] = &[
     },
     Shared {
         status: "422",
+        applies: |op| op.has_body,
+        description: "`validation_failed`: a field is missing, of the wrong type, unknown or invalid (named in `errors`)",
+        codes: &["validation_failed"],
+    },
+    Shared {
+        status: "422",
         applies: |op| op.method == "post" && op.token,
         description: "`idempotency_key_reused`: this `Idempotency-Key` was used with another request",
         codes: &["idempotency_key_reused"],
@@ -111,16 +124,32 @@ const SHARED: &[Shared] = &[
         description: "`database_timeout`: the database did not answer in time; see `Retry-After`",
         codes: &["database_timeout"],
     },
+    Shared {
+        status: "503",
+        applies: |op| op.token,
+        description: "`unavailable`: the shared rate limit could not be checked; see `Retry-After`",
+        codes: &["unavailable"],
+    },
 ];
 
-/// The codes an operation's own answers carry, by status, where one code is the only one.
-fn own_codes(status: &str) -> &'static [&'static str] {
+/// The codes an operation's own answers carry, by status, where the code follows from
+/// the status: a 403 of a scoped operation is the missing scope, every 404 is `not_found`.
+/// Handlers list any other code of theirs in the response's `x-problem-codes`.
+fn own_codes(status: &str, scoped: bool) -> &'static [&'static str] {
     match status {
-        "403" => &["missing_scope"],
+        "403" if scoped => &["missing_scope"],
         "404" => &["not_found"],
         _ => &[],
     }
 }
+
+/// `ApiError::from(PlatformError)`: a platform's refusal is 502, its throttling 429 and its
+/// absence 503, all `platform_error`; an operation that calls a platform can meet each.
+const PLATFORM_ANSWERS: [(&str, &str); 3] = [
+    ("429", "`platform_error`: the platform throttled the call; see `Retry-After`"),
+    ("502", "`platform_error`: the platform refused the call (`platform` says why)"),
+    ("503", "`platform_error`: the platform is unavailable or not configured"),
+];
 
 fn problem(description: &str) -> Value {
     json!({"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}}})
@@ -148,20 +177,41 @@ fn operation(method: &str, op: &mut Value) {
     let named = |n: &str| params.iter().any(|p| p["name"] == n && p["in"] == "query");
     let token =
         op["security"].as_array().is_some_and(|s| s.iter().any(|r| r.as_object().is_some_and(|o| !o.is_empty())));
-    let info = Op { method, has_body: op.get("requestBody").is_some(), has_cursor: named("cursor"), token };
-    for p in op["parameters"].as_array_mut().into_iter().flatten() {
+    let scoped = op["security"].as_array().is_some_and(|s| {
+        s.iter().filter_map(Value::as_object).any(|r| r.values().any(|v| v.as_array().is_some_and(|a| !a.is_empty())))
+    });
+    let info = Op {
+        method,
+        has_body: op.get("requestBody").is_some(),
+        has_cursor: named("cursor"),
+        has_limit: named("limit"),
+        token,
+    };
+    // `get_mut`, not `op["parameters"]`: indexing would insert `"parameters": null` where there are none.
+    for p in op.get_mut("parameters").and_then(Value::as_array_mut).into_iter().flatten() {
         if p["in"] == "query" && p["name"] == "limit" {
             p["schema"] =
                 json!({"type": "integer", "format": "int32", "minimum": 1, "maximum": MAX_LIMIT, "default": 50});
         }
     }
     let responses = op["responses"].as_object_mut().expect("responses");
+    let calls_platform = responses
+        .values()
+        .any(|r| r["x-problem-codes"].as_array().is_some_and(|c| c.iter().any(|c| c == "platform_error")));
+    if calls_platform {
+        for (status, description) in PLATFORM_ANSWERS {
+            // A handler's own description of the answer stays as it is.
+            let described = responses.contains_key(status);
+            let response = responses.entry(status).or_insert_with(|| problem(""));
+            add_codes(response, &["platform_error"], if described { "" } else { description });
+        }
+    }
     for shared in SHARED.iter().filter(|s| (s.applies)(&info)) {
         let response = responses.entry(shared.status).or_insert_with(|| problem(""));
         add_codes(response, shared.codes, shared.description);
     }
     for (status, response) in responses.iter_mut() {
-        let codes = own_codes(status);
+        let codes = own_codes(status, scoped);
         if !codes.is_empty() {
             add_codes(response, codes, "");
         }

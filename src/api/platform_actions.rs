@@ -125,8 +125,8 @@ pub struct ReportResponse {
         (status = 403, description = "Missing scope `platforms:act`", body = Problem),
         (status = 404, description = "No such client", body = Problem),
         (status = 422, description = "Bad dates, or the client has no Meta account", body = Problem),
-        (status = 502, description = "Meta refused (platform_error)", body = Problem),
-        (status = 503, description = "Meta unavailable, not configured, or pausing the account longer than a request waits (platform_error, Retry-After)", body = Problem),
+        (status = 502, description = "Meta refused (platform_error)", body = Problem, extensions(("x-problem-codes" = json!(["platform_error"])))),
+        (status = 503, description = "Meta unavailable, not configured, or pausing the account longer than a request waits (platform_error, Retry-After)", body = Problem, extensions(("x-problem-codes" = json!(["platform_error"])))),
     )
 )]
 async fn meta_insights(
@@ -166,8 +166,8 @@ async fn meta_insights(
         (status = 403, description = "Missing scope `platforms:act`", body = Problem),
         (status = 404, description = "No such client", body = Problem),
         (status = 422, description = "Bad dates, or the client has no Google Ads account", body = Problem),
-        (status = 502, description = "Google Ads refused (platform_error)", body = Problem),
-        (status = 503, description = "Google Ads unavailable or not configured (platform_error)", body = Problem),
+        (status = 502, description = "Google Ads refused (platform_error)", body = Problem, extensions(("x-problem-codes" = json!(["platform_error"])))),
+        (status = 503, description = "Google Ads unavailable or not configured (platform_error)", body = Problem, extensions(("x-problem-codes" = json!(["platform_error"])))),
     )
 )]
 async fn google_ads_report(
@@ -227,8 +227,8 @@ pub struct FolderTreeResponse {
         (status = 403, description = "Missing scope `platforms:act`", body = Problem),
         (status = 404, description = "No such client", body = Problem),
         (status = 422, description = "Invalid body", body = Problem),
-        (status = 502, description = "Drive refused (platform_error)", body = Problem),
-        (status = 503, description = "Drive unavailable or not configured (platform_error)", body = Problem),
+        (status = 502, description = "Drive refused (platform_error)", body = Problem, extensions(("x-problem-codes" = json!(["platform_error"])))),
+        (status = 503, description = "Drive unavailable or not configured (platform_error)", body = Problem, extensions(("x-problem-codes" = json!(["platform_error"])))),
     )
 )]
 async fn drive_client_folders(
@@ -292,8 +292,8 @@ pub struct OnboardingProjectResponse {
         (status = 403, description = "Missing scope `platforms:act`", body = Problem),
         (status = 404, description = "No such client", body = Problem),
         (status = 422, description = "Both or neither of space_id/folder_id (and no default), bad template", body = Problem),
-        (status = 502, description = "ClickUp refused (platform_error)", body = Problem),
-        (status = 503, description = "ClickUp unavailable or not configured (platform_error)", body = Problem),
+        (status = 502, description = "ClickUp refused (platform_error)", body = Problem, extensions(("x-problem-codes" = json!(["platform_error"])))),
+        (status = 503, description = "ClickUp unavailable or not configured (platform_error)", body = Problem, extensions(("x-problem-codes" = json!(["platform_error"])))),
     )
 )]
 async fn clickup_onboarding_project(
@@ -391,9 +391,9 @@ pub struct CompletionResponse {
         (status = 403, description = "Missing scope `platforms:act`", body = Problem),
         (status = 404, description = "No such client", body = Problem),
         (status = 422, description = "Neither or both of prompt/template_key, unknown template, missing variables (named), bad max_tokens", body = Problem),
-        (status = 429, description = "Provider throttled (platform_error, Retry-After)", body = Problem),
-        (status = 502, description = "Provider refused (platform_error)", body = Problem),
-        (status = 503, description = "Provider overloaded or not configured (platform_error)", body = Problem),
+        (status = 429, description = "Provider throttled (platform_error, Retry-After)", body = Problem, extensions(("x-problem-codes" = json!(["platform_error"])))),
+        (status = 502, description = "Provider refused (platform_error)", body = Problem, extensions(("x-problem-codes" = json!(["platform_error"])))),
+        (status = 503, description = "Provider overloaded or not configured (platform_error)", body = Problem, extensions(("x-problem-codes" = json!(["platform_error"])))),
     )
 )]
 async fn llm_completion(

@@ -211,7 +211,7 @@ async fn list_templates(
         (status = 201, description = "Created (version 1)", body = PromptTemplate, headers(("Location" = String, description = "URL of the template"))),
         (status = 400, description = "Malformed JSON", body = Problem),
         (status = 403, description = "Missing scope `clients:write`", body = Problem),
-        (status = 409, description = "The key exists (PUT it to add a version)", body = Problem),
+        (status = 409, description = "The key exists (PUT it to add a version)", body = Problem, extensions(("x-problem-codes" = json!(["template_exists"])))),
         (status = 415, description = "Not JSON", body = Problem),
         (status = 422, description = "Invalid key, empty body, a template syntax error, or a template that exceeds a render limit (field `body`/`system`)", body = Problem),
     )

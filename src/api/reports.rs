@@ -232,7 +232,7 @@ pub struct GetReportQuery {
         (status = 400, description = "`format` is not one of `json`, `html`, `pdf`", body = Problem),
         (status = 403, description = "Missing scope `clients:read`", body = Problem),
         (status = 404, description = "No such report", body = Problem),
-        (status = 406, description = "`Accept` names none of `application/json`, `text/html`, `application/pdf`", body = Problem),
+        (status = 406, description = "`Accept` names none of `application/json`, `text/html`, `application/pdf`", body = Problem, extensions(("x-problem-codes" = json!(["not_acceptable"])))),
     )
 )]
 async fn get_report(

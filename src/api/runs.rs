@@ -437,7 +437,7 @@ async fn list_run_tasks(
         (status = 200, description = "Canceled", body = RunView),
         (status = 403, description = "Missing scope `workflows:run`", body = Problem),
         (status = 404, description = "No such run", body = Problem),
-        (status = 409, description = "The run already finished", body = Problem),
+        (status = 409, description = "The run already finished", body = Problem, extensions(("x-problem-codes" = json!(["run_finished"])))),
     ))]
 async fn cancel_run(
     State(state): State<AppState>,
@@ -469,7 +469,7 @@ async fn cancel_run(
         (status = 202, description = "Failed tasks requeued", body = RunView),
         (status = 403, description = "Missing scope `workflows:run`", body = Problem),
         (status = 404, description = "No such run", body = Problem),
-        (status = 409, description = "Still running, or nothing failed", body = Problem),
+        (status = 409, description = "Still running, or nothing failed", body = Problem, extensions(("x-problem-codes" = json!(["run_active", "run_canceled", "nothing_to_retry"])))),
     ))]
 async fn retry_run(
     State(state): State<AppState>,

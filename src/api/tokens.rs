@@ -130,7 +130,7 @@ pub fn expiry(expires_in: &str) -> Result<DateTime<Utc>, String> {
     responses(
         (status = 201, description = "Created; `token` is shown only now", body = CreatedToken),
         (status = 400, description = "Malformed JSON", body = Problem),
-        (status = 403, description = "Missing scope `tokens:admin`, or granting a scope the caller lacks", body = Problem),
+        (status = 403, description = "Missing scope `tokens:admin`, or granting a scope the caller lacks", body = Problem, extensions(("x-problem-codes" = json!(["missing_scope", "scope_not_grantable"])))),
         (status = 415, description = "Not JSON", body = Problem),
         (status = 422, description = "Invalid fields; `expires_in` missing or too long for a calling token that expires", body = Problem),
     )

@@ -173,7 +173,7 @@ async fn list_deliveries(
         (status = 202, description = "Queued", body = DeliveryView),
         (status = 403, description = "Missing scope `webhooks:write`", body = Problem),
         (status = 404, description = "No such delivery", body = Problem),
-        (status = 409, description = "An attempt is in flight, or the endpoint is disabled", body = Problem),
+        (status = 409, description = "An attempt is in flight, or the endpoint is disabled", body = Problem, extensions(("x-problem-codes" = json!(["delivery_in_flight", "endpoint_disabled"])))),
     )
 )]
 async fn retry_delivery(

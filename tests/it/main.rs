@@ -51,6 +51,7 @@ mod secrets_at_rest;
 mod security_headers;
 mod shared_limits;
 mod sim_whatsapp;
+mod spec_fuzz;
 mod strict_query;
 mod system;
 mod takeover;

@@ -175,8 +175,14 @@ fn every_shared_answer_is_documented_with_its_codes() {
         if op["parameters"].as_array().into_iter().flatten().any(|p| p["name"] == "cursor") {
             expected.push(("400", "invalid_cursor"));
         }
-        if op["responses"].get("403").is_some() {
+        if op["responses"].get("403").is_some() && token {
             expected.push(("403", "missing_scope"));
+        }
+        if op["parameters"].as_array().into_iter().flatten().any(|p| p["name"] == "limit") {
+            expected.push(("400", "invalid_limit"));
+        }
+        if op.get("requestBody").is_some() {
+            expected.push(("422", "validation_failed"));
         }
         for (status, code) in expected {
             assert!(codes(status).iter().any(|c| c == code), "{at}: {status} does not list `{code}`");
@@ -210,4 +216,30 @@ fn file_answers_are_described_as_binary_strings() {
         }
     }
     assert!(seen >= 2, "the PDF report and the PNG charts are file answers");
+}
+
+/// Every problem answer names the `code`s it can carry (tests/it/spec_fuzz.rs checks the
+/// answers against them), and an operation that calls a platform lists `platform_error`
+/// on each status a platform failure becomes (429, 502, 503).
+#[test]
+fn every_problem_answer_lists_its_codes() {
+    let mut listed = 0;
+    for (at, op) in operations(&committed()) {
+        let responses = op["responses"].as_object().unwrap();
+        for (status, response) in responses.iter().filter(|(s, _)| s.as_str() >= "400") {
+            let codes = response["x-problem-codes"].as_array().map(Vec::as_slice).unwrap_or_default();
+            assert!(!codes.is_empty() && codes.iter().all(|c| c.is_string()), "{at}: {status} lists no codes");
+            listed += codes.len();
+        }
+        let platform = |s: &str| {
+            responses
+                .get(s)
+                .and_then(|r| r["x-problem-codes"].as_array())
+                .is_some_and(|c| c.iter().any(|c| c == "platform_error"))
+        };
+        if ["429", "502", "503"].iter().any(|s| platform(s)) {
+            assert!(["429", "502", "503"].iter().all(|s| platform(s)), "{at}: platform_error on only some statuses");
+        }
+    }
+    assert!(listed > 500, "only {listed} codes listed");
 }
