@@ -16,3 +16,4 @@ pub mod run;
 pub mod scope;
 pub mod timestamp;
 pub mod validation;
+pub mod webhook_headers;

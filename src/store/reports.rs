@@ -59,15 +59,12 @@ pub async fn insert(conn: &mut PgConnection, r: &NewReport<'_>) -> Result<Report
     )
     .fetch_one(&mut *tx)
     .await?;
-    let data = serde_json::json!({
-        "id": report.id,
-        "client_id": report.client_id,
-        "run_id": report.run_id,
-        "kind": report.kind,
-        "period_start": report.period_start,
-        "period_end": report.period_end,
-    });
-    super::events::emit(&mut tx, crate::domain::events::EventType::ReportReady, &data).await?;
+    super::events::emit(
+        &mut tx,
+        crate::domain::events::EventType::ReportReady,
+        &super::event_payloads::ReportEvent::from(&report),
+    )
+    .await?;
     tx.commit().await?;
     Ok(report)
 }
