@@ -155,8 +155,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             db.close().await?;
             let (key_id, done) = result?;
             println!(
-                "Re-sealed with key {key_id}: {} webhook signing secrets, {} stored responses.",
-                done.webhook_secrets, done.idempotent_responses
+                "Re-sealed with key {key_id}: {} webhook signing secrets, {} endpoints' custom headers, {} stored responses.",
+                done.webhook_secrets, done.webhook_headers, done.idempotent_responses
             );
             anyhow::ensure!(
                 done.failed == 0,

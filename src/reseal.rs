@@ -21,6 +21,8 @@ const BATCH: i64 = 500;
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Resealed {
     pub webhook_secrets: u64,
+    /// Endpoints whose custom headers were re-sealed (rotation only: they are never plaintext).
+    pub webhook_headers: u64,
     pub idempotent_responses: u64,
     /// Values that did not open (sealed under a key no longer in the ring); left as they are.
     pub failed: u64,
@@ -50,6 +52,29 @@ pub async fn run(pool: &PgPool, keys: &KeyRing, rotate: bool) -> Result<Resealed
             let sealed = secret::seal(keys, id, secrecy::ExposeSecret::expose_secret(&plain));
             if es::reseal_secret(pool, id, &stored, &sealed).await? {
                 done.webhook_secrets += 1;
+            }
+        }
+    }
+
+    if let Some(current) = current {
+        let mut after = Uuid::nil();
+        loop {
+            let rows = es::headers_to_reseal(pool, after, current, BATCH).await?;
+            let Some((last, _)) = rows.last() else { break };
+            after = *last;
+            for (id, stored) in rows {
+                match keys.reseal(&stored, &secret::headers_aad(id)) {
+                    Ok(Some(sealed)) => {
+                        if es::reseal_headers(pool, id, &stored, &sealed).await? {
+                            done.webhook_headers += 1;
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::error!(endpoint = %id, error = %e, "webhook custom headers do not open; left as they are");
+                        done.failed += 1;
+                    }
+                }
             }
         }
     }

@@ -67,6 +67,7 @@ pub enum FeedOrder {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EventFeed {
     /// Oldest first, or newest first with `order=desc`.
+    #[schema(value_type = Vec<crate::events::catalogue::EventSchema>)]
     pub data: Vec<Event>,
     /// The id of the last event here. Oldest first: pass it as `after` next time (it is the `after`
     /// you sent when there is nothing new; `null` only when there are no events at all yet).
@@ -78,7 +79,7 @@ pub struct EventFeed {
 
 /// List events
 ///
-/// The events also delivered to webhook endpoints (`{id, type, created_at, data}`),
+/// The events also delivered to webhook endpoints (`{id, type, timestamp, created_at, data}`),
 /// oldest first, for polling: keep `last_id` and send it as `after` on the next call. With
 /// `order=desc` the newest come first (Make's polling triggers): send the newest id you have as
 /// `after` to stop there, and page older with `before` = `last_id`.
@@ -91,7 +92,7 @@ pub struct EventFeed {
     params(EventsQuery),
     responses(
         (status = 200, description = "Events between `after` and `before`, oldest first (`order=desc`: newest first)", body = EventFeed,
-            example = json!({"data": [{"id": "0192f0c4-5d7e-7c1a-9f4e-2b8d6a1c3e5f", "type": "alert.created", "created_at": "2026-06-15T07:00:03.120Z",
+            example = json!({"data": [{"id": "0192f0c4-5d7e-7c1a-9f4e-2b8d6a1c3e5f", "type": "alert.created", "timestamp": "2026-06-15T07:00:03.120Z", "created_at": "2026-06-15T07:00:03.120Z",
                 "data": {"id": "0192f0c4-5d7e-7c1a-9f4e-000000000001", "kind": "spend_anomaly", "severity": "warning"}}],
                 "last_id": "0192f0c4-5d7e-7c1a-9f4e-2b8d6a1c3e5f", "has_more": false})),
         (status = 400, description = "Bad query parameter (after, before, order, types, limit)", body = Problem),

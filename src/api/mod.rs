@@ -19,6 +19,7 @@ pub mod middleware;
 pub mod negotiate;
 pub mod openapi;
 pub mod openapi_rules;
+pub mod openapi_webhooks;
 pub mod pagination;
 pub mod platform_actions;
 pub mod platforms;
@@ -30,6 +31,7 @@ pub mod schedules;
 pub mod state;
 pub mod tokens;
 pub mod webhook_deliveries;
+pub mod webhook_test;
 pub mod webhooks;
 
 pub use state::AppState;

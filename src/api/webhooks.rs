@@ -9,9 +9,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use chrono::{DateTime, Utc};
-use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
@@ -21,16 +19,17 @@ use super::{
     error::{ApiError, ApiResult, Problem},
     extract::{ApiJson, ApiQuery, NoQuery},
     pagination::{self, Page},
-    webhook_deliveries,
+    webhook_deliveries, webhook_test,
 };
 use crate::{
     api::AppState,
     domain::{
-        events::{self, Event},
+        events,
         scope::Scope,
         validation::FieldError,
+        webhook_headers::{self, CustomHeader, MaskedHeader},
     },
-    events::{delivery, secret, signing, ssrf},
+    events::{secret, signing, ssrf},
     store::{
         self,
         webhook_endpoints::{self as endpoints, EndpointFields, EndpointRow},
@@ -47,7 +46,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(create_endpoint, list_endpoints))
         .routes(routes!(get_endpoint, update_endpoint, delete_endpoint))
         .routes(routes!(rotate_secret))
-        .routes(routes!(test_endpoint))
+        .merge(webhook_test::router())
         .merge(webhook_deliveries::router())
 }
 
@@ -62,6 +61,9 @@ pub struct EndpointView {
     #[schema(example = json!(["run.*", "alert.created"]))]
     pub events: Vec<String>,
     pub enabled: bool,
+    /// Custom headers sent on every delivery, with their values masked.
+    #[schema(example = json!([{"name": "x-make-apikey", "value": "••••6d5e"}]))]
+    pub headers: Vec<MaskedHeader>,
     /// Why it is disabled: `410 Gone`, failing for over a day, or disabled through the API.
     pub disabled_reason: Option<String>,
     /// Since when every delivery has failed (`null` while deliveries succeed).
@@ -76,19 +78,23 @@ pub struct EndpointView {
     pub updated_at: DateTime<Utc>,
 }
 
-impl From<&EndpointRow> for EndpointView {
-    fn from(r: &EndpointRow) -> Self {
-        EndpointView {
+impl EndpointView {
+    /// The endpoint as answers show it: its headers opened only to be masked.
+    pub fn of(state: &AppState, r: &EndpointRow) -> ApiResult<Self> {
+        let headers = secret::open_headers(&state.keys, r.id, r.headers.as_deref())
+            .map_err(|e| ApiError::internal(anyhow::anyhow!("webhook endpoint {}: custom headers: {e}", r.id)))?;
+        Ok(EndpointView {
             id: r.id,
             url: r.url.clone(),
             description: r.description.clone(),
             events: r.events.clone(),
             enabled: r.enabled,
+            headers: headers.iter().map(MaskedHeader::from).collect(),
             disabled_reason: r.disabled_reason.clone(),
             failing_since: r.failing_since,
             created_at: r.created_at,
             updated_at: r.updated_at,
-        }
+        })
     }
 }
 
@@ -105,7 +111,8 @@ pub struct EndpointWithSecret {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(example = json!({"url": "https://hook.eu1.make.com/abc123", "events": ["alert.created"], "description": "Make: alerts receiver"}))]
+#[schema(example = json!({"url": "https://hook.eu1.make.com/abc123", "events": ["alert.created"], "description": "Make: alerts receiver",
+    "headers": [{"name": "x-make-apikey", "value": "mk_live_4f9a8b7c6d5e"}]}))]
 pub struct CreateEndpoint {
     /// `https` URL that must not resolve to a private, loopback or link-local address.
     pub url: String,
@@ -117,6 +124,10 @@ pub struct CreateEndpoint {
     /// Default `true`.
     #[serde(default)]
     pub enabled: Option<bool>,
+    /// Up to 5 headers sent on every delivery, e.g. Make's webhook API key `x-make-apikey`.
+    /// Values are secrets: sealed at rest, shown back masked.
+    #[serde(default)]
+    pub headers: Option<Vec<CustomHeader>>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -132,6 +143,18 @@ pub struct UpdateEndpoint {
     /// `true` re-enables a disabled endpoint (clearing its reason and failure streak).
     #[serde(default)]
     pub enabled: Option<bool>,
+    /// Replaces every custom header (`[]` removes them); absent keeps them.
+    #[serde(default)]
+    pub headers: Option<Vec<CustomHeader>>,
+}
+
+/// An endpoint's fields once checked.
+struct Checked {
+    url: String,
+    events: Vec<String>,
+    description: String,
+    /// `None`: keep the stored headers (an update without `headers`).
+    headers: Option<Vec<CustomHeader>>,
 }
 
 /// Validates and normalises an endpoint's fields; 422 naming each bad one.
@@ -142,8 +165,17 @@ async fn checked(
     url: &str,
     events: Vec<String>,
     description: String,
-) -> ApiResult<(String, Vec<String>, String)> {
+    headers: Option<Vec<CustomHeader>>,
+) -> ApiResult<Checked> {
     let mut errors = vec![];
+    let headers = match headers.map(|h| webhook_headers::check(&h)) {
+        Some(Ok(h)) => Some(h),
+        Some(Err(bad)) => {
+            errors.extend(bad);
+            None
+        }
+        None => None,
+    };
     let url = match ssrf::check(url, crate::events::ssrf::Policy::from_config(&state.config)).await {
         Ok(u) => u.to_string(),
         Err(e) => {
@@ -173,7 +205,7 @@ async fn checked(
         return Err(ApiError::invalid(errors));
     }
     may_subscribe(caller, &patterns)?;
-    Ok((url, patterns, description))
+    Ok(Checked { url, events: patterns, description, headers })
 }
 
 /// An endpoint pushes what it subscribes to anywhere its URL points, so subscribing
@@ -228,16 +260,18 @@ async fn create_endpoint(
 ) -> ApiResult<Response> {
     caller.require(Scope::WebhooksWrite)?;
     let events = input.events.unwrap_or_else(|| vec!["*".into()]);
-    let (url, events, description) =
-        checked(&state, &caller, &input.url, events, input.description.unwrap_or_default()).await?;
+    let description = input.description.unwrap_or_default();
+    let c = checked(&state, &caller, &input.url, events, description, Some(input.headers.unwrap_or_default())).await?;
+    let id = Uuid::now_v7();
+    let sealed_headers = secret::seal_headers(&state.keys, id, c.headers.as_deref().unwrap_or_default());
     let fields = EndpointFields {
-        url: &url,
-        description: &description,
-        events: &events,
+        url: &c.url,
+        description: &c.description,
+        events: &c.events,
         enabled: input.enabled.unwrap_or(true),
+        sealed_headers: sealed_headers.as_deref(),
     };
     let secret = signing::new_secret();
-    let id = Uuid::now_v7();
     let mut tx = state.pool.begin().await?;
     let row = endpoints::insert(
         &mut tx,
@@ -247,7 +281,7 @@ async fn create_endpoint(
         Some(caller.principal.token_id),
     )
     .await?;
-    let view = EndpointView::from(&row);
+    let view = EndpointView::of(&state, &row)?;
     store::audit::record(
         &mut tx,
         &caller.actor(),
@@ -300,7 +334,8 @@ async fn list_endpoints(
     let mut conn = state.pool.acquire().await?;
     let rows = endpoints::list(&mut conn, after, i64::from(limit) + 1).await?;
     let page = pagination::page(rows, limit, CURSOR, |r| r.id);
-    Ok(axum::Json(Page::new(page.data.iter().map(EndpointView::from).collect(), page.next_cursor)))
+    let views = page.data.iter().map(|r| EndpointView::of(&state, r)).collect::<ApiResult<Vec<_>>>()?;
+    Ok(axum::Json(Page::new(views, page.next_cursor)))
 }
 
 /// Get a webhook endpoint
@@ -321,7 +356,7 @@ async fn get_endpoint(
 ) -> ApiResult<axum::Json<EndpointView>> {
     caller.require(Scope::WebhooksWrite)?;
     let mut conn = state.pool.acquire().await?;
-    Ok(axum::Json(EndpointView::from(&load(&mut conn, &id, false).await?)))
+    Ok(axum::Json(EndpointView::of(&state, &load(&mut conn, &id, false).await?)?))
 }
 
 /// Update a webhook endpoint
@@ -355,26 +390,30 @@ async fn update_endpoint(
     // Resolving the host may take a moment: done before the row is locked.
     let url = patch.url.unwrap_or_else(|| current.url.clone());
     let events = patch.events.unwrap_or_else(|| current.events.clone());
-    let (url, events, description) =
-        checked(&state, &caller, &url, events, patch.description.unwrap_or_else(|| current.description.clone()))
-            .await?;
+    let description = patch.description.unwrap_or_else(|| current.description.clone());
+    let c = checked(&state, &caller, &url, events, description, patch.headers).await?;
     let mut tx = state.pool.begin().await?;
     let before = load(&mut tx, &id, true).await?;
+    let sealed_headers = match &c.headers {
+        Some(headers) => secret::seal_headers(&state.keys, before.id, headers),
+        None => before.headers.clone(),
+    };
     let fields = EndpointFields {
-        url: &url,
-        description: &description,
-        events: &events,
+        url: &c.url,
+        description: &c.description,
+        events: &c.events,
         enabled: patch.enabled.unwrap_or(before.enabled),
+        sealed_headers: sealed_headers.as_deref(),
     };
     let after = endpoints::update(&mut tx, before.id, &fields).await?;
-    let view = EndpointView::from(&after);
+    let view = EndpointView::of(&state, &after)?;
     store::audit::record(
         &mut tx,
         &caller.actor(),
         "webhook_endpoint.update",
         "webhook_endpoint",
         &after.id.to_string(),
-        Some(&EndpointView::from(&before)),
+        Some(&EndpointView::of(&state, &before)?),
         Some(&view),
     )
     .await?;
@@ -410,7 +449,7 @@ async fn delete_endpoint(
         "webhook_endpoint.delete",
         "webhook_endpoint",
         &before.id.to_string(),
-        Some(&EndpointView::from(&before)),
+        Some(&EndpointView::of(&state, &before)?),
         None::<&()>,
     )
     .await?;
@@ -453,85 +492,6 @@ async fn rotate_secret(
     .await?;
     tx.commit().await?;
     let no_store = [(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"))];
-    Ok((no_store, axum::Json(EndpointWithSecret { endpoint: EndpointView::from(&after), secret })).into_response())
-}
-
-/// What a test delivery saw.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TestResult {
-    /// The `webhook-id` of the test event.
-    pub event_id: Uuid,
-    /// The endpoint answered 2xx.
-    pub succeeded: bool,
-    /// The HTTP status the endpoint answered (`null` when it did not answer).
-    pub status: Option<u16>,
-    pub latency_ms: i32,
-    /// The first 500 characters of the answer.
-    pub response_excerpt: Option<String>,
-    pub error: Option<String>,
-}
-
-/// Send a test event
-///
-/// Sends a signed `webhook.test` event (`data`: the endpoint id and a message) now,
-/// whatever the endpoint's event filter and even when it is disabled, and answers what
-/// the endpoint said. The test is not stored as a delivery.
-#[utoipa::path(
-    post, path = "/v1/webhook-endpoints/{id}/test", operation_id = "testWebhookEndpoint", tag = TAG,
-    params(("id" = Uuid, Path, description = "Endpoint id")),
-    responses(
-        (status = 200, description = "The attempt (also when the endpoint refused it: see `succeeded`)", body = TestResult,
-            example = json!({"event_id": "0192f0c4-5d7e-7c1a-9f4e-2b8d6a1c3e5f", "succeeded": true, "status": 200, "latency_ms": 182, "response_excerpt": "Accepted", "error": null})),
-        (status = 403, description = "Missing scope `webhooks:write`", body = Problem),
-        (status = 404, description = "No such endpoint", body = Problem),
-    )
-)]
-async fn test_endpoint(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-    _: ApiQuery<NoQuery>,
-) -> ApiResult<axum::Json<TestResult>> {
-    caller.require(Scope::WebhooksWrite)?;
-    let mut conn = state.pool.acquire().await?;
-    let endpoint = load(&mut conn, &id, false).await?;
-    drop(conn);
-    let event = Event {
-        id: Uuid::now_v7(),
-        kind: events::TEST_TYPE.to_string(),
-        created_at: Utc::now(),
-        data: json!({"endpoint_id": endpoint.id, "message": "A test event from Switchboard."}),
-    };
-    let settings = crate::events::delivery::DeliverySettings::from_config(&state.config);
-    let secret = secret::open(&state.keys, endpoint.id, &endpoint.secret)
-        .map_err(|e| ApiError::internal(anyhow::anyhow!("webhook endpoint {}: {e}", endpoint.id)))?;
-    let attempt = delivery::send(
-        &delivery::http_client(&settings),
-        &endpoint.url,
-        secret.expose_secret(),
-        &event,
-        settings.policy,
-    )
-    .await;
-    let result = TestResult {
-        event_id: event.id,
-        succeeded: attempt.succeeded(),
-        status: attempt.status,
-        latency_ms: attempt.latency_ms,
-        response_excerpt: attempt.response_excerpt,
-        error: attempt.error,
-    };
-    let mut tx = state.pool.begin().await?;
-    store::audit::record(
-        &mut tx,
-        &caller.actor(),
-        "webhook_endpoint.test",
-        "webhook_endpoint",
-        &endpoint.id.to_string(),
-        None::<&()>,
-        Some(&result),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(axum::Json(result))
+    let endpoint = EndpointView::of(&state, &after)?;
+    Ok((no_store, axum::Json(EndpointWithSecret { endpoint, secret })).into_response())
 }

@@ -159,8 +159,8 @@ pub struct ClientFields {
     pub notes: Option<String>,
 }
 
-/// A client as stored and returned by the API.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+/// A client as stored and returned by the API (also the `client.*` events' `data`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Client {
     pub id: Uuid,
     #[schema(example = "acme-coffee")]

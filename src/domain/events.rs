@@ -11,14 +11,13 @@ use std::{fmt, str::FromStr, time::Duration};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::scope::Scope;
 
-/// An event type; its string (`as_str`) is what the wire, the feed filter and
-/// `engine.events.type` carry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// The type of an event: what happened.
+// Its string (`as_str`) is what the wire, the feed filter and `engine.events.type` carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum EventType {
     #[serde(rename = "client.created")]
     ClientCreated,
@@ -112,10 +111,6 @@ impl FromStr for EventType {
     }
 }
 
-/// The type of the event `POST /v1/webhook-endpoints/{id}/test` sends (never stored,
-/// never subscribed to, so not an [`EventType`]).
-pub const TEST_TYPE: &str = "webhook.test";
-
 /// Whether a subscription pattern (`*`, `run.*`, `run.failed`) takes this event type.
 /// The same rule as the fan-out SQL in `store::events::emit`.
 pub fn pattern_matches(pattern: &str, event_type: &str) -> bool {
@@ -142,35 +137,64 @@ pub fn expand(patterns: &[String]) -> Vec<EventType> {
     EventType::ALL.into_iter().filter(|t| patterns.iter().any(|p| pattern_matches(p, t.as_str()))).collect()
 }
 
-/// An event, as the feed lists it and webhooks receive it.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
-#[schema(example = json!({
-    "id": "0192f0c4-5d7e-7c1a-9f4e-2b8d6a1c3e5f", "type": "run.succeeded", "created_at": "2026-06-15T07:00:03.120Z",
-    "data": {"id": "0192f0c4-0000-7000-8000-2b8d6a1c3e5f", "workflow": "daily-monitoring", "status": "succeeded"}
-}))]
+/// An event, as the feed lists it and webhooks receive it: the Standard Webhooks
+/// payload (`type`, `timestamp`, `data`) with the event's `id` (also the `webhook-id`
+/// header) and `created_at` (the same instant as `timestamp`, kept for older readers).
+/// Its schema, one per type, is `events::catalogue::EventSchema`.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Event {
     /// UUIDv7: events sort by id in the order they were written. Also the `webhook-id` header.
     pub id: Uuid,
     /// One of `client.created`, `client.updated`, `run.started`, `run.succeeded`, `run.failed`,
     /// `run.partially_failed`, `alert.created`, `report.ready`, `message.failed`.
-    #[serde(rename = "type")]
-    #[schema(example = "run.succeeded")]
     pub kind: String,
-    #[serde(with = "crate::domain::timestamp")]
-    #[schema(value_type = String)]
     pub created_at: DateTime<Utc>,
-    /// The resource as the API shows it (`client.*`: the client; `alert.created`: the alert;
-    /// `run.*`: id, workflow, status, trigger, dry_run, params, task counts; `report.ready`:
-    /// id, client_id, run_id, kind and period; `message.failed`: the message as
-    /// `GET /v1/messages` lists it, with the vendor's error code and title).
-    #[schema(value_type = Object)]
+    /// The resource as the API shows it (the payload type of its event type).
     pub data: Value,
 }
 
+/// The wire form of [`Event`]; `test` only on a test send.
+#[derive(Serialize)]
+struct Wire<'a> {
+    id: Uuid,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    #[serde(with = "crate::domain::timestamp")]
+    timestamp: DateTime<Utc>,
+    #[serde(with = "crate::domain::timestamp")]
+    created_at: DateTime<Utc>,
+    data: &'a Value,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    test: bool,
+}
+
 impl Event {
+    fn wire(&self, test: bool) -> Wire<'_> {
+        Wire {
+            id: self.id,
+            kind: &self.kind,
+            timestamp: self.created_at,
+            created_at: self.created_at,
+            data: &self.data,
+            test,
+        }
+    }
+
     /// The exact bytes POSTed to endpoints (and signed).
     pub fn body(&self) -> Vec<u8> {
-        serde_json::to_vec(self).unwrap_or_default()
+        serde_json::to_vec(&self.wire(false)).unwrap_or_default()
+    }
+
+    /// The bytes of a test send (`POST /v1/webhook-endpoints/{id}/test`): the same
+    /// event with `"test": true` at the top level.
+    pub fn test_body(&self) -> Vec<u8> {
+        serde_json::to_vec(&self.wire(true)).unwrap_or_default()
+    }
+}
+
+impl Serialize for Event {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.wire(false).serialize(s)
     }
 }
 
@@ -291,7 +315,6 @@ mod tests {
             // The documented list in the spec (`Event.type`) names every type.
             assert!(include_str!("events.rs").contains(&format!("`{t}`")), "{t} is not in Event's doc");
         }
-        assert!("webhook.test".parse::<EventType>().is_err());
     }
 
     #[test]
@@ -337,13 +360,18 @@ mod tests {
     }
 
     #[test]
-    fn events_serialize_with_type_and_millisecond_timestamps() {
+    fn events_serialize_the_standard_webhooks_way_with_millisecond_timestamps() {
         let at = DateTime::parse_from_rfc3339("2026-06-15T07:00:03.12Z").unwrap().with_timezone(&Utc);
         let e =
             Event { id: Uuid::nil(), kind: "report.ready".into(), created_at: at, data: serde_json::json!({"a": 1}) };
         let v: Value = serde_json::from_slice(&e.body()).unwrap();
         assert_eq!(v["type"], "report.ready");
-        assert_eq!(v["created_at"], "2026-06-15T07:00:03.120Z");
-        assert_eq!(v.as_object().unwrap().len(), 4);
+        assert_eq!(v["timestamp"], "2026-06-15T07:00:03.120Z");
+        assert_eq!(v["created_at"], v["timestamp"]);
+        assert_eq!(v.as_object().unwrap().len(), 5, "no `test` flag on a real event: {v}");
+        assert_eq!(serde_json::to_value(&e).unwrap(), v, "the feed shows what is delivered");
+        let test: Value = serde_json::from_slice(&e.test_body()).unwrap();
+        assert_eq!(test["test"], true);
+        assert_eq!(test.as_object().unwrap().len(), 6);
     }
 }

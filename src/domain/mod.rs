@@ -17,3 +17,4 @@ pub mod run;
 pub mod scope;
 pub mod timestamp;
 pub mod validation;
+pub mod webhook_headers;

@@ -76,6 +76,7 @@ impl ReportLinks {
 /// `report.ready`: a report is stored and its delivery settled (the PDF uploaded to the
 /// client's Drive, or the reason it was not). Built only by `store::reports::mark_ready`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[schema(example = json!({
     "id": "0190f3a2-7c1e-7000-8000-000000000001", "client_id": "0190f3a2-7c1e-7000-8000-000000000002",
     "run_id": "0190f3a2-7c1e-7000-8000-000000000003", "kind": "weekly-report",

@@ -35,6 +35,7 @@ use crate::{
     domain::{
         events::{Attempt, Event, Next},
         limits::Rule,
+        webhook_headers::CustomHeader,
     },
     limits::KeyedLeased,
     store::{
@@ -143,9 +144,19 @@ pub fn http_client(settings: &DeliverySettings) -> reqwest::Client {
     builder.build().expect("reqwest client")
 }
 
-/// Sends one signed event to `url` and reports what happened (never fails).
-pub async fn send(client: &reqwest::Client, url: &str, secret: &str, event: &Event, policy: Policy) -> Attempt {
-    post(client, url, &event.id.to_string(), Some(secret), event.body(), policy).await
+/// Sends one signed event to `url` with the endpoint's custom headers and reports what
+/// happened (never fails). A `test` send carries `"test": true` (`Event::test_body`).
+pub async fn send(
+    client: &reqwest::Client,
+    url: &str,
+    secret: &str,
+    headers: &[CustomHeader],
+    event: &Event,
+    test: bool,
+    policy: Policy,
+) -> Attempt {
+    let body = if test { event.test_body() } else { event.body() };
+    post(client, url, &event.id.to_string(), Some(secret), headers, body, policy).await
 }
 
 /// Runs an attempt, cut at `limit` whatever it waits on (the URL check's DNS lookup
@@ -159,13 +170,16 @@ async fn within(limit: Duration, attempt: impl Future<Output = Attempt>) -> Atte
     })
 }
 
-/// POSTs `body` with the Standard Webhooks headers (`webhook-signature` when there
-/// is a `secret`), after checking the URL again: DNS may have changed since it was saved.
+/// POSTs `body` with the endpoint's custom `headers` and the Standard Webhooks headers
+/// (`webhook-signature` when there is a `secret`), after checking the URL again: DNS may
+/// have changed since it was saved. The custom names never clash with ours
+/// (`domain::webhook_headers::check`).
 async fn post(
     client: &reqwest::Client,
     url: &str,
     message_id: &str,
     secret: Option<&str>,
+    headers: &[CustomHeader],
     body: Vec<u8>,
     policy: Policy,
 ) -> Attempt {
@@ -180,8 +194,11 @@ async fn post(
         return failed(format!("blocked: url {e}"));
     }
     let timestamp = chrono::Utc::now().timestamp();
-    let mut request = client
-        .post(url)
+    let mut request = client.post(url);
+    for h in headers {
+        request = request.header(h.name.as_str(), h.value.as_str());
+    }
+    let mut request = request
         .header("content-type", "application/json")
         .header("webhook-id", message_id)
         .header("webhook-timestamp", timestamp.to_string());
@@ -324,19 +341,29 @@ impl Deliverer {
                 return;
             }
         }
-        let attempt = match secret::open(&self.keys, delivery.endpoint_id, &delivery.secret) {
-            Ok(key) => {
+        let secrets = secret::open(&self.keys, delivery.endpoint_id, &delivery.secret)
+            .map_err(|e| format!("cannot open the signing secret: {e}"))
+            .and_then(|key| {
+                secret::open_headers(&self.keys, delivery.endpoint_id, delivery.headers.as_deref())
+                    .map(|headers| (key, headers))
+                    .map_err(|e| format!("cannot open the custom headers: {e}"))
+            });
+        let attempt = match secrets {
+            Ok((key, headers)) => {
                 let event = delivery.event();
-                let send = send(&self.client, &delivery.url, key.expose_secret(), &event, self.settings.policy);
+                let send = send(
+                    &self.client,
+                    &delivery.url,
+                    key.expose_secret(),
+                    &headers,
+                    &event,
+                    false,
+                    self.settings.policy,
+                );
                 within(self.settings.timeout, send).await
             }
             // Logged and retried like a failed attempt: the key may be restored (ENCRYPTION_KEYS_OLD).
-            Err(e) => Attempt {
-                status: None,
-                latency_ms: 0,
-                error: Some(format!("cannot open the signing secret: {e}")),
-                response_excerpt: None,
-            },
+            Err(error) => Attempt { status: None, latency_ms: 0, error: Some(error), response_excerpt: None },
         };
         let next = if attempt.succeeded() {
             Next::Succeeded
@@ -374,6 +401,7 @@ impl Deliverer {
                     &callback.url,
                     &message_id,
                     self.settings.callback_secret.as_ref().map(secrecy::ExposeSecret::expose_secret),
+                    &[],
                     body,
                     self.settings.policy,
                 );

@@ -7,6 +7,7 @@
 //! in `domain::events`, all SQL in `store` (events, webhook_endpoints, deliveries,
 //! callbacks).
 
+pub mod catalogue;
 pub mod delivery;
 pub mod secret;
 pub mod ssrf;

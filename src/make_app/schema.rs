@@ -26,6 +26,11 @@ impl Spec<'_> {
             copy_text(schema, &mut merged);
             return merged;
         }
+        if let (Some(branches), Some(_)) = (schema["oneOf"].as_array(), schema.get("discriminator")) {
+            let mut merged = self.common(branches);
+            copy_text(schema, &mut merged);
+            return merged;
+        }
         for key in ["oneOf", "anyOf"] {
             if let Some(branches) = schema[key].as_array() {
                 let real: Vec<&Value> = branches.iter().filter(|b| b["type"] != json!("null")).collect();
@@ -37,6 +42,45 @@ impl Spec<'_> {
             }
         }
         schema.clone()
+    }
+
+    /// What the branches of a discriminated `oneOf` (e.g. `Event`, one branch per event
+    /// type) have in common, as one object schema: a property every branch has the same
+    /// way stays; one whose branches differ in an enum of strings (the discriminator)
+    /// becomes the enum of all their values; any other difference (e.g. `data`, typed per
+    /// event type) becomes a plain object. The example is the first branch's.
+    fn common(&self, branches: &[Value]) -> Value {
+        let flats: Vec<Value> = branches.iter().map(|b| self.flatten(b)).collect();
+        let Some(first) = flats.first() else { return json!({"type": "object"}) };
+        let mut properties = Map::new();
+        for (name, property) in first["properties"].as_object().into_iter().flatten() {
+            let all: Vec<&Value> = flats.iter().filter_map(|f| f["properties"].get(name)).collect();
+            if all.len() < flats.len() {
+                continue;
+            }
+            let merged = if all.iter().all(|p| *p == property) {
+                property.clone()
+            } else if all.iter().all(|p| p["enum"].is_array() && p["type"] == json!("string")) {
+                let values: Vec<Value> =
+                    all.iter().flat_map(|p| p["enum"].as_array().cloned().unwrap_or_default()).collect();
+                json!({"type": "string", "enum": values})
+            } else {
+                json!({"type": "object", "description": "Its fields depend on the branch (e.g. the event `type`)."})
+            };
+            properties.insert(name.clone(), merged);
+        }
+        let required: Vec<Value> = first["required"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|r| flats.iter().all(|f| f["required"].as_array().is_some_and(|a| a.contains(r))))
+            .cloned()
+            .collect();
+        let mut merged = json!({"type": "object", "properties": properties, "required": required});
+        if let Some(example) = first.get("example") {
+            merged["example"] = example.clone();
+        }
+        merged
     }
 
     fn resolve<'s>(&'s self, mut schema: &'s Value) -> &'s Value {
@@ -332,6 +376,27 @@ pub fn sorted(v: Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_discriminated_one_of_flattens_to_what_its_branches_share() {
+        let doc = json!({"components": {"schemas": {
+            "A": {"type": "object", "required": ["id", "type", "data"], "example": {"type": "a"}, "properties": {
+                "id": {"type": "string"}, "type": {"type": "string", "enum": ["a"]}, "data": {"$ref": "#/components/schemas/X"},
+                "only_a": {"type": "string"}}},
+            "B": {"type": "object", "required": ["id", "type"], "properties": {
+                "id": {"type": "string"}, "type": {"type": "string", "enum": ["b"]}, "data": {"type": "integer"}}},
+            "X": {"type": "object", "properties": {"x": {"type": "string"}}},
+        }}});
+        let either = json!({"oneOf": [{"$ref": "#/components/schemas/A"}, {"$ref": "#/components/schemas/B"}],
+            "discriminator": {"propertyName": "type"}});
+        let flat = Spec(&doc).flatten(&either);
+        assert_eq!(flat["properties"]["id"], json!({"type": "string"}));
+        assert_eq!(flat["properties"]["type"], json!({"type": "string", "enum": ["a", "b"]}));
+        assert_eq!(flat["properties"]["data"]["type"], "object");
+        assert!(flat["properties"].get("only_a").is_none());
+        assert_eq!(flat["required"], json!(["id", "type"]));
+        assert_eq!(flat["example"], json!({"type": "a"}));
+    }
 
     #[test]
     fn labels_read_as_words() {

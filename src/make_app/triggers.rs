@@ -32,7 +32,8 @@ pub fn components(spec: &Spec, ops: &[Operation]) -> Result<Vec<Component>, Gene
     Ok(vec![webhook(&types), instant(interface.clone(), sample.clone()), polling(feed, &types, interface, sample)])
 }
 
-/// The event types, from the `Event.type` enum or, failing that, its description.
+/// The event types, from the `Event.type` enum (with one schema per type, the enum of
+/// them all: `Spec::flatten`) or, failing that, its description.
 fn event_types(spec: &Spec) -> Vec<String> {
     let Some(event) = spec.0["components"]["schemas"].get("Event") else { return vec![] };
     let flat = spec.flatten(event);

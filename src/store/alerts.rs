@@ -1,7 +1,7 @@
 //! `engine.alerts`: findings of the monitoring, one per (client, kind, subject, day).
 
 use chrono::{DateTime, NaiveDate, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::PgConnection;
 use utoipa::ToSchema;
@@ -9,8 +9,8 @@ use uuid::Uuid;
 
 pub use crate::domain::alert::{AlertStatus, Severity};
 
-/// An alert as stored and returned by the API.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+/// An alert as stored and returned by the API (also the `alert.created` event's `data`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Alert {
     pub id: Uuid,
     pub client_id: Uuid,

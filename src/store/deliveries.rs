@@ -127,6 +127,8 @@ pub struct Claimed {
     pub url: String,
     /// Sealed (see `events::secret`).
     pub secret: String,
+    /// The endpoint's custom headers, sealed (see `events::secret::open_headers`).
+    pub headers: Option<String>,
     pub event_id: Uuid,
     pub event_type: String,
     pub event_data: Value,
@@ -162,7 +164,7 @@ pub async fn claim(pool: &PgPool, worker: &str, lease: Duration, limit: i64) -> 
                    locked_until = now() + make_interval(secs => $2), next_attempt_at = now() + make_interval(secs => $2)
                FROM due WHERE d.id = due.id
                RETURNING d.id, d.endpoint_id, d.attempts, d.event_id)
-           SELECT h.id AS "id!", h.endpoint_id AS "endpoint_id!", h.attempts AS "attempts!", e.url, e.secret,
+           SELECT h.id AS "id!", h.endpoint_id AS "endpoint_id!", h.attempts AS "attempts!", e.url, e.secret, e.headers,
                   h.event_id AS "event_id!", ev.type AS event_type, ev.data AS event_data,
                   ev.created_at AS event_created_at
            FROM held h JOIN engine.webhook_endpoints e ON e.id = h.endpoint_id JOIN engine.events ev ON ev.id = h.event_id"#,

@@ -3,7 +3,7 @@
 //! opened (from `engine.inbound_messages`).
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -11,8 +11,9 @@ use uuid::Uuid;
 use crate::domain::events::EventType;
 pub use crate::domain::message::{MessageKind, MessageStatus};
 
-/// An outbound WhatsApp message as stored and as `GET /v1/messages` lists it.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+/// An outbound WhatsApp message as stored and as `GET /v1/messages` lists it (also the
+/// `message.failed` event's `data`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({
     "id": "0192f0c4-5d7e-7c1a-9f4e-2b8d6a1c3e5f", "wamid": "wamid.HBgNNTUxMTk5OTk5MDAwMBUCABEYEjgxQkVF",
     "client_id": "0192f0c4-0000-7000-8000-2b8d6a1c3e5f", "recipient": "5511999990000", "kind": "template",

@@ -10,6 +10,7 @@ pub mod costs;
 pub mod deliveries;
 pub mod drive_folders;
 pub mod effects;
+pub mod event_payloads;
 pub mod events;
 pub mod idempotency;
 pub mod inbound;

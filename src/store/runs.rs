@@ -9,6 +9,7 @@ use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+use super::event_payloads::RunEvent;
 use crate::domain::events::EventType;
 pub use crate::domain::run::{RunStatus, RunTrigger, TaskStatus};
 
@@ -82,7 +83,7 @@ pub async fn create(conn: &mut PgConnection, new: &NewRun<'_>) -> Result<RunRow,
     )
     .execute(&mut *conn)
     .await?;
-    super::events::emit(&mut *conn, EventType::RunStarted, &event_data(&run, None)).await?;
+    super::events::emit(&mut *conn, EventType::RunStarted, &RunEvent::of(&run, None)).await?;
     if tasks.rows_affected() == 0 {
         // Nothing to do: the run is born finished.
         sqlx::query!(
@@ -92,7 +93,7 @@ pub async fn create(conn: &mut PgConnection, new: &NewRun<'_>) -> Result<RunRow,
         .execute(&mut *conn)
         .await?;
         let run = find(&mut *conn, id).await?.expect("just created");
-        super::events::emit(&mut *conn, EventType::RunSucceeded, &event_data(&run, Some(TaskCounts::default())))
+        super::events::emit(&mut *conn, EventType::RunSucceeded, &RunEvent::of(&run, Some(TaskCounts::default())))
             .await?;
         announce(conn, &run).await?;
         return Ok(run);
@@ -155,7 +156,7 @@ pub async fn list(
 }
 
 /// Task counts of a run by status.
-#[derive(Debug, Clone, Copy, Default, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct TaskCounts {
     pub queued: i64,
     pub running: i64,
@@ -495,35 +496,12 @@ pub async fn settle(pool: &PgPool, run_id: Uuid) -> Result<Option<RunRow>, sqlx:
     let run = find(&mut tx, run_id).await?;
     if let Some(run) = &run {
         if let Some(event) = EventType::run_finished(final_status.as_str()) {
-            super::events::emit(&mut tx, event, &event_data(run, Some(c))).await?;
+            super::events::emit(&mut tx, event, &RunEvent::of(run, Some(c))).await?;
         }
         announce(&mut tx, run).await?;
     }
     tx.commit().await?;
     Ok(run)
-}
-
-/// The `data` of the `run.*` events: the run's identity, status and, once it has
-/// finished, its task counts.
-fn event_data(run: &RunRow, counts: Option<TaskCounts>) -> Value {
-    use crate::domain::timestamp::format;
-    let mut data = serde_json::json!({
-        "id": run.id,
-        "workflow": run.workflow,
-        "workflow_version": run.workflow_version,
-        "status": run.status,
-        "trigger": run.trigger,
-        "dry_run": run.dry_run,
-        "params": run.params,
-        "schedule_id": run.schedule_id,
-        "created_at": format(&run.created_at),
-        "started_at": run.started_at.as_ref().map(format),
-        "finished_at": run.finished_at.as_ref().map(format),
-    });
-    if let Some(c) = counts {
-        data["tasks"] = serde_json::to_value(c).unwrap_or_default();
-    }
-    data
 }
 
 /// Cancels a run: queued tasks are canceled now, running ones stop at their next heartbeat.

@@ -13,6 +13,8 @@ pub struct EndpointRow {
     pub events: Vec<String>,
     /// Sealed (see `events::secret`); open it to sign.
     pub secret: String,
+    /// The custom headers, sealed as one list (`events::secret::seal_headers`); `None`: none.
+    pub headers: Option<String>,
     pub enabled: bool,
     pub disabled_reason: Option<String>,
     pub failing_since: Option<DateTime<Utc>>,
@@ -26,6 +28,8 @@ pub struct EndpointFields<'a> {
     pub description: &'a str,
     pub events: &'a [String],
     pub enabled: bool,
+    /// From `events::secret::seal_headers` for this endpoint.
+    pub sealed_headers: Option<&'a str>,
 }
 
 /// `sealed_secret`: from `events::secret::seal` for this `id`.
@@ -38,16 +42,17 @@ pub async fn insert(
 ) -> Result<EndpointRow, sqlx::Error> {
     sqlx::query_as!(
         EndpointRow,
-        "INSERT INTO engine.webhook_endpoints (id, url, description, events, secret, enabled, created_by)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)
-         RETURNING id, url, description, events, secret, enabled, disabled_reason, failing_since, created_at, updated_at",
+        "INSERT INTO engine.webhook_endpoints (id, url, description, events, secret, enabled, created_by, headers)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         RETURNING id, url, description, events, secret, headers, enabled, disabled_reason, failing_since, created_at, updated_at",
         id,
         f.url,
         f.description,
         f.events,
         sealed_secret,
         f.enabled,
-        created_by
+        created_by,
+        f.sealed_headers
     )
     .fetch_one(conn)
     .await
@@ -56,7 +61,7 @@ pub async fn insert(
 pub async fn find(conn: &mut PgConnection, id: Uuid) -> Result<Option<EndpointRow>, sqlx::Error> {
     sqlx::query_as!(
         EndpointRow,
-        "SELECT id, url, description, events, secret, enabled, disabled_reason, failing_since, created_at, updated_at
+        "SELECT id, url, description, events, secret, headers, enabled, disabled_reason, failing_since, created_at, updated_at
          FROM engine.webhook_endpoints WHERE id = $1",
         id
     )
@@ -68,7 +73,7 @@ pub async fn find(conn: &mut PgConnection, id: Uuid) -> Result<Option<EndpointRo
 pub async fn find_for_update(conn: &mut PgConnection, id: Uuid) -> Result<Option<EndpointRow>, sqlx::Error> {
     sqlx::query_as!(
         EndpointRow,
-        "SELECT id, url, description, events, secret, enabled, disabled_reason, failing_since, created_at, updated_at
+        "SELECT id, url, description, events, secret, headers, enabled, disabled_reason, failing_since, created_at, updated_at
          FROM engine.webhook_endpoints WHERE id = $1 FOR UPDATE",
         id
     )
@@ -80,7 +85,7 @@ pub async fn find_for_update(conn: &mut PgConnection, id: Uuid) -> Result<Option
 pub async fn list(conn: &mut PgConnection, after: Option<Uuid>, limit: i64) -> Result<Vec<EndpointRow>, sqlx::Error> {
     sqlx::query_as!(
         EndpointRow,
-        "SELECT id, url, description, events, secret, enabled, disabled_reason, failing_since, created_at, updated_at
+        "SELECT id, url, description, events, secret, headers, enabled, disabled_reason, failing_since, created_at, updated_at
          FROM engine.webhook_endpoints WHERE ($1::uuid IS NULL OR id > $1) ORDER BY id LIMIT $2",
         after,
         limit
@@ -95,17 +100,18 @@ pub async fn update(conn: &mut PgConnection, id: Uuid, f: &EndpointFields<'_>) -
     sqlx::query_as!(
         EndpointRow,
         "UPDATE engine.webhook_endpoints
-         SET url = $2, description = $3, events = $4, enabled = $5,
+         SET url = $2, description = $3, events = $4, enabled = $5, headers = $6,
              disabled_reason = CASE WHEN $5 THEN NULL WHEN enabled THEN 'disabled through the API' ELSE disabled_reason END,
              failing_since = CASE WHEN $5 AND NOT enabled THEN NULL ELSE failing_since END,
              updated_at = now()
          WHERE id = $1
-         RETURNING id, url, description, events, secret, enabled, disabled_reason, failing_since, created_at, updated_at",
+         RETURNING id, url, description, events, secret, headers, enabled, disabled_reason, failing_since, created_at, updated_at",
         id,
         f.url,
         f.description,
         f.events,
-        f.enabled
+        f.enabled,
+        f.sealed_headers
     )
     .fetch_one(conn)
     .await
@@ -116,7 +122,7 @@ pub async fn set_secret(conn: &mut PgConnection, id: Uuid, sealed_secret: &str) 
     sqlx::query_as!(
         EndpointRow,
         "UPDATE engine.webhook_endpoints SET secret = $2, updated_at = now() WHERE id = $1
-         RETURNING id, url, description, events, secret, enabled, disabled_reason, failing_since, created_at, updated_at",
+         RETURNING id, url, description, events, secret, headers, enabled, disabled_reason, failing_since, created_at, updated_at",
         id,
         sealed_secret
     )
@@ -151,6 +157,40 @@ pub async fn reseal_secret(pool: &PgPool, id: Uuid, old: &str, sealed: &str) -> 
         sqlx::query!("UPDATE engine.webhook_endpoints SET secret = $3 WHERE id = $1 AND secret = $2", id, old, sealed)
             .execute(pool)
             .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Up to `limit` (id, sealed headers) after `after` whose headers are sealed under
+/// another key than the one of `current_prefix` (e.g. `v1:1a2b3c4d:`).
+pub async fn headers_to_reseal(
+    pool: &PgPool,
+    after: Uuid,
+    current_prefix: &str,
+    limit: i64,
+) -> Result<Vec<(Uuid, String)>, sqlx::Error> {
+    let rows = sqlx::query!(
+        r#"SELECT id, headers AS "headers!" FROM engine.webhook_endpoints
+           WHERE id > $1 AND headers IS NOT NULL AND NOT starts_with(headers, $2)
+           ORDER BY id LIMIT $3"#,
+        after,
+        current_prefix,
+        limit
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.id, r.headers)).collect())
+}
+
+/// Replaces stored headers with `sealed` unless they changed since they were read.
+pub async fn reseal_headers(pool: &PgPool, id: Uuid, old: &str, sealed: &str) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query!(
+        "UPDATE engine.webhook_endpoints SET headers = $3 WHERE id = $1 AND headers = $2",
+        id,
+        old,
+        sealed
+    )
+    .execute(pool)
+    .await?;
     Ok(done.rows_affected() == 1)
 }
 

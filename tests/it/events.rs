@@ -74,7 +74,12 @@ async fn the_feed_lists_events_oldest_first_after_an_id_filtered_by_type(pool: P
     let e = &all["data"][2];
     let mut keys: Vec<&String> = e.as_object().unwrap().keys().collect();
     keys.sort();
-    assert_eq!(keys, vec!["created_at", "data", "id", "type"]);
+    assert_eq!(keys, vec!["created_at", "data", "id", "timestamp", "type"]);
+    assert_eq!(e["timestamp"], e["created_at"]);
+    for item in all["data"].as_array().unwrap() {
+        let t: EventType = item["type"].as_str().unwrap().parse().unwrap();
+        (switchboard::events::catalogue::payload(t).check)(&item["data"]).unwrap_or_else(|e| panic!("{t}: {e}"));
+    }
     let at = e["created_at"].as_str().unwrap();
     assert!(at.len() == 24 && at.ends_with('Z') && at.as_bytes()[19] == b'.', "{at}");
     assert_eq!(e["data"], updated, "client.updated carries the client after the change");

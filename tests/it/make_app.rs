@@ -257,11 +257,18 @@ fn check_request(
     problems
 }
 
-/// An object schema's property names and required ones (following `$ref`/`allOf`).
+/// An object schema's property names and required ones (following `$ref`/`allOf`, and
+/// an optional body's `oneOf: [T, null]`).
 fn properties_of(spec: &Value, schema: &Value) -> (BTreeSet<String>, BTreeSet<String>) {
     let mut schema = schema;
     while let Some(r) = schema["$ref"].as_str() {
         schema = spec.pointer(r.trim_start_matches('#')).unwrap();
+    }
+    if let Some(branches) = schema["oneOf"].as_array() {
+        let real: Vec<&Value> = branches.iter().filter(|b| b["type"] != "null").collect();
+        if let [only] = real.as_slice() {
+            return properties_of(spec, only);
+        }
     }
     let (mut names, mut required) = (BTreeSet::new(), BTreeSet::new());
     for part in schema["allOf"].as_array().into_iter().flatten() {

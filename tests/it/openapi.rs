@@ -243,3 +243,32 @@ fn every_problem_answer_lists_its_codes() {
     }
     assert!(listed > 500, "only {listed} codes listed");
 }
+
+/// The 3.1 `webhooks` section describes every event type: its own event schema (with
+/// `type` fixed and `data` typed), the signature headers and the answers expected; and
+/// `Event` is the `oneOf` of those schemas, told apart by `type`.
+#[test]
+fn webhooks_and_the_event_schema_list_every_event_type() {
+    use switchboard::{domain::events::EventType, events::catalogue};
+    let doc = committed();
+    let webhooks = doc["webhooks"].as_object().expect("a webhooks section");
+    assert_eq!(webhooks.len(), EventType::ALL.len());
+    let schemas = &doc["components"]["schemas"];
+    for t in EventType::ALL {
+        let name = catalogue::event_schema_name(t);
+        let reference = format!("#/components/schemas/{name}");
+        let op = &webhooks[t.as_str()]["post"];
+        assert_eq!(op["requestBody"]["content"]["application/json"]["schema"]["$ref"], reference.as_str(), "{t}");
+        let headers: Vec<&str> =
+            op["parameters"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+        assert_eq!(headers, ["webhook-id", "webhook-timestamp", "webhook-signature"], "{t}");
+        assert!(op["responses"]["2XX"].is_object() && op["responses"]["default"].is_object(), "{t}");
+        assert_eq!(schemas[&name]["properties"]["type"]["enum"], serde_json::json!([t.as_str()]));
+        let payload = schemas[&name]["properties"]["data"]["$ref"].as_str().unwrap().rsplit('/').next().unwrap();
+        assert!(schemas[payload]["properties"].is_object(), "{t}: data names {payload}, which is not in the document");
+        assert_eq!(schemas["Event"]["discriminator"]["mapping"][t.as_str()], reference.as_str());
+        // The schema's example is a valid payload of its type.
+        (catalogue::payload(t).check)(&schemas[&name]["example"]["data"]).unwrap_or_else(|e| panic!("{t}: {e}"));
+    }
+    assert_eq!(schemas["Event"]["oneOf"].as_array().unwrap().len(), EventType::ALL.len());
+}

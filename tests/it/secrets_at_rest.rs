@@ -144,7 +144,7 @@ async fn plaintext_rows_from_before_sealing_still_work_and_are_sealed_at_start_u
     assert_eq!(replays(&app, &id).await, (token.clone(), secret.clone()), "legacy rows still replay");
 
     let done = reseal::run(&pool, &test_keys(), false).await.unwrap();
-    assert_eq!(done, reseal::Resealed { webhook_secrets: 1, idempotent_responses: 3, failed: 0 });
+    assert_eq!(done, reseal::Resealed { webhook_secrets: 1, webhook_headers: 0, idempotent_responses: 3, failed: 0 });
     let text = stored_text(&pool).await;
     assert!(!text.contains("whsec_") && !text.contains(&token), "sealed at start-up");
     assert_eq!(replays(&app, &id).await, (token, secret.clone()));
