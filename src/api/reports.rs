@@ -54,10 +54,11 @@ pub struct Report {
     /// The workflow run that wrote it.
     pub run_id: Option<Uuid>,
     /// The workflow that wrote it, e.g. `weekly-report`.
+    #[schema(value_type = crate::workflows::WorkflowKey)]
     pub kind: String,
-    #[schema(value_type = String, example = "2026-06-01")]
+    #[schema(value_type = NaiveDate, example = "2026-06-01")]
     pub period_start: NaiveDate,
-    #[schema(value_type = String, example = "2026-06-07")]
+    #[schema(value_type = NaiveDate, example = "2026-06-07")]
     pub period_end: NaiveDate,
     /// Markdown. In a dry run (no model called) the rendered prompt, marked as such.
     pub body: String,
@@ -99,12 +100,13 @@ pub struct ListReportsQuery {
     /// Only this client's reports (id or slug).
     client: Option<String>,
     /// Only this kind, e.g. `weekly-report`.
+    #[param(value_type = Option<crate::workflows::WorkflowKey>)]
     kind: Option<String>,
     /// Only reports whose period ends on or after this day (YYYY-MM-DD).
-    #[param(value_type = Option<String>, example = "2026-06-01")]
+    #[param(value_type = Option<NaiveDate>, example = "2026-06-01")]
     from: Option<NaiveDate>,
     /// Only reports whose period starts on or before this day (YYYY-MM-DD).
-    #[param(value_type = Option<String>, example = "2026-06-30")]
+    #[param(value_type = Option<NaiveDate>, example = "2026-06-30")]
     to: Option<NaiveDate>,
     /// Page size, 1–500 (default 50).
     limit: Option<u32>,
