@@ -272,13 +272,13 @@ fn workflow_keys(doc: &mut Value) {
     fn walk(value: &mut Value, key: &Value) {
         match value {
             Value::Object(map) => {
-                if let Some(prop) = map.get_mut("properties").and_then(|p| p.get_mut("workflow")) {
-                    if prop["type"] == "string" {
-                        let description = prop.get("description").cloned();
-                        *prop = key.clone();
-                        if let Some(d) = description {
-                            prop["description"] = d;
-                        }
+                if let Some(prop) = map.get_mut("properties").and_then(|p| p.get_mut("workflow"))
+                    && prop["type"] == "string"
+                {
+                    let description = prop.get("description").cloned();
+                    *prop = key.clone();
+                    if let Some(d) = description {
+                        prop["description"] = d;
                     }
                 }
                 map.values_mut().for_each(|v| walk(v, key));
@@ -361,10 +361,10 @@ fn nullable(prop: &mut Value) {
             *prop = wrapped;
         }
         _ => {
-            if let Some(one_of) = prop.get_mut("oneOf").and_then(Value::as_array_mut) {
-                if !one_of.iter().any(|s| s == &null_type) {
-                    one_of.push(null_type);
-                }
+            if let Some(one_of) = prop.get_mut("oneOf").and_then(Value::as_array_mut)
+                && !one_of.iter().any(|s| s == &null_type)
+            {
+                one_of.push(null_type);
             }
         }
     }

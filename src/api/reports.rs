@@ -54,7 +54,6 @@ pub struct Report {
     /// The workflow run that wrote it.
     pub run_id: Option<Uuid>,
     /// The workflow that wrote it, e.g. `weekly-report`.
-    #[schema(value_type = crate::workflows::WorkflowKey)]
     pub kind: String,
     #[schema(value_type = NaiveDate, example = "2026-06-01")]
     pub period_start: NaiveDate,
@@ -100,7 +99,6 @@ pub struct ListReportsQuery {
     /// Only this client's reports (id or slug).
     client: Option<String>,
     /// Only this kind, e.g. `weekly-report`.
-    #[param(value_type = Option<crate::workflows::WorkflowKey>)]
     kind: Option<String>,
     /// Only reports whose period ends on or after this day (YYYY-MM-DD).
     #[param(value_type = Option<NaiveDate>, example = "2026-06-01")]

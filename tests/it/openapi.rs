@@ -112,7 +112,8 @@ fn every_timestamp_field_has_format_date_time() {
     }
     let mut found = 0;
     walk("", &committed(), &mut found);
-    assert!(found > 40, "only {found} *_at fields");
+    // Each schema once: pages refer to their items' component instead of repeating it.
+    assert!(found > 30, "only {found} *_at fields");
 }
 
 /// `limit` is what `pagination::limit` accepts: 1–500.

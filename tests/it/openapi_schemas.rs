@@ -70,20 +70,25 @@ fn looks_like_a_date(value: &Value) -> bool {
     value.as_str().is_some_and(|s| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok())
 }
 
-/// A day (`from`/`to` of a date range, `day`, `date`, a period's ends, `as_of`) is
+/// A day (`from`/`to` of a range, `day`, `date`, a period's ends, `as_of`) is
 /// `format: date`, wherever it is: a property or a query parameter. Found by its name or
 /// by an example that is a date, so a new one cannot slip through untyped.
 #[test]
 fn every_date_has_format_date() {
     let doc = doc();
-    let day_names = ["from", "to", "day", "date", "as_of", "period_start", "period_end", "sunset_on"];
+    let day_names = ["day", "date", "as_of", "period_start", "period_end", "sunset_on"];
     let mut seen = 0;
     let mut found = all_properties(&doc);
     found.extend(parameters(&doc));
+    let ats: Vec<String> = found.iter().map(|(at, _)| at.clone()).collect();
     for (at, schema) in found {
-        let name = at.rsplit(['.', ' ']).next().unwrap();
+        let (parent, name) = at.rsplit_once(['.', ' ']).unwrap();
+        let sep = &at[parent.len()..parent.len() + 1];
+        // `from` and `to` side by side are a range (of days, or of instants: `date-time`).
+        let range =
+            ["from", "to"].contains(&name) && ["from", "to"].iter().all(|n| ats.contains(&format!("{parent}{sep}{n}")));
         let example_is_a_date = looks_like_a_date(&schema["example"]);
-        let named_a_day = day_names.contains(&name) && schema["format"] != "date-time";
+        let named_a_day = (day_names.contains(&name) || range) && schema["format"] != "date-time";
         if is_string(&schema) && (example_is_a_date || named_a_day) {
             assert_eq!(schema["format"], "date", "{at}: {schema}");
             seen += 1;
@@ -257,7 +262,6 @@ fn closed_sets_are_the_rust_sets() {
         (&schemas["PlatformView"]["properties"]["key"], "PlatformKey"),
         (&schemas["PlatformSync"]["properties"]["platform"], "AdPlatform"),
         (&schemas["SyncRequest"]["properties"]["platforms"]["items"], "AdPlatform"),
-        (&schemas["Report"]["properties"]["kind"], "WorkflowKey"),
     ];
     for (schema, name) in uses {
         assert_eq!(schema["$ref"], format!("#/components/schemas/{name}"), "{schema} is not a {name}");
@@ -270,7 +274,6 @@ fn closed_sets_are_the_rust_sets() {
         ("get /v1/schedules workflow", "WorkflowKey"),
         ("get /v1/alerts kind", "AlertKind"),
         ("get /v1/alerts status", "AlertStatus"),
-        ("get /v1/reports kind", "WorkflowKey"),
         ("get /v1/clients/{client}/metrics platform", "AdPlatform"),
         ("get /v1/platforms/{platform} platform", "PlatformKey"),
         ("post /v1/workflows/{key}/runs key", "WorkflowKey"),
@@ -291,18 +294,18 @@ fn validate(doc: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), 
         }
     }
     for key in ["oneOf", "anyOf"] {
-        if let Some(any) = schema[key].as_array() {
-            if !any.iter().any(|s| validate(doc, s, value, at).is_ok()) {
-                return Err(format!("{at}: {value} matches none of {key}"));
-            }
+        if let Some(any) = schema[key].as_array()
+            && !any.iter().any(|s| validate(doc, s, value, at).is_ok())
+        {
+            return Err(format!("{at}: {value} matches none of {key}"));
         }
     }
-    if let Some(names) = schema["enum"].as_array() {
-        if !names.contains(value)
-            && !(value.is_null() && schema["type"].as_array().is_some_and(|t| t.contains(&json!("null"))))
-        {
-            return Err(format!("{at}: {value} is not one of {names:?}"));
-        }
+    let nullable = schema["type"].as_array().is_some_and(|t| t.contains(&json!("null")));
+    if let Some(names) = schema["enum"].as_array()
+        && !names.contains(value)
+        && !(value.is_null() && nullable)
+    {
+        return Err(format!("{at}: {value} is not one of {names:?}"));
     }
     let types: Vec<&str> = match &schema["type"] {
         Value::String(t) => vec![t.as_str()],
@@ -321,15 +324,15 @@ fn validate(doc: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), 
     if !types.is_empty() && !types.iter().any(|t| *t == kind || (*t == "number" && kind == "integer")) {
         return Err(format!("{at}: {value} is a {kind}, not {types:?}"));
     }
-    if let (Some(n), Some(min)) = (value.as_f64(), schema["minimum"].as_f64()) {
-        if n < min {
-            return Err(format!("{at}: {n} < minimum {min}"));
-        }
+    if let (Some(n), Some(min)) = (value.as_f64(), schema["minimum"].as_f64())
+        && n < min
+    {
+        return Err(format!("{at}: {n} < minimum {min}"));
     }
-    if let (Some(n), Some(max)) = (value.as_f64(), schema["maximum"].as_f64()) {
-        if n > max {
-            return Err(format!("{at}: {n} > maximum {max}"));
-        }
+    if let (Some(n), Some(max)) = (value.as_f64(), schema["maximum"].as_f64())
+        && n > max
+    {
+        return Err(format!("{at}: {n} > maximum {max}"));
     }
     if let (Some(s), Some(format)) = (value.as_str(), schema["format"].as_str()) {
         let ok = match format {
