@@ -19,7 +19,7 @@ use crate::{
     domain::scope::Scope,
     store::{
         self,
-        alerts::{Alert, AlertFilter, AlertStatus, Severity},
+        alerts::{Alert, AlertFilter, AlertKind, AlertStatus, Severity},
     },
 };
 
@@ -51,8 +51,8 @@ pub struct ListAlertsQuery {
     client: Option<String>,
     /// `open`, `acknowledged` or `resolved`.
     status: Option<AlertStatus>,
-    /// Only this kind (`pacing`, `cpa_above_target`, `roas_below_target`, `spend_anomaly`, `max_daily_spend`, `platform_error`).
-    kind: Option<String>,
+    /// Only alerts of this kind.
+    kind: Option<AlertKind>,
     /// `info`, `warning` or `critical`.
     severity: Option<Severity>,
     /// Only alerts first raised by this run.
@@ -91,12 +91,21 @@ async fn list_alerts(
         Some(raw) => Some(clients::load(&mut conn, raw, false).await?.id),
         None => None,
     };
-    let filter = AlertFilter { client_id, status: q.status, kind: q.kind, severity: q.severity, run_id: q.run };
+    let filter = AlertFilter {
+        client_id,
+        status: q.status,
+        kind: q.kind.map(|k| k.as_str().to_string()),
+        severity: q.severity,
+        run_id: q.run,
+    };
     let rows = store::alerts::list(&mut conn, &filter, before, i64::from(limit) + 1).await?;
     Ok(axum::Json(pagination::page(rows, limit, CURSOR, |a| a.id)))
 }
 
 /// Get an alert
+///
+/// The alert with its figures (`data`) and where it is in its life (`status`,
+/// `acknowledged_at`, `resolved_at`).
 #[utoipa::path(
     get, path = "/v1/alerts/{id}", operation_id = "getAlert", tag = TAG,
     params(("id" = Uuid, Path, description = "Alert id")),

@@ -130,6 +130,8 @@ async fn list_clients(
 }
 
 /// Get a client
+///
+/// By id or slug, with its accounts, budgets, targets and contacts.
 #[utoipa::path(
     get, path = "/v1/clients/{client}", operation_id = "getClient", tag = TAG,
     params(("client" = String, Path, description = "Client id (UUID) or slug")),

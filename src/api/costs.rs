@@ -29,10 +29,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 pub struct CostsQuery {
     /// First day, UTC (YYYY-MM-DD). Required.
-    #[param(value_type = String, example = "2026-06-01")]
+    #[param(value_type = NaiveDate, example = "2026-06-01")]
     from: Option<NaiveDate>,
     /// Last day, inclusive (YYYY-MM-DD). Required; at most 366 days after `from`.
-    #[param(value_type = String, example = "2026-06-30")]
+    #[param(value_type = NaiveDate, example = "2026-06-30")]
     to: Option<NaiveDate>,
     /// Only this client (id or slug).
     client: Option<String>,
@@ -59,7 +59,7 @@ pub struct CostDay {
     pub client_id: Uuid,
     #[schema(example = "acme-coffee")]
     pub client_slug: String,
-    #[schema(value_type = String, example = "2026-06-01")]
+    #[schema(value_type = NaiveDate, example = "2026-06-01")]
     pub date: NaiveDate,
     pub llm: LlmCost,
     /// Calls (each attempt, retries included) per platform key.
@@ -76,9 +76,9 @@ pub struct CostTotals {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CostsView {
-    #[schema(value_type = String, example = "2026-06-01")]
+    #[schema(value_type = NaiveDate, example = "2026-06-01")]
     pub from: NaiveDate,
-    #[schema(value_type = String, example = "2026-06-30")]
+    #[schema(value_type = NaiveDate, example = "2026-06-30")]
     pub to: NaiveDate,
     /// One row per client and day with any usage, by date then client slug.
     pub data: Vec<CostDay>,

@@ -46,6 +46,9 @@ async fn load_entry(conn: &mut PgConnection, client: &str, id: &str) -> ApiResul
 }
 
 /// Add a knowledge entry
+///
+/// A note, fact, brand-voice rule, competitor, offer or FAQ about the client; searchable at
+/// once (`GET /v1/knowledge/search`) and available to prompt templates by kind.
 #[utoipa::path(
     post, path = "/v1/clients/{client}/knowledge", operation_id = "createKnowledgeEntry", tag = TAG,
     params(
@@ -107,6 +110,8 @@ pub struct ListEntriesQuery {
 }
 
 /// List a client's knowledge entries
+///
+/// In creation order, cursor-paginated; filter by `kind` or `tag`.
 #[utoipa::path(
     get, path = "/v1/clients/{client}/knowledge", operation_id = "listKnowledgeEntries", tag = TAG,
     params(("client" = String, Path, description = "Client id (UUID) or slug"), ListEntriesQuery),
@@ -134,6 +139,8 @@ async fn list_entries(
 }
 
 /// Get a knowledge entry
+///
+/// One entry of the client's knowledge base, by id.
 #[utoipa::path(
     get, path = "/v1/clients/{client}/knowledge/{id}", operation_id = "getKnowledgeEntry", tag = TAG,
     params(("client" = String, Path, description = "Client id (UUID) or slug"), ("id" = Uuid, Path, description = "Entry id")),
@@ -155,6 +162,9 @@ async fn get_entry(
 }
 
 /// Update a knowledge entry (JSON merge patch)
+///
+/// RFC 7386: fields present replace, `null` removes (`tags` back to none), absent fields stay.
+/// `kind`, `title` and `body` cannot be removed. The result is validated as a whole.
 #[utoipa::path(
     patch, path = "/v1/clients/{client}/knowledge/{id}", operation_id = "updateKnowledgeEntry", tag = TAG,
     params(("client" = String, Path, description = "Client id (UUID) or slug"), ("id" = Uuid, Path, description = "Entry id")),
@@ -203,6 +213,8 @@ async fn update_entry(
 }
 
 /// Delete a knowledge entry
+///
+/// For good; the audit log keeps what it was.
 #[utoipa::path(
     delete, path = "/v1/clients/{client}/knowledge/{id}", operation_id = "deleteKnowledgeEntry", tag = TAG,
     params(("client" = String, Path, description = "Client id (UUID) or slug"), ("id" = Uuid, Path, description = "Entry id")),

@@ -41,12 +41,13 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"from": "2026-06-01", "to": "2026-06-07", "platforms": ["meta", "google_ads"]}))]
 pub struct SyncRequest {
-    #[schema(value_type = String, example = "2026-06-01")]
+    #[schema(value_type = NaiveDate, example = "2026-06-01")]
     pub from: NaiveDate,
-    #[schema(value_type = String, example = "2026-06-07")]
+    #[schema(value_type = NaiveDate, example = "2026-06-07")]
     pub to: NaiveDate,
     /// Only these ad platforms (default: every linked one).
     #[serde(default)]
+    #[schema(value_type = Option<Vec<crate::operations::metrics::AdPlatform>>)]
     pub platforms: Option<Vec<String>>,
 }
 
@@ -172,12 +173,13 @@ pub enum Granularity {
 #[into_params(parameter_in = Query)]
 pub struct MetricsQuery {
     /// First day (YYYY-MM-DD).
-    #[param(value_type = String, example = "2026-06-01")]
+    #[param(value_type = NaiveDate, example = "2026-06-01")]
     from: Option<NaiveDate>,
     /// Last day, inclusive (YYYY-MM-DD).
-    #[param(value_type = String, example = "2026-06-30")]
+    #[param(value_type = NaiveDate, example = "2026-06-30")]
     to: Option<NaiveDate>,
     /// Only this platform.
+    #[param(value_type = Option<crate::operations::metrics::AdPlatform>)]
     platform: Option<String>,
     /// `day` (a row per platform and day, the default) or `total` (a row per platform and one for all).
     granularity: Option<Granularity>,
@@ -189,7 +191,7 @@ pub struct MetricsRowView {
     #[schema(example = "meta")]
     pub platform: String,
     /// The day; `null` for totals.
-    #[schema(value_type = Option<String>, example = "2026-06-01")]
+    #[schema(value_type = Option<NaiveDate>, example = "2026-06-01")]
     pub date: Option<NaiveDate>,
     pub spend: f64,
     pub impressions: i64,
@@ -216,9 +218,9 @@ pub struct MetricsRowView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MetricsView {
     pub client_id: uuid::Uuid,
-    #[schema(value_type = String)]
+    #[schema(value_type = NaiveDate)]
     pub from: NaiveDate,
-    #[schema(value_type = String)]
+    #[schema(value_type = NaiveDate)]
     pub to: NaiveDate,
     pub data: Vec<MetricsRowView>,
 }

@@ -11,10 +11,22 @@ use utoipa::{
     },
 };
 
+use crate::domain::events::EventType;
+
 use super::{
     alerts, audit, clients, costs, error::Problem, events, health, inbound, knowledge, messages, metrics, platforms,
     prompt_templates, reports, runs, schedules, tokens, webhooks,
 };
+
+/// An event type, as the spec describes it (the names of [`EventType::ALL`]).
+pub struct EventTypeName;
+
+crate::domain::names::names_schema!(
+    EventTypeName,
+    "EventType",
+    "An event type (the feed's `type`, what webhook endpoints subscribe to).",
+    EventType::ALL.map(EventType::as_str)
+);
 
 #[derive(OpenApi)]
 #[openapi(
@@ -47,8 +59,19 @@ problem details with a stable `code` and the fields at fault in `errors`; every 
         (name = "audit", description = "The audit log of every change"),
         (name = "system", description = "Health, readiness and metrics"),
     ),
-    // Enums that only query parameters name (by `$ref`) are not collected on their own.
-    components(schemas(Problem, metrics::Granularity, events::FeedOrder, crate::domain::events::DeliveryStatus))
+    // Schemas only parameters or the rules refer to (utoipa registers those of bodies and answers).
+    components(schemas(
+        Problem,
+        metrics::Granularity,
+        events::FeedOrder,
+        EventTypeName,
+        crate::domain::events::DeliveryStatus,
+        crate::domain::alert::AlertKind,
+        crate::domain::run::RunStatus,
+        crate::operations::metrics::AdPlatform,
+        crate::platforms::PlatformKey,
+        crate::workflows::WorkflowKey,
+    ))
 )]
 struct ApiDoc;
 

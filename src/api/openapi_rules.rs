@@ -1,8 +1,9 @@
 //! Rules every operation and schema of the document follows, applied to the collected
 //! document in one place instead of repeated in each `#[utoipa::path]`: the server,
-//! the formats of timestamps, the bounds of `limit`, and the answers the shared layers
+//! the formats of timestamps and URLs, the bounds of `limit`, the answers the shared layers
 //! give (strict extractors, `Idempotency-Key`, body limit, timeouts, the database) with
-//! their problem `code`s. Each rule is a fact of the code it names; tests in
+//! their problem `code`s, the merge-patch bodies' own schemas, workflow keys, and pages
+//! that refer to their items' schema. Each rule is a fact of the code it names; tests in
 //! tests/it/openapi.rs check the result.
 
 use serde_json::{Map, Value, json};
@@ -167,8 +168,13 @@ pub fn apply(doc: &mut Value) {
             operation(method, op);
         }
     }
+    public_operations(doc);
+    merge_patch_bodies(doc);
+    workflow_keys(doc);
     if let Some(schemas) = doc.pointer_mut("/components/schemas") {
         timestamps(schemas);
+        urls(schemas);
+        page_items(schemas);
     }
 }
 
@@ -260,5 +266,171 @@ fn timestamps(value: &mut Value) {
         }
         Value::Array(items) => items.iter_mut().for_each(timestamps),
         _ => {}
+    }
+}
+
+/// `url` and every `*_url` string is an absolute URL (webhook endpoints, run callbacks).
+fn urls(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::Object(props)) = map.get_mut("properties") {
+                for (name, prop) in props.iter_mut() {
+                    let is_string = prop["type"] == "string" || prop["type"] == json!(["string", "null"]);
+                    if (name == "url" || name.ends_with("_url")) && is_string && prop.get("format").is_none() {
+                        prop["format"] = "uri".into();
+                    }
+                }
+            }
+            map.values_mut().for_each(urls);
+        }
+        Value::Array(items) => items.iter_mut().for_each(urls),
+        _ => {}
+    }
+}
+
+/// `Page<T>` (`Page_T`) is generated with its items inlined; where `T` is a component the
+/// items refer to it, so the component is used and clients get one type for both.
+fn page_items(schemas: &mut Value) {
+    let Some(all) = schemas.as_object_mut() else { return };
+    let pages: Vec<String> = all
+        .keys()
+        .filter(|name| name.strip_prefix("Page_").is_some_and(|item| all.contains_key(item)))
+        .cloned()
+        .collect();
+    for page in pages {
+        let item = page.trim_start_matches("Page_").to_string();
+        if let Some(items) = all[&page].pointer_mut("/properties/data/items") {
+            *items = json!({"$ref": format!("#/components/schemas/{item}")});
+        }
+    }
+}
+
+/// A workflow run, schedule or filter names its workflow by key: every `workflow` string
+/// (property or query parameter) is one of the registry's keys (`WorkflowKey`).
+fn workflow_keys(doc: &mut Value) {
+    let key = json!({"$ref": "#/components/schemas/WorkflowKey"});
+    let is_string = |v: &Value| v["type"] == "string";
+    for item in doc["paths"].as_object_mut().into_iter().flat_map(|p| p.values_mut()) {
+        for op in item.as_object_mut().into_iter().flat_map(|i| i.values_mut()) {
+            for p in op["parameters"].as_array_mut().into_iter().flatten() {
+                if p["name"] == "workflow" && is_string(&p["schema"]) {
+                    p["schema"] = key.clone();
+                }
+            }
+        }
+    }
+    fn walk(value: &mut Value, key: &Value) {
+        match value {
+            Value::Object(map) => {
+                if let Some(prop) = map.get_mut("properties").and_then(|p| p.get_mut("workflow"))
+                    && prop["type"] == "string"
+                {
+                    let description = prop.get("description").cloned();
+                    *prop = key.clone();
+                    if let Some(d) = description {
+                        prop["description"] = d;
+                    }
+                }
+                map.values_mut().for_each(|v| walk(v, key));
+            }
+            Value::Array(items) => items.iter_mut().for_each(|v| walk(v, key)),
+            _ => {}
+        }
+    }
+    if let Some(schemas) = doc.pointer_mut("/components/schemas") {
+        walk(schemas, &key);
+    }
+}
+
+/// A `PATCH` with an `application/merge-patch+json` body (RFC 7386) takes a patch of the
+/// writable fields, not the create body: its own schema `<Name>Patch`, derived from the
+/// create schema, where nothing is required and every field the create body may leave out
+/// is nullable (`null` removes it: back to its default). A field the create body requires
+/// cannot be removed, so it stays non-null (the merged result is validated whole).
+fn merge_patch_bodies(doc: &mut Value) {
+    let mut patches: Vec<(String, Value)> = vec![];
+    for item in doc["paths"].as_object_mut().into_iter().flat_map(|p| p.values_mut()) {
+        let Some(op) = item.get_mut("patch") else { continue };
+        let Some(content) = op.pointer_mut("/requestBody/content/application~1merge-patch+json") else { continue };
+        let Some(target) =
+            content["schema"]["$ref"].as_str().map(|r| r.trim_start_matches("#/components/schemas/").to_string())
+        else {
+            continue;
+        };
+        let name = format!("{}Patch", target.strip_suffix("Input").unwrap_or(&target));
+        content["schema"] = json!({"$ref": format!("#/components/schemas/{name}")});
+        let example = content.get("example").cloned();
+        patches.push((name, json!({"target": target, "example": example})));
+    }
+    let Some(schemas) = doc.pointer_mut("/components/schemas").and_then(Value::as_object_mut) else { return };
+    for (name, how) in patches {
+        let target = how["target"].as_str().unwrap_or_default();
+        let Some(create) = schemas.get(target).cloned() else { continue };
+        let required: Vec<Value> = create["required"].as_array().cloned().unwrap_or_default();
+        let mut patch = create;
+        let object = patch.as_object_mut().expect("a schema object");
+        object.remove("required");
+        object.remove("example");
+        if !how["example"].is_null() {
+            object.insert("example".into(), how["example"].clone());
+        }
+        object.insert(
+            "description".into(),
+            format!(
+                "A JSON merge patch (RFC 7386) of a `{target}`: fields present replace, `null` removes \
+                 (back to the default), absent fields stay; the result is validated whole."
+            )
+            .into(),
+        );
+        for (field, prop) in object.get_mut("properties").and_then(Value::as_object_mut).into_iter().flatten() {
+            if !required.iter().any(|r| r == field) {
+                nullable(prop);
+            }
+        }
+        schemas.insert(name, patch);
+    }
+}
+
+/// Lets `null` through a property's schema (3.1: `type: [X, "null"]`, or `oneOf` with null).
+fn nullable(prop: &mut Value) {
+    let null_type = json!({"type": "null"});
+    match prop.get("type").cloned() {
+        Some(Value::String(t)) => prop["type"] = json!([t, "null"]),
+        Some(Value::Array(mut types)) => {
+            if !types.iter().any(|t| t == "null") {
+                types.push("null".into());
+                prop["type"] = Value::Array(types);
+            }
+        }
+        _ if prop.get("$ref").is_some() => {
+            let description = prop.as_object_mut().and_then(|o| o.remove("description"));
+            let mut wrapped = json!({"oneOf": [prop.clone(), null_type]});
+            if let Some(d) = description {
+                wrapped["description"] = d;
+            }
+            *prop = wrapped;
+        }
+        _ => {
+            if let Some(one_of) = prop.get_mut("oneOf").and_then(Value::as_array_mut)
+                && !one_of.iter().any(|s| s == &null_type)
+            {
+                one_of.push(null_type);
+            }
+        }
+    }
+}
+
+/// An operation that takes no credential at all (health, readiness, the inbound webhooks
+/// that carry their own signature: `security(())` in utoipa, `[{}]`) says so the way
+/// linters read it: `security: []`. One that takes a token optionally (`/metrics`) keeps
+/// its alternatives.
+fn public_operations(doc: &mut Value) {
+    for item in doc["paths"].as_object_mut().into_iter().flat_map(|p| p.values_mut()) {
+        for op in item.as_object_mut().into_iter().flat_map(|i| i.values_mut()) {
+            let Some(requirements) = op.get_mut("security").and_then(Value::as_array_mut) else { continue };
+            if requirements.iter().all(|r| r.as_object().is_some_and(|o| o.is_empty())) {
+                requirements.clear();
+            }
+        }
     }
 }

@@ -96,9 +96,9 @@ async fn link_account(
 pub struct ReportRequest {
     /// Client id or slug; its linked account is used.
     pub client: String,
-    #[schema(value_type = String, example = "2026-06-01")]
+    #[schema(value_type = NaiveDate, example = "2026-06-01")]
     pub from: NaiveDate,
-    #[schema(value_type = String, example = "2026-06-07")]
+    #[schema(value_type = NaiveDate, example = "2026-06-07")]
     pub to: NaiveDate,
     /// Meta only: `account` (default) or `campaign`.
     #[serde(default)]

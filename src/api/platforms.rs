@@ -26,7 +26,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PlatformView {
-    #[schema(example = "meta")]
+    #[schema(value_type = crate::platforms::PlatformKey, example = "meta")]
     pub key: String,
     #[schema(example = "Meta Ads")]
     pub title: String,
@@ -99,9 +99,12 @@ async fn list_platforms(
 }
 
 /// Get a platform
+///
+/// One platform's mode, configuration, readiness, API version and limiter state
+/// (as `GET /v1/platforms` lists them).
 #[utoipa::path(
     get, path = "/v1/platforms/{platform}", operation_id = "getPlatform", tag = TAG,
-    params(("platform" = String, Path, description = "Platform key: meta, google_ads, google_drive, clickup, whatsapp, llm")),
+    params(("platform" = crate::platforms::PlatformKey, Path, description = "Platform key")),
     responses(
         (status = 200, description = "The platform", body = PlatformView),
         (status = 404, description = "No such platform", body = Problem),

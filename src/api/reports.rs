@@ -60,9 +60,9 @@ pub struct Report {
     pub run_id: Option<Uuid>,
     /// The workflow that wrote it, e.g. `weekly-report`.
     pub kind: String,
-    #[schema(value_type = String, example = "2026-06-01")]
+    #[schema(value_type = NaiveDate, example = "2026-06-01")]
     pub period_start: NaiveDate,
-    #[schema(value_type = String, example = "2026-06-07")]
+    #[schema(value_type = NaiveDate, example = "2026-06-07")]
     pub period_end: NaiveDate,
     /// Markdown. In a dry run (no model called) the rendered prompt, marked as such.
     pub body: String,
@@ -124,10 +124,10 @@ pub struct ListReportsQuery {
     /// Only this kind, e.g. `weekly-report`.
     kind: Option<String>,
     /// Only reports whose period ends on or after this day (YYYY-MM-DD).
-    #[param(value_type = Option<String>, example = "2026-06-01")]
+    #[param(value_type = Option<NaiveDate>, example = "2026-06-01")]
     from: Option<NaiveDate>,
     /// Only reports whose period starts on or before this day (YYYY-MM-DD).
-    #[param(value_type = Option<String>, example = "2026-06-30")]
+    #[param(value_type = Option<NaiveDate>, example = "2026-06-30")]
     to: Option<NaiveDate>,
     /// Page size, 1–500 (default 50).
     limit: Option<u32>,

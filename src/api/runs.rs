@@ -75,6 +75,9 @@ fn workflow_view(state: &AppState, key: &str) -> Option<WorkflowView> {
 }
 
 /// List workflows
+///
+/// Every workflow this build knows: its key (for `POST /v1/workflows/{key}/runs` and
+/// schedules), title, version, default schedule and attempts per client.
 #[utoipa::path(get, path = "/v1/workflows", operation_id = "listWorkflows", tag = TAG,
     responses(
         (status = 200, description = "Every workflow", body = [WorkflowView]),
@@ -93,7 +96,7 @@ async fn list_workflows(
 ///
 /// With its parameter schema and default schedule.
 #[utoipa::path(get, path = "/v1/workflows/{key}", operation_id = "getWorkflow", tag = TAG,
-    params(("key" = String, Path, description = "e.g. daily-monitoring")),
+    params(("key" = crate::workflows::WorkflowKey, Path, description = "Workflow key, e.g. daily-monitoring")),
     responses(
         (status = 200, description = "The workflow", body = WorkflowView),
         (status = 403, description = "Missing scope `workflows:read`", body = Problem),
@@ -156,7 +159,7 @@ fn preferred_wait(headers: &HeaderMap) -> Option<u64> {
 #[utoipa::path(
     post, path = "/v1/workflows/{key}/runs", operation_id = "startRun", tag = TAG,
     params(
-        ("key" = String, Path, description = "e.g. daily-monitoring"),
+        ("key" = crate::workflows::WorkflowKey, Path, description = "Workflow key, e.g. daily-monitoring"),
         ("Prefer" = Option<String>, Header, description = "`wait=N` (N ≤ 30): answer when the run ends, or after N seconds"),
         ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry return the first response instead of starting again."),
     ),
@@ -271,7 +274,8 @@ async fn start_run(
 pub struct ListRunsQuery {
     /// Workflow key.
     workflow: Option<String>,
-    /// queued, running, succeeded, partially_failed, failed, canceled.
+    /// Only runs with this status.
+    #[param(value_type = Option<RunStatus>)]
     status: Option<String>,
     /// Runs that include this client (id or slug).
     client: Option<String>,
@@ -329,6 +333,9 @@ fn parse_run_id(raw: &str) -> ApiResult<Uuid> {
 }
 
 /// Get a run
+///
+/// Where the run stands: its status, task counts by status and progress; poll it (or pass
+/// `callback_url` when starting) to learn when it finishes.
 #[utoipa::path(get, path = "/v1/runs/{id}", operation_id = "getRun", tag = TAG,
     params(("id" = Uuid, Path, description = "Run id")),
     responses(
@@ -350,8 +357,6 @@ async fn get_run(
 pub struct TaskView {
     pub id: Uuid,
     pub client_id: Uuid,
-    /// `queued`, `running`, `succeeded`, `failed` or `canceled`.
-    #[schema(value_type = String)]
     pub status: TaskStatus,
     pub attempt: i32,
     pub max_attempts: i32,

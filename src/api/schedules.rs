@@ -167,6 +167,9 @@ async fn find(conn: &mut PgConnection, id: Uuid) -> Result<Option<ScheduleView>,
 }
 
 /// Create a schedule
+///
+/// Runs the workflow on its own whenever the cron expression fires in the given time zone
+/// (at most once every 5 minutes); `params` are checked against the workflow's schema.
 #[utoipa::path(post, path = "/v1/schedules", operation_id = "createSchedule", tag = TAG,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry return the first response instead of creating again.")),
     request_body(content = ScheduleInput, content_type = "application/json"),
@@ -216,6 +219,9 @@ pub struct ListSchedulesQuery {
 }
 
 /// List schedules
+///
+/// In creation order, cursor-paginated; filter by `workflow` or `enabled`. Each shows when
+/// it fires next and when it last fired.
 #[utoipa::path(get, path = "/v1/schedules", operation_id = "listSchedules", tag = TAG,
     params(ListSchedulesQuery),
     responses(
@@ -238,6 +244,8 @@ async fn list_schedules(
 }
 
 /// Get a schedule
+///
+/// The schedule with its next and last firing times.
 #[utoipa::path(get, path = "/v1/schedules/{id}", operation_id = "getSchedule", tag = TAG,
     params(("id" = Uuid, Path, description = "Schedule id")),
     responses(
@@ -305,6 +313,8 @@ async fn update_schedule(
 }
 
 /// Delete a schedule
+///
+/// It fires no more; runs it already started are not touched.
 #[utoipa::path(delete, path = "/v1/schedules/{id}", operation_id = "deleteSchedule", tag = TAG,
     params(("id" = Uuid, Path, description = "Schedule id")),
     responses(

@@ -45,7 +45,7 @@ pub struct TokenView {
     pub id: Uuid,
     #[schema(example = "make-production")]
     pub name: String,
-    #[schema(example = json!(["clients:read", "workflows:run"]))]
+    #[schema(value_type = Vec<Scope>, example = json!(["clients:read", "workflows:run"]))]
     pub scopes: Vec<String>,
     /// Id of the token that created this one (`null` when made from the command line).
     pub created_by: Option<Uuid>,
@@ -202,6 +202,9 @@ pub struct ListTokensQuery {
 }
 
 /// List tokens
+///
+/// Every token's record (never the token itself), in creation order; revoked ones only with
+/// `include_revoked=true`.
 #[utoipa::path(
     get, path = "/v1/tokens", operation_id = "listTokens", tag = TAG,
     params(ListTokensQuery),

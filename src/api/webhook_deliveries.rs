@@ -60,7 +60,7 @@ pub struct DeliveryView {
     pub id: Uuid,
     pub endpoint_id: Uuid,
     pub event_id: Uuid,
-    #[schema(example = "alert.created")]
+    #[schema(value_type = crate::api::openapi::EventTypeName, example = "alert.created")]
     pub event_type: String,
     /// `pending` (waiting for its next attempt), `delivering` (an attempt in flight),
     /// `succeeded` or `failed` (out of attempts, or the endpoint was disabled).

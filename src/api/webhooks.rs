@@ -339,6 +339,10 @@ async fn list_endpoints(
 }
 
 /// Get a webhook endpoint
+///
+/// The endpoint's URL, subscribed event types, whether it is enabled (or why it was disabled, and
+/// since when it fails) and its custom headers with their values masked. The signing secret is never shown again
+/// after creation (`POST …/rotate-secret` issues a new one).
 #[utoipa::path(
     get, path = "/v1/webhook-endpoints/{id}", operation_id = "getWebhookEndpoint", tag = TAG,
     params(("id" = Uuid, Path, description = "Endpoint id")),

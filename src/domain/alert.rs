@@ -19,3 +19,16 @@ super::names::text_enum! {
         Resolved = "resolved",
     }
 }
+
+super::names::text_enum! {
+    /// What the monitoring found (`engine.alerts.kind`): the daily monitoring raises each kind
+    /// (src/workflows/daily_monitoring.rs names them through this enum).
+    pub enum AlertKind {
+        Pacing = "pacing",
+        CpaAboveTarget = "cpa_above_target",
+        RoasBelowTarget = "roas_below_target",
+        SpendAnomaly = "spend_anomaly",
+        MaxDailySpend = "max_daily_spend",
+        PlatformError = "platform_error",
+    }
+}

@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 /// One day of one ad account's delivery, in the account's currency.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct DailyMetrics {
-    #[schema(value_type = String, example = "2026-06-01")]
+    #[schema(value_type = NaiveDate, example = "2026-06-01")]
     pub date: NaiveDate,
     #[schema(example = 123.45)]
     pub spend: f64,

@@ -74,6 +74,30 @@ macro_rules! text_enum {
 
 pub(crate) use text_enum;
 
+/// Gives `$ty` the spec schema of a closed set whose names live in a list the code runs on
+/// (a registry, an `ALL` array) rather than in a `text_enum!`: a string `enum` of exactly
+/// those names, as the component `$name`. A new entry in the list is in the spec by itself.
+macro_rules! names_schema {
+    ($ty:ty, $name:literal, $description:literal, $names:expr) => {
+        impl utoipa::PartialSchema for $ty {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::schema::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .description(Some($description))
+                    .enum_values(Some($names))
+                    .into()
+            }
+        }
+
+        impl utoipa::ToSchema for $ty {
+            fn name() -> std::borrow::Cow<'static, str> {
+                $name.into()
+            }
+        }
+    };
+}
+pub(crate) use names_schema;
+
 #[cfg(test)]
 mod tests {
     text_enum! {

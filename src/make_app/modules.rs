@@ -117,9 +117,12 @@ fn rpc_for(path: &str, name: &str, rpcs: &[&str]) -> Option<&'static str> {
     rpcs.contains(&rpc).then_some(rpc)
 }
 
-/// Turns a plain text field into a dropdown fed by an RPC (values stay mappable).
+/// Turns a plain text field, or a select of the names the spec knew when the app was
+/// generated, into a dropdown fed by an RPC (the live list; values stay mappable).
 fn with_rpc(mut param: Value, rpc: &str) -> Value {
-    if param["type"] == json!("text") || param["type"] == json!("uuid") {
+    let fixed_select =
+        param["type"] == json!("select") && param["options"].is_array() && param.get("multiple").is_none();
+    if param["type"] == json!("text") || param["type"] == json!("uuid") || fixed_select {
         let o = param.as_object_mut().expect("a parameter is an object");
         o.insert("type".into(), json!("select"));
         o.insert("options".into(), json!(format!("rpc://{rpc}")));

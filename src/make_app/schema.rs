@@ -264,7 +264,9 @@ impl Spec<'_> {
         let mut out = Map::new();
         for (name, property) in properties {
             let inner = self.flatten(property);
-            if let Some(example) = inner.get("example").or_else(|| property.get("example")) {
+            // A closed set (a `$ref` to an enum carries no example of its own): its first name.
+            let first_name = || inner["enum"].as_array().and_then(|names| names.first());
+            if let Some(example) = inner.get("example").or_else(|| property.get("example")).or_else(first_name) {
                 out.insert(name.clone(), example.clone());
             }
         }

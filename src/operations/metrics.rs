@@ -37,6 +37,11 @@ impl AdPlatform {
         Self::ALL.into_iter().find(|p| p.key() == key)
     }
 
+    /// Every key, in [`AdPlatform::ALL`] order.
+    pub fn keys() -> impl Iterator<Item = &'static str> {
+        Self::ALL.into_iter().map(Self::key)
+    }
+
     /// The client's account on this platform, if linked.
     pub fn account(self, client: &Client) -> Option<&str> {
         match self {
@@ -45,6 +50,13 @@ impl AdPlatform {
         }
     }
 }
+
+crate::domain::names::names_schema!(
+    AdPlatform,
+    "AdPlatform",
+    "An ad platform with a metrics connector (its platform key).",
+    AdPlatform::keys()
+);
 
 /// One linked ad account.
 #[derive(Debug, Clone, PartialEq, Eq)]

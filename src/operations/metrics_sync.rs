@@ -77,7 +77,7 @@ pub enum SyncStatus {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PlatformSync {
-    #[schema(example = "meta")]
+    #[schema(value_type = super::metrics::AdPlatform, example = "meta")]
     pub platform: String,
     #[schema(example = "act_1234567890")]
     pub account: String,

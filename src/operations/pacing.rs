@@ -23,7 +23,7 @@ pub struct PacingView {
     #[schema(example = "2026-06")]
     pub month: String,
     /// Spend counted through this day (today in the client's time zone, or the month's last day).
-    #[schema(value_type = String, example = "2026-06-15")]
+    #[schema(value_type = NaiveDate, example = "2026-06-15")]
     pub as_of: NaiveDate,
     #[schema(example = "USD")]
     pub currency: String,

@@ -50,7 +50,7 @@ pub struct PlatformError {
 /// per-platform `error`): what the platform said, without our own message.
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct PlatformProblem {
-    #[schema(example = "meta")]
+    #[schema(value_type = super::PlatformKey, example = "meta")]
     pub name: String,
     /// What kind of failure.
     #[schema(example = "throttled")]

@@ -54,6 +54,16 @@ pub fn info(key: &str) -> Option<&'static PlatformInfo> {
     REGISTRY.iter().find(|p| p.key == key)
 }
 
+/// A platform's key, as the spec describes it (the keys of [`REGISTRY`]).
+pub struct PlatformKey;
+
+crate::domain::names::names_schema!(
+    PlatformKey,
+    "PlatformKey",
+    "A platform's key (`GET /v1/platforms` lists them).",
+    REGISTRY.iter().map(|p| p.key)
+);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {

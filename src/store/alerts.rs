@@ -7,7 +7,7 @@ use sqlx::PgConnection;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-pub use crate::domain::alert::{AlertStatus, Severity};
+pub use crate::domain::alert::{AlertKind, AlertStatus, Severity};
 
 /// An alert as stored and returned by the API (also the `alert.created` event's `data`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -16,15 +16,15 @@ pub struct Alert {
     pub client_id: Uuid,
     /// The run that first raised it (`null` when not raised by a run).
     pub run_id: Option<Uuid>,
-    /// `pacing`, `cpa_above_target`, `roas_below_target`, `spend_anomaly`, `max_daily_spend` or `platform_error`.
-    #[schema(example = "spend_anomaly")]
+    /// What the monitoring found.
+    #[schema(value_type = AlertKind, example = "spend_anomaly")]
     pub kind: String,
     pub severity: Severity,
     /// What the finding is about: a platform key (`meta`, `google_ads`) or `total`.
     #[schema(example = "meta")]
     pub subject: String,
     /// The day the finding is about.
-    #[schema(value_type = String, example = "2026-06-14")]
+    #[schema(value_type = NaiveDate, example = "2026-06-14")]
     pub day: NaiveDate,
     #[schema(example = "Meta spend on 2026-06-14 was 812.40 BRL, 2.1× the 7-day average (386.10)")]
     pub message: String,

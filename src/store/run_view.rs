@@ -25,16 +25,14 @@ pub struct RunView {
     #[schema(example = "daily-monitoring")]
     pub workflow: String,
     pub workflow_version: i32,
-    /// `queued`, `running`, `succeeded`, `partially_failed`, `failed` or `canceled`.
-    // A string in the spec until issue #11 makes these enums there.
-    #[schema(value_type = String, example = "running")]
+    #[schema(example = "running")]
     pub status: RunStatus,
-    /// `api`, `schedule` or `whatsapp`.
-    #[schema(value_type = String, example = "api")]
+    #[schema(example = "api")]
     pub trigger: RunTrigger,
     #[schema(value_type = Object)]
     pub params: Value,
     pub dry_run: bool,
+    /// POSTed the finished run (`callback_url` of the start request).
     pub callback_url: Option<String>,
     pub schedule_id: Option<Uuid>,
     /// Tasks (one per client) by status.

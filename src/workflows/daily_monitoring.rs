@@ -16,6 +16,7 @@ use utoipa::ToSchema;
 use super::{StepError, TaskContext, Workflow, WorkflowInfo, parse_params, schema_of};
 use crate::{
     domain::{
+        alert::AlertKind,
         client::{Client, Targets},
         metrics::DailyMetrics,
         pacing::{self, PacingStatus, round2},
@@ -306,7 +307,7 @@ fn label(subject: &str) -> &str {
 
 fn platform_error(platform: &str, account: &str, e: &PlatformError) -> NewAlert {
     NewAlert {
-        kind: "platform_error",
+        kind: AlertKind::PlatformError.as_str(),
         severity: Severity::Warning,
         subject: platform.to_string(),
         message: format!("{} metrics could not be synced: {}", label(platform), e.message),
@@ -398,7 +399,7 @@ fn findings(
     {
         let platforms: Vec<&str> = synced.iter().map(|(p, _)| *p).collect();
         out.push(NewAlert {
-            kind: "max_daily_spend",
+            kind: AlertKind::MaxDailySpend.as_str(),
             severity: Severity::Critical,
             subject: "total".into(),
             message: format!("Total spend on {day} was {:.2} {}, above the daily maximum of {max:.2}", total.spend_day, client.currency),
@@ -423,7 +424,7 @@ fn target_checks(s: &Subject, f: &Figures, targets: &Targets, day: NaiveDate) ->
         };
         let share = p.projected_month_end / budget * 100.0;
         out.push(NewAlert {
-            kind: "pacing",
+            kind: AlertKind::Pacing.as_str(),
             severity,
             subject: s.key.to_string(),
             message: format!(
@@ -451,7 +452,7 @@ fn target_checks(s: &Subject, f: &Figures, targets: &Targets, day: NaiveDate) ->
                 ),
             };
             out.push(NewAlert {
-                kind: "cpa_above_target",
+                kind: AlertKind::CpaAboveTarget.as_str(),
                 severity: Severity::Warning,
                 subject: s.key.to_string(),
                 message,
@@ -465,7 +466,7 @@ fn target_checks(s: &Subject, f: &Figures, targets: &Targets, day: NaiveDate) ->
         let roas = f.value_mtd / f.spend_mtd;
         if roas < target {
             out.push(NewAlert {
-                kind: "roas_below_target",
+                kind: AlertKind::RoasBelowTarget.as_str(),
                 severity: Severity::Warning,
                 subject: s.key.to_string(),
                 message: format!(
@@ -500,7 +501,7 @@ fn anomaly(s: &Subject, f: &Figures, day: NaiveDate, threshold: f64) -> Option<N
     };
     let ratio_value = ratio.is_finite().then(|| (ratio * 100.0).round() / 100.0);
     Some(NewAlert {
-        kind: "spend_anomaly",
+        kind: AlertKind::SpendAnomaly.as_str(),
         severity,
         subject: s.key.to_string(),
         message,

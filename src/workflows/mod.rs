@@ -30,7 +30,7 @@ use crate::domain::validation::FieldError;
 /// What the registry and the API know about a workflow.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct WorkflowInfo {
-    #[schema(example = "daily-monitoring")]
+    #[schema(value_type = WorkflowKey, example = "daily-monitoring")]
     pub key: &'static str,
     pub title: &'static str,
     pub description: &'static str,
@@ -87,6 +87,16 @@ pub fn parse_params<P: DeserializeOwned + Serialize>(params: &Value) -> Result<(
 pub fn schema_of<T: utoipa::PartialSchema>() -> Value {
     serde_json::to_value(T::schema()).unwrap_or_default()
 }
+
+/// A workflow's key, as the spec describes it (the keys of [`Registry::builtin`]).
+pub struct WorkflowKey;
+
+crate::domain::names::names_schema!(
+    WorkflowKey,
+    "WorkflowKey",
+    "A workflow's key (`GET /v1/workflows` lists them).",
+    Registry::builtin().keys()
+);
 
 /// Every workflow this build knows, by key.
 #[derive(Clone)]

@@ -1,7 +1,7 @@
 //! The auth matrix, generated from the OpenAPI document: every operation whose
 //! `security` asks for a token × {no token, bad signature, expired, revoked, wrong
 //! audience, every scope but the one it needs} is refused (401, or 403 for the scope),
-//! never answered 2xx. Operations are public when their `security` is `[{}]`; the
+//! never answered 2xx. Operations are public when their `security` is `[]`; the
 //! needed scope is the one their security requirement names.
 
 use std::collections::HashMap;

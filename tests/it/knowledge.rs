@@ -191,6 +191,25 @@ async fn patch_merges_and_validates(pool: PgPool) {
     assert_eq!(app.count("SELECT count(*) FROM audit.log WHERE action = 'knowledge.update'").await, 1);
 }
 
+/// `null` in the merge patch removes a field the create body may leave out (`tags`, back to
+/// none), as the spec's `KnowledgePatch` says; absent fields stay.
+#[sqlx::test]
+async fn patch_null_clears_an_optional_field(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    client(&app, "Acme").await;
+    let created =
+        entry(&app, "acme", json!({"kind": "note", "title": "Tone", "body": "Warm.", "tags": ["tone"]})).await;
+    let path = format!("/v1/clients/acme/knowledge/{}", created["id"].as_str().unwrap());
+    let res = app.patch(&path, json!({"tags": null})).send().await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    let updated = res.json();
+    assert_eq!(updated["tags"], json!([]));
+    assert_eq!(
+        (&updated["kind"], &updated["title"], &updated["body"]),
+        (&json!("note"), &json!("Tone"), &json!("Warm."))
+    );
+}
+
 #[sqlx::test]
 async fn delete_removes_the_entry(pool: PgPool) {
     let app = TestApp::new(pool).await;

@@ -31,6 +31,7 @@ mod meta_rules;
 mod metrics_sync;
 mod migrations;
 mod openapi;
+mod openapi_schemas;
 mod pagination;
 mod platform_api;
 mod platform_clickup;

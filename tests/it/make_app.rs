@@ -429,3 +429,31 @@ fn triggers_rpcs_and_searches_are_wired() {
     assert_eq!(search["response"]["iterate"], "{{body.data}}");
     assert!(search["qs"].get("cursor").is_none(), "the first page sends no cursor");
 }
+
+/// A closed set of the spec becomes a dropdown of exactly its names (the run statuses, the
+/// alert kinds); a set the API lists live (workflows) keeps its RPC dropdown.
+#[test]
+fn closed_sets_become_select_parameters() {
+    use switchboard::domain::{alert::AlertKind, run::RunStatus};
+    let files = committed();
+    let params = |module: &str| -> Value {
+        serde_json::from_str(&files[&format!("modules/{module}/{module}.mappable-params.iml.json")]).unwrap()
+    };
+    let field = |module: &str, name: &str| -> Value {
+        params(module)
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("{module}: no {name}"))
+    };
+    for (module, name, names) in [("list-runs", "status", RunStatus::NAMES), ("list-alerts", "kind", AlertKind::NAMES)]
+    {
+        let f = field(module, name);
+        assert_eq!(f["type"], "select", "{module}.{name}: {f}");
+        let values: Vec<&str> = f["options"].as_array().unwrap().iter().map(|o| o["value"].as_str().unwrap()).collect();
+        assert_eq!(values, names, "{module}.{name}");
+    }
+    assert_eq!(field("list-runs", "workflow")["options"], "rpc://listWorkflows");
+}

@@ -41,8 +41,7 @@ fn every_operation_is_documented() {
             let responses = op["responses"].as_object().unwrap();
             if path.starts_with("/v1/") {
                 let security = op["security"].as_array().unwrap_or_else(|| panic!("{at}: no security"));
-                assert!(!security.is_empty(), "{at}: empty security");
-                // Webhooks (`security: [{}]`) take no token, so no token 401/429.
+                // Webhooks (`security: []`) take no token, so no token 401/429.
                 let public = security.iter().all(|s| s.as_object().is_some_and(|o| o.is_empty()));
                 let shared: &[&str] = if public { &["500"] } else { &["401", "429", "500"] };
                 for status in shared {
@@ -113,7 +112,8 @@ fn every_timestamp_field_has_format_date_time() {
     }
     let mut found = 0;
     walk("", &committed(), &mut found);
-    assert!(found > 40, "only {found} *_at fields");
+    // Each schema once: pages refer to their items' component instead of repeating it.
+    assert!(found > 30, "only {found} *_at fields");
 }
 
 /// `limit` is what `pagination::limit` accepts: 1–500.

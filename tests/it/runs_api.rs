@@ -488,6 +488,23 @@ async fn a_canceled_run_is_announced_to_its_callback_url(pool: PgPool) {
 
 // ---- schedules ----
 
+/// `null` in the merge patch puts a field the create body may leave out back to its
+/// default (`timezone` UTC, `params` the workflow's defaults), as the spec's
+/// `SchedulePatch` says; absent fields stay.
+#[sqlx::test]
+async fn schedule_patch_null_restores_the_defaults(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let body = json!({"workflow": "daily-monitoring", "cron": "0 7 * * *", "timezone": "America/Sao_Paulo",
+        "enabled": true, "params": {"anomaly_threshold": 0.8}});
+    let res = app.post("/v1/schedules", body).send().await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+    let path = format!("/v1/schedules/{}", res.json()["id"].as_str().unwrap());
+    let patched = ok(&app.patch(&path, json!({"timezone": null, "params": null})).send().await);
+    assert_eq!(patched["timezone"], "UTC");
+    assert_eq!(patched["params"], json!({"anomaly_threshold": 0.5, "notify": true}));
+    assert_eq!((&patched["cron"], &patched["enabled"]), (&json!("0 7 * * *"), &json!(true)));
+}
+
 #[sqlx::test]
 async fn schedules_are_created_read_changed_and_deleted(pool: PgPool) {
     let app = TestApp::new(pool).await;

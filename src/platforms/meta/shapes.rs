@@ -104,7 +104,7 @@ impl InsightsLevel {
 /// One day of insights at the requested level (purchases as in [`PURCHASE_TYPES`]).
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct InsightsRow {
-    #[schema(value_type = String, example = "2026-06-01")]
+    #[schema(value_type = NaiveDate, example = "2026-06-01")]
     pub date: NaiveDate,
     /// Set at campaign level.
     pub campaign_id: Option<String>,
