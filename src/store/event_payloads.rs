@@ -9,9 +9,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{
-    runs::{RunRow, RunStatus, RunTrigger, TaskCounts},
-};
+use super::runs::{RunRow, RunStatus, RunTrigger, TaskCounts};
 
 /// A run as the `run.*` events carry it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
