@@ -93,7 +93,12 @@ pub struct EventFeed {
     responses(
         (status = 200, description = "Events between `after` and `before`, oldest first (`order=desc`: newest first)", body = EventFeed,
             example = json!({"data": [{"id": "0192f0c4-5d7e-7c1a-9f4e-2b8d6a1c3e5f", "type": "alert.created", "timestamp": "2026-06-15T07:00:03.120Z", "created_at": "2026-06-15T07:00:03.120Z",
-                "data": {"id": "0192f0c4-5d7e-7c1a-9f4e-000000000001", "kind": "spend_anomaly", "severity": "warning"}}],
+                "data": {"id": "0192f0c4-0000-7000-8000-000000000004", "client_id": "0192f0c4-0000-7000-8000-000000000001",
+                    "run_id": "0192f0c4-0000-7000-8000-000000000002", "day": "2026-06-14", "kind": "spend_anomaly",
+                    "severity": "warning", "subject": "meta", "status": "open",
+                    "message": "Meta spend on 2026-06-14 was 812.40 BRL, 2.1× the 7-day average (386.10)",
+                    "data": {"platform": "meta", "spend": 812.4, "trailing_average": 386.1, "ratio": 2.1, "currency": "BRL"},
+                    "created_at": "2026-06-15T07:00:03.120Z", "acknowledged_at": null, "resolved_at": null}}],
                 "last_id": "0192f0c4-5d7e-7c1a-9f4e-2b8d6a1c3e5f", "has_more": false})),
         (status = 400, description = "Bad query parameter (after, before, order, types, limit)", body = Problem),
         (status = 403, description = "Missing scope: `workflows:read` or `clients:read`, as the requested types need", body = Problem),

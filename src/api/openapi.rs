@@ -71,6 +71,7 @@ problem details with a stable `code` and the fields at fault in `errors`; every 
         crate::operations::metrics::AdPlatform,
         crate::platforms::PlatformKey,
         crate::workflows::WorkflowKey,
+        crate::api::reports::ReportFormat,
     ))
 )]
 struct ApiDoc;

@@ -312,7 +312,8 @@ fn workflow_keys(doc: &mut Value) {
     let is_string = |v: &Value| v["type"] == "string";
     for item in doc["paths"].as_object_mut().into_iter().flat_map(|p| p.values_mut()) {
         for op in item.as_object_mut().into_iter().flat_map(|i| i.values_mut()) {
-            for p in op["parameters"].as_array_mut().into_iter().flatten() {
+            // `get_mut`: indexing would write `"parameters": null` into operations without any.
+            for p in op.get_mut("parameters").and_then(Value::as_array_mut).into_iter().flatten() {
                 if p["name"] == "workflow" && is_string(&p["schema"]) {
                     p["schema"] = key.clone();
                 }

@@ -89,7 +89,8 @@ fn chosen_type(asked: Option<&str>, subscribed: &[String]) -> ApiResult<EventTyp
     post, path = "/v1/webhook-endpoints/{id}/test", operation_id = "testWebhookEndpoint", tag = TAG,
     params(("id" = Uuid, Path, description = "Endpoint id")),
     request_body(content = Option<TestRequest>, content_type = "application/json",
-        description = "Optional: without a body, the sample is of the first type the endpoint subscribes to."),
+        description = "Optional: without a body, the sample is of the first type the endpoint subscribes to.",
+        example = json!({"event_type": "alert.created"})),
     responses(
         (status = 200, description = "The attempt (also when the endpoint refused it: see `succeeded`)", body = TestResult,
             example = json!({"event_id": "0192f0c4-5d7e-7c1a-9f4e-2b8d6a1c3e5f", "event_type": "alert.created", "succeeded": true,
