@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod middleware;
 pub mod negotiate;
 pub mod openapi;
+mod openapi_examples;
 pub mod openapi_rules;
 pub mod openapi_webhooks;
 pub mod pagination;

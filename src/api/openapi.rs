@@ -129,6 +129,7 @@ pub fn document() -> serde_json::Value {
     doc.merge(inbound::router().into_openapi());
     let mut value = serde_json::to_value(finish(doc)).expect("the document is JSON");
     super::openapi_rules::apply(&mut value);
+    super::openapi_examples::answers(&mut value);
     value["webhooks"] = super::openapi_webhooks::section();
     value
 }

@@ -200,6 +200,25 @@ fn every_request_body_has_an_example_that_fits_its_schema() {
     assert!(seen >= 20, "only {seen} bodies");
 }
 
+/// Every successful JSON answer shows an example (written, or built from its schema by
+/// `api::openapi_examples`) that its own schema accepts.
+#[test]
+fn every_json_answer_has_an_example_that_fits_its_schema() {
+    let doc = doc();
+    let mut seen = 0;
+    for (at, op) in operations(&doc) {
+        for (status, response) in op["responses"].as_object().unwrap().iter().filter(|(s, _)| s.starts_with('2')) {
+            let Some(media) = response["content"].get("application/json") else { continue };
+            let example = media.get("example").unwrap_or_else(|| panic!("{at} {status}: no example"));
+            if let Err(e) = validate(&doc, &media["schema"], example, &at) {
+                panic!("{at} {status}: the example does not fit: {e}\n{example}");
+            }
+            seen += 1;
+        }
+    }
+    assert!(seen >= 60, "only {seen} answers");
+}
+
 /// Every component is referenced from somewhere, and every reference names a component.
 #[test]
 fn every_component_is_used_and_every_reference_resolves() {
