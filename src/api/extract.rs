@@ -187,6 +187,18 @@ where
     }
 }
 
+/// A query filter the spec lists as an enum (a workflow key, an ad platform): a value outside
+/// `known` is 400 `invalid_query` naming the parameter, not a quietly empty list.
+pub fn one_of(name: &str, value: Option<String>, known: &[&str]) -> Result<Option<String>, ApiError> {
+    match value {
+        Some(v) if !known.contains(&v.as_str()) => {
+            let one_of = format!("one of {}", known.join(", "));
+            Err(ApiError::bad_request("invalid_query", format!("{name}: {one_of}")).with_field(name, one_of))
+        }
+        value => Ok(value),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde::Deserialize;

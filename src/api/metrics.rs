@@ -16,7 +16,7 @@ use super::{
     auth::Caller,
     clients,
     error::{ApiError, ApiResult, Problem},
-    extract::{ApiJson, ApiQuery, NoQuery},
+    extract::{self, ApiJson, ApiQuery, NoQuery},
     runs,
 };
 use crate::{
@@ -280,9 +280,11 @@ async fn get_metrics(
         code: "invalid_query",
         ..e
     })?;
+    let ad_platforms: Vec<&str> = crate::operations::metrics::AdPlatform::keys().collect();
+    let platform = extract::one_of("platform", q.platform, &ad_platforms)?;
     let mut conn = state.pool.acquire().await?;
     let client = clients::load(&mut conn, &client, false).await?;
-    let rows = store::metrics::days(&mut conn, client.id, from, to, q.platform.as_deref()).await?;
+    let rows = store::metrics::days(&mut conn, client.id, from, to, platform.as_deref()).await?;
     let data = match q.granularity.unwrap_or_default() {
         Granularity::Day => rows.iter().map(|r| view(r.platform.clone(), Some(r.date), &[r])).collect(),
         Granularity::Total => {

@@ -18,7 +18,7 @@ use super::{
     auth::Caller,
     clients,
     error::{ApiError, ApiResult, Problem},
-    extract::{ApiJson, ApiQuery, NoQuery},
+    extract::{self, ApiJson, ApiQuery, NoQuery},
     pagination::{self, Page},
 };
 use crate::{
@@ -310,6 +310,7 @@ async fn list_runs(
         let one_of = format!("one of {}", e.expected.join(", "));
         ApiError::bad_request("invalid_query", format!("status: {one_of}")).with_field("status", one_of)
     })?;
+    let workflow = extract::one_of("workflow", q.workflow, &state.workflows.keys())?;
     let limit = pagination::limit(q.limit)?;
     let before = pagination::decode_uuid(CURSOR, q.cursor.as_deref())?;
     let mut conn = state.pool.acquire().await?;
@@ -317,7 +318,7 @@ async fn list_runs(
         Some(raw) => Some(clients::load(&mut conn, raw, false).await?.id),
         None => None,
     };
-    let filter = RunFilter { workflow: q.workflow, status, client_id, from: q.from, to: q.to };
+    let filter = RunFilter { workflow, status, client_id, from: q.from, to: q.to };
     let rows = store::runs::list(&mut conn, &filter, before, i64::from(limit) + 1).await?;
     let page = pagination::page(rows, limit, CURSOR, |r| r.id);
     let mut data = Vec::with_capacity(page.data.len());

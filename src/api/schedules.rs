@@ -17,7 +17,7 @@ use uuid::Uuid;
 use super::{
     auth::Caller,
     error::{ApiError, ApiResult, Problem},
-    extract::{ApiJson, ApiQuery, NoQuery, from_value},
+    extract::{self, ApiJson, ApiQuery, NoQuery, from_value},
     pagination::{self, Page},
 };
 use crate::{
@@ -235,10 +235,11 @@ async fn list_schedules(
     ApiQuery(q): ApiQuery<ListSchedulesQuery>,
 ) -> ApiResult<axum::Json<Page<ScheduleView>>> {
     caller.require(Scope::WorkflowsRead)?;
+    let workflow = extract::one_of("workflow", q.workflow, &state.workflows.keys())?;
     let limit = pagination::limit(q.limit)?;
     let after = pagination::decode_uuid(CURSOR, q.cursor.as_deref())?;
     let mut conn = state.pool.acquire().await?;
-    let rows = store::schedules::list(&mut conn, q.workflow.as_deref(), q.enabled, after, i64::from(limit) + 1).await?;
+    let rows = store::schedules::list(&mut conn, workflow.as_deref(), q.enabled, after, i64::from(limit) + 1).await?;
     let rows: Vec<ScheduleView> = rows.into_iter().map(ScheduleView::from).collect();
     Ok(axum::Json(pagination::page(rows, limit, CURSOR, |s| s.id)))
 }

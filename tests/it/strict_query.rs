@@ -88,3 +88,51 @@ async fn every_operation_refuses_an_unknown_query_parameter(pool: PgPool) {
     assert!(failures.is_empty(), "{} operations accept `bogus`:\n{}", failures.len(), failures.join("\n"));
     assert_eq!(app.count("SELECT count(*) FROM audit.log").await, audit_rows, "a refused request wrote");
 }
+
+/// A query parameter the spec lists as a closed set (an `enum`, inline or by `$ref`) refuses
+/// a value outside it with 400 `invalid_query` naming the parameter: what the spec promises
+/// is what the server does (not a quietly empty list).
+#[sqlx::test]
+async fn every_closed_set_filter_refuses_a_value_outside_it(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let spec = app.get("/openapi.json").send().await.json();
+    let (mut checked, mut failures) = (0, Vec::new());
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        let Some(op) = item.get("get") else { continue };
+        let params = op["parameters"].as_array().cloned().unwrap_or_default();
+        for param in params.iter().filter(|p| p["in"] == "query") {
+            let mut schema = &param["schema"];
+            if let Some(name) = schema["$ref"].as_str().and_then(|r| r.strip_prefix("#/components/schemas/")) {
+                schema = &spec["components"]["schemas"][name];
+            }
+            if schema["enum"].as_array().is_none() {
+                continue;
+            }
+            let name = param["name"].as_str().unwrap();
+            let mut uri = path.clone();
+            let mut query = vec![format!("{name}=not-one-of-them")];
+            for other in &params {
+                let other_name = other["name"].as_str().unwrap();
+                match other["in"].as_str() {
+                    Some("path") => uri = uri.replace(&format!("{{{other_name}}}"), &plausible(&spec, other)),
+                    Some("query") if other["required"] == true && other_name != name => {
+                        query.push(format!("{other_name}={}", plausible(&spec, other)))
+                    }
+                    _ => {}
+                }
+            }
+            let uri = format!("{uri}?{}", query.join("&"));
+            checked += 1;
+            let res = app.get(&uri).send().await;
+            let body: Value = serde_json::from_slice(&res.body).unwrap_or_default();
+            if res.status != StatusCode::BAD_REQUEST
+                || body["code"] != "invalid_query"
+                || body["errors"][0]["field"] != name
+            {
+                failures.push(format!("GET {uri}: {} {}", res.status, res.text()));
+            }
+        }
+    }
+    assert!(checked >= 6, "only {checked} closed-set filters in the document");
+    assert!(failures.is_empty(), "{} filters take a value outside their set:\n{}", failures.len(), failures.join("\n"));
+}
