@@ -132,6 +132,26 @@ impl Drop for Procs {
     }
 }
 
+/// The simulator in a process of its own (so it outlives the service), started as
+/// `switchboard sim --port P` plus `args`, and waited for until it answers. Its port.
+pub(crate) async fn start_simulator(procs: &mut Procs, dir: &Path, http: &reqwest::Client, args: &[&str]) -> u16 {
+    let port = free_port();
+    let mut cmd = Command::new(BIN);
+    cmd.args(["sim", "--port", &port.to_string()])
+        .args(args)
+        .current_dir(dir)
+        .env_remove("DATABASE_URL")
+        .env("LOG_LEVEL", "warn");
+    let sim = procs.spawn("simulator", cmd);
+    let stats_url = format!("http://127.0.0.1:{port}/_sim/stats");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while http.get(&stats_url).send().await.is_err() {
+        assert!(procs.alive(sim) && Instant::now() < deadline, "the simulator did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    port
+}
+
 /// The service's environment: a fresh database and every platform at the simulator.
 pub(crate) fn service(
     dir: &Path,
@@ -228,20 +248,8 @@ async fn a_run_survives_sigkill_with_no_task_lost_and_no_effect_repeated() {
     let http = crate::support::http_client();
 
     // (a) The simulator in a process of its own, so it outlives the service.
-    let sim_port = free_port();
-    let mut sim_cmd = Command::new(BIN);
-    sim_cmd
-        .args(["sim", "--port", &sim_port.to_string(), "--latency-ms", "300"])
-        .current_dir(dir.path())
-        .env_remove("DATABASE_URL")
-        .env("LOG_LEVEL", "warn");
-    let sim = procs.spawn("simulator", sim_cmd);
+    let sim_port = start_simulator(&mut procs, dir.path(), &http, &["--latency-ms", "300"]).await;
     let stats_url = format!("http://127.0.0.1:{sim_port}/_sim/stats");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while http.get(&stats_url).send().await.is_err() {
-        assert!(procs.alive(sim) && Instant::now() < deadline, "the simulator did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
     // ClickUp's default plan limit (100 calls a minute per token) would make the run wait out
     // a minute, not behave differently: the workspace is on Enterprise (10,000) here.
     let plan = http

@@ -8,14 +8,11 @@
 //! With per-process limiters the two workers together send twice the rate and the
 //! simulator throttles them; the shared limits (decision 0022) keep them at one rate.
 
-use std::{
-    process::Command,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::crash::{BIN, FreshDb, Procs, free_port, get_json, ready, service};
+use crate::crash::{FreshDb, Procs, free_port, get_json, ready, service, start_simulator};
 
 const CLIENTS: usize = 60;
 /// Requests per second per platform: the simulator's limit and the service's limiters.
@@ -29,20 +26,9 @@ async fn two_worker_processes_are_never_throttled_and_do_every_client_once() {
     let http = crate::support::http_client();
 
     // The simulator: its throttling answer above RATE requests a second per platform.
-    let sim_port = free_port();
-    let mut sim_cmd = Command::new(BIN);
-    sim_cmd
-        .args(["sim", "--port", &sim_port.to_string(), "--latency-ms", "50", "--rate-per-second", RATE])
-        .current_dir(dir.path())
-        .env_remove("DATABASE_URL")
-        .env("LOG_LEVEL", "warn");
-    let sim = procs.spawn("simulator", sim_cmd);
+    let sim_port =
+        start_simulator(&mut procs, dir.path(), &http, &["--latency-ms", "50", "--rate-per-second", RATE]).await;
     let stats_url = format!("http://127.0.0.1:{sim_port}/_sim/stats");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while http.get(&stats_url).send().await.is_err() {
-        assert!(procs.alive(sim) && Instant::now() < deadline, "the simulator did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 
     // The service's limiters at the simulator's rate; a worker runs 8 tasks at once, so both
     // workers stay busy for the whole run.

@@ -5,14 +5,11 @@
 //! a dead worker's tasks waited for before — while no task of the live worker, busy
 //! beyond the period, is taken from it, and no effect is repeated.
 
-use std::{
-    process::Command,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::crash::{BIN, FreshDb, Procs, free_port, get_json, ready, service};
+use crate::crash::{FreshDb, Procs, free_port, get_json, ready, service, start_simulator};
 
 const CLIENTS: usize = 12;
 const TAKEOVER_SECS: u64 = 2;
@@ -28,20 +25,8 @@ async fn a_killed_workers_tasks_are_taken_over_within_seconds_and_a_busy_ones_ne
     let http = crate::support::http_client();
 
     // The simulator in its own process; 400 ms a call makes an onboarding task take seconds.
-    let sim_port = free_port();
-    let mut sim_cmd = Command::new(BIN);
-    sim_cmd
-        .args(["sim", "--port", &sim_port.to_string(), "--latency-ms", "400"])
-        .current_dir(dir.path())
-        .env_remove("DATABASE_URL")
-        .env("LOG_LEVEL", "warn");
-    let sim = procs.spawn("simulator", sim_cmd);
+    let sim_port = start_simulator(&mut procs, dir.path(), &http, &["--latency-ms", "400"]).await;
     let stats_url = format!("http://127.0.0.1:{sim_port}/_sim/stats");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while http.get(&stats_url).send().await.is_err() {
-        assert!(procs.alive(sim) && Instant::now() < deadline, "the simulator did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
     let plan = http
         .post(format!("http://127.0.0.1:{sim_port}/_sim/clickup/config"))
         .json(&json!({"plan_limit_per_minute": 10_000}))
