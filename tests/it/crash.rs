@@ -212,6 +212,33 @@ pub(crate) fn service(
     cmd
 }
 
+/// `n` clients named `<name> 00…`, each with a WhatsApp number `<number>00…`, and an
+/// onboarding run over them (202). The run's id.
+pub(crate) async fn onboard_clients(
+    http: &reqwest::Client,
+    base: &str,
+    admin: &str,
+    (name, number): (&str, &str),
+    n: usize,
+) -> String {
+    let mut ids = vec![];
+    for i in 0..n {
+        let body = json!({"name": format!("{name} {i:02}"), "accounts": {"whatsapp": format!("{number}{i:02}")}});
+        let res = http.post(format!("{base}/v1/clients")).bearer_auth(admin).json(&body).send().await.unwrap();
+        assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+        ids.push(res.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string());
+    }
+    let res = http
+        .post(format!("{base}/v1/workflows/client-onboarding/runs"))
+        .bearer_auth(admin)
+        .json(&json!({"client_ids": ids}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202, "{}", res.text().await.unwrap());
+    res.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string()
+}
+
 pub(crate) async fn get_json(http: &reqwest::Client, url: &str, token: &str) -> Value {
     let res = http.get(url).bearer_auth(token).send().await.unwrap();
     assert!(res.status().is_success(), "GET {url}: {}", res.status());
@@ -274,23 +301,7 @@ async fn a_run_survives_sigkill_with_no_task_lost_and_no_effect_repeated() {
         .to_string();
 
     // (c) Clients with WhatsApp numbers, and an onboarding run over them.
-    let mut ids = vec![];
-    for i in 0..CLIENTS {
-        let body =
-            json!({"name": format!("Crash Client {i:02}"), "accounts": {"whatsapp": format!("+55119999900{i:02}")}});
-        let res = http.post(format!("{base}/v1/clients")).bearer_auth(&admin).json(&body).send().await.unwrap();
-        assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
-        ids.push(res.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string());
-    }
-    let res = http
-        .post(format!("{base}/v1/workflows/client-onboarding/runs"))
-        .bearer_auth(&admin)
-        .json(&json!({"client_ids": ids}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 202, "{}", res.text().await.unwrap());
-    let run = res.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+    let run = onboard_clients(&http, &base, &admin, ("Crash Client", "+55119999900"), CLIENTS).await;
     let run_url = format!("{base}/v1/runs/{run}");
 
     // (d) Some tasks done, not all: kill -9.

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::crash::{FreshDb, Procs, free_port, get_json, ready, service, start_simulator};
+use crate::crash::{FreshDb, Procs, free_port, get_json, onboard_clients, ready, service, start_simulator};
 
 const CLIENTS: usize = 12;
 const TAKEOVER_SECS: u64 = 2;
@@ -64,23 +64,7 @@ async fn a_killed_workers_tasks_are_taken_over_within_seconds_and_a_busy_ones_ne
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    let mut ids = vec![];
-    for i in 0..CLIENTS {
-        let body =
-            json!({"name": format!("Takeover Client {i:02}"), "accounts": {"whatsapp": format!("+55119999800{i:02}")}});
-        let res = http.post(format!("{base}/v1/clients")).bearer_auth(&admin).json(&body).send().await.unwrap();
-        assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
-        ids.push(res.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string());
-    }
-    let res = http
-        .post(format!("{base}/v1/workflows/client-onboarding/runs"))
-        .bearer_auth(&admin)
-        .json(&json!({"client_ids": ids}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 202, "{}", res.text().await.unwrap());
-    let run = res.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+    let run = onboard_clients(&http, &base, &admin, ("Takeover Client", "+55119999800"), CLIENTS).await;
 
     // Kill B once it runs tasks and one of them has been running a full take-over period:
     // its beats kept it its own meanwhile.
