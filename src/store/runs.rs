@@ -10,8 +10,8 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::event_payloads::RunEvent;
-use crate::domain::events::EventType;
 pub use crate::domain::run::{RunStatus, RunTrigger, TaskStatus};
+use crate::domain::{client::Client, events::EventType};
 
 pub const TASKS_CHANNEL: &str = "switchboard_tasks";
 
@@ -239,24 +239,71 @@ pub struct Claimed {
     pub max_attempts: i32,
 }
 
+/// Claimed tasks with the clients they run for, read in the claim's transaction.
+#[derive(Debug)]
+pub struct ClaimedBatch {
+    pub tasks: Vec<Claimed>,
+    pub clients: Vec<Client>,
+}
+
 /// Claims up to `limit` ready tasks for `worker` with a lease of `lease_secs`, oldest
 /// first, and marks their runs started — one statement and one commit for the batch.
 pub async fn claim(pool: &PgPool, worker: &str, lease_secs: f64, limit: i64) -> Result<Vec<Claimed>, sqlx::Error> {
-    // The ready tasks are read by walking `tasks_ready_idx` in its order and stopping at
-    // `limit`; never by collecting every ready task and sorting them. PostgreSQL picks
-    // the sort whenever its statistics say few tasks are queued — a fresh table, or a
-    // big run just created on a table of finished ones (autoanalyze waits for 10 % of
-    // the table to change) — and then each claim sorted the whole queue: 23 ms instead
-    // of 7 ms per claim of 100 at 20,000 queued (docs/decisions/0023). Disabling sorts
-    // for this transaction leaves the index walk as the only plan.
-    let mut tx = pool.begin().await?;
-    sqlx::query!("SET LOCAL enable_sort = off").execute(&mut *tx).await?;
+    let mut tx = begin_claim(pool).await?;
+    let tasks = claim_in(&mut tx, worker, lease_secs, limit).await?;
+    tx.commit().await?;
+    Ok(tasks)
+}
+
+/// [`claim`], and the clients of the claimed tasks read in the same transaction: the
+/// worker's whole round of claiming is four round trips and one commit that does not
+/// wait for the disk.
+pub async fn claim_with_clients(
+    pool: &PgPool,
+    worker: &str,
+    lease_secs: f64,
+    limit: i64,
+) -> Result<ClaimedBatch, sqlx::Error> {
+    let mut tx = begin_claim(pool).await?;
+    let tasks = claim_in(&mut tx, worker, lease_secs, limit).await?;
+    let mut ids: Vec<Uuid> = tasks.iter().map(|t| t.client_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let clients = if ids.is_empty() { vec![] } else { super::clients::find_many(&mut tx, &ids).await? };
+    tx.commit().await?;
+    Ok(ClaimedBatch { tasks, clients })
+}
+
+/// Opens a claim's transaction, its settings sent with `BEGIN` in one round trip.
+///
+/// `enable_sort = off`: the ready tasks are read by walking `tasks_ready_idx` in its order
+/// and stopping at the limit; never by collecting every ready task and sorting them.
+/// PostgreSQL picks the sort whenever its statistics say few tasks are queued — a fresh
+/// table, or a big run just created on a table of finished ones (autoanalyze waits for 10 %
+/// of the table to change) — and then each claim sorted the whole queue: 23 ms instead of
+/// 7 ms per claim of 100 at 20,000 queued (docs/decisions/0023).
+///
+/// `synchronous_commit = off`: a claim's commit does not wait for its WAL to reach the
+/// disk. Losing a claim in a database crash loses nothing: the task is queued again, as
+/// when its worker dies, and the worker's own outcome commit, which does wait, flushes
+/// the claim before it (WAL is written in order). Waiting here only made every claim
+/// pay a disk flush (decision 0023).
+async fn begin_claim(pool: &PgPool) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+    pool.begin_with("BEGIN; SET LOCAL enable_sort = off; SET LOCAL synchronous_commit = off").await
+}
+
+async fn claim_in(
+    conn: &mut PgConnection,
+    worker: &str,
+    lease_secs: f64,
+    limit: i64,
+) -> Result<Vec<Claimed>, sqlx::Error> {
     // The locked rows are found again by their `ctid` (a TID scan), not by an index
     // probe per id: a row we hold locked cannot move. The ids go through an array, not a
     // join: a generic plan does not know the LIMIT and would join them by hashing the
     // whole table. The runs update only touches runs still `queued` (their first claim):
     // later claims of a run take no lock on its row.
-    let claimed = sqlx::query_as!(
+    sqlx::query_as!(
         Claimed,
         r#"WITH claimed AS (
                UPDATE engine.tasks t
@@ -279,10 +326,8 @@ pub async fn claim(pool: &PgPool, worker: &str, lease_secs: f64, limit: i64) -> 
         lease_secs,
         limit
     )
-    .fetch_all(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(claimed)
+    .fetch_all(conn)
+    .await
 }
 
 /// Extends the leases `worker` holds on `ids`, in one statement. Returns the tasks whose

@@ -1,9 +1,9 @@
 //! The worker: claims ready tasks in batches (`FOR UPDATE SKIP LOCKED` + lease, one
 //! statement per batch), runs them concurrently up to a global cap, renews the leases
 //! of every task it holds in one statement, records successes in batches and settles
-//! runs. Claims overlap the running tasks: a claim is in flight while they run, and a
-//! few claimed tasks wait in a small buffer (`Prefetch`) so that a freed slot refills
-//! without a round trip. A reaper returns tasks of dead workers to the queue. Workers
+//! runs. Claims overlap the running tasks: up to two claims are on their way while they
+//! run, and a few claimed tasks wait in a small buffer so that a freed slot refills
+//! without a round trip (`pacing`). A reaper returns tasks of dead workers to the queue. Workers
 //! wake on `LISTEN switchboard_tasks` (one notification per run or requeue, never per
 //! task), with polling as the fallback, so any number of replicas can share one
 //! database. docs/decisions/0011-workflow-queue.md says why it is built this way.
@@ -27,6 +27,10 @@ use tokio::{
 };
 use tracing::Instrument;
 use uuid::Uuid;
+
+mod pacing;
+
+use pacing::{Asked, ClaimPacer};
 
 use super::{Runtime, StepError, TaskContext, context::RunInfo};
 use crate::{
@@ -120,28 +124,6 @@ impl Leases {
     }
 }
 
-/// How many claimed tasks to keep waiting beyond the free slots. A claim takes a round
-/// trip; the tasks that finish meanwhile leave their slots idle unless tasks are already
-/// waiting. So the target is twice the number that finished during the last claim (rising
-/// at once, decaying by a quarter per claim), capped at the concurrency: no-op tasks keep
-/// a full buffer and claims of a few hundred; tasks that take a second keep it near zero,
-/// so a worker never sits on tasks another worker could start.
-#[derive(Debug, Clone, Copy)]
-struct Prefetch {
-    target: usize,
-    cap: usize,
-}
-
-impl Prefetch {
-    fn new(cap: usize) -> Self {
-        Self { target: 0, cap }
-    }
-
-    fn observe(&mut self, finished_during_claim: usize) {
-        self.target = (finished_during_claim * 2).max(self.target * 3 / 4).min(self.cap);
-    }
-}
-
 impl Worker {
     pub fn new(runtime: Runtime, settings: WorkerSettings) -> Self {
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "local".into());
@@ -169,15 +151,11 @@ impl Worker {
         let heart = tokio::spawn(beat(self.runtime.clone(), self.id.clone(), self.settings.takeover / 5));
         let reaper = tokio::spawn(reap(self.runtime.clone(), self.settings.lease, self.settings.takeover));
         let keeper = tokio::spawn(self.clone().keep_leases());
-        let (claims_tx, mut claims) = mpsc::channel::<Result<Vec<Job>, sqlx::Error>>(1);
+        let (claims_tx, mut claims) = mpsc::channel::<(Asked, Result<Vec<Job>, sqlx::Error>)>(4);
         let concurrency = self.settings.concurrency;
         let mut running: JoinSet<()> = JoinSet::new();
         let mut buffer: VecDeque<Job> = VecDeque::new();
-        let mut prefetch = Prefetch::new(concurrency);
-        // The claim in flight (at most one): how many it asked for, and how many tasks
-        // finished since it was sent.
-        let mut claiming: Option<usize> = None;
-        let mut finished = 0;
+        let mut pacer = ClaimPacer::new(concurrency);
         // The last claim came back short: the queue is empty until a notification, or this poll.
         let mut idle_until: Option<Instant> = None;
         let mut stopping = *stop.borrow();
@@ -185,29 +163,23 @@ impl Worker {
         loop {
             while let Some(joined) = running.try_join_next() {
                 log_abnormal_end(joined);
-                finished += 1;
+                pacer.task_finished();
             }
             while !stopping && running.len() < concurrency {
                 let Some(job) = buffer.pop_front() else { break };
                 running.spawn(self.clone().execute(job, record_tx.clone()));
             }
-            if stopping && claiming.is_none() {
+            if stopping && pacer.in_flight() == 0 {
                 break;
             }
-            let free = concurrency - running.len();
-            let want = (free + prefetch.target).saturating_sub(buffer.len());
             if !stopping
-                && claiming.is_none()
                 && idle_until.is_none()
-                && want > 0
-                && (free > 0 || buffer.len() <= prefetch.target / 2)
+                && let Some(sent) = pacer.next(concurrency - running.len(), buffer.len())
             {
                 let (me, tx) = (self.clone(), claims_tx.clone());
                 tokio::spawn(async move {
-                    let _ = tx.send(me.claim(want).await).await;
+                    let _ = tx.send((sent, me.claim(sent.tasks).await)).await;
                 });
-                claiming = Some(want);
-                finished = 0;
             }
             let poll = async {
                 match idle_until {
@@ -216,9 +188,7 @@ impl Worker {
                 }
             };
             tokio::select! {
-                Some(claimed) = claims.recv() => {
-                    let asked = claiming.take().unwrap_or_default();
-                    prefetch.observe(finished);
+                Some((sent, claimed)) = claims.recv() => {
                     let got = match claimed {
                         Ok(jobs) => {
                             let got = jobs.len();
@@ -230,14 +200,14 @@ impl Worker {
                             0
                         }
                     };
-                    if got < asked {
+                    if pacer.answered(sent, got) {
                         let jitter = Duration::from_millis(rand::rng().random_range(0..200));
                         idle_until = Some(Instant::now() + self.settings.poll + jitter);
                     }
                 }
                 Some(joined) = running.join_next(), if !running.is_empty() => {
                     log_abnormal_end(joined);
-                    finished += 1;
+                    pacer.task_finished();
                 }
                 _ = wake.changed() => idle_until = None,
                 _ = poll => idle_until = None,
@@ -260,27 +230,18 @@ impl Worker {
         }
     }
 
-    /// Claims up to `limit` tasks and loads their clients, one statement each.
+    /// Claims up to `limit` tasks with their clients (one transaction).
     async fn claim(self: Arc<Self>, limit: usize) -> Result<Vec<Job>, sqlx::Error> {
-        let pool = &self.runtime.pool;
-        let tasks = store::runs::claim(pool, &self.id, self.settings.lease.as_secs_f64(), limit as i64).await?;
-        if tasks.is_empty() {
-            return Ok(vec![]);
-        }
-        let ids: Vec<Uuid> = tasks.iter().map(|t| t.client_id).collect();
-        let loaded = async {
-            let mut conn = pool.acquire().await?;
-            store::clients::find_many(&mut conn, &ids).await
-        };
-        let clients: HashMap<Uuid, Client> = match loaded.await {
-            Ok(clients) => clients.into_iter().map(|c| (c.id, c)).collect(),
-            Err(e) => {
-                // Give the batch back rather than leave it to the reaper.
-                self.give_back(tasks.iter().map(|t| t.id).collect()).await;
-                return Err(e);
-            }
-        };
-        Ok(tasks
+        let batch = store::runs::claim_with_clients(
+            &self.runtime.pool,
+            &self.id,
+            self.settings.lease.as_secs_f64(),
+            limit as i64,
+        )
+        .await?;
+        let clients: HashMap<Uuid, Client> = batch.clients.into_iter().map(|c| (c.id, c)).collect();
+        Ok(batch
+            .tasks
             .into_iter()
             .map(|task| {
                 let stop = self.leases.hold(task.id);
@@ -562,26 +523,5 @@ async fn reap(runtime: Runtime, lease: Duration, takeover: Duration) {
                 Err(e) => tracing::warn!(error = %e, why, "reaping the tasks of stopped workers failed"),
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Prefetch;
-
-    #[test]
-    fn the_prefetch_target_follows_what_finishes_during_a_claim() {
-        let mut p = Prefetch::new(100);
-        assert_eq!(p.target, 0, "nothing waits before anything is known");
-        p.observe(30);
-        assert_eq!(p.target, 60, "twice what finished while the claim was on its way");
-        p.observe(80);
-        assert_eq!(p.target, 100, "never more than the concurrency");
-        p.observe(0);
-        assert_eq!(p.target, 75, "decays by a quarter when tasks turn slow");
-        for _ in 0..20 {
-            p.observe(0);
-        }
-        assert_eq!(p.target, 0, "slow tasks keep no buffer");
     }
 }

@@ -98,6 +98,33 @@ async fn a_task_outliving_its_lease_keeps_it_while_its_worker_lives(pool: PgPool
     b.stop().await;
 }
 
+/// A claim reads its tasks' clients in its own transaction: each client once, however
+/// many of the batch's tasks are its, and the claim is committed when it returns (another
+/// worker cannot take the same tasks).
+#[sqlx::test]
+async fn a_claim_brings_each_client_of_its_tasks_once(pool: PgPool) {
+    let app = TestApp::new(pool.clone()).await;
+    let state = state_with(&app, vec![std::sync::Arc::new(Probe::new("probe"))]);
+    let ids = clients(&app, "Claimed", 3).await;
+    start_run(&state, "probe", &ids, false).await;
+    start_run(&state, "probe", &ids[..1], false).await;
+    let batch = store::runs::claim_with_clients(&pool, "w1", 30.0, 10).await.unwrap();
+    assert_eq!(batch.tasks.len(), 4, "three tasks of the first run, one of the second");
+    let mut brought: Vec<Uuid> = batch.clients.iter().map(|c| c.id).collect();
+    brought.sort();
+    let mut expected = ids.clone();
+    expected.sort();
+    assert_eq!(brought, expected, "each client once, the shared one too");
+    assert!(batch.tasks.iter().all(|t| brought.contains(&t.client_id)));
+    assert!(store::runs::claim_with_clients(&pool, "w2", 30.0, 10).await.unwrap().tasks.is_empty());
+    let held: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM engine.tasks WHERE locked_by = 'w1' AND status = 'running'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(held, 4, "the claim is committed");
+}
+
 #[sqlx::test]
 async fn renewing_leases_reports_lost_ones_and_canceled_runs(pool: PgPool) {
     let app = TestApp::new(pool.clone()).await;
