@@ -21,6 +21,7 @@ RUN mkdir src \
     && cargo build --release --locked --bin switchboard \
     && rm -rf src
 
+COPY build.rs build.rs
 COPY src src
 COPY migrations migrations
 # The report fonts are compiled into the binary (src/render/text.rs).

@@ -210,8 +210,12 @@ fn embedded_files() -> Vec<String> {
 
 #[test]
 fn the_image_build_copies_every_file_the_binary_embeds() {
-    let embedded = embedded_files();
+    let mut embedded = embedded_files();
     assert!(embedded.iter().any(|f| f == "migrations"), "the scan finds sqlx::migrate!: {embedded:?}");
+    // The build script is part of the build as much as what the binary embeds.
+    if Path::new(env!("CARGO_MANIFEST_DIR")).join("build.rs").exists() {
+        embedded.push("build.rs".into());
+    }
     assert!(embedded.iter().any(|f| f.starts_with("assets/fonts/")), "the scan finds the fonts: {embedded:?}");
     let dockerfile = read("Dockerfile");
     let builder = dockerfile.split("FROM ").nth(1).expect("a builder stage");
@@ -235,4 +239,17 @@ fn the_image_build_copies_every_file_the_binary_embeds() {
         assert!(copied.contains(&top), "the Dockerfile's builder stage does not COPY `{top}` ({file} is embedded)");
         assert!(!ignored.iter().any(|i| i == top), ".dockerignore leaves out `{top}` ({file} is embedded)");
     }
+}
+
+/// `sqlx::migrate!` reads `migrations/` without cargo knowing: without the build script's
+/// `rerun-if-changed`, a new migration alone left an incremental build with the old set.
+#[test]
+fn a_new_migration_rebuilds_the_binary() {
+    let embedded = embedded_files();
+    assert!(embedded.iter().any(|f| f == "migrations"), "the binary embeds migrations/");
+    let build = read("build.rs");
+    assert!(
+        build.lines().any(|l| l.contains("\"cargo:rerun-if-changed=migrations\"")),
+        "build.rs must tell cargo to rebuild when migrations/ changes"
+    );
 }
