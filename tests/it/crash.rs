@@ -152,6 +152,19 @@ pub(crate) async fn start_simulator(procs: &mut Procs, dir: &Path, http: &reqwes
     port
 }
 
+/// Puts the simulated ClickUp workspace on the Enterprise plan (10,000 calls a minute per
+/// token). The default plan (100 a minute) would make an onboarding run wait out a minute,
+/// not behave differently.
+pub(crate) async fn clickup_enterprise_plan(http: &reqwest::Client, sim_port: u16) {
+    let plan = http
+        .post(format!("http://127.0.0.1:{sim_port}/_sim/clickup/config"))
+        .json(&json!({"plan_limit_per_minute": 10_000}))
+        .send()
+        .await
+        .unwrap();
+    assert!(plan.status().is_success(), "{}", plan.text().await.unwrap_or_default());
+}
+
 /// The service's environment: a fresh database and every platform at the simulator.
 pub(crate) fn service(
     dir: &Path,
@@ -277,15 +290,7 @@ async fn a_run_survives_sigkill_with_no_task_lost_and_no_effect_repeated() {
     // (a) The simulator in a process of its own, so it outlives the service.
     let sim_port = start_simulator(&mut procs, dir.path(), &http, &["--latency-ms", "300"]).await;
     let stats_url = format!("http://127.0.0.1:{sim_port}/_sim/stats");
-    // ClickUp's default plan limit (100 calls a minute per token) would make the run wait out
-    // a minute, not behave differently: the workspace is on Enterprise (10,000) here.
-    let plan = http
-        .post(format!("http://127.0.0.1:{sim_port}/_sim/clickup/config"))
-        .json(&json!({"plan_limit_per_minute": 10_000}))
-        .send()
-        .await
-        .unwrap();
-    assert!(plan.status().is_success(), "{}", plan.text().await.unwrap_or_default());
+    clickup_enterprise_plan(&http, sim_port).await;
 
     // (b) The service (role all), four tasks at a time so the run takes a few waves.
     let port = free_port();

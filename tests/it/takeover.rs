@@ -7,9 +7,11 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use crate::crash::{FreshDb, Procs, free_port, get_json, onboard_clients, ready, service, start_simulator};
+use crate::crash::{
+    FreshDb, Procs, clickup_enterprise_plan, free_port, get_json, onboard_clients, ready, service, start_simulator,
+};
 
 const CLIENTS: usize = 12;
 const TAKEOVER_SECS: u64 = 2;
@@ -27,13 +29,7 @@ async fn a_killed_workers_tasks_are_taken_over_within_seconds_and_a_busy_ones_ne
     // The simulator in its own process; 400 ms a call makes an onboarding task take seconds.
     let sim_port = start_simulator(&mut procs, dir.path(), &http, &["--latency-ms", "400"]).await;
     let stats_url = format!("http://127.0.0.1:{sim_port}/_sim/stats");
-    let plan = http
-        .post(format!("http://127.0.0.1:{sim_port}/_sim/clickup/config"))
-        .json(&json!({"plan_limit_per_minute": 10_000}))
-        .send()
-        .await
-        .unwrap();
-    assert!(plan.status().is_success());
+    clickup_enterprise_plan(&http, sim_port).await;
 
     let takeover = TAKEOVER_SECS.to_string();
     let extra = [("WORKER_CONCURRENCY", "4"), ("TASK_LEASE_SECS", "60"), ("WORKER_TAKEOVER_SECS", takeover.as_str())];
